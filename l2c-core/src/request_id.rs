@@ -1,0 +1,227 @@
+//! Request ids for logs and error bodies that never invent an idempotency key.
+//!
+//! [`RequestIdLayer`] reads `X-Request-Id` as the client sent it or generates a fresh one, puts it
+//! in the request's extensions as a [`RequestId`] and echoes it on the response. Unlike
+//! tower-http's `SetRequestIdLayer`, it never writes the header into the *request*, so an
+//! idempotency layer further in still sees only what the client sent (the spec uses
+//! `X-Request-Id` as the idempotency key; a generated one would make every request look unique).
+//!
+//! ```
+//! use http::{Request, Response};
+//! use l2c_core::{RequestId, RequestIdLayer};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let svc = ServiceBuilder::new().layer(RequestIdLayer::new()).service(service_fn(
+//!     |req: Request<String>| async move {
+//!         // The header is not invented on the request...
+//!         assert!(req.headers().get("x-request-id").is_none());
+//!         // ...but the id is there for logs and problem bodies.
+//!         assert!(req.extensions().get::<RequestId>().is_some());
+//!         Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+//!     },
+//! ));
+//! let res = svc.oneshot(Request::new(String::new())).await.unwrap();
+//! assert!(res.headers().contains_key("x-request-id"));
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderName, HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// The `x-request-id` header name.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of one request, as found in the request's extensions.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(Arc<str>);
+
+impl RequestId {
+    /// Wraps an id.
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        Self(id.into())
+    }
+
+    /// A fresh random id (UUID v4).
+    pub fn generate() -> Self {
+        Self::new(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `value` is acceptable as a client-sent id: 1–255 visible ASCII characters.
+    pub fn is_valid(value: &[u8]) -> bool {
+        !value.is_empty() && value.len() <= 255 && value.iter().all(|b| (0x21..=0x7e).contains(b))
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Adds a [`RequestId`] to every request's extensions and echoes it as `X-Request-Id`.
+///
+/// A client-sent `X-Request-Id` of 1–255 visible ASCII characters is kept as is; otherwise a UUID
+/// v4 is generated. The response header is only set when the inner service did not set one.
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct RequestIdLayer {
+    _priv: (),
+}
+
+impl RequestIdLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        Self { _priv: () }
+    }
+}
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner }
+    }
+}
+
+/// The service made by [`RequestIdLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestIdService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = RequestIdFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let sent = req
+            .headers()
+            .get(&X_REQUEST_ID)
+            .filter(|v| RequestId::is_valid(v.as_bytes()));
+        let (id, header) = match sent {
+            Some(value) => (
+                // Visible ASCII is valid UTF-8.
+                RequestId::new(value.to_str().unwrap_or_default()),
+                value.clone(),
+            ),
+            None => {
+                let id = RequestId::generate();
+                let header = HeaderValue::from_str(id.as_str())
+                    .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+                (id, header)
+            }
+        };
+        req.extensions_mut().insert(id);
+        RequestIdFuture {
+            inner: self.inner.call(req),
+            header: Some(header),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`RequestIdService`].
+    #[derive(Debug)]
+    pub struct RequestIdFuture<F> {
+        #[pin]
+        inner: F,
+        header: Option<HeaderValue>,
+    }
+}
+
+impl<F, B, E> Future for RequestIdFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(header) = this.header.take() {
+            res.headers_mut()
+                .entry(X_REQUEST_ID.clone())
+                .or_insert(header);
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    async fn echo(req: Request<()>) -> Result<Response<String>, Infallible> {
+        let id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+        Ok(Response::new(id.unwrap_or_default()))
+    }
+
+    #[tokio::test]
+    async fn client_sent_id_is_kept_and_echoed() {
+        let svc = ServiceBuilder::new()
+            .layer(RequestIdLayer::new())
+            .service(service_fn(echo));
+        let req = Request::builder()
+            .header("x-request-id", "abc-123")
+            .body(())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.headers()["x-request-id"], "abc-123");
+        assert_eq!(res.body(), "abc-123");
+    }
+
+    #[tokio::test]
+    async fn invalid_id_is_replaced_with_a_generated_one() {
+        let svc = ServiceBuilder::new()
+            .layer(RequestIdLayer::new())
+            .service(service_fn(echo));
+        let req = Request::builder()
+            .header("x-request-id", "has space")
+            .body(())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        let echoed = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_ne!(echoed, "has space");
+        assert_eq!(res.body(), &echoed);
+        assert_eq!(echoed.len(), 36);
+    }
+
+    #[test]
+    fn validity_rule_is_one_to_255_visible_ascii() {
+        assert!(RequestId::is_valid(b"a"));
+        assert!(RequestId::is_valid(&[b'x'; 255]));
+        assert!(!RequestId::is_valid(&[b'x'; 256]));
+        assert!(!RequestId::is_valid(b""));
+        assert!(!RequestId::is_valid("é".as_bytes()));
+    }
+}

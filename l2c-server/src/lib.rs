@@ -1,0 +1,2 @@
+//! The L2C open platform reference server.
+#![warn(missing_docs)]
