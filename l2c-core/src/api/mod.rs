@@ -4,3 +4,4 @@
 //! [`oauth`], which keeps RFC 6749's snake_case.
 
 pub mod oauth;
+pub mod status;
