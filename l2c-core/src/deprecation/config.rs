@@ -1,13 +1,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, Days, Months, Utc};
+use chrono::{DateTime, Months, Utc};
 use http::HeaderValue;
 
 use crate::clock::{Clock, SystemClock};
-
-/// The shortest announced window, in days, whatever the calendar says.
-pub const MIN_WINDOW_DAYS: u64 = 183;
 
 /// Why a [`Deprecation`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,26 +63,21 @@ impl fmt::Debug for Deprecation {
 }
 
 impl Deprecation {
-    /// The earliest sunset allowed for a deprecation at `deprecated_at`: the later of
+    /// The earliest sunset allowed for a deprecation at `deprecated_at`: the same time on the
+    /// same calendar day six months later (UTC; a day that month lacks, such as 31 August →
+    /// February, becomes that month's last day).
     ///
-    /// - the same time on the same calendar day six months later (UTC; a day that month lacks,
-    ///   such as 31 August → February, becomes that month's last day), and
-    /// - 183 days later.
-    ///
-    /// So 2026-03-01 → 2026-09-01 (184 days), but 2026-01-01 → 2026-07-03 and
-    /// 2026-12-01 → 2027-06-02, because 1 July and 1 June are only 181 and 182 days on.
+    /// So 2026-03-01 → 2026-09-01 and 2026-12-01 → 2027-06-01: the spec promises "six months",
+    /// which is a calendar window, not a count of days (a 183-day floor would refuse the
+    /// operator's natural `2026-12-01,2027-06-01`).
     ///
     /// # Errors
     ///
     /// [`ConfigError::OutOfRange`] near the end of the representable dates.
     pub fn minimum_sunset(deprecated_at: DateTime<Utc>) -> Result<DateTime<Utc>, ConfigError> {
-        let calendar = deprecated_at
+        deprecated_at
             .checked_add_months(Months::new(6))
-            .ok_or(ConfigError::OutOfRange)?;
-        let floor = deprecated_at
-            .checked_add_days(Days::new(MIN_WINDOW_DAYS))
-            .ok_or(ConfigError::OutOfRange)?;
-        Ok(calendar.max(floor))
+            .ok_or(ConfigError::OutOfRange)
     }
 
     /// A deprecation announced for `deprecated_at` (past or future) with the version retired at

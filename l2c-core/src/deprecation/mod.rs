@@ -55,8 +55,8 @@
 //! # });
 //! ```
 //!
-//! A sunset too close to the deprecation is refused when the layer is built — here six calendar
-//! months, but only 182 days:
+//! A sunset less than six calendar months after the deprecation is refused when the layer is
+//! built:
 //!
 //! ```
 //! use chrono::{TimeZone, Utc};
@@ -64,7 +64,7 @@
 //!
 //! let err = Deprecation::new(
 //!     Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
-//!     Utc.with_ymd_and_hms(2027, 6, 1, 0, 0, 0).unwrap(),
+//!     Utc.with_ymd_and_hms(2027, 5, 31, 23, 59, 59).unwrap(),
 //! )
 //! .unwrap_err();
 //! assert!(matches!(err, ConfigError::SunsetTooEarly { .. }));
@@ -78,7 +78,7 @@ mod service;
 #[cfg(test)]
 mod tests;
 
-pub use config::{ConfigError, Deprecation, MIN_WINDOW_DAYS};
+pub use config::{ConfigError, Deprecation};
 pub use future::ResponseFuture;
 pub use layer::DeprecationLayer;
 pub use service::Deprecated;

@@ -48,36 +48,33 @@ fn app(clock: &MockClock, calls: Arc<AtomicUsize>) -> Svc {
 
 #[test]
 fn the_six_month_window_is_exact() {
-    // Calendar rule wins: 1 March → 1 September is 184 days.
+    // Same calendar day six months later.
     assert_eq!(
         Deprecation::minimum_sunset(utc(2026, 3, 1, 0, 0, 0)).unwrap(),
         utc(2026, 9, 1, 0, 0, 0)
     );
-    // 183-day floor wins: 1 January → 1 July is only 181 days.
     assert_eq!(
         Deprecation::minimum_sunset(utc(2026, 1, 1, 12, 0, 0)).unwrap(),
-        utc(2026, 7, 3, 12, 0, 0)
+        utc(2026, 7, 1, 12, 0, 0)
     );
-    // 31 August has no 31 February; the calendar gives 28 February, the floor 2 March.
+    // 31 August has no 31 February: the last day of February.
     assert_eq!(
         Deprecation::minimum_sunset(utc(2026, 8, 31, 0, 0, 0)).unwrap(),
-        utc(2027, 3, 2, 0, 0, 0)
+        utc(2027, 2, 28, 0, 0, 0)
     );
 
-    // 1 December → 1 June is six calendar months but only 182 days: refused; 2 June is the
-    // earliest sunset.
+    // 1 December → 1 June is six calendar months: accepted; one second earlier is refused.
     let dep = utc(2026, 12, 1, 0, 0, 0);
-    assert!(Deprecation::new(dep, utc(2027, 6, 2, 0, 0, 0)).is_ok());
-    let err = Deprecation::new(dep, utc(2027, 6, 1, 0, 0, 0)).unwrap_err();
+    assert!(Deprecation::new(dep, utc(2027, 6, 1, 0, 0, 0)).is_ok());
+    let err = Deprecation::new(dep, utc(2027, 5, 31, 23, 59, 59)).unwrap_err();
     assert_eq!(
         err,
         ConfigError::SunsetTooEarly {
             deprecated: dep,
-            sunset: utc(2027, 6, 1, 0, 0, 0),
-            minimum: utc(2027, 6, 2, 0, 0, 0),
+            sunset: utc(2027, 5, 31, 23, 59, 59),
+            minimum: utc(2027, 6, 1, 0, 0, 0),
         }
     );
-    assert!(Deprecation::new(dep, utc(2027, 6, 1, 23, 59, 59)).is_err());
     // Sunset before deprecation, and equal to it.
     assert!(Deprecation::new(dep, utc(2026, 11, 1, 0, 0, 0)).is_err());
     assert!(Deprecation::new(dep, dep).is_err());
