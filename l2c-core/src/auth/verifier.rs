@@ -445,7 +445,7 @@ impl TokenVerifier {
         let mut signature = [0u8; 64];
         let signature_len = URL_SAFE_NO_PAD
             .decode_slice(signature_b64, &mut signature)
-            .map_err(|_| TokenError::Malformed)?;
+            .map_err(|_| TokenError::BadSignature)?;
         match &key.material {
             KeyMaterial::Hs256(mac) => {
                 let mut mac = mac.clone();
