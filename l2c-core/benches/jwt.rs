@@ -71,6 +71,18 @@ fn bench_alg(c: &mut Criterion, name: &str, key: SigningKey, jwt_key: DecodingKe
     }));
     let authorization = http::HeaderValue::from_str(&format!("Bearer {token}"))
         .unwrap_or_else(|e| panic!("header: {e}"));
+    // The same request through the bare mock service, for the layer's own share.
+    let mut bare = service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(Vec::<u8>::new()))
+    });
+    c.bench_function(&format!("layer/{name}_bare_baseline"), |b| {
+        b.iter(|| {
+            let mut req = Request::new(());
+            req.headers_mut()
+                .insert(http::header::AUTHORIZATION, authorization.clone());
+            bare.call(req).now_or_never()
+        })
+    });
     c.bench_function(&format!("layer/{name}_cached"), |b| {
         b.iter(|| {
             let mut req = Request::new(());
