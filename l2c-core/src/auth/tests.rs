@@ -317,3 +317,16 @@ fn tokens_sharing_a_signature_tail_never_share_an_entry() {
     assert!(cache.get(format!("c{a}").as_bytes(), 1).is_none());
     assert_eq!(cache.len(), 2);
 }
+
+#[cfg(feature = "api")]
+#[test]
+fn issued_token_converts_to_the_oauth_response() {
+    let issuer = TokenIssuer::new("iss", "aud", HmacKey::generate().into());
+    let token = issuer.issue(&ClientId::new("c1"), Scopes::one(Scope::OrdersRead));
+    let access_token = token.access_token.clone();
+    let response = crate::api::oauth::TokenResponse::from(token);
+    assert_eq!(response.access_token, access_token);
+    assert_eq!(response.expires_in, 7200);
+    assert_eq!(response.token_type, "Bearer");
+    assert_eq!(response.scope.as_deref(), Some("orders:read"));
+}
