@@ -20,7 +20,8 @@
 //!     service_fn(move |_req: Request<Full<Bytes>>| {
 //!         let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
 //!         async move {
-//!             let mut res = Response::new(Full::from(format!("{{\"leadId\":{n}}}")));
+//!             let body = Bytes::from(format!("{{\"leadId\":{n}}}"));
+//!             let mut res = Response::new(Full::new(body));
 //!             *res.status_mut() = StatusCode::CREATED;
 //!             Ok::<_, std::convert::Infallible>(res)
 //!         }
