@@ -1,5 +1,6 @@
 //! `IdempotencyLayer` drops into axum as is: `Router::layer` and `route_layer` with axum's `Body`
 //! on both sides (the layer keeps the request body type and rebuilds bodies `From<Bytes>`).
+#![allow(clippy::unwrap_used)] // test helpers
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
