@@ -123,6 +123,32 @@
 //! unique); [`RequestIdLayer`](crate::RequestIdLayer) is safe anywhere since it only puts the id
 //! in the extensions.
 //!
+//! In axum (the body types fit, see above), with the token endpoint on a router of its own:
+//!
+//! ```text
+//! let store: Arc<dyn IdempotencyStore> = match redis_url {
+//!     Some(url) => {
+//!         let redis = RedisIdempotencyStore::open(url, "l2c-prod")?; // one key space per prefix
+//!         redis.connect().await?;                                    // fail at start-up, not later
+//!         Arc::new(redis)
+//!     }
+//!     None => Arc::new(MemoryIdempotencyStore::new()),
+//! };
+//! let mobile = Router::new()
+//!     .route("/leads/hook", post(leads::hook))
+//!     .route("/orders/sync", post(orders::sync))
+//!     .layer(
+//!         ServiceBuilder::new()                // outermost first
+//!             .layer(jwt_auth)                 // puts AuthenticatedClient in the extensions
+//!             .layer(rate_limit)
+//!             .layer(IdempotencyLayer::new().with_store(store)),
+//!     );
+//! let app = Router::new()
+//!     .nest("/api/mobile", mobile)
+//!     .route("/api/oauth/token", post(token))   // exempt
+//!     .layer(RequestIdLayer::new());            // echo only; never writes the request header
+//! ```
+//!
 //! # Stores
 //!
 //! [`MemoryIdempotencyStore`] (the default) for one process; with the `redis` feature,
