@@ -398,10 +398,12 @@ where
     };
 
     if parts.status.is_server_error() && !config.store_server_errors {
-        guard.disarm();
+        // Disarmed only afterwards: if this future is dropped mid-release the guard still frees
+        // the key.
         if let Err(error) = store.release(&record_key, &token).await {
             tracing::warn!(%error, "failed to release an idempotency lease; it will expire");
         }
+        guard.disarm();
     } else {
         let mut headers = HeaderMap::new();
         for name in &config.stored_headers {
