@@ -120,6 +120,25 @@ pub enum ClientCommand {
     },
 }
 
+/// A secret given on the command line: validated later, so clap never echoes it in an error,
+/// and redacted in `Debug`.
+#[derive(Clone)]
+pub struct SecretArg(String);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(<redacted>)")
+    }
+}
+
 fn parse_scopes(s: &str) -> Result<Scopes, UnknownScope> {
     s.parse()
 }
@@ -138,7 +157,7 @@ pub struct ServeArgs {
     pub redis_url: Option<String>,
     /// HS256 signing secret (UTF-8, at least 32 bytes). Unset: generated once, kept in the database.
     #[arg(long, env = "L2C_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<JwtSecret>,
+    pub jwt_secret: Option<SecretArg>,
     /// The tokens' issuer (`iss`).
     #[arg(long, env = "L2C_ISSUER", default_value = crate::config::DEFAULT_ISSUER)]
     pub issuer: String,
@@ -181,7 +200,11 @@ impl ServeArgs {
             listen: self.listen,
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
-            jwt_secret: self.jwt_secret.clone(),
+            jwt_secret: self
+                .jwt_secret
+                .as_ref()
+                .map(|s| s.0.parse::<JwtSecret>())
+                .transpose()?,
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             rate_limit: self.rate_limit,
