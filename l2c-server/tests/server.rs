@@ -30,6 +30,22 @@ async fn healthz_and_readyz() {
 }
 
 #[tokio::test]
+async fn wrong_method_and_unknown_path_are_problems() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let res = s.http().post(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert!(res.headers()["allow"].to_str().unwrap().contains("GET"));
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let res = s.http().get(s.url("/no/such/path")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "not_found");
+    assert_eq!(body["requestId"], id.as_str());
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn jwks_lists_no_secret_keys() {
     let s = TestServer::start(Backend::Sqlite).await;
     let res = s
