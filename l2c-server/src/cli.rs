@@ -7,6 +7,7 @@
 //! | `--listen` | `L2C_LISTEN` | `127.0.0.1:8080` |
 //! | `--database-url` | `L2C_DATABASE_URL` | `sqlite://l2c.db?mode=rwc` |
 //! | `--redis-url` | `L2C_REDIS_URL` | none (in-memory limits) |
+//! | `--jwt-algorithm` | `L2C_JWT_ALGORITHM` | `hs256` (or `eddsa`: Ed25519, public key in the JWKS) |
 //! | `--jwt-secret` | `L2C_JWT_SECRET` | none (key generated once, kept in the database) |
 //! | `--issuer` | `L2C_ISSUER` | `l2c` |
 //! | `--audience` | `L2C_AUDIENCE` | `l2c-api` |
@@ -34,7 +35,7 @@ use clap::{Args, Parser, Subcommand};
 use l2c_core::Scopes;
 use l2c_core::identity::UnknownScope;
 
-use crate::config::{Config, ConfigError, JwtSecret, RateSpec, TlsFiles};
+use crate::config::{Config, ConfigError, JwtAlgorithm, JwtSecret, RateSpec, TlsFiles};
 use crate::store::{Db, NewClient};
 
 /// `l2c-server`: the L2C open platform reference server.
@@ -155,6 +156,9 @@ pub struct ServeArgs {
     /// Redis for rate limits and idempotency shared by replicas (in memory when unset).
     #[arg(long, env = "L2C_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Token signature: `hs256` (shared secret) or `eddsa` (Ed25519, public key in the JWKS).
+    #[arg(long, env = "L2C_JWT_ALGORITHM", default_value = "hs256")]
+    pub jwt_algorithm: JwtAlgorithm,
     /// HS256 signing secret (UTF-8, at least 32 bytes). Unset: generated once, kept in the database.
     #[arg(long, env = "L2C_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretArg>,
@@ -200,6 +204,7 @@ impl ServeArgs {
             listen: self.listen,
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
+            jwt_algorithm: self.jwt_algorithm,
             jwt_secret: self
                 .jwt_secret
                 .as_ref()

@@ -54,6 +54,12 @@ pub enum ConfigError {
     /// The certificate or key file could not be used.
     #[error("TLS configuration: {0}")]
     Tls(String),
+    /// `--jwt-algorithm` is neither `hs256` nor `eddsa`.
+    #[error("unknown JWT algorithm `{0}`: expected hs256 or eddsa")]
+    UnknownJwtAlgorithm(String),
+    /// `L2C_JWT_SECRET` was given with `--jwt-algorithm eddsa`, which does not use it.
+    #[error("L2C_JWT_SECRET is an HS256 secret; it cannot be used with --jwt-algorithm eddsa")]
+    SecretWithEdDsa,
     /// The database URL is neither `sqlite:` nor `postgres://`.
     #[error("unsupported database URL: expected sqlite://… or postgres://…")]
     UnsupportedDatabaseUrl,
@@ -182,6 +188,40 @@ impl fmt::Debug for JwtSecret {
     }
 }
 
+/// How access tokens are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum JwtAlgorithm {
+    /// HS256 with `L2C_JWT_SECRET` or a generated shared secret (the default). Nothing is
+    /// published in the JWKS: verifying needs the secret.
+    #[default]
+    Hs256,
+    /// EdDSA (Ed25519) with a key pair generated once and kept in the database; the public key is
+    /// published at `/.well-known/jwks.json`, so other services verify tokens without a secret.
+    EdDsa,
+}
+
+impl FromStr for JwtAlgorithm {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "hs256" => Ok(JwtAlgorithm::Hs256),
+            "eddsa" | "ed25519" => Ok(JwtAlgorithm::EdDsa),
+            _ => Err(ConfigError::UnknownJwtAlgorithm(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for JwtAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JwtAlgorithm::Hs256 => "HS256",
+            JwtAlgorithm::EdDsa => "EdDSA",
+        })
+    }
+}
+
 /// Certificate chain and private key files (PEM) for serving HTTPS directly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -201,6 +241,8 @@ pub struct Config {
     pub database_url: String,
     /// Redis for shared rate-limit and idempotency state; in-memory state when `None`.
     pub redis_url: Option<String>,
+    /// How tokens are signed.
+    pub jwt_algorithm: JwtAlgorithm,
     /// The HS256 signing secret; generated once and kept in the database when `None`.
     pub jwt_secret: Option<JwtSecret>,
     /// The tokens' `iss`.
@@ -224,6 +266,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             redis_url: None,
+            jwt_algorithm: JwtAlgorithm::Hs256,
             jwt_secret: None,
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_AUDIENCE.to_owned(),
@@ -240,10 +283,14 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::UnsupportedDatabaseUrl`] for a database URL of another scheme.
+    /// [`ConfigError::UnsupportedDatabaseUrl`] for a database URL of another scheme,
+    /// [`ConfigError::SecretWithEdDsa`] for an HS256 secret given with EdDSA.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if crate::store::Backend::from_url(&self.database_url).is_none() {
             return Err(ConfigError::UnsupportedDatabaseUrl);
+        }
+        if self.jwt_algorithm == JwtAlgorithm::EdDsa && self.jwt_secret.is_some() {
+            return Err(ConfigError::SecretWithEdDsa);
         }
         Ok(())
     }

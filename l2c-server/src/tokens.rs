@@ -4,17 +4,19 @@
 //! `l2c-env-<first 8 hex digits of its SHA-256>`, so a changed secret is visible in token
 //! headers without revealing anything). Without it, the key `l2c-hs256-1` is generated once and
 //! kept in the `signing_keys` table (see [`store::keys`](crate::store::keys)), so restarts and
-//! replicas sharing the database agree.
+//! replicas sharing the database agree. With `--jwt-algorithm eddsa`, an Ed25519 key pair
+//! `l2c-ed25519-1` is generated and kept the same way, and its public half is served in the JWKS.
 
 use std::fmt;
 use std::sync::Arc;
 
-use l2c_core::auth::{HmacKey, IssuedToken, SigningKey, TokenIssuer, TokenVerifier};
+use l2c_core::auth::{Ed25519Key, HmacKey, IssuedToken, SigningKey, TokenIssuer, TokenVerifier};
 use l2c_core::clock::Clock;
 use l2c_core::{ClientId, Scopes};
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::config::{Config, JwtAlgorithm};
+use crate::store::keys::DEFAULT_ED25519_KEY_ID;
 use crate::store::{Db, StoreError};
 
 /// Why the token machinery could not be set up.
@@ -53,8 +55,21 @@ impl Tokens {
         db: &Db,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, TokensError> {
-        let key = match &config.jwt_secret {
-            Some(secret) => {
+        let key = match (&config.jwt_secret, config.jwt_algorithm) {
+            (_, JwtAlgorithm::EdDsa) => {
+                let stored = db
+                    .keys()
+                    .get_or_insert(DEFAULT_ED25519_KEY_ID, "EdDSA", || {
+                        Ed25519Key::generate(DEFAULT_ED25519_KEY_ID)
+                            .map(|k| k.to_pkcs8_der())
+                            .unwrap_or_default()
+                    })
+                    .await?;
+                let key = Ed25519Key::from_pkcs8_der(stored.id, &stored.material)
+                    .map_err(|e| TokensError::Key(e.to_string()))?;
+                SigningKey::Ed25519(key)
+            }
+            (Some(secret), _) => {
                 let kid = format!(
                     "l2c-env-{}",
                     &hex::encode(Sha256::digest(secret.as_bytes()))[..8]
@@ -63,7 +78,7 @@ impl Tokens {
                     HmacKey::new(secret.as_bytes()).map_err(|e| TokensError::Key(e.to_string()))?;
                 SigningKey::Hmac(key, Some(kid))
             }
-            None => {
+            (None, _) => {
                 let stored = db.keys().hs256_or_generate().await?;
                 let key =
                     HmacKey::new(&stored.material).map_err(|e| TokensError::Key(e.to_string()))?;

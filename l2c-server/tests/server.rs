@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use l2c_core::Scopes;
-use l2c_server::config::{Config, TlsFiles};
+use l2c_server::config::{Config, JwtAlgorithm, TlsFiles};
 use l2c_server::testing::{Backend, TestDb, TestOptions, TestServer};
 use serde_json::Value;
 
@@ -219,6 +219,61 @@ async fn replicas_racing_on_an_empty_database_agree_on_one_key() {
         db.close().await;
         test_db.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn eddsa_tokens_verify_with_the_published_jwks() {
+    for backend in Backend::available() {
+        let mut options = TestOptions::default();
+        options.config.jwt_algorithm = JwtAlgorithm::EdDsa;
+        let s = TestServer::start_with(backend, options.clone()).await;
+        let c = s.create_client(Scopes::all()).await;
+        let token = s.token(&c).await;
+        let jwks: Value = s
+            .http()
+            .get(s.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(jwks["keys"][0]["kty"], "OKP");
+        assert_eq!(jwks["keys"][0]["kid"], "l2c-ed25519-1");
+        assert!(jwks["keys"][0].get("d").is_none(), "never the private key");
+
+        // A verifier that knows only the JWKS accepts the token.
+        let published = l2c_core::auth::Jwks::from_json(jwks.to_string().as_bytes()).unwrap();
+        let verifier = l2c_core::auth::TokenVerifier::builder("l2c", "l2c-api")
+            .ed25519_public_keys(published.ed25519_keys())
+            .build()
+            .unwrap();
+        assert_eq!(verifier.verify(&token).unwrap().client_id.as_str(), c.id);
+
+        // The key pair survives a restart.
+        let test_db = s.shutdown().await;
+        let s = TestServer::start_on(test_db, options).await;
+        let res = s
+            .http()
+            .get(s.url("/api/mobile/unknown"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+        s.stop().await;
+    }
+}
+
+#[test]
+fn jwt_secret_with_eddsa_is_refused() {
+    let out = bin()
+        .env("L2C_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+        .args(["--jwt-algorithm", "eddsa"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("eddsa"));
 }
 
 #[tokio::test]

@@ -18,6 +18,8 @@ use super::{Db, StoreError, from_unix_millis};
 
 /// The id (`kid`) of the generated HS256 key.
 pub const DEFAULT_HS256_KEY_ID: &str = "l2c-hs256-1";
+/// The id (`kid`) of the generated Ed25519 key pair (stored as PKCS#8 DER).
+pub const DEFAULT_ED25519_KEY_ID: &str = "l2c-ed25519-1";
 
 /// A stored signing key.
 #[derive(Clone, PartialEq, Eq)]
