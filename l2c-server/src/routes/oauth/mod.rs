@@ -15,7 +15,7 @@
 //! | `grant_type` missing | 400 | `invalid_request` |
 //! | `grant_type` not `client_credentials` | 400 | `unsupported_grant_type` |
 //! | no credentials, unknown client, wrong secret | 401 + `WWW-Authenticate: Basic realm="l2c"` | `invalid_client` |
-//! | too many failed authentications for the client id or the peer | 429 + `Retry-After` | `slow_down` |
+//! | too many failed authentications for the client id or the peer address | 429 + `Retry-After` | `slow_down` |
 //! | client disabled | 400 | `unauthorized_client` |
 //! | unknown scope, or one the client does not hold | 400 | `invalid_scope` |
 //!
@@ -44,15 +44,16 @@ pub const MAX_BODY: usize = 16 * 1024;
 
 /// `POST /api/oauth/token`.
 pub async fn token(State(state): State<AppState>, req: Request) -> Response {
-    let peer = req
+    let socket_peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let (parts, body) = req.into_parts();
 
-    if let Err(rejection) = check_transport(&state, peer, &parts.headers) {
+    if let Err(rejection) = check_transport(&state, socket_peer, &parts.headers) {
         return oauth_error(rejection.status, &rejection.error);
     }
+    let peer = client_address(state.config.trust_proxy_tls, socket_peer, &parts.headers);
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -239,6 +240,27 @@ fn check_transport(
         Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()) => Ok(()),
         _ => Err(refuse()),
     }
+}
+
+/// The address failed attempts are counted against: the socket peer, or — behind a declared
+/// proxy (`--trust-proxy-tls`) — the last `X-Forwarded-For` entry, the one that proxy appended
+/// (otherwise every client behind the proxy would share one bucket).
+pub fn client_address(
+    trust_proxy: bool,
+    socket_peer: Option<IpAddr>,
+    headers: &http::HeaderMap,
+) -> Option<IpAddr> {
+    if !trust_proxy {
+        return socket_peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse().ok())
+        .or(socket_peer)
 }
 
 fn no_store(mut res: Response) -> Response {

@@ -274,3 +274,25 @@ fn description_never_contains_quote_or_backslash() {
     assert!(!d.contains('"') && !d.contains('\\'), "{d}");
     let _ = header::CONTENT_TYPE;
 }
+
+#[test]
+fn failed_attempts_count_against_the_forwarded_address_only_behind_a_declared_proxy() {
+    use super::client_address;
+    let socket = Some("10.0.0.1".parse().unwrap());
+    let h = headers(&[
+        ("x-forwarded-for", "1.1.1.1, 2.2.2.2"),
+        ("x-forwarded-for", "3.3.3.3"),
+    ]);
+    assert_eq!(client_address(false, socket, &h), socket);
+    assert_eq!(
+        client_address(true, socket, &h),
+        Some("3.3.3.3".parse().unwrap())
+    );
+    let h = headers(&[("x-forwarded-for", "1.1.1.1, 2.2.2.2")]);
+    assert_eq!(
+        client_address(true, socket, &h),
+        Some("2.2.2.2".parse().unwrap())
+    );
+    let h = headers(&[("x-forwarded-for", "garbage")]);
+    assert_eq!(client_address(true, socket, &h), socket);
+}
