@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::identity::{AuthenticatedClient, Scopes};
 
+#[cfg(feature = "redis")]
 /// The Redis URL for tests, or `None` after printing why the test is skipped.
 pub(crate) fn redis_url() -> Option<String> {
     match std::env::var("L2C_TEST_REDIS_URL") {
@@ -21,6 +22,7 @@ pub(crate) fn redis_url() -> Option<String> {
     }
 }
 
+#[cfg(feature = "redis")]
 /// A random key prefix, so concurrent test runs never share Redis keys.
 pub(crate) fn random_prefix() -> String {
     format!("l2c-test:{}:", uuid::Uuid::new_v4().simple())
@@ -34,6 +36,7 @@ pub(crate) fn request_from(client: &str) -> Request<()> {
     req
 }
 
+#[cfg(feature = "redis")]
 /// An address on 127.0.0.1 that nothing listens on.
 pub(crate) fn unused_local_addr() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -2,7 +2,9 @@
 //! overrides, keys, store failure and the memory bound.
 
 use std::convert::Infallible;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "redis")]
+use std::time::Instant;
 
 use futures_util::future::join_all;
 use http::{Request, Response, StatusCode};
@@ -11,7 +13,9 @@ use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 use super::*;
 use crate::clock::MockClock;
-use crate::limits::test_util::{random_prefix, redis_url, request_from, unused_local_addr};
+use crate::limits::test_util::request_from;
+#[cfg(feature = "redis")]
+use crate::limits::test_util::{random_prefix, redis_url, unused_local_addr};
 use crate::problem::QUOTA_EXCEEDED_TYPE;
 use crate::request_id::RequestId;
 
@@ -373,6 +377,7 @@ fn evicting_an_idle_key_changes_no_answer() {
     assert_eq!(d, store.check_key("never-seen", params));
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_unavailable_fails_open_by_default_and_counts_it() {
     let url = format!("redis://{}", unused_local_addr());
@@ -397,6 +402,7 @@ async fn redis_unavailable_fails_open_by_default_and_counts_it() {
     assert_eq!(counter.get(), 3);
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_unavailable_fails_closed_with_503_when_configured() {
     let url = format!("redis://{}", unused_local_addr());
@@ -420,6 +426,7 @@ async fn redis_unavailable_fails_closed_with_503_when_configured() {
     assert_eq!(body["status"], 503);
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_check_never_hangs_on_a_silent_server() {
     // A listener that accepts and never answers: the timeout must end the wait.
@@ -452,6 +459,7 @@ async fn redis_check_never_hangs_on_a_silent_server() {
     );
 }
 
+#[cfg(feature = "redis")]
 async fn redis_exactness(q: u32, stores: Vec<RedisStore>) -> (usize, usize) {
     let services: Vec<_> = stores
         .into_iter()
@@ -479,6 +487,7 @@ async fn redis_exactness(q: u32, stores: Vec<RedisStore>) -> (usize, usize) {
     count_ok(results).await
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_exactly_q_of_4q_concurrent_requests_pass() {
     let Some(url) = redis_url() else { return };
@@ -487,6 +496,7 @@ async fn redis_exactly_q_of_4q_concurrent_requests_pass() {
     assert_eq!(redis_exactness(40, vec![store]).await, (40, 120));
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_sharing_redis_enforce_one_quota() {
     let Some(url) = redis_url() else { return };
@@ -497,6 +507,7 @@ async fn two_processes_sharing_redis_enforce_one_quota() {
     assert_eq!(redis_exactness(40, vec![a, b]).await, (40, 120));
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_headers_and_retry_after_match_the_memory_store() {
     let Some(url) = redis_url() else { return };
