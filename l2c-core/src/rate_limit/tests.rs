@@ -465,7 +465,7 @@ async fn redis_exactness(q: u32, stores: Vec<RedisStore>) -> (usize, usize) {
         .into_iter()
         .map(|store| {
             ServiceBuilder::new()
-                .layer(KeyedRateLimitLayer::new(Quota::per_minute(q)).with_store(store))
+                .layer(KeyedRateLimitLayer::new(Quota::per_hour(q)).with_store(store))
                 .service(ok_service())
         })
         .collect();
