@@ -75,5 +75,42 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The whole layer: an allowed request served by a trivial handler versus a rejected one (the
+/// 429 path must cost no more than serving).
+fn layer(c: &mut Criterion) {
+    use bytes::Bytes;
+    use futures_util::FutureExt;
+    use http::{Request, Response};
+    use http_body_util::Full;
+    use l2c_core::rate_limit::KeyedRateLimitLayer;
+    use l2c_core::{AuthenticatedClient, Scopes};
+    use tower::{Layer, Service, service_fn};
+
+    let client = AuthenticatedClient::new("acme", Scopes::all());
+    let mut group = c.benchmark_group("layer");
+    for (label, quota) in [
+        ("served", Quota::per_second(u32::MAX)),
+        // 100/s from one client sending millions per second: all but 100 a second rejected.
+        ("rejected", Quota::per_second(100)),
+    ] {
+        let mut svc =
+            KeyedRateLimitLayer::new(quota).layer(service_fn(|_req: Request<()>| async {
+                // `Full<Bytes>` takes the prebuilt 429 body without a copy, as axum's `Body` does.
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
+                    b"{\"ok\":true}",
+                ))))
+            }));
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let mut req = Request::new(());
+                req.extensions_mut().insert(client.clone());
+                let res = svc.call(req).now_or_never();
+                black_box(res.map(|r| r.map(|r| r.status())))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, layer);
 criterion_main!(benches);

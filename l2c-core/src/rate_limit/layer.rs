@@ -145,6 +145,9 @@ impl<S> Layer<S> for KeyedRateLimitLayer {
                 "The client has exceeded its request quota; retry after the time in Retry-After.",
             ),
             unavailable: PrebuiltProblem::store_unavailable(),
+            rejected_states: (0..=REJECTED_STATES_CACHED)
+                .map(|secs| state_value(&self.policy, 0, secs))
+                .collect(),
             policy: self.policy.clone(),
         };
         KeyedRateLimit::new(inner, Arc::new(shared))
@@ -163,7 +166,20 @@ pub(crate) struct Shared {
     pub(crate) fail_open: FailOpenCounter,
     pub(crate) rejection: PrebuiltProblem,
     pub(crate) unavailable: PrebuiltProblem,
+    /// `RateLimit` values of a rejection (`r=0`) for `t` = 0..=120 s, built once: the 429 path of
+    /// a per-second or per-minute quota allocates no header.
+    pub(crate) rejected_states: Vec<HeaderValue>,
     pub(crate) policy: Arc<str>,
+}
+
+const REJECTED_STATES_CACHED: u64 = 120;
+
+/// `"<policy>";r=<remaining>;t=<secs>`.
+pub(crate) fn state_value(policy: &str, remaining: u64, secs: u64) -> HeaderValue {
+    let mut s = String::with_capacity(policy.len() + 28);
+    // Writing to a String cannot fail.
+    let _ = write!(s, "\"{policy}\";r={remaining};t={secs}");
+    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("\"default\";r=0"))
 }
 
 /// A quota with its GCRA parameters and its `RateLimit-Policy` value.

@@ -1,7 +1,6 @@
 //! [`KeyedRateLimit`]: the service made by [`KeyedRateLimitLayer`](super::KeyedRateLimitLayer).
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -10,7 +9,7 @@ use http::{Extensions, HeaderMap, HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::layer::{Resolved, Shared};
+use super::layer::{Resolved, Shared, state_value};
 use super::{Decision, GcraParams};
 use crate::limits::response::{RATELIMIT, RATELIMIT_POLICY, ceil_secs};
 use crate::limits::{FailurePolicy, StoreError};
@@ -55,10 +54,14 @@ pub(crate) enum Outcome<B> {
 
 impl Shared {
     fn state_value(&self, remaining: u64, secs: u64) -> HeaderValue {
-        let mut s = String::with_capacity(self.policy.len() + 28);
-        // Writing to a String cannot fail.
-        let _ = write!(s, "\"{}\";r={remaining};t={secs}", self.policy);
-        HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("\"default\";r=0"))
+        if remaining == 0
+            && let Some(cached) = self
+                .rejected_states
+                .get(usize::try_from(secs).unwrap_or(usize::MAX))
+        {
+            return cached.clone();
+        }
+        state_value(&self.policy, remaining, secs)
     }
 
     pub(crate) fn outcome<B: From<Bytes>>(
