@@ -9,6 +9,8 @@
 //! | `bare` | nothing: plain axum |
 //! | `peer` | what users would pick instead of l2c: `tower_governor` keyed by peer IP, then a typical `jsonwebtoken` HS256 bearer middleware (`axum::middleware::from_fn`) |
 //! | `peer-429` | the same with a governor quota so small that every request is rejected |
+//! | `l2c` | the full l2c stack: `RequestIdLayer`, `JwtAuthLayer`, `KeyedRateLimitLayer`, `IdempotencyLayer` (pass-through on a GET), `RequireScopeLayer` |
+//! | `l2c-429` | the same with a quota so small that every request is rejected |
 //!
 //! The server prints one line `token=<jwt>` (a bearer token valid for the selected mode) and one
 //! line `listening=<addr>` on stdout once it accepts connections; `--print-token` prints the token
@@ -18,6 +20,7 @@
 //! cargo run --release -p l2c-bench -- --mode peer --listen 127.0.0.1:8300
 //! ```
 
+mod l2c;
 mod peer;
 
 use std::net::SocketAddr;
@@ -56,6 +59,11 @@ enum Mode {
     /// As `peer`, with a quota so small every request is rejected.
     #[value(name = "peer-429")]
     Peer429,
+    /// The full l2c stack (request id, JWT auth, rate limit, idempotency, scope check).
+    L2c,
+    /// As `l2c`, with a quota so small every request is rejected.
+    #[value(name = "l2c-429")]
+    L2c429,
 }
 
 #[derive(Debug, Parser)]
@@ -128,6 +136,7 @@ fn token_for(mode: Mode, secret: &str) -> Result<String, BoxError> {
         Mode::Bare | Mode::Peer | Mode::Peer429 => {
             peer::issue_token(secret.as_bytes(), now_secs(), TOKEN_LIFETIME)
         }
+        Mode::L2c | Mode::L2c429 => l2c::issue_token(secret.as_bytes()),
     }
 }
 
@@ -150,6 +159,10 @@ async fn serve(args: Args, token: String) -> Result<(), BoxError> {
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
             .await?
+        }
+        Mode::L2c | Mode::L2c429 => {
+            let app = l2c::stack(handler_router(), &secret, args.mode == Mode::L2c429)?;
+            axum::serve(listener, app).await?
         }
     }
     Ok(())
