@@ -9,6 +9,7 @@ use axum::Router;
 use l2c_core::auth::{
     HmacKey, JwtAuthLayer, RequireScopeLayer, SigningKey, TokenIssuer, TokenVerifier,
 };
+use l2c_core::idempotency::IdempotencyLayer;
 use l2c_core::rate_limit::{KeyedRateLimitLayer, Quota};
 use l2c_core::{ClientId, RequestIdLayer, Scope, Scopes};
 use tower::ServiceBuilder;
@@ -44,6 +45,7 @@ pub fn stack(router: Router, secret: &[u8], reject_all: bool) -> Result<Router, 
             ServiceBuilder::new()
                 .layer(RequestIdLayer::new())
                 .layer(JwtAuthLayer::new(Arc::new(verifier)))
-                .layer(KeyedRateLimitLayer::new(quota)),
+                .layer(KeyedRateLimitLayer::new(quota))
+                .layer(IdempotencyLayer::new()),
         ))
 }
