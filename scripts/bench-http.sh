@@ -14,6 +14,9 @@
 #   CONNECTIONS wrk connections (default 32); wrk always runs one thread (-t1)
 #   WORKERS     server tokio worker threads (default 1: the server gets one core)
 #   SERVER_CPU / CLIENT_CPU   cores to pin server and wrk to (default 0 / 1)
+#   INPROCESS   requests per batch of the in-process figure (default 20000; 0 skips it): the
+#               same router driven without sockets on SERVER_CPU, median ns per request of five
+#               batches — the cost of the stack itself, less sensitive to a busy machine
 #   KEEP_OUTPUT=1  keep the raw wrk outputs (their directory is printed)
 #
 # Needs: cargo, taskset (util-linux), curl, and wrk. When wrk is missing and the script runs as
@@ -32,6 +35,7 @@ DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 CONNECTIONS=${CONNECTIONS:-32}
 WORKERS=${WORKERS:-1}
+INPROCESS=${INPROCESS:-20000}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 ROUTE=/api/mobile/orders/ord_01JD7Y3K9Q/status
@@ -43,6 +47,7 @@ is_uint "$DURATION" || die "DURATION must be a positive integer (seconds)"
 is_uint "$CONNECTIONS" || die "CONNECTIONS must be a positive integer"
 is_uint "$WORKERS" || die "WORKERS must be a positive integer"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be a non-negative integer (seconds)"
+[[ $INPROCESS =~ ^[0-9]+$ ]] || die "INPROCESS must be a non-negative integer (requests)"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -159,6 +164,16 @@ for ((r = 0; r < ROUNDS; r++)); do
     done
 done
 
+# --- in-process cost of each stack (servers idle meanwhile) -----------------------------------
+declare -A inproc
+for m in "${modes[@]}"; do
+    inproc[$m]=-
+    if ((INPROCESS > 0)); then
+        inproc[$m]=$(taskset -c "$SERVER_CPU" "$bin" --mode "$m" --in-process "$INPROCESS" \
+            | sed -n 's/^in_process_ns=//p') || die "in-process run failed for mode $m"
+    fi
+done
+
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {
     if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -171,16 +186,17 @@ echo "setup:   server on core $SERVER_CPU ($WORKERS worker), wrk -t1 -c$CONNECTI
 echo
 bare_rps=$(median <<<"${rps_list[bare]}")
 bare_cpu=$(median <<<"${cpu_list[bare]}")
-printf '%-9s %12s %8s %12s %14s\n' mode 'req/s' 'x bare' 'CPU us/req' 'vs bare (us)'
+printf '%-9s %12s %8s %12s %14s %16s\n' mode 'req/s' 'x bare' 'CPU us/req' 'vs bare (us)' 'in-proc ns/req'
 lines=()
 for m in "${modes[@]}"; do
     med_rps=$(median <<<"${rps_list[$m]}")
     med_cpu=$(median <<<"${cpu_list[$m]}")
     ratio=$(awk -v a="$med_rps" -v b="$bare_rps" 'BEGIN {printf "%.2f", a / b}')
     delta=$(awk -v a="$med_cpu" -v b="$bare_cpu" 'BEGIN {printf "%+.1f", a - b}')
-    printf '%-9s %12.0f %8s %12.1f %14s\n' "$m" "$med_rps" "$ratio" "$med_cpu" "$delta"
-    lines+=("$(awk -v m="$m" -v r="$ratio" -v q="$med_rps" -v c="$med_cpu" \
-        'BEGIN {printf "mode=%s ratio=%s rps=%.0f cpu_us=%.1f", m, r, q, c}')")
+    rps=$(awk -v q="$med_rps" 'BEGIN {printf "%.0f", q}')
+    cpu=$(awk -v c="$med_cpu" 'BEGIN {printf "%.1f", c}')
+    printf '%-9s %12s %8s %12s %14s %16s\n' "$m" "$rps" "$ratio" "$cpu" "$delta" "${inproc[$m]}"
+    lines+=("mode=$m ratio=$ratio rps=$rps cpu_us=$cpu")
 done
 echo
 if ((${#failures[@]})); then

@@ -14,10 +14,13 @@
 //!
 //! The server prints one line `token=<jwt>` (a bearer token valid for the selected mode) and one
 //! line `listening=<addr>` on stdout once it accepts connections; `--print-token` prints the token
-//! only and exits. Run it with e.g.
+//! only and exits. `--in-process N` serves nothing: it drives the same router in process (no
+//! sockets, no HTTP parsing) and prints `in_process_ns=<median ns per request>`, the cost of the
+//! stack itself. Run it with e.g.
 //!
 //! ```text
 //! cargo run --release -p l2c-bench -- --mode peer --listen 127.0.0.1:8300
+//! cargo run --release -p l2c-bench -- --mode l2c --in-process 100000
 //! ```
 
 mod l2c;
@@ -84,6 +87,10 @@ struct Args {
     /// Print a bearer token valid for `--mode` and exit.
     #[arg(long)]
     print_token: bool,
+    /// Instead of serving, drive the router in process: five batches of N requests, then print
+    /// `in_process_ns=<median ns per request>` and exit.
+    #[arg(long, value_name = "N")]
+    in_process: Option<u32>,
     /// Print the names of the modes, one per line, and exit.
     #[arg(long)]
     list_modes: bool,
@@ -140,7 +147,34 @@ fn token_for(mode: Mode, secret: &str) -> Result<String, BoxError> {
     }
 }
 
+impl Mode {
+    /// Whether every request is meant to be rejected with 429.
+    fn rejects_all(self) -> bool {
+        matches!(self, Mode::Peer429 | Mode::L2c429)
+    }
+
+    /// Whether the stack needs the peer address (`ConnectInfo<SocketAddr>`) in the extensions.
+    fn needs_connect_info(self) -> bool {
+        matches!(self, Mode::Peer | Mode::Peer429)
+    }
+}
+
+/// The handler behind the mode's middleware stack.
+///
+/// `with_state(())` turns the handlers into routes, with their layers applied, once. Without it
+/// `axum::serve` does that for every connection and an in-process caller for every request (a
+/// server with real state calls `with_state` anyway).
+fn app(mode: Mode, secret: &[u8]) -> Result<Router, BoxError> {
+    let router = match mode {
+        Mode::Bare => handler_router(),
+        Mode::Peer | Mode::Peer429 => peer::stack(handler_router(), secret, mode.rejects_all())?,
+        Mode::L2c | Mode::L2c429 => l2c::stack(handler_router(), secret, mode.rejects_all())?,
+    };
+    Ok(router.with_state(()))
+}
+
 async fn serve(args: Args, token: String) -> Result<(), BoxError> {
+    let app = app(args.mode, args.secret.as_bytes())?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
@@ -149,22 +183,61 @@ async fn serve(args: Args, token: String) -> Result<(), BoxError> {
     });
     println!("token={token}");
     println!("listening={local}");
-    let secret = args.secret.into_bytes();
-    match args.mode {
-        Mode::Bare => axum::serve(listener, handler_router()).await?,
-        Mode::Peer | Mode::Peer429 => {
-            let app = peer::stack(handler_router(), &secret, args.mode == Mode::Peer429)?;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await?
-        }
-        Mode::L2c | Mode::L2c429 => {
-            let app = l2c::stack(handler_router(), &secret, args.mode == Mode::L2c429)?;
-            axum::serve(listener, app).await?
-        }
+    if args.mode.needs_connect_info() {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await?;
+    } else {
+        axum::serve(listener, app).await?;
     }
+    Ok(())
+}
+
+/// Drives the mode's router in process (no sockets, no HTTP parsing) and prints the median
+/// nanoseconds per request over five batches of `requests`: the cost of the middleware itself,
+/// far less sensitive to a busy machine than the socket benchmark.
+async fn in_process(mode: Mode, secret: &[u8], token: &str, requests: u32) -> Result<(), BoxError> {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use tower::{Service, ServiceExt};
+
+    let mut svc = app(mode, secret)?.into_service::<Body>();
+    let bearer = http::HeaderValue::try_from(format!("Bearer {token}"))?;
+    let peer = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000)));
+    let expected = if mode.rejects_all() {
+        http::StatusCode::TOO_MANY_REQUESTS
+    } else {
+        http::StatusCode::OK
+    };
+    let mut one = async || -> Result<(), BoxError> {
+        let mut req = http::Request::get(ROUTE)
+            .header(http::header::AUTHORIZATION, bearer.clone())
+            .body(Body::empty())?;
+        req.extensions_mut().insert(peer);
+        let res = svc.ready().await?.call(req).await?;
+        let status = res.status();
+        axum::body::to_bytes(res.into_body(), 64 * 1024).await?;
+        // The first request of a 429 mode uses up the quota and is allowed.
+        if status != expected && !(mode.rejects_all() && status.is_success()) {
+            return Err(format!("mode answered {status}, expected {expected}").into());
+        }
+        Ok(())
+    };
+    for _ in 0..requests.div_ceil(10) {
+        one().await?;
+    }
+    let mut batches = Vec::with_capacity(5);
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        for _ in 0..requests {
+            one().await?;
+        }
+        batches.push(start.elapsed().as_nanos() as f64 / f64::from(requests));
+    }
+    batches.sort_by(f64::total_cmp);
+    println!("in_process_ns={:.0}", batches[2]);
     Ok(())
 }
 
@@ -185,6 +258,17 @@ fn main() -> Result<(), BoxError> {
     if args.print_token {
         println!("{token}");
         return Ok(());
+    }
+    if let Some(requests) = args.in_process {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(in_process(
+            args.mode,
+            args.secret.as_bytes(),
+            &token,
+            requests.max(1),
+        ));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.workers.max(1))
