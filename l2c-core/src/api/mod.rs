@@ -3,4 +3,6 @@
 //! JSON fields are camelCase (the spec's `pageSize`), except the OAuth token exchange in
 //! [`oauth`], which keeps RFC 6749's snake_case.
 
+pub mod events;
 pub mod oauth;
+pub mod status;
