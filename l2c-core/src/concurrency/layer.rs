@@ -9,8 +9,7 @@ use super::service::ConcurrencyCap;
 use super::{ConcurrencyStore, MemoryConcurrencyStore};
 use crate::limits::response::PrebuiltProblem;
 use crate::limits::{
-    ConfigError, FailOpenCounter, FailurePolicy, KeyExtractor, RequestHead,
-    validate_policy_name,
+    ConfigError, FailOpenCounter, FailurePolicy, KeyExtractor, RequestHead, validate_policy_name,
 };
 
 /// Caps the requests in flight per partition key (by default the authenticated `client_id`).

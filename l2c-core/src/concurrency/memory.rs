@@ -78,7 +78,9 @@ impl Drop for MemoryGuard {
 
 impl fmt::Debug for MemoryGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryGuard").field("key", &self.key).finish()
+        f.debug_struct("MemoryGuard")
+            .field("key", &self.key)
+            .finish()
     }
 }
 

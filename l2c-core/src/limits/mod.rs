@@ -48,6 +48,8 @@ use crate::identity::AuthenticatedClient;
 #[cfg(feature = "redis")]
 mod redis;
 pub(crate) mod response;
+#[cfg(test)]
+pub(crate) mod test_util;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisConnection, RedisConnectionConfig};
@@ -233,7 +235,11 @@ mod tests {
             .unwrap();
         let key = KeyExtractor::client_id().extract(&req).unwrap();
         assert!(matches!(key, Cow::Borrowed("acme")));
-        assert!(KeyExtractor::client_id().extract(&Request::new(())).is_none());
+        assert!(
+            KeyExtractor::client_id()
+                .extract(&Request::new(()))
+                .is_none()
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub(crate) fn seconds_value(n: u64) -> HeaderValue {
     }
 }
 
+#[cfg(feature = "rate-limit")]
 /// Nanoseconds to whole seconds, rounded up.
 pub(crate) fn ceil_secs(nanos: u64) -> u64 {
     nanos.div_ceil(1_000_000_000)
@@ -132,6 +133,7 @@ mod tests {
         assert_eq!(v["status"], 429);
     }
 
+    #[cfg(feature = "rate-limit")]
     #[test]
     fn seconds_are_rounded_up() {
         assert_eq!(ceil_secs(0), 0);

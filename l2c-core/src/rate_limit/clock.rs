@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use crate::clock::MockClock;
 
@@ -12,18 +12,21 @@ pub trait NanoClock: Debug + Send + Sync + 'static {
     fn now_nanos(&self) -> u64;
 }
 
-/// The process's monotonic clock (`Instant`, a vDSO read on Linux): the default.
-#[derive(Debug, Clone, Copy)]
+/// The default clock: the CPU's invariant time-stamp counter through `quanta` (the clock
+/// governor uses), a few nanoseconds per read; `quanta` falls back to the OS monotonic clock
+/// where the TSC is not usable.
+#[derive(Debug, Clone)]
 pub struct MonotonicClock {
-    origin: Instant,
+    clock: quanta::Clock,
+    origin: u64,
 }
 
 impl MonotonicClock {
-    /// A clock whose origin is now.
+    /// A clock whose origin is now (the first one calibrates the counter, once per process).
     pub fn new() -> Self {
-        Self {
-            origin: Instant::now(),
-        }
+        let clock = quanta::Clock::new();
+        let origin = clock.raw();
+        Self { clock, origin }
     }
 }
 
@@ -36,7 +39,7 @@ impl Default for MonotonicClock {
 impl NanoClock for MonotonicClock {
     #[inline]
     fn now_nanos(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        self.clock.delta_as_nanos(self.origin, self.clock.raw())
     }
 }
 

@@ -10,8 +10,7 @@ use super::service::KeyedRateLimit;
 use super::{GcraParams, MemoryStore, Quota, QuotaOverrides, RateLimitStore};
 use crate::limits::response::PrebuiltProblem;
 use crate::limits::{
-    ConfigError, FailOpenCounter, FailurePolicy, KeyExtractor, RequestHead,
-    validate_policy_name,
+    ConfigError, FailOpenCounter, FailurePolicy, KeyExtractor, RequestHead, validate_policy_name,
 };
 
 /// Limits each partition key (by default the authenticated `client_id`) to a [`Quota`].

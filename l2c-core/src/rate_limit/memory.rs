@@ -159,8 +159,8 @@ impl<C: NanoClock> MemoryStore<C> {
         // Bits 40..48 choose the shard: independent of the bits the table itself uses (the low
         // bits for the slot, the top seven for the control byte).
         let shard = &self.shards[((hash >> 40) & self.shard_mask) as usize];
-        let mut state = shard.lock();
         let now = self.clock.now_nanos();
+        let mut state = shard.lock();
         if let Some(tat) = state.map.get_mut(&hash) {
             let (decision, new_tat) = gcra(*tat, now, params);
             if let Some(new_tat) = new_tat {

@@ -40,11 +40,11 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let mut svc = ServiceBuilder::new()
 //!     .layer(KeyedRateLimitLayer::new(Quota::per_minute(2)))
-//!     .service(service_fn(|_req: Request<String>| async {
-//!         Ok::<_, std::convert::Infallible>(Response::new(String::from("ok")))
+//!     .service(service_fn(|_req: Request<()>| async {
+//!         Ok::<_, std::convert::Infallible>(Response::new(b"ok".to_vec()))
 //!     }));
 //! let request = || {
-//!     let mut req = Request::new(String::new());
+//!     let mut req = Request::new(());
 //!     req.extensions_mut().insert(AuthenticatedClient::new("acme", Scopes::all()));
 //!     req
 //! };

@@ -131,7 +131,9 @@ impl fmt::Display for Quota {
 
 /// A string that is not a quota such as `100/s`, `6000/min` or `10/h`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid quota `{input}`: {reason} (expected e.g. `100/s`, `6000/min`, `10/h`, `100/s;burst=200`)")]
+#[error(
+    "invalid quota `{input}`: {reason} (expected e.g. `100/s`, `6000/min`, `10/h`, `100/s;burst=200`)"
+)]
 pub struct QuotaParseError {
     input: String,
     reason: &'static str,
@@ -202,18 +204,36 @@ mod tests {
 
     #[test]
     fn every_form_round_trips() {
-        for s in ["100/s", "6000/min", "10/h", "100/s;burst=200", "1/h;burst=1"] {
+        for s in [
+            "100/s",
+            "6000/min",
+            "10/h",
+            "100/s;burst=200",
+            "1/h;burst=1",
+        ] {
             let q: Quota = s.parse().unwrap();
             let back: Quota = q.to_string().parse().unwrap();
             assert_eq!(q, back, "{s}");
         }
         assert_eq!("1/h;burst=1".parse::<Quota>().unwrap().to_string(), "1/h");
-        assert_eq!(" 5 / minute ".parse::<Quota>().unwrap(), Quota::per_minute(5));
+        assert_eq!(
+            " 5 / minute ".parse::<Quota>().unwrap(),
+            Quota::per_minute(5)
+        );
     }
 
     #[test]
     fn bad_input_is_named() {
-        for s in ["", "100", "x/s", "-1/s", "0/s", "1/d", "1/s;b=2", "1/s;burst=0"] {
+        for s in [
+            "",
+            "100",
+            "x/s",
+            "-1/s",
+            "0/s",
+            "1/d",
+            "1/s;b=2",
+            "1/s;burst=0",
+        ] {
             let e = s.parse::<Quota>().unwrap_err();
             assert!(e.to_string().contains(&format!("`{s}`")), "{e}");
         }
