@@ -15,8 +15,8 @@
 #   WORKERS     server tokio worker threads (default 1: the server gets one core)
 #   SERVER_CPU / CLIENT_CPU   cores to pin server and wrk to (default 0 / 1)
 #   INPROCESS   requests per batch of the in-process figure (default 20000; 0 skips it): the
-#               same router driven without sockets on SERVER_CPU, median ns per request of five
-#               batches — the cost of the stack itself, less sensitive to a busy machine
+#               same router driven without sockets on SERVER_CPU, ns per request of the fastest
+#               of seven batches — the cost of the stack itself, less sensitive to a busy machine
 #   KEEP_OUTPUT=1  keep the raw wrk outputs (their directory is printed)
 #
 # Needs: cargo, taskset (util-linux), curl, and wrk. When wrk is missing and the script runs as
