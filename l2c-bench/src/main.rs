@@ -1,0 +1,278 @@
+//! HTTP benchmark server for `scripts/bench-http.sh`.
+//!
+//! One handler — a `GET` returning ~230 bytes of JSON, the shape of an order-status response —
+//! served in one of several modes, so the cost of each middleware stack is the difference to
+//! `bare`:
+//!
+//! | mode | stack in front of the handler |
+//! |---|---|
+//! | `bare` | nothing: plain axum |
+//! | `peer` | what users would pick instead of l2c: `tower_governor` keyed by peer IP, then a typical `jsonwebtoken` HS256 bearer middleware (`axum::middleware::from_fn`) |
+//! | `peer-429` | the same with a governor quota so small that every request is rejected |
+//! | `l2c` | the full l2c stack: `RequestIdLayer`, `JwtAuthLayer`, `KeyedRateLimitLayer`, `IdempotencyLayer` (pass-through on a GET), `RequireScopeLayer` |
+//! | `l2c-429` | the same with a quota so small that every request is rejected |
+//!
+//! The server prints one line `token=<jwt>` (a bearer token valid for the selected mode) and one
+//! line `listening=<addr>` on stdout once it accepts connections; `--print-token` prints the token
+//! only and exits. `--in-process N` serves nothing: it drives the same router in process (no
+//! sockets, no HTTP parsing) and prints `in_process_ns=<ns per request, fastest of seven batches>`,
+//! the cost of the stack itself. Run it with e.g.
+//!
+//! ```text
+//! cargo run --release -p l2c-bench -- --mode peer --listen 127.0.0.1:8300
+//! cargo run --release -p l2c-bench -- --mode l2c --in-process 100000
+//! ```
+
+mod l2c;
+mod peer;
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+/// The route every mode serves.
+pub const ROUTE: &str = "/api/mobile/orders/ord_01JD7Y3K9Q/status";
+
+/// Issuer, audience, subject and scope of the benchmark tokens.
+pub const ISSUER: &str = "https://l2c.example/bench";
+/// Audience of the benchmark tokens.
+pub const AUDIENCE: &str = "l2c-open-api";
+/// Client id (`sub`) of the benchmark tokens.
+pub const CLIENT_ID: &str = "cli_bench";
+/// Scope of the benchmark tokens.
+pub const SCOPE: &str = "orders:read";
+
+/// Default HS256 secret: fine for a benchmark on loopback, never for anything else.
+const DEFAULT_SECRET: &str = "l2c-bench-secret-0123456789abcdef0123456789";
+
+/// How long the printed token stays valid.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Plain axum.
+    Bare,
+    /// tower_governor (keyed by peer IP, nothing rejected) + jsonwebtoken `from_fn` middleware.
+    Peer,
+    /// As `peer`, with a quota so small every request is rejected.
+    #[value(name = "peer-429")]
+    Peer429,
+    /// The full l2c stack (request id, JWT auth, rate limit, idempotency, scope check).
+    L2c,
+    /// As `l2c`, with a quota so small every request is rejected.
+    #[value(name = "l2c-429")]
+    L2c429,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark server: one JSON handler behind the selected middleware stack")]
+struct Args {
+    /// Middleware stack in front of the handler.
+    #[arg(long, value_enum, default_value = "bare")]
+    mode: Mode,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8300")]
+    listen: SocketAddr,
+    /// Tokio worker threads (the benchmark gives the server one core).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// HS256 secret the tokens are signed and checked with (UTF-8, at least 32 bytes).
+    #[arg(long, env = "L2C_BENCH_SECRET", default_value = DEFAULT_SECRET, hide_default_value = true)]
+    secret: String,
+    /// Print a bearer token valid for `--mode` and exit.
+    #[arg(long)]
+    print_token: bool,
+    /// Instead of serving, drive the router in process: seven batches of N requests, then print
+    /// `in_process_ns=<ns per request of the fastest batch>` and exit.
+    #[arg(long, value_name = "N")]
+    in_process: Option<u32>,
+    /// Print the names of the modes, one per line, and exit.
+    #[arg(long)]
+    list_modes: bool,
+}
+
+/// The handler's response: 237 bytes of JSON once serialized (amount in fen).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderStatus {
+    order_id: &'static str,
+    external_order_no: &'static str,
+    status: &'static str,
+    status_label: &'static str,
+    payment_status: &'static str,
+    payment_status_label: &'static str,
+    amount: u64,
+    updated_at: &'static str,
+}
+
+async fn order_status() -> Json<OrderStatus> {
+    Json(OrderStatus {
+        order_id: "ord_01JD7Y3K9Q",
+        external_order_no: "ERP-2026-000123",
+        status: "SCHEDULING",
+        status_label: "正在排产",
+        payment_status: "FULLY_PAID",
+        payment_status_label: "已付全款",
+        amount: 1_990_000,
+        updated_at: "2026-11-26T09:30:00+08:00",
+    })
+}
+
+/// The bare router every mode wraps.
+fn handler_router() -> Router {
+    Router::new().route(ROUTE, get(order_status))
+}
+
+/// Seconds since the Unix epoch.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn token_for(mode: Mode, secret: &str) -> Result<String, BoxError> {
+    match mode {
+        // `bare` ignores the header; any token will do, so hand out the peer one.
+        Mode::Bare | Mode::Peer | Mode::Peer429 => {
+            peer::issue_token(secret.as_bytes(), now_secs(), TOKEN_LIFETIME)
+        }
+        Mode::L2c | Mode::L2c429 => l2c::issue_token(secret.as_bytes()),
+    }
+}
+
+impl Mode {
+    /// Whether every request is meant to be rejected with 429.
+    fn rejects_all(self) -> bool {
+        matches!(self, Mode::Peer429 | Mode::L2c429)
+    }
+
+    /// Whether the stack needs the peer address (`ConnectInfo<SocketAddr>`) in the extensions.
+    fn needs_connect_info(self) -> bool {
+        matches!(self, Mode::Peer | Mode::Peer429)
+    }
+}
+
+/// The handler behind the mode's middleware stack.
+///
+/// `with_state(())` turns the handlers into routes, with their layers applied, once. Without it
+/// `axum::serve` does that for every connection and an in-process caller for every request (a
+/// server with real state calls `with_state` anyway).
+fn app(mode: Mode, secret: &[u8]) -> Result<Router, BoxError> {
+    let router = match mode {
+        Mode::Bare => handler_router(),
+        Mode::Peer | Mode::Peer429 => peer::stack(handler_router(), secret, mode.rejects_all())?,
+        Mode::L2c | Mode::L2c429 => l2c::stack(handler_router(), secret, mode.rejects_all())?,
+    };
+    Ok(router.with_state(()))
+}
+
+async fn serve(args: Args, token: String) -> Result<(), BoxError> {
+    let app = app(args.mode, args.secret.as_bytes())?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let local = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        // Best effort, as in most production setups; a failure only costs latency.
+        let _ = tcp.set_nodelay(true);
+    });
+    println!("token={token}");
+    println!("listening={local}");
+    if args.mode.needs_connect_info() {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await?;
+    } else {
+        axum::serve(listener, app).await?;
+    }
+    Ok(())
+}
+
+/// Drives the mode's router in process (no sockets, no HTTP parsing) and prints the nanoseconds
+/// per request of the fastest of seven batches of `requests`: the cost of the middleware itself.
+/// Other processes can only make a batch slower, so the fastest batch is the least disturbed one,
+/// which keeps the figure usable on a busy machine.
+async fn in_process(mode: Mode, secret: &[u8], token: &str, requests: u32) -> Result<(), BoxError> {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use tower::{Service, ServiceExt};
+
+    let mut svc = app(mode, secret)?.into_service::<Body>();
+    let bearer = http::HeaderValue::try_from(format!("Bearer {token}"))?;
+    let peer = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000)));
+    let expected = if mode.rejects_all() {
+        http::StatusCode::TOO_MANY_REQUESTS
+    } else {
+        http::StatusCode::OK
+    };
+    let mut one = async || -> Result<(), BoxError> {
+        let mut req = http::Request::get(ROUTE)
+            .header(http::header::AUTHORIZATION, bearer.clone())
+            .body(Body::empty())?;
+        req.extensions_mut().insert(peer);
+        let res = svc.ready().await?.call(req).await?;
+        let status = res.status();
+        axum::body::to_bytes(res.into_body(), 64 * 1024).await?;
+        // The first request of a 429 mode uses up the quota and is allowed.
+        if status != expected && !(mode.rejects_all() && status.is_success()) {
+            return Err(format!("mode answered {status}, expected {expected}").into());
+        }
+        Ok(())
+    };
+    for _ in 0..requests.div_ceil(10) {
+        one().await?;
+    }
+    let mut best = f64::INFINITY;
+    for _ in 0..7 {
+        let start = std::time::Instant::now();
+        for _ in 0..requests {
+            one().await?;
+        }
+        best = best.min(start.elapsed().as_nanos() as f64 / f64::from(requests));
+    }
+    println!("in_process_ns={best:.0}");
+    Ok(())
+}
+
+fn main() -> Result<(), BoxError> {
+    let args = Args::parse();
+    if args.list_modes {
+        for mode in Mode::value_variants() {
+            if let Some(value) = mode.to_possible_value() {
+                println!("{}", value.get_name());
+            }
+        }
+        return Ok(());
+    }
+    if args.secret.len() < 32 {
+        return Err("--secret must be at least 32 bytes".into());
+    }
+    let token = token_for(args.mode, &args.secret)?;
+    if args.print_token {
+        println!("{token}");
+        return Ok(());
+    }
+    if let Some(requests) = args.in_process {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(in_process(
+            args.mode,
+            args.secret.as_bytes(),
+            &token,
+            requests.max(1),
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.workers.max(1))
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args, token))
+}
