@@ -262,7 +262,7 @@ pub(crate) enum ResponseKind {
 pub(crate) struct RequestSpec {
     method: Method,
     segments: Vec<String>,
-    query: Vec<(String, String)>,
+    query: Option<String>,
     body: Option<Bytes>,
     request_id: Option<String>,
     accept: &'static str,
@@ -275,7 +275,7 @@ impl RequestSpec {
         Self {
             method,
             segments: segments.into_iter().map(str::to_owned).collect(),
-            query: Vec::new(),
+            query: None,
             body: None,
             request_id: None,
             accept: "application/json",
@@ -284,9 +284,12 @@ impl RequestSpec {
         }
     }
 
-    pub(crate) fn query(mut self, name: &str, value: impl ToString) -> Self {
-        self.query.push((name.to_owned(), value.to_string()));
-        self
+    /// Serializes `query` (a struct of optional fields) as the URL's query string.
+    pub(crate) fn query<T: Serialize + ?Sized>(mut self, query: &T) -> Result<Self, Error> {
+        let encoded = serde_urlencoded::to_string(query)
+            .map_err(|e| Error::config(BuildError::Body(e.to_string())))?;
+        self.query = (!encoded.is_empty()).then_some(encoded);
+        Ok(self)
     }
 
     pub(crate) fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Result<Self, Error> {
@@ -344,8 +347,8 @@ impl ClientInner {
             segments.pop_if_empty();
             segments.extend(spec.segments.iter());
         }
-        if !spec.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(spec.query.iter());
+        if let Some(query) = &spec.query {
+            url.set_query(Some(query));
         }
         Ok(url)
     }
@@ -575,8 +578,9 @@ mod tests {
             .credentials("a", "b")
             .build()
             .unwrap();
-        let spec =
-            RequestSpec::new(Method::GET, ["api", "mobile", "customers", "a/b c"]).query("page", 2);
+        let spec = RequestSpec::new(Method::GET, ["api", "mobile", "customers", "a/b c"])
+            .query(&[("page", 2)])
+            .unwrap();
         assert_eq!(
             client.inner.url(&spec).unwrap().as_str(),
             "https://example.com/gateway/api/mobile/customers/a%2Fb%20c?page=2"

@@ -26,6 +26,8 @@
 //! | [`retry`] | [`RetryPolicy`] and the pure retry decision |
 //! | [`error`] | [`Error`], with `status()`, `code()`, `request_id()`, `retry_after()`, `is_retryable()` |
 //! | [`pagination`] | page requests and a `Stream` over every page |
+//! | [`resources`] | one module per resource: leads, customers, orders, showroom, reports, webhooks |
+//! | [`types`] | the wire types (re-export of `l2c_core::api`) |
 //!
 //! # Retries and idempotency
 //!
@@ -45,7 +47,12 @@ mod auth;
 pub mod client;
 pub mod error;
 pub mod pagination;
+pub mod resources;
 pub mod retry;
+
+/// The platform's wire types (requests, responses, events, ids), shared with the server.
+pub use l2c_core::api as types;
+pub use l2c_core::api::{CustomerId, DeliveryId, LeadId, OrderId, ShowroomItemId, WebhookId};
 
 pub use client::{Client, ClientBuilder};
 pub use error::{BuildError, Error};

@@ -69,43 +69,19 @@ pub trait Paginated {
     fn into_items(self) -> Vec<Self::Item>;
 }
 
-/// `page` and `pageSize` of a list request; both optional (the server defaults to 1 and 20).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[must_use]
-pub struct PageRequest {
-    page: Option<u32>,
-    page_size: Option<u32>,
-}
+impl<T> Paginated for l2c_core::api::showroom::Page<T> {
+    type Item = T;
 
-impl PageRequest {
-    /// The page number, from 1.
-    pub fn page(mut self, page: u32) -> Self {
-        self.page = Some(page);
-        self
+    fn page_size(&self) -> Option<u32> {
+        Some(self.page_size)
     }
 
-    /// Items per page, 1–100 (the server rejects others with 400).
-    pub fn page_size(mut self, page_size: u32) -> Self {
-        self.page_size = Some(page_size);
-        self
+    fn total(&self) -> Option<u64> {
+        Some(self.total)
     }
 
-    /// The page number, if set.
-    pub fn get_page(&self) -> Option<u32> {
-        self.page
-    }
-
-    /// The page size, if set.
-    pub fn get_page_size(&self) -> Option<u32> {
-        self.page_size
-    }
-
-    /// The query pairs to send.
-    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&'static str, u32)> {
-        self.page
-            .map(|p| ("page", p))
-            .into_iter()
-            .chain(self.page_size.map(|s| ("pageSize", s)))
+    fn into_items(self) -> Vec<T> {
+        self.items
     }
 }
 
@@ -216,11 +192,13 @@ mod tests {
             .block_on(f)
     }
 
+    type Log = Arc<Mutex<Vec<u32>>>;
+
     fn recording(
         pages: Vec<Result<Page, Error>>,
     ) -> (
         impl FnMut(u32) -> std::future::Ready<Result<Page, Error>> + Send + 'static,
-        Arc<Mutex<Vec<u32>>>,
+        Log,
     ) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut pages: VecDeque<_> = pages.into();
@@ -290,15 +268,5 @@ mod tests {
         assert!(items[0].is_ok());
         assert!(items[1].is_err());
         assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
-    }
-
-    #[test]
-    fn page_request_pairs() {
-        let req = PageRequest::default().page(3).page_size(50);
-        assert_eq!(
-            req.pairs().collect::<Vec<_>>(),
-            vec![("page", 3), ("pageSize", 50)]
-        );
-        assert_eq!(PageRequest::default().pairs().count(), 0);
     }
 }
