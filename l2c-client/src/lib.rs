@@ -27,6 +27,8 @@
 //! | [`error`] | [`Error`], with `status()`, `code()`, `request_id()`, `retry_after()`, `is_retryable()` |
 //! | [`pagination`] | page requests and a `Stream` over every page |
 //! | [`resources`] | one module per resource: leads, customers, orders, showroom, reports, webhooks |
+//! | [`webhook`] | verify a delivery's signatures and get the typed event |
+//! | `test_util` (feature `test-util`) | a mock platform and signed webhook fixtures for your tests |
 //! | [`types`] | the wire types (re-export of `l2c_core::api`) |
 //!
 //! # Retries and idempotency
@@ -49,6 +51,9 @@ pub mod error;
 pub mod pagination;
 pub mod resources;
 pub mod retry;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+pub mod webhook;
 
 /// The platform's wire types (requests, responses, events, ids), shared with the server.
 pub use l2c_core::api as types;
