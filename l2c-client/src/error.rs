@@ -41,7 +41,7 @@ pub enum Error {
         status: StatusCode,
         /// The problem's stable machine-readable `code`, when the body was problem+json.
         code: Option<String>,
-        /// The problem's `detail` (or title), when the body had one.
+        /// The problem's `detail`, or an excerpt of a body that was not problem+json.
         detail: Option<String>,
         /// The platform's request id (problem `requestId`, else the `X-Request-Id` header).
         request_id: Option<String>,
@@ -250,11 +250,7 @@ impl Error {
             Some(p) => Error::Api {
                 status,
                 code: Some(p.code.to_string()),
-                detail: p
-                    .detail
-                    .as_ref()
-                    .map(|d| d.to_string())
-                    .or_else(|| Some(p.title.to_string())),
+                detail: p.detail.as_ref().map(|d| d.to_string()),
                 request_id,
                 retry_after,
                 problem: Some(Box::new(p)),
