@@ -13,6 +13,7 @@
 //! | [`status`] | the order's fulfilment and payment status enums |
 
 pub mod customers;
+pub mod events;
 pub mod ids;
 pub mod leads;
 pub mod oauth;
