@@ -196,6 +196,12 @@ impl Scopes {
     }
 }
 
+impl From<Scope> for Scopes {
+    fn from(scope: Scope) -> Self {
+        Scopes::one(scope)
+    }
+}
+
 impl FromIterator<Scope> for Scopes {
     fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
         iter.into_iter().fold(Scopes::empty(), Scopes::with)

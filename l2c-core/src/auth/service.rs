@@ -1,0 +1,154 @@
+//! The auth services: every decision is made in `call`.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, header};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::layer::ScopeChallenges;
+use super::rejection::{self, AuthRejection, Challenges};
+use super::verifier::{TokenError, TokenVerifier};
+use crate::identity::{AuthenticatedClient, Scopes};
+
+/// The service made by [`JwtAuthLayer`](super::JwtAuthLayer).
+#[derive(Debug, Clone)]
+pub struct JwtAuth<S> {
+    inner: S,
+    verifier: Arc<TokenVerifier>,
+    challenges: Arc<Challenges>,
+}
+
+impl<S> JwtAuth<S> {
+    pub(crate) fn new(inner: S, verifier: Arc<TokenVerifier>, challenges: Arc<Challenges>) -> Self {
+        Self {
+            inner,
+            verifier,
+            challenges,
+        }
+    }
+}
+
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="` (RFC 6750 §2.1).
+fn is_b64token(token: &[u8]) -> bool {
+    let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
+    body_len > 0
+        && token[..body_len].iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+/// Reads the one `Authorization: Bearer` header and verifies its token.
+fn authenticate(
+    verifier: &TokenVerifier,
+    headers: &HeaderMap,
+) -> Result<AuthenticatedClient, AuthRejection> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthRejection::MissingCredentials)?;
+    if values.next().is_some() {
+        return Err(AuthRejection::InvalidRequest);
+    }
+    let value = value.as_bytes().trim_ascii();
+    let (scheme, credentials) = match value.iter().position(|&b| b == b' ') {
+        Some(i) => (&value[..i], value[i..].trim_ascii_start()),
+        None => (value, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(AuthRejection::UnsupportedScheme);
+    }
+    if credentials.is_empty() {
+        return Err(AuthRejection::InvalidRequest);
+    }
+    if !is_b64token(credentials) {
+        return Err(AuthRejection::InvalidToken(TokenError::Malformed));
+    }
+    // A b64token is ASCII, hence UTF-8.
+    let token = std::str::from_utf8(credentials)
+        .map_err(|_| AuthRejection::InvalidToken(TokenError::Malformed))?;
+    verifier.verify(token).map_err(AuthRejection::InvalidToken)
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        match authenticate(&self.verifier, req.headers()) {
+            Ok(client) => {
+                req.extensions_mut().insert(client);
+                ResponseFuture::inner(self.inner.call(req))
+            }
+            Err(reason) => {
+                if let AuthRejection::InvalidToken(error) = reason {
+                    tracing::debug!(%error, "bearer token refused");
+                }
+                let challenge = match reason {
+                    AuthRejection::InvalidRequest => &self.challenges.invalid_request,
+                    AuthRejection::InvalidToken(_) => &self.challenges.invalid_token,
+                    _ => &self.challenges.missing,
+                };
+                ResponseFuture::rejected(rejection::response(reason, challenge, req.extensions()))
+            }
+        }
+    }
+}
+
+/// The service made by [`RequireScopeLayer`](super::RequireScopeLayer).
+#[derive(Debug, Clone)]
+pub struct RequireScope<S> {
+    inner: S,
+    required: Scopes,
+    challenges: Arc<ScopeChallenges>,
+}
+
+impl<S> RequireScope<S> {
+    pub(crate) fn new(inner: S, required: Scopes, challenges: Arc<ScopeChallenges>) -> Self {
+        Self {
+            inner,
+            required,
+            challenges,
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let (reason, challenge) = match req.extensions().get::<AuthenticatedClient>() {
+            Some(client) if client.scopes.contains_all(self.required) => {
+                return ResponseFuture::inner(self.inner.call(req));
+            }
+            Some(client) => (
+                AuthRejection::InsufficientScope {
+                    required: self.required,
+                    granted: client.scopes,
+                },
+                &self.challenges.insufficient,
+            ),
+            None => (AuthRejection::NotAuthenticated, &self.challenges.missing),
+        };
+        ResponseFuture::rejected(rejection::response(reason, challenge, req.extensions()))
+    }
+}

@@ -1,0 +1,592 @@
+//! Verifying access tokens.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::Mac as _;
+use serde::Deserialize;
+
+use super::cache::{Verified, VerifiedCache};
+use super::issuer::{DEFAULT_TTL, HmacSha256};
+use super::keys::{Ed25519PublicKey, HmacKey, Jwks, KeyError, SigningKey, checked_kid};
+use crate::clock::{Clock, SystemClock};
+use crate::identity::{AuthenticatedClient, ClientId, Scope, Scopes};
+
+/// The default and largest accepted clock-skew leeway: 60 s.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+
+/// The default limit on the length of a token; longer ones are refused before any decoding.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The default number of verified tokens remembered by a [`TokenVerifier`].
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
+/// The largest decoded JOSE header accepted, in bytes.
+const MAX_HEADER_LEN: usize = 1024;
+
+/// Why a token was refused.
+///
+/// Every variant means the same thing to the caller — 401 `invalid_token` (RFC 6750 §3.1,
+/// RFC 9068 §4) — and the response never says which check failed; the variant is for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Longer than the verifier's limit.
+    #[error("token too large")]
+    TooLarge,
+    /// Not a JWS Compact Serialization of three base64url segments with JSON header and claims.
+    #[error("malformed token")]
+    Malformed,
+    /// The header's `alg` is not one the verifier has a key for (`none` never is).
+    #[error("unsupported algorithm")]
+    UnsupportedAlgorithm,
+    /// The header's `typ` is not `at+jwt` / `application/at+jwt`.
+    #[error("wrong token type")]
+    InvalidType,
+    /// No key with the header's `alg` and `kid`.
+    #[error("unknown key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// A required claim is missing, has the wrong type or is inconsistent.
+    #[error("invalid claims")]
+    InvalidClaims,
+    /// `iss` is not the configured issuer.
+    #[error("wrong issuer")]
+    InvalidIssuer,
+    /// The configured audience is not in `aud`.
+    #[error("wrong audience")]
+    InvalidAudience,
+    /// `exp` has passed (leeway applied).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is still in the future (leeway applied).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iat` is in the future (leeway applied).
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// `exp - iat` is longer than the verifier's maximum lifetime.
+    #[error("token lifetime too long")]
+    LifetimeTooLong,
+}
+
+impl TokenError {
+    /// The RFC 6750 error code for every variant: `invalid_token`.
+    pub const fn error_code(self) -> &'static str {
+        "invalid_token"
+    }
+}
+
+/// A verifier that cannot be built as configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No verification key was given.
+    #[error("a token verifier needs at least one key")]
+    NoKeys,
+    /// The issuer or audience is empty.
+    #[error("issuer and audience must not be empty")]
+    EmptyIssuerOrAudience,
+    /// A leeway above [`MAX_LEEWAY`].
+    #[error("leeway must be at most 60 seconds")]
+    LeewayTooLarge,
+    /// Two keys with the same algorithm and `kid`.
+    #[error("two keys share algorithm {alg} and kid {kid:?}")]
+    DuplicateKey {
+        /// The algorithm.
+        alg: &'static str,
+        /// The shared key id.
+        kid: Option<String>,
+    },
+    /// A key or key id was refused.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+#[derive(Clone)]
+enum KeyMaterial {
+    Hs256(HmacSha256),
+    EdDsa(Ed25519PublicKey),
+}
+
+#[derive(Clone)]
+struct VerificationKey {
+    kid: Option<Arc<str>>,
+    material: KeyMaterial,
+}
+
+impl VerificationKey {
+    fn alg(&self) -> &'static str {
+        match self.material {
+            KeyMaterial::Hs256(_) => "HS256",
+            KeyMaterial::EdDsa(_) => "EdDSA",
+        }
+    }
+}
+
+/// Builds a [`TokenVerifier`]; start with [`TokenVerifier::builder`].
+#[must_use]
+pub struct TokenVerifierBuilder {
+    issuer: String,
+    audience: String,
+    keys: Vec<VerificationKey>,
+    error: Option<ConfigError>,
+    leeway: Duration,
+    max_lifetime: Duration,
+    max_token_len: usize,
+    cache_capacity: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl TokenVerifierBuilder {
+    /// Accepts HS256 tokens without a `kid`, signed with `key`.
+    pub fn hmac_key(mut self, key: HmacKey) -> Self {
+        self.push_hmac(None, &key);
+        self
+    }
+
+    /// Accepts HS256 tokens whose header names `kid`, signed with `key`.
+    pub fn hmac_key_with_kid(mut self, kid: impl Into<String>, key: HmacKey) -> Self {
+        match checked_kid(kid) {
+            Ok(kid) => self.push_hmac(Some(kid), &key),
+            Err(e) => self.fail(e.into()),
+        }
+        self
+    }
+
+    /// Accepts EdDSA tokens whose header names this key's `kid`. Call it once per key to accept
+    /// several during a rotation; a token's `kid` picks the one key that is tried.
+    pub fn ed25519_public_key(mut self, key: Ed25519PublicKey) -> Self {
+        self.keys.push(VerificationKey {
+            kid: Some(key.kid_arc().clone()),
+            material: KeyMaterial::EdDsa(key),
+        });
+        self
+    }
+
+    /// Accepts the EdDSA tokens of every key in `keys`.
+    pub fn ed25519_public_keys(self, keys: impl IntoIterator<Item = Ed25519PublicKey>) -> Self {
+        keys.into_iter()
+            .fold(self, |builder, key| builder.ed25519_public_key(key))
+    }
+
+    /// Accepts the tokens a [`TokenIssuer`](super::TokenIssuer) signs with `key`.
+    pub fn signing_key(mut self, key: &SigningKey) -> Self {
+        match key {
+            SigningKey::Hmac(secret, None) => self.push_hmac(None, secret),
+            SigningKey::Hmac(secret, Some(kid)) => {
+                return self.hmac_key_with_kid(kid.clone(), secret.clone());
+            }
+            SigningKey::Ed25519(pair) => return self.ed25519_public_key(pair.public_key()),
+        }
+        self
+    }
+
+    /// The clock-skew allowance for `exp`, `nbf` and `iat`: 60 s by default, at most 60 s.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The longest accepted `exp - iat` (leeway added): 7200 s by default.
+    pub fn max_lifetime(mut self, max_lifetime: Duration) -> Self {
+        self.max_lifetime = max_lifetime;
+        self
+    }
+
+    /// Tokens longer than this are refused before any decoding: 8 KiB by default.
+    pub fn max_token_len(mut self, max_token_len: usize) -> Self {
+        self.max_token_len = max_token_len;
+        self
+    }
+
+    /// How many verified tokens to remember (10 000 by default; 0 turns the cache off).
+    ///
+    /// A remembered token costs one hash lookup instead of a signature check, and is refused
+    /// from the moment the cold path would refuse it (`exp` plus leeway).
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// Uses `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the verifier.
+    ///
+    /// # Errors
+    ///
+    /// See [`ConfigError`]: no key, an empty issuer or audience, a leeway above 60 s, two keys
+    /// with the same algorithm and `kid`, or an invalid `kid`.
+    pub fn build(self) -> Result<TokenVerifier, ConfigError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        if self.keys.is_empty() {
+            return Err(ConfigError::NoKeys);
+        }
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return Err(ConfigError::EmptyIssuerOrAudience);
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(ConfigError::LeewayTooLarge);
+        }
+        for (i, a) in self.keys.iter().enumerate() {
+            if self.keys[..i]
+                .iter()
+                .any(|b| a.alg() == b.alg() && a.kid == b.kid)
+            {
+                return Err(ConfigError::DuplicateKey {
+                    alg: a.alg(),
+                    kid: a.kid.as_deref().map(str::to_owned),
+                });
+            }
+        }
+        Ok(TokenVerifier {
+            issuer: self.issuer.into(),
+            audience: self.audience.into(),
+            keys: self.keys.into(),
+            leeway: self.leeway.as_secs(),
+            max_lifetime: self.max_lifetime.as_secs(),
+            max_token_len: self.max_token_len,
+            cache: (self.cache_capacity > 0).then(|| VerifiedCache::new(self.cache_capacity)),
+            clock: self.clock,
+        })
+    }
+
+    fn push_hmac(&mut self, kid: Option<Arc<str>>, key: &HmacKey) {
+        match HmacSha256::new_from_slice(key.as_bytes()) {
+            Ok(mac) => self.keys.push(VerificationKey {
+                kid,
+                material: KeyMaterial::Hs256(mac),
+            }),
+            Err(_) => self.fail(KeyError::HmacKeyTooShort(key.as_bytes().len()).into()),
+        }
+    }
+
+    fn fail(&mut self, error: ConfigError) {
+        self.error.get_or_insert(error);
+    }
+}
+
+impl fmt::Debug for TokenVerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVerifierBuilder")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("keys", &self.keys.len())
+            .field("leeway", &self.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Verifies access tokens and tells who is calling.
+///
+/// What is checked, in order (RFC 8725, RFC 9068 §4): the length limit; JWS Compact
+/// Serialization (three base64url segments, nothing else); a JSON header whose `alg` is `HS256`
+/// or `EdDSA` (case-sensitive, never `none`), whose `typ` is `at+jwt` or `application/at+jwt`
+/// and without `crit`; the one key with that `alg` and `kid` (an unknown `kid` is refused at
+/// once, no key is tried in turn, and an HS256 header never selects an Ed25519 key); the
+/// signature (HMAC compared in constant time, Ed25519 `verify_strict`); then the claims: `iss`
+/// equal to the issuer, the audience in `aud` (string or array), integer `exp`, `iat` and
+/// optional `nbf` with the leeway, `exp - iat` at most the maximum lifetime, a `sub`, a `jti`,
+/// and `client_id` equal to `sub` when present. Unknown scope names in `scope` are ignored (they
+/// grant nothing).
+///
+/// Tokens that pass are remembered in a bounded cache (see
+/// [`TokenVerifierBuilder::cache_capacity`]), so a client reusing its token costs a hash lookup.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use l2c_core::auth::{Ed25519Key, SigningKey, TokenError, TokenIssuer, TokenVerifier};
+/// use l2c_core::clock::MockClock;
+/// use l2c_core::{ClientId, Scopes};
+///
+/// let clock = MockClock::at_unix(1_800_000_000);
+/// let key = Ed25519Key::generate("k1").unwrap();
+/// let issuer = TokenIssuer::new("iss", "aud", SigningKey::Ed25519(key.clone()))
+///     .with_clock(Arc::new(clock.clone()));
+/// let verifier = TokenVerifier::builder("iss", "aud")
+///     .ed25519_public_key(key.public_key())
+///     .with_clock(Arc::new(clock.clone()))
+///     .build()
+///     .unwrap();
+/// let token = issuer.issue(&ClientId::new("c1"), Scopes::all()).access_token;
+/// assert!(verifier.verify(&token).is_ok());
+/// clock.advance(Duration::from_secs(7200 + 60));
+/// assert_eq!(verifier.verify(&token), Err(TokenError::Expired));
+/// ```
+pub struct TokenVerifier {
+    issuer: Box<str>,
+    audience: Box<str>,
+    keys: Box<[VerificationKey]>,
+    leeway: u64,
+    max_lifetime: u64,
+    max_token_len: usize,
+    cache: Option<VerifiedCache>,
+    clock: Arc<dyn Clock>,
+}
+
+impl TokenVerifier {
+    /// A builder for a verifier accepting tokens from `issuer` (`iss`) meant for `audience`.
+    pub fn builder(issuer: impl Into<String>, audience: impl Into<String>) -> TokenVerifierBuilder {
+        TokenVerifierBuilder {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            keys: Vec::new(),
+            error: None,
+            leeway: MAX_LEEWAY,
+            max_lifetime: DEFAULT_TTL,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The JWK Set of the verifier's Ed25519 public keys; HMAC keys are never in it.
+    pub fn jwks(&self) -> Jwks {
+        Jwks::from_keys(self.keys.iter().filter_map(|k| match &k.material {
+            KeyMaterial::EdDsa(public) => Some(public.clone()),
+            KeyMaterial::Hs256(_) => None,
+        }))
+    }
+
+    /// Verifies `token` (the credentials of `Authorization: Bearer <token>`).
+    ///
+    /// # Errors
+    ///
+    /// A [`TokenError`] naming the failed check, for logs only.
+    pub fn verify(&self, token: &str) -> Result<AuthenticatedClient, TokenError> {
+        if token.len() > self.max_token_len {
+            return Err(TokenError::TooLarge);
+        }
+        let now = self.clock.unix_seconds();
+        let Some(cache) = &self.cache else {
+            return self.verify_uncached(token, now).map(|v| v.client);
+        };
+        if let Some(outcome) = cache.get(token, now) {
+            return outcome;
+        }
+        let verified = self.verify_uncached(token, now)?;
+        let client = verified.client.clone();
+        cache.insert(token, verified, now);
+        Ok(client)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn cache_for_tests(&self) -> Option<&VerifiedCache> {
+        self.cache.as_ref()
+    }
+
+    fn verify_uncached(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
+        let bytes = token.as_bytes();
+        if !bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(TokenError::Malformed);
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        if header_b64.is_empty() || claims_b64.is_empty() || signature_b64.is_empty() {
+            return Err(TokenError::Malformed);
+        }
+
+        // Header: decoded on the stack; at most MAX_HEADER_LEN bytes.
+        if header_b64.len() > MAX_HEADER_LEN * 4 / 3 + 4 {
+            return Err(TokenError::Malformed);
+        }
+        let mut header_buf = [0u8; MAX_HEADER_LEN];
+        let header_len = URL_SAFE_NO_PAD
+            .decode_slice(header_b64, &mut header_buf)
+            .map_err(|_| TokenError::Malformed)?;
+        let header: Header<'_> =
+            serde_json::from_slice(&header_buf[..header_len]).map_err(|_| TokenError::Malformed)?;
+        if header.crit.is_some() {
+            return Err(TokenError::Malformed);
+        }
+        let alg = match &*header.alg {
+            "HS256" => "HS256",
+            "EdDSA" => "EdDSA",
+            _ => return Err(TokenError::UnsupportedAlgorithm),
+        };
+        match header.typ.as_deref() {
+            Some(typ)
+                if typ.eq_ignore_ascii_case("at+jwt")
+                    || typ.eq_ignore_ascii_case("application/at+jwt") => {}
+            _ => return Err(TokenError::InvalidType),
+        }
+        let kid = header.kid.as_deref();
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.alg() == alg && k.kid.as_deref() == kid)
+            .ok_or(TokenError::UnknownKey)?;
+
+        // Signature over `header.claims`.
+        let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
+        if signature_b64.len() > 86 {
+            return Err(TokenError::BadSignature);
+        }
+        let mut signature = [0u8; 64];
+        let signature_len = URL_SAFE_NO_PAD
+            .decode_slice(signature_b64, &mut signature)
+            .map_err(|_| TokenError::Malformed)?;
+        match &key.material {
+            KeyMaterial::Hs256(mac) => {
+                let mut mac = mac.clone();
+                mac.update(signing_input.as_bytes());
+                mac.verify_slice(&signature[..signature_len])
+                    .map_err(|_| TokenError::BadSignature)?;
+            }
+            KeyMaterial::EdDsa(public) => {
+                if signature_len != 64 {
+                    return Err(TokenError::BadSignature);
+                }
+                let signature = ed25519_dalek::Signature::from_bytes(&signature);
+                public
+                    .verifying_key()
+                    .verify_strict(signing_input.as_bytes(), &signature)
+                    .map_err(|_| TokenError::BadSignature)?;
+            }
+        }
+
+        // Claims, only once the signature is known good.
+        let claims_json = URL_SAFE_NO_PAD
+            .decode(claims_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        let claims: Claims<'_> =
+            serde_json::from_slice(&claims_json).map_err(|_| TokenError::Malformed)?;
+        self.check_claims(&claims, now)?;
+
+        let scopes = claims
+            .scope
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter_map(|name| name.parse::<Scope>().ok())
+            .collect::<Scopes>();
+        let valid_from = claims
+            .nbf
+            .unwrap_or(0)
+            .max(claims.iat)
+            .saturating_sub(self.leeway);
+        Ok(Verified {
+            client: AuthenticatedClient {
+                client_id: ClientId::new(&*claims.sub),
+                scopes,
+            },
+            valid_from,
+            valid_until: claims.exp.saturating_add(self.leeway),
+        })
+    }
+
+    fn check_claims(&self, claims: &Claims<'_>, now: u64) -> Result<(), TokenError> {
+        if claims.iss != *self.issuer {
+            return Err(TokenError::InvalidIssuer);
+        }
+        let audience_ok = match &claims.aud {
+            Audience::One(aud) => *aud == *self.audience,
+            Audience::Many(auds) => auds.iter().any(|aud| *aud == *self.audience),
+        };
+        if !audience_ok {
+            return Err(TokenError::InvalidAudience);
+        }
+        if claims.sub.is_empty()
+            || claims.jti.is_empty()
+            || claims
+                .client_id
+                .as_deref()
+                .is_some_and(|id| id != claims.sub)
+            || claims.exp <= claims.iat
+        {
+            return Err(TokenError::InvalidClaims);
+        }
+        if now >= claims.exp.saturating_add(self.leeway) {
+            return Err(TokenError::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.iat > now.saturating_add(self.leeway) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        if claims.exp - claims.iat > self.max_lifetime.saturating_add(self.leeway) {
+            return Err(TokenError::LifetimeTooLong);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kids: Vec<_> = self
+            .keys
+            .iter()
+            .map(|k| (k.alg(), k.kid.as_deref()))
+            .collect();
+        f.debug_struct("TokenVerifier")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("keys", &kids)
+            .field("leeway", &self.leeway)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("cache", &self.cache.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Claims<'a> {
+    #[serde(borrow)]
+    iss: Cow<'a, str>,
+    #[serde(borrow)]
+    sub: Cow<'a, str>,
+    aud: Audience,
+    exp: u64,
+    iat: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    #[serde(borrow)]
+    jti: Cow<'a, str>,
+    #[serde(borrow, default)]
+    scope: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    client_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
