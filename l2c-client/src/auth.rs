@@ -5,8 +5,8 @@
 //! passed. However many calls need a token at once, one token request is in flight at a time: the
 //! others wait for it and share its result. A `401` whose challenge says `invalid_token` drops the
 //! cached token (only if it is still the one that was refused), so the retried call fetches a new
-//! one. If a refresh fails while the old token has not yet expired, the old token is used and the
-//! failure is logged.
+//! one. If a refresh fails while the old token has not yet expired, the old token is used, the
+//! failure is logged, and the refresh is tried again 5 s later (not on every call).
 //!
 //! Neither the client secret nor any token appears in `Debug` output or log events.
 
@@ -28,6 +28,9 @@ pub(crate) const TOKEN_PATH: &[&str] = &["api", "oauth", "token"];
 
 /// The fraction of `expires_in` after which a token is refreshed.
 const REFRESH_AT: f64 = 0.9;
+
+/// How long to wait before trying again after a failed refresh while the token is still valid.
+const REFRESH_RETRY: Duration = Duration::from_secs(5);
 
 /// A string that never prints itself.
 #[derive(Clone, PartialEq, Eq)]
@@ -139,23 +142,33 @@ impl TokenSource {
                 self.store(Some(t.clone()));
                 Ok(t)
             }
-            Err(err) => match self.current() {
-                Some(old) if Instant::now() < old.expires_at => {
-                    tracing::warn!(
-                        client_id = %self.client_id,
-                        error = %err,
-                        "token refresh failed; using the current token until it expires"
-                    );
-                    Ok(old)
+            Err(err) => {
+                let now = Instant::now();
+                match self.current() {
+                    Some(old) if now < old.expires_at => {
+                        tracing::warn!(
+                            client_id = %self.client_id,
+                            error = %err,
+                            "token refresh failed; using the current token until it expires"
+                        );
+                        // Try again after a pause, not on every call during an outage.
+                        let retry = Arc::new(CachedToken {
+                            value: old.value.clone(),
+                            refresh_at: (now + REFRESH_RETRY).min(old.expires_at),
+                            expires_at: old.expires_at,
+                        });
+                        self.store(Some(retry.clone()));
+                        Ok(retry)
+                    }
+                    _ => Err(err),
                 }
-                _ => Err(err),
-            },
+            }
         }
     }
 
     /// Drops `stale` from the cache if it is still the cached token (after the server refused it).
     pub(crate) fn invalidate(&self, stale: &Arc<CachedToken>) {
-        if self.current().is_some_and(|t| Arc::ptr_eq(&t, stale)) {
+        if self.current().is_some_and(|t| t.value == stale.value) {
             self.store(None);
         }
     }

@@ -175,3 +175,46 @@ async fn debug_output_never_shows_the_secret_or_the_token() {
         "{debug}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_refresh_keeps_using_the_token_until_it_expires() {
+    let platform = MockPlatform::start_bare().await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(l2c_client::test_util::token_response("tok-1", json!(100)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(platform.server())
+        .await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(platform.server())
+        .await;
+    mock_status(&platform, "ord_1").await;
+    let client = platform
+        .client_builder()
+        .retry_policy(l2c_client::RetryPolicy::none())
+        .build()
+        .unwrap();
+
+    client.orders().status("ord_1").send().await.unwrap();
+    tokio::time::advance(Duration::from_secs(95)).await;
+    // Due for refresh, the refresh fails, the token is still valid: the call goes through.
+    client.orders().status("ord_1").send().await.unwrap();
+    assert_eq!(platform.token_requests().await, 2);
+    // The failed refresh is not repeated on every call.
+    client.orders().status("ord_1").send().await.unwrap();
+    assert_eq!(platform.token_requests().await, 2);
+
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let err = client.orders().status("ord_1").send().await.unwrap_err();
+    assert_eq!(err.status(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
+    let calls = requests_to(&platform, STATUS_PATH).await;
+    assert_eq!(calls.len(), 3, "no call with an expired token");
+    assert!(
+        calls
+            .iter()
+            .all(|r| header_of(r, "authorization").unwrap() == "Bearer tok-1")
+    );
+}
