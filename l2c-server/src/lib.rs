@@ -23,6 +23,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod observe;
@@ -69,6 +70,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
+        .merge(routes::openapi::routes())
         .nest("/api/mobile", mobile)
         .fallback(routes::not_found)
         .layer(CatchPanicLayer::custom(panic_response))
