@@ -393,15 +393,25 @@ async fn orders_sync_with_transitions_versions_and_payments() {
         )
         .await;
 
-        // The order's customer is now linked to A and marked as a customer.
-        let cus = env
-            .server
-            .db
-            .customers()
-            .masked_view(&ClientId::new(env.a.id.as_str()), "x")
-            .await
-            .unwrap();
-        assert!(cus.is_none());
+        // The order created its customer from `customer`; a lead with the same mobile finds it,
+        // now at stage CUSTOMER and listing the order, for A only.
+        let res = env
+            .post(
+                &env.a_token,
+                "/api/mobile/leads/hook",
+                &lead("dy-9", "13912345678"),
+            )
+            .await;
+        let customer: Value = res.json().await.unwrap();
+        let path = format!(
+            "/api/mobile/customers/{}",
+            customer["customerId"].as_str().unwrap()
+        );
+        let view: Value = env.get(&env.a_token, &path).await.json().await.unwrap();
+        assert_eq!(view["stage"], "CUSTOMER");
+        assert_eq!(view["orderIds"], json!([order_id.as_str()]));
+        assert_eq!(view["name"], "李*", "the first name stays");
+        problem(env.get(&env.b_token, &path).await, 404).await;
         env.server.stop().await;
     }
 }
@@ -704,4 +714,114 @@ async fn openapi_document_is_served() {
     assert!(v["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(v["paths"]["/api/mobile/orders/sync"]["post"].is_object());
     server.stop().await;
+}
+
+fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_l2c-server"))
+}
+
+#[tokio::test]
+async fn cli_grants_showroom_items_and_all_customers() {
+    let env = Env::start(Backend::Sqlite).await;
+    env.server.db.showroom().seed_demo_if_empty().await.unwrap();
+    let url = env.server.test_db.url.clone();
+    let base = "/api/mobile/showroom/items?pageSize=100";
+    let before: Value = env.get(&env.b_token, base).await.json().await.unwrap();
+
+    let out = bin()
+        .env("L2C_DATABASE_URL", &url)
+        .args([
+            "client",
+            "grant",
+            &env.b.id,
+            "--showroom-items",
+            "itm_0006,itm_0009",
+            "--all-customers",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("granted 2 new showroom item(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("may now read every customer"), "{stdout}");
+    let after: Value = env.get(&env.b_token, base).await.json().await.unwrap();
+    assert_eq!(
+        after["total"].as_u64().unwrap(),
+        before["total"].as_u64().unwrap() + 2
+    );
+
+    // A's customers are now readable by B.
+    let res = env
+        .post(
+            &env.a_token,
+            "/api/mobile/leads/hook",
+            &lead("dy-1", "13812345678"),
+        )
+        .await;
+    let created: Value = res.json().await.unwrap();
+    let path = format!(
+        "/api/mobile/customers/{}",
+        created["customerId"].as_str().unwrap()
+    );
+    assert_eq!(env.get(&env.b_token, &path).await.status(), StatusCode::OK);
+
+    // Unknown item or client: refused, nothing granted.
+    let out = bin()
+        .env("L2C_DATABASE_URL", &url)
+        .args([
+            "client",
+            "grant",
+            &env.a.id,
+            "--showroom-items",
+            "itm_0006,itm_9999",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("itm_9999"));
+    let a_view: Value = env.get(&env.a_token, base).await.json().await.unwrap();
+    assert_eq!(a_view["total"], before["total"]);
+    let out = bin()
+        .env("L2C_DATABASE_URL", &url)
+        .args(["client", "grant", "nobody", "--all-customers"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // Revoke.
+    let out = bin()
+        .env("L2C_DATABASE_URL", &url)
+        .args([
+            "client",
+            "grant",
+            &env.b.id,
+            "--all-customers",
+            "--showroom-items",
+            "itm_0006",
+            "--revoke",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.get(&env.b_token, &path).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let after: Value = env.get(&env.b_token, base).await.json().await.unwrap();
+    assert_eq!(
+        after["total"].as_u64().unwrap(),
+        before["total"].as_u64().unwrap() + 1
+    );
+    env.server.stop().await;
 }
