@@ -30,6 +30,22 @@ async fn healthz_and_readyz() {
 }
 
 #[tokio::test]
+async fn wrong_method_and_unknown_path_are_problems() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let res = s.http().post(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert!(res.headers()["allow"].to_str().unwrap().contains("GET"));
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let res = s.http().get(s.url("/no/such/path")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "not_found");
+    assert_eq!(body["requestId"], id.as_str());
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn jwks_lists_no_secret_keys() {
     let s = TestServer::start(Backend::Sqlite).await;
     let res = s
@@ -258,6 +274,56 @@ async fn serves_https_with_the_given_certificate() {
         .send()
         .await;
     assert!(plain.map(|r| r.status() != 200).unwrap_or(true));
+    s.stop().await;
+}
+
+/// SIGINT/SIGTERM → graceful shutdown: a request the handler is already reading completes.
+///
+/// `Expect: 100-continue` makes the handoff deterministic: hyper sends `100 Continue` only when
+/// the handler starts reading the body, so once it arrives the request is provably in flight.
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    let body = r#"{"grant_type":"client_credentials"}"#;
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    conn.write_all(
+        format!(
+            "POST /api/oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 64];
+    let n = conn.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"));
+
+    s.trigger_shutdown();
+    // The server keeps running while the request is in flight.
+    tokio::task::yield_now().await;
+    assert!(!s.is_stopped());
+
+    conn.write_all(body.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("}") {
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before the response");
+        response.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(text.contains("invalid_client"));
+    drop(conn);
+    s.join().await.unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(s.addr).await.is_err(),
+        "no longer accepting"
+    );
     s.stop().await;
 }
 

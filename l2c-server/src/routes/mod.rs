@@ -44,6 +44,18 @@ pub fn mobile_routes() -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY_BYTES))
 }
 
+/// 405 problem for a known path with another method (axum still adds the `Allow` header).
+pub async fn method_not_allowed() -> Response {
+    problem_response(
+        Problem::new(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Method Not Allowed",
+        )
+        .with_detail("this path does not accept that method; see the Allow header"),
+    )
+}
+
 /// 404 problem for an unknown path under an authenticated group.
 pub async fn not_found(req: Request) -> Response {
     let _ = req;
