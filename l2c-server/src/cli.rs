@@ -118,6 +118,40 @@ pub enum ClientCommand {
         /// The client id.
         id: String,
     },
+    /// Grant a client what partners cannot grant themselves: AUTHORIZED showroom items and
+    /// reading every customer. `--revoke` withdraws the named grants.
+    Grant {
+        /// The client id.
+        id: String,
+        /// Showroom item ids, comma-separated or repeated (e.g. `itm_0006,itm_0030`).
+        #[arg(long = "showroom-items", value_delimiter = ',')]
+        showroom_items: Vec<String>,
+        /// Let the client read every customer, not only those linked to its leads and orders.
+        #[arg(long)]
+        all_customers: bool,
+        /// Withdraw the named grants instead of adding them.
+        #[arg(long)]
+        revoke: bool,
+    },
+}
+
+/// A secret given on the command line: validated later, so clap never echoes it in an error,
+/// and redacted in `Debug`.
+#[derive(Clone)]
+pub struct SecretArg(String);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(<redacted>)")
+    }
 }
 
 fn parse_scopes(s: &str) -> Result<Scopes, UnknownScope> {
@@ -138,7 +172,7 @@ pub struct ServeArgs {
     pub redis_url: Option<String>,
     /// HS256 signing secret (UTF-8, at least 32 bytes). Unset: generated once, kept in the database.
     #[arg(long, env = "L2C_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<JwtSecret>,
+    pub jwt_secret: Option<SecretArg>,
     /// The tokens' issuer (`iss`).
     #[arg(long, env = "L2C_ISSUER", default_value = crate::config::DEFAULT_ISSUER)]
     pub issuer: String,
@@ -181,7 +215,11 @@ impl ServeArgs {
             listen: self.listen,
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
-            jwt_secret: self.jwt_secret.clone(),
+            jwt_secret: self
+                .jwt_secret
+                .as_ref()
+                .map(|s| s.0.parse::<JwtSecret>())
+                .transpose()?,
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             rate_limit: self.rate_limit,
@@ -207,6 +245,12 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
+    /// A showroom item id that does not exist (nothing was granted).
+    #[error("no showroom item with id `{0}`")]
+    NoSuchShowroomItem(String),
+    /// `client grant` named nothing to grant.
+    #[error("nothing to grant: pass --showroom-items and/or --all-customers")]
+    NothingToGrant,
 }
 
 /// Runs a `client` subcommand, writing to `out`.
@@ -307,8 +351,61 @@ async fn client_command(
                 if disable { "disabled" } else { "enabled" }
             )?;
         }
+        ClientCommand::Grant {
+            id,
+            showroom_items,
+            all_customers,
+            revoke,
+        } => grant(db, id, showroom_items, *all_customers, *revoke, out).await?,
     }
     out.flush()?;
+    Ok(())
+}
+
+async fn grant(
+    db: &Db,
+    id: &str,
+    items: &[String],
+    all_customers: bool,
+    revoke: bool,
+    out: &mut impl std::io::Write,
+) -> Result<(), CliError> {
+    let items: Vec<String> = items
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.is_empty() && !all_customers {
+        return Err(CliError::NothingToGrant);
+    }
+    if db.clients().get(id).await?.is_none() {
+        return Err(CliError::NoSuchClient(id.to_owned()));
+    }
+    let client = l2c_core::ClientId::new(id);
+    if !items.is_empty() {
+        let verb = if revoke {
+            let n = db.showroom().revoke(&client, &items).await?;
+            format!("revoked {n} showroom grant(s)")
+        } else {
+            let n = db
+                .showroom()
+                .grant(&client, &items)
+                .await
+                .map_err(|e| match e {
+                    crate::store::showroom::GrantError::UnknownItem(item) => {
+                        CliError::NoSuchShowroomItem(item)
+                    }
+                    crate::store::showroom::GrantError::Store(e) => CliError::Store(e),
+                })?;
+            format!("granted {n} new showroom item(s)")
+        };
+        writeln!(out, "client {id}: {verb}")?;
+    }
+    if all_customers {
+        db.customers().grant_all(&client, !revoke).await?;
+        let what = if revoke { "may no longer" } else { "may now" };
+        writeln!(out, "client {id}: {what} read every customer")?;
+    }
     Ok(())
 }
 

@@ -57,6 +57,7 @@ pub use state::AppState;
 pub fn app(state: AppState) -> Router {
     let verifier = Arc::clone(state.tokens.verifier());
     let mobile = routes::mobile_routes()
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
         .layer(from_fn(observe::expose_client))
         .layer(JwtAuthLayer::new(verifier));
@@ -70,6 +71,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
+        .merge(routes::openapi::routes())
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .nest("/api/mobile", mobile)
         .fallback(routes::not_found)
         .layer(CatchPanicLayer::custom(panic_response))

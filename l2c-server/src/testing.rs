@@ -304,6 +304,26 @@ impl TestServer {
             .to_owned()
     }
 
+    /// Signals the server to shut down without waiting (see [`TestServer::shutdown`]).
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Whether the server task has finished.
+    pub fn is_stopped(&self) -> bool {
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Waits for the server task to finish, returning its result.
+    pub async fn join(&mut self) -> std::io::Result<()> {
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            None => Ok(()),
+        }
+    }
+
     /// Stops accepting, waits for in-flight requests, closes the pool; keeps the database.
     pub async fn shutdown(mut self) -> TestDb {
         self.stop_server().await;

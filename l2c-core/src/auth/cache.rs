@@ -5,6 +5,9 @@
 //! and a hit outside that window is refused exactly like the cold path refuses it. Only tokens
 //! that verified are inserted, so an attacker cannot fill the cache with garbage.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+
 use dashmap::DashMap;
 
 use super::verifier::TokenError;
@@ -32,16 +35,48 @@ impl Verified {
     }
 }
 
+/// How many trailing bytes of each write the hasher looks at.
+const HASHED_TAIL: usize = 32;
+
+/// Hashes only the last 32 bytes of a token: its signature, which no two tokens share by chance.
+///
+/// Equality still compares the whole token, so this only picks the bucket; it keeps a cache hit
+/// from running SipHash over a 400-byte token. The underlying SipHash keys are random per cache,
+/// so colliding buckets cannot be precomputed.
+#[derive(Debug, Clone)]
+struct TailHash(RandomState);
+
+impl BuildHasher for TailHash {
+    type Hasher = TailHasher<<RandomState as BuildHasher>::Hasher>;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+struct TailHasher<H>(H);
+
+impl<H: Hasher> Hasher for TailHasher<H> {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0
+            .write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct VerifiedCache {
-    map: DashMap<Box<str>, Verified>,
+    map: DashMap<Box<[u8]>, Verified, TailHash>,
     capacity: usize,
 }
 
 impl VerifiedCache {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            map: DashMap::new(),
+            map: DashMap::with_hasher(TailHash(RandomState::new())),
             capacity,
         }
     }
@@ -49,7 +84,7 @@ impl VerifiedCache {
     /// `None` on a miss; otherwise the same answer the cold path would give at `now`.
     pub(crate) fn get(
         &self,
-        token: &str,
+        token: &[u8],
         now: u64,
     ) -> Option<Result<AuthenticatedClient, TokenError>> {
         let outcome = {
@@ -63,7 +98,7 @@ impl VerifiedCache {
         Some(outcome)
     }
 
-    pub(crate) fn insert(&self, token: &str, verified: Verified, now: u64) {
+    pub(crate) fn insert(&self, token: &[u8], verified: Verified, now: u64) {
         if self.capacity == 0 {
             return;
         }
@@ -80,7 +115,7 @@ impl VerifiedCache {
         let target = self.capacity - self.capacity / 4;
         let len = self.map.len();
         if len >= target {
-            let victims: Vec<Box<str>> = self
+            let victims: Vec<Box<[u8]>> = self
                 .map
                 .iter()
                 .take(len + 1 - target)

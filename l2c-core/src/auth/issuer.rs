@@ -214,3 +214,17 @@ impl fmt::Debug for IssuedToken {
             .finish()
     }
 }
+
+/// The RFC 6749 §5.1 response for an issued token: `token_type: Bearer`, `expires_in`, and the
+/// granted scopes in `scope`.
+#[cfg(feature = "api")]
+impl From<IssuedToken> for crate::api::oauth::TokenResponse {
+    fn from(token: IssuedToken) -> Self {
+        Self {
+            access_token: token.access_token,
+            expires_in: token.expires_in,
+            token_type: "Bearer".to_owned(),
+            scope: (!token.scopes.is_empty()).then(|| token.scopes.to_string()),
+        }
+    }
+}

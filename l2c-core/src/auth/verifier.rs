@@ -28,6 +28,18 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// The largest decoded JOSE header accepted, in bytes.
 const MAX_HEADER_LEN: usize = 1024;
 
+/// The bytes of a JWS Compact Serialization: base64url characters and `.`.
+static COMPACT_JWS_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
+        b += 1;
+    }
+    table
+};
+
 /// Why a token was refused.
 ///
 /// Every variant means the same thing to the caller — 401 `invalid_token` (RFC 6750 §3.1,
@@ -353,6 +365,11 @@ impl TokenVerifier {
         }
     }
 
+    /// The length limit on tokens.
+    pub fn max_token_len(&self) -> usize {
+        self.max_token_len
+    }
+
     /// The JWK Set of the verifier's Ed25519 public keys; HMAC keys are never in it.
     pub fn jwks(&self) -> Jwks {
         Jwks::from_keys(self.keys.iter().filter_map(|k| match &k.material {
@@ -367,17 +384,23 @@ impl TokenVerifier {
     ///
     /// A [`TokenError`] naming the failed check, for logs only.
     pub fn verify(&self, token: &str) -> Result<AuthenticatedClient, TokenError> {
+        self.verify_bytes(token.as_bytes())
+    }
+
+    /// [`verify`](Self::verify) on the raw header bytes: a cache hit needs no UTF-8 check.
+    pub(crate) fn verify_bytes(&self, token: &[u8]) -> Result<AuthenticatedClient, TokenError> {
         if token.len() > self.max_token_len {
             return Err(TokenError::TooLarge);
         }
         let now = self.clock.unix_seconds();
-        let Some(cache) = &self.cache else {
-            return self.verify_uncached(token, now).map(|v| v.client);
-        };
-        if let Some(outcome) = cache.get(token, now) {
+        if let Some(outcome) = self.cache.as_ref().and_then(|cache| cache.get(token, now)) {
             return outcome;
         }
-        let verified = self.verify_uncached(token, now)?;
+        let text = std::str::from_utf8(token).map_err(|_| TokenError::Malformed)?;
+        let verified = self.verify_uncached(text, now)?;
+        let Some(cache) = &self.cache else {
+            return Ok(verified.client);
+        };
         let client = verified.client.clone();
         cache.insert(token, verified, now);
         Ok(client)
@@ -390,10 +413,7 @@ impl TokenVerifier {
 
     fn verify_uncached(&self, token: &str, now: u64) -> Result<Verified, TokenError> {
         let bytes = token.as_bytes();
-        if !bytes
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
+        if !bytes.iter().all(|&b| COMPACT_JWS_BYTES[usize::from(b)]) {
             return Err(TokenError::Malformed);
         }
         let mut parts = token.split('.');
@@ -445,7 +465,7 @@ impl TokenVerifier {
         let mut signature = [0u8; 64];
         let signature_len = URL_SAFE_NO_PAD
             .decode_slice(signature_b64, &mut signature)
-            .map_err(|_| TokenError::Malformed)?;
+            .map_err(|_| TokenError::BadSignature)?;
         match &key.material {
             KeyMaterial::Hs256(mac) => {
                 let mut mac = mac.clone();

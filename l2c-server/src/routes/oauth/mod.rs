@@ -183,13 +183,7 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
         );
     }
 
-    let issued = state.tokens.issue(&client.id, granted);
-    let body = TokenResponse {
-        access_token: issued.access_token,
-        expires_in: issued.expires_in,
-        token_type: "Bearer".to_owned(),
-        scope: Some(issued.scopes.to_string()),
-    };
+    let body = TokenResponse::from(state.tokens.issue(&client.id, granted));
     let mut res = no_store(axum::Json(body).into_response());
     res.extensions_mut().insert(client.id.clone());
     res
