@@ -62,3 +62,8 @@ pub use l2c_core::api::{CustomerId, DeliveryId, LeadId, OrderId, ShowroomItemId,
 pub use client::{Client, ClientBuilder};
 pub use error::{BuildError, Error};
 pub use retry::RetryPolicy;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
