@@ -457,6 +457,23 @@ impl ClientInner {
     }
 }
 
+/// The most bytes of an error body that are read (problem details are far smaller).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Reads at most `cap` bytes of the body. An unreadable error body still yields the status; the
+/// body only adds detail, so read failures give what was read so far.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = cap - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= cap {
+            break;
+        }
+    }
+    body
+}
+
 /// A 401 is worth one token refresh unless its challenge names an error other than
 /// `invalid_token` (RFC 6750 §3).
 fn is_stale_token_challenge(headers: &http::HeaderMap) -> bool {
@@ -480,8 +497,7 @@ async fn error_from_response(response: reqwest::Response, kind: ResponseKind) ->
         .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
     let request_id = header_string(&headers, REQUEST_ID_HEADER);
     let content_type = header_string(&headers, CONTENT_TYPE.as_str());
-    // An unreadable error body still yields the status; the body only adds detail.
-    let body = response.bytes().await.unwrap_or_default();
+    let body = read_capped(response, MAX_ERROR_BODY).await;
     let error = match kind {
         ResponseKind::Api => Error::from_response_parts(
             status,
@@ -593,6 +609,14 @@ mod tests {
         assert!(validate_request_id("").is_err());
         assert!(validate_request_id("has space").is_err());
         assert!(validate_request_id(&"x".repeat(256)).is_err());
+    }
+
+    #[tokio::test]
+    async fn error_bodies_are_read_up_to_the_cap() {
+        let big = reqwest::Response::from(http::Response::new(vec![b'x'; 100_000]));
+        assert_eq!(read_capped(big, MAX_ERROR_BODY).await.len(), MAX_ERROR_BODY);
+        let small = reqwest::Response::from(http::Response::new(b"tiny".to_vec()));
+        assert_eq!(read_capped(small, MAX_ERROR_BODY).await, b"tiny");
     }
 
     #[test]
