@@ -218,3 +218,58 @@ async fn a_failed_refresh_keeps_using_the_token_until_it_expires() {
             .all(|r| header_of(r, "authorization").unwrap() == "Bearer tok-1")
     );
 }
+
+/// Collects everything logged at TRACE level.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn logs_never_contain_the_secret_or_a_token() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let platform = MockPlatform::start_bare().await;
+    mock_counting_tokens(&platform, json!(7200)).await;
+    Mock::given(method("GET"))
+        .and(path(STATUS_PATH))
+        .and(header("authorization", "Bearer tok-1"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header("www-authenticate", r#"Bearer error="invalid_token""#),
+        )
+        .with_priority(1)
+        .mount(platform.server())
+        .await;
+    Mock::given(method("GET"))
+        .and(path(STATUS_PATH))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(platform.server())
+        .await;
+    mock_status(&platform, "ord_1").await;
+    let client = platform.client();
+    client.orders().status("ord_1").send().await.unwrap();
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("retrying"), "the retry was logged:\n{logs}");
+    for secret in [TEST_CLIENT_SECRET, "tok-1", "tok-2"] {
+        assert!(!logs.contains(secret), "`{secret}` was logged:\n{logs}");
+    }
+}
