@@ -14,6 +14,7 @@
 //! | [`deprecation`] | `deprecation` | `DeprecationLayer`: `Deprecation` / `Sunset` / `Link` headers, 410 after sunset |
 //! | [`webhook`] | `webhook` | `X-L2C-Signature` and Standard Webhooks signing and verification |
 //! | [`api`] | `api` | request, response and event types of the open platform |
+//! | [`limits`] | `rate-limit` or `concurrency` | partition keys, store failure policy, the Redis connection shared by both |
 //! | [`problem`] | always | RFC 9457 problem details, the error body of every layer |
 //! | [`request_id`] | always | `RequestIdLayer`: a request id for logs and error bodies that never invents an idempotency key |
 //!
@@ -38,6 +39,8 @@ pub mod concurrency;
 pub mod deprecation;
 #[cfg(feature = "idempotency")]
 pub mod idempotency;
+#[cfg(any(feature = "rate-limit", feature = "concurrency"))]
+pub mod limits;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;
 #[cfg(feature = "webhook")]

@@ -1,0 +1,147 @@
+//! [`ConcurrencyCap`]: the service made by [`ConcurrencyCapLayer`](super::ConcurrencyCapLayer).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Extensions, HeaderMap, HeaderValue, Request, Response};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::layer::Shared;
+use super::{Acquire, PermitBody};
+use crate::limits::response::{RATELIMIT, RATELIMIT_POLICY};
+use crate::limits::{FailurePolicy, StoreError};
+
+/// Caps the requests in flight to `S` per partition key; the slot lives in the response body.
+#[derive(Debug, Clone)]
+pub struct ConcurrencyCap<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> ConcurrencyCap<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// Requests let through so far because the store failed (shared with the layer).
+    pub fn fail_open_total(&self) -> u64 {
+        self.shared.fail_open.get()
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` of the cap.
+#[derive(Debug)]
+pub(crate) struct CapHeaders {
+    policy: HeaderValue,
+    state: HeaderValue,
+}
+
+impl CapHeaders {
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        headers.append(RATELIMIT_POLICY.clone(), self.policy);
+        headers.append(RATELIMIT.clone(), self.state);
+    }
+}
+
+pub(crate) enum Outcome<B> {
+    Pass(Option<super::Permit>, Option<CapHeaders>),
+    Reject(Response<PermitBody<B>>),
+}
+
+impl Shared {
+    fn headers(&self, free: u32) -> CapHeaders {
+        CapHeaders {
+            policy: self.policy_header.clone(),
+            state: HeaderValue::try_from(format!("\"{}\";r={free}", self.policy))
+                .unwrap_or_else(|_| HeaderValue::from_static("\"concurrency\";r=0")),
+        }
+    }
+
+    pub(crate) fn outcome<B: From<Bytes>>(
+        &self,
+        result: Result<Acquire, StoreError>,
+        extensions: &Extensions,
+    ) -> Outcome<B> {
+        match result {
+            Ok(Acquire::Granted { permit, available }) => {
+                Outcome::Pass(Some(permit), Some(self.headers(available)))
+            }
+            Ok(Acquire::Full) => {
+                let res = self.rejection.response::<B>(extensions, 1);
+                let mut res = res.map(PermitBody::without_permit);
+                self.headers(0).apply(res.headers_mut());
+                Outcome::Reject(res)
+            }
+            Err(error) => match self.failure {
+                FailurePolicy::Closed => {
+                    tracing::warn!(%error, policy = %self.policy, "concurrency store failed; rejecting (fail-closed)");
+                    Outcome::Reject(
+                        self.unavailable
+                            .response::<B>(extensions, 1)
+                            .map(PermitBody::without_permit),
+                    )
+                }
+                FailurePolicy::Open => {
+                    tracing::warn!(%error, policy = %self.policy, "concurrency store failed; letting the request through (fail-open)");
+                    self.fail_open.increment();
+                    Outcome::Pass(None, None)
+                }
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ConcurrencyCap<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = Response<PermitBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let shared = &self.shared;
+        let key: Cow<'_, str> = match shared.key.extract(&req) {
+            Some(key) => key,
+            None => match &shared.anonymous_key {
+                Some(anonymous) => Cow::Borrowed(&**anonymous),
+                None => return ResponseFuture::inner(self.inner.call(req), None, None),
+            },
+        };
+        if let Some(result) = shared.store.try_acquire_now(&key, shared.limit) {
+            drop(key);
+            return match shared.outcome(result, req.extensions()) {
+                Outcome::Pass(permit, headers) => {
+                    ResponseFuture::inner(self.inner.call(req), permit, headers)
+                }
+                Outcome::Reject(res) => ResponseFuture::ready(res),
+            };
+        }
+
+        let key = key.into_owned();
+        let shared = self.shared.clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::boxed(Box::pin(async move {
+            let result = shared.store.acquire(&key, shared.limit).await;
+            match shared.outcome(result, req.extensions()) {
+                Outcome::Pass(permit, headers) => {
+                    // An error from the inner service drops the permit here.
+                    let res = inner.call(req).await?;
+                    Ok(super::future::finish(res, permit, headers))
+                }
+                Outcome::Reject(res) => Ok(res),
+            }
+        }))
+    }
+}

@@ -1,0 +1,209 @@
+//! [`KeyedRateLimitLayer`]: configuration only.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use tower_layer::Layer;
+
+use super::service::KeyedRateLimit;
+use super::{GcraParams, MemoryStore, Quota, QuotaOverrides, RateLimitStore};
+use crate::limits::response::PrebuiltProblem;
+use crate::limits::{
+    ConfigError, FailOpenCounter, FailurePolicy, KeyExtractor, RequestHead, validate_policy_name,
+};
+
+/// Limits each partition key (by default the authenticated `client_id`) to a [`Quota`].
+///
+/// See the [module docs](super) for the responses and an example.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct KeyedRateLimitLayer {
+    quota: Quota,
+    overrides: QuotaOverrides,
+    store: Arc<dyn RateLimitStore>,
+    key: KeyExtractor,
+    anonymous_key: Option<Arc<str>>,
+    failure: FailurePolicy,
+    fail_open: FailOpenCounter,
+    policy: Arc<str>,
+}
+
+impl KeyedRateLimitLayer {
+    /// Limits every client to `quota`, in memory, keyed by the authenticated `client_id`.
+    pub fn new(quota: Quota) -> Self {
+        Self {
+            quota,
+            overrides: QuotaOverrides::new(),
+            store: Arc::new(MemoryStore::new()),
+            key: KeyExtractor::client_id(),
+            anonymous_key: None,
+            failure: FailurePolicy::Open,
+            fail_open: FailOpenCounter::new(),
+            policy: Arc::from("default"),
+        }
+    }
+
+    /// Derives the partition key with `f` instead of the authenticated client (e.g. the peer
+    /// address on the token endpoint). `None` means "no key" (see
+    /// [`anonymous_key`](Self::anonymous_key)).
+    pub fn key_fn<F>(mut self, f: F) -> Self
+    where
+        F: Fn(RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
+    {
+        self.key = KeyExtractor::from_fn(f);
+        self
+    }
+
+    /// Uses `extractor` for the partition key (shareable with the concurrency cap).
+    pub fn key_extractor(mut self, extractor: KeyExtractor) -> Self {
+        self.key = extractor;
+        self
+    }
+
+    /// Counts requests without a key under `key`, all together. Without this (the default) such
+    /// requests pass unlimited and without rate-limit headers.
+    pub fn anonymous_key(mut self, key: &str) -> Self {
+        self.anonymous_key = Some(Arc::from(key));
+        self
+    }
+
+    /// Uses `overrides` for per-key quotas; keep a clone to change them at runtime.
+    pub fn with_overrides(mut self, overrides: QuotaOverrides) -> Self {
+        self.overrides = overrides;
+        self
+    }
+
+    /// Keeps the state in `store` (e.g. [`RedisStore`](super::RedisStore)) instead of memory.
+    pub fn with_store(self, store: impl RateLimitStore) -> Self {
+        self.with_shared_store(Arc::new(store))
+    }
+
+    /// Keeps the state in an already shared store (several layers may share one).
+    pub fn with_shared_store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// What to do when the store fails (default [`FailurePolicy::Open`]).
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure = policy;
+        self
+    }
+
+    /// Names the policy in the headers and in `violated-policies` (default `default`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::PolicyName`] unless the name is 1–64 characters of `a-z0-9-_.`.
+    pub fn policy_name(mut self, name: &str) -> Result<Self, ConfigError> {
+        validate_policy_name(name)?;
+        self.policy = Arc::from(name);
+        Ok(self)
+    }
+
+    /// The default quota.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    /// The per-key overrides handle (shared with every service built from this layer).
+    pub fn overrides(&self) -> &QuotaOverrides {
+        &self.overrides
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn RateLimitStore> {
+        &self.store
+    }
+
+    /// The fail-open counter, shared with every service built from this layer, for a metric.
+    pub fn fail_open_counter(&self) -> &FailOpenCounter {
+        &self.fail_open
+    }
+
+    /// Requests let through so far because the store failed.
+    pub fn fail_open_total(&self) -> u64 {
+        self.fail_open.get()
+    }
+}
+
+impl<S> Layer<S> for KeyedRateLimitLayer {
+    type Service = KeyedRateLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let shared = Shared {
+            default: Resolved::new(&self.policy, self.quota),
+            overrides: self.overrides.clone(),
+            store: self.store.clone(),
+            key: self.key.clone(),
+            anonymous_key: self.anonymous_key.clone(),
+            failure: self.failure,
+            fail_open: self.fail_open.clone(),
+            rejection: PrebuiltProblem::quota_exceeded(
+                &self.policy,
+                "The client has exceeded its request quota; retry after the time in Retry-After.",
+            ),
+            unavailable: PrebuiltProblem::store_unavailable(),
+            rejected_states: (0..=REJECTED_STATES_CACHED)
+                .map(|secs| state_value(&self.policy, 0, secs))
+                .collect(),
+            policy: self.policy.clone(),
+        };
+        KeyedRateLimit::new(inner, Arc::new(shared))
+    }
+}
+
+/// Everything a service needs, built once per `layer` call.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) default: Resolved,
+    pub(crate) overrides: QuotaOverrides,
+    pub(crate) store: Arc<dyn RateLimitStore>,
+    pub(crate) key: KeyExtractor,
+    pub(crate) anonymous_key: Option<Arc<str>>,
+    pub(crate) failure: FailurePolicy,
+    pub(crate) fail_open: FailOpenCounter,
+    pub(crate) rejection: PrebuiltProblem,
+    pub(crate) unavailable: PrebuiltProblem,
+    /// `RateLimit` values of a rejection (`r=0`) for `t` = 0..=120 s, built once: the 429 path of
+    /// a per-second or per-minute quota allocates no header.
+    pub(crate) rejected_states: Vec<HeaderValue>,
+    pub(crate) policy: Arc<str>,
+}
+
+const REJECTED_STATES_CACHED: u64 = 120;
+
+/// `"<policy>";r=<remaining>;t=<secs>`.
+pub(crate) fn state_value(policy: &str, remaining: u64, secs: u64) -> HeaderValue {
+    let mut s = String::with_capacity(policy.len() + 28);
+    // Writing to a String cannot fail.
+    let _ = write!(s, "\"{policy}\";r={remaining};t={secs}");
+    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("\"default\";r=0"))
+}
+
+/// A quota with its GCRA parameters and its `RateLimit-Policy` value.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub(crate) params: GcraParams,
+    pub(crate) policy_header: HeaderValue,
+}
+
+impl Resolved {
+    pub(crate) fn new(policy: &str, quota: Quota) -> Self {
+        let mut s = String::with_capacity(policy.len() + 24);
+        // Writing to a String cannot fail.
+        let _ = write!(
+            s,
+            "\"{policy}\";q={};w={}",
+            quota.count(),
+            quota.window_secs()
+        );
+        Self {
+            params: GcraParams::of(&quota),
+            // The policy name is validated, so the value is always visible ASCII.
+            policy_header: HeaderValue::try_from(s)
+                .unwrap_or_else(|_| HeaderValue::from_static("\"default\";q=1")),
+        }
+    }
+}

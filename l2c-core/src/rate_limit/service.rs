@@ -1,0 +1,164 @@
+//! [`KeyedRateLimit`]: the service made by [`KeyedRateLimitLayer`](super::KeyedRateLimitLayer).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Extensions, HeaderMap, HeaderValue, Request, Response};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::layer::{Resolved, Shared, state_value};
+use super::{Decision, GcraParams};
+use crate::limits::response::{RATELIMIT, RATELIMIT_POLICY, ceil_secs};
+use crate::limits::{FailurePolicy, StoreError};
+
+/// Rate-limits the requests to `S` per partition key.
+#[derive(Debug, Clone)]
+pub struct KeyedRateLimit<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> KeyedRateLimit<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// Requests let through so far because the store failed (shared with the layer).
+    pub fn fail_open_total(&self) -> u64 {
+        self.shared.fail_open.get()
+    }
+}
+
+/// The `RateLimit-Policy` and `RateLimit` values of an allowed response.
+#[derive(Debug, Clone)]
+pub(crate) struct RateHeaders {
+    policy: HeaderValue,
+    state: HeaderValue,
+}
+
+impl RateHeaders {
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        // `append`: a route behind several limiters lists every policy (SF lists combine).
+        headers.append(RATELIMIT_POLICY.clone(), self.policy);
+        headers.append(RATELIMIT.clone(), self.state);
+    }
+}
+
+pub(crate) enum Outcome<B> {
+    Pass(Option<RateHeaders>),
+    Reject(Response<B>),
+}
+
+impl Shared {
+    fn state_value(&self, remaining: u64, secs: u64) -> HeaderValue {
+        if remaining == 0
+            && let Some(cached) = self
+                .rejected_states
+                .get(usize::try_from(secs).unwrap_or(usize::MAX))
+        {
+            return cached.clone();
+        }
+        state_value(&self.policy, remaining, secs)
+    }
+
+    pub(crate) fn outcome<B: From<Bytes>>(
+        &self,
+        result: Result<Decision, StoreError>,
+        policy_header: &HeaderValue,
+        extensions: &Extensions,
+    ) -> Outcome<B> {
+        match result {
+            Ok(d) if d.allowed => Outcome::Pass(Some(RateHeaders {
+                policy: policy_header.clone(),
+                state: self.state_value(d.remaining, ceil_secs(d.reset_after_nanos)),
+            })),
+            Ok(d) => {
+                // Retry-After and `t` are the same rounded-up delay, so Retry-After is never
+                // earlier than `t` (draft-ietf-httpapi-ratelimit-headers-10 §"Server Behavior").
+                let secs = ceil_secs(d.reset_after_nanos).max(1);
+                let mut res = self.rejection.response(extensions, secs);
+                RateHeaders {
+                    policy: policy_header.clone(),
+                    state: self.state_value(0, secs),
+                }
+                .apply(res.headers_mut());
+                Outcome::Reject(res)
+            }
+            Err(error) => match self.failure {
+                FailurePolicy::Closed => {
+                    tracing::warn!(%error, policy = %self.policy, "rate limit store failed; rejecting (fail-closed)");
+                    Outcome::Reject(self.unavailable.response(extensions, 1))
+                }
+                FailurePolicy::Open => {
+                    tracing::warn!(%error, policy = %self.policy, "rate limit store failed; letting the request through (fail-open)");
+                    self.fail_open.increment();
+                    Outcome::Pass(None)
+                }
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for KeyedRateLimit<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let shared = &self.shared;
+        let key: Cow<'_, str> = match shared.key.extract(&req) {
+            Some(key) => key,
+            None => match &shared.anonymous_key {
+                Some(anonymous) => Cow::Borrowed(&**anonymous),
+                None => return ResponseFuture::inner(self.inner.call(req), None),
+            },
+        };
+        let custom = shared
+            .overrides
+            .get(&key)
+            .map(|quota| Resolved::new(&shared.policy, quota));
+        let resolved = custom.as_ref().unwrap_or(&shared.default);
+        let params: GcraParams = resolved.params;
+
+        if let Some(result) = shared.store.check_now(&key, params) {
+            drop(key);
+            return match shared.outcome(result, &resolved.policy_header, req.extensions()) {
+                Outcome::Pass(headers) => ResponseFuture::inner(self.inner.call(req), headers),
+                Outcome::Reject(res) => ResponseFuture::ready(res),
+            };
+        }
+
+        // A store that needs I/O: check, then call a ready clone of the inner service.
+        let key = key.into_owned();
+        let policy_header = resolved.policy_header.clone();
+        let shared = self.shared.clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::boxed(Box::pin(async move {
+            let result = shared.store.check(&key, params).await;
+            match shared.outcome(result, &policy_header, req.extensions()) {
+                Outcome::Pass(headers) => {
+                    let mut res = inner.call(req).await?;
+                    if let Some(headers) = headers {
+                        headers.apply(res.headers_mut());
+                    }
+                    Ok(res)
+                }
+                Outcome::Reject(res) => Ok(res),
+            }
+        }))
+    }
+}
