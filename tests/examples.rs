@@ -12,7 +12,12 @@ use std::time::{Duration, Instant};
 use l2c_core::Scopes;
 use l2c_server::testing::{Backend, TestServer};
 
-const EXAMPLES: [&str; 3] = ["quickstart", "showroom_paging", "webhook_receiver"];
+const EXAMPLES: [&str; 4] = [
+    "quickstart",
+    "showroom_paging",
+    "webhook_receiver",
+    "embed_layers",
+];
 
 fn example_binary(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
@@ -46,6 +51,7 @@ async fn every_example_runs_to_completion_against_a_fresh_server() {
                 .env("L2C_CLIENT_ID", id)
                 .env("L2C_CLIENT_SECRET", secret)
                 .env_remove("L2C_WEBHOOK_SECRET")
+                .env_remove("L2C_EMBED_LISTEN")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
