@@ -825,3 +825,80 @@ async fn cli_grants_showroom_items_and_all_customers() {
     );
     env.server.stop().await;
 }
+
+#[tokio::test]
+async fn routes_are_mounted_under_api_v1_and_prefixes_can_be_deprecated() {
+    use l2c_server::testing::TestOptions;
+    let mut options = TestOptions::default();
+    options.config.deprecations = vec![
+        "/api/v1/showroom=2026-01-01,2099-01-01,/api/v2/showroom/items"
+            .parse()
+            .unwrap(),
+        "/api/v1/leads=2020-01-01,2020-12-01".parse().unwrap(),
+    ];
+    for backend in Backend::available() {
+        let server = TestServer::start_with(backend, options.clone()).await;
+        server.db.showroom().seed_demo_if_empty().await.unwrap();
+        let client = server.create_client(Scopes::all()).await;
+        let token = server.token(&client).await;
+        let get = |path: &str| {
+            server
+                .http()
+                .get(server.url(path))
+                .bearer_auth(&token)
+                .send()
+        };
+
+        // Same routes, same answers; only the deprecated prefix carries the headers.
+        let current = get("/api/mobile/showroom/items").await.unwrap();
+        assert_eq!(current.status(), StatusCode::OK);
+        assert!(current.headers().get("deprecation").is_none());
+        let v1 = get("/api/v1/showroom/items").await.unwrap();
+        assert_eq!(v1.status(), StatusCode::OK);
+        assert_eq!(v1.headers()["deprecation"], "@1767225600");
+        assert_eq!(v1.headers()["sunset"], "Thu, 01 Jan 2099 00:00:00 GMT");
+        let links: Vec<&str> = v1
+            .headers()
+            .get_all("link")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert!(
+            links
+                .iter()
+                .any(|l| l.contains("rel=\"successor-version\"")),
+            "{links:?}"
+        );
+        assert!(
+            links
+                .iter()
+                .any(|l| l.contains("rel=\"next\"") && l.contains("/api/v1/")),
+            "{links:?}"
+        );
+        let a: Value = current.json().await.unwrap();
+        let b: Value = v1.json().await.unwrap();
+        assert_eq!(a, b);
+
+        // Past its sunset: 410 problem, the handler does not run.
+        let res = server
+            .http()
+            .post(server.url("/api/v1/leads/hook"))
+            .bearer_auth(&token)
+            .json(&lead("v1-1", "13812345678"))
+            .send()
+            .await
+            .unwrap();
+        problem(res, 410).await;
+        assert_eq!(server.db.leads().count().await.unwrap(), 0);
+        let res = server
+            .http()
+            .post(server.url("/api/mobile/leads/hook"))
+            .bearer_auth(&token)
+            .json(&lead("v1-1", "13812345678"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        server.stop().await;
+    }
+}
