@@ -1033,3 +1033,62 @@ async fn order_sync_returns_the_webhook_events_inside_its_transaction() {
         env.server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn concurrent_pushes_of_one_lead_create_it_once() {
+    for backend in Backend::available() {
+        let env = Env::start(backend).await;
+        let body = lead("race-1", "13812345678");
+        let requests = (0..8).map(|_| env.post(&env.a_token, "/api/mobile/leads/hook", &body));
+        let responses = futures_util::future::join_all(requests).await;
+        let mut created = 0;
+        let mut ids = std::collections::HashSet::new();
+        for res in responses {
+            match res.status() {
+                StatusCode::CREATED => created += 1,
+                StatusCode::OK => {}
+                other => panic!("unexpected {other}"),
+            }
+            let v: Value = res.json().await.unwrap();
+            ids.insert((v["leadId"].to_string(), v["customerId"].to_string()));
+        }
+        assert_eq!(created, 1, "{backend:?}");
+        assert_eq!(
+            ids.len(),
+            1,
+            "every answer names the same lead and customer"
+        );
+        assert_eq!(env.lead_count().await, 1);
+        assert_eq!(env.server.db.customers().count().await.unwrap(), 1);
+        env.server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_first_syncs_of_one_order_create_it_once() {
+    for backend in Backend::available() {
+        let env = Env::start(backend).await;
+        let body = order("RACE-1", 1, "DEPOSIT_PAID", "DEPOSIT_PAID", 500_000);
+        let requests = (0..8).map(|_| env.post(&env.a_token, "/api/mobile/orders/sync", &body));
+        let responses = futures_util::future::join_all(requests).await;
+        let mut statuses = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        for res in responses {
+            statuses.push(res.status().as_u16());
+            let v: Value = res.json().await.unwrap();
+            ids.insert(v["orderId"].to_string());
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            1,
+            "{backend:?}: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 201 || *s == 200),
+            "{statuses:?}"
+        );
+        assert_eq!(ids.len(), 1);
+        assert_eq!(env.order_count().await, 1);
+        env.server.stop().await;
+    }
+}
