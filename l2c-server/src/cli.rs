@@ -1,0 +1,340 @@
+//! The command line: `l2c-server [serve]`, `l2c-server client create|list|disable|enable`.
+//!
+//! Every flag can also be set through its `L2C_*` environment variable.
+//!
+//! | flag | variable | default |
+//! |---|---|---|
+//! | `--listen` | `L2C_LISTEN` | `127.0.0.1:8080` |
+//! | `--database-url` | `L2C_DATABASE_URL` | `sqlite://l2c.db?mode=rwc` |
+//! | `--redis-url` | `L2C_REDIS_URL` | none (in-memory limits) |
+//! | `--jwt-secret` | `L2C_JWT_SECRET` | none (key generated once, kept in the database) |
+//! | `--issuer` | `L2C_ISSUER` | `l2c` |
+//! | `--audience` | `L2C_AUDIENCE` | `l2c-api` |
+//! | `--rate-limit` | `L2C_RATE_LIMIT` | `100/s` |
+//! | `--tls-cert`, `--tls-key` | `L2C_TLS_CERT`, `L2C_TLS_KEY` | none (plain HTTP) |
+//! | `--trust-proxy-tls` | `L2C_TRUST_PROXY_TLS` | off |
+//! | `--no-demo-client` | `L2C_NO_DEMO_CLIENT` | off |
+//!
+//! ```
+//! use clap::Parser;
+//! use l2c_server::cli::{Cli, Command};
+//!
+//! let cli = Cli::try_parse_from(["l2c-server", "--listen", "0.0.0.0:9000"]).unwrap();
+//! let config = cli.serve_args().unwrap().to_config().unwrap();
+//! assert_eq!(config.listen.port(), 9000);
+//!
+//! let cli = Cli::try_parse_from(["l2c-server", "client", "create", "--name", "erp", "--json"]).unwrap();
+//! assert!(matches!(cli.command, Some(Command::Client { .. })));
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use l2c_core::Scopes;
+use l2c_core::identity::UnknownScope;
+
+use crate::config::{Config, ConfigError, JwtSecret, RateSpec, TlsFiles};
+use crate::store::{Db, NewClient};
+
+/// `l2c-server`: the L2C open platform reference server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "l2c-server",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve`, accepted without the subcommand too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+impl Cli {
+    /// The serve flags, if the command is `serve` (given or implied).
+    pub fn serve_args(&self) -> Option<&ServeArgs> {
+        match &self.command {
+            None => Some(&self.serve),
+            Some(Command::Serve(args)) => Some(args),
+            Some(Command::Client { .. }) => None,
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve(ServeArgs),
+    /// Manage client applications.
+    Client {
+        /// The database to use.
+        #[arg(long, env = "L2C_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL, global = true)]
+        database_url: String,
+        /// The client operation.
+        #[command(subcommand)]
+        action: ClientCommand,
+    },
+}
+
+/// `l2c-server client …`.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client and print its id and secret (the secret is shown only this once).
+    Create {
+        /// A human-readable name.
+        #[arg(long)]
+        name: String,
+        /// Comma- or space-separated scopes (default: every scope).
+        #[arg(long, value_parser = parse_scopes)]
+        scopes: Option<Scopes>,
+        /// The client's own quota, such as `100/s` or `6000/min` (default: the server's).
+        #[arg(long)]
+        rate_limit: Option<RateSpec>,
+        /// Let the client read every customer, not only those linked to its leads and orders.
+        #[arg(long)]
+        all_customers: bool,
+        /// Print `{"client_id":…,"client_secret":…}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the clients (never their secrets).
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a client from obtaining tokens (issued tokens live until they expire).
+    Disable {
+        /// The client id.
+        id: String,
+    },
+    /// Let a disabled client obtain tokens again.
+    Enable {
+        /// The client id.
+        id: String,
+    },
+}
+
+/// A secret given on the command line: validated later, so clap never echoes it in an error,
+/// and redacted in `Debug`.
+#[derive(Clone)]
+pub struct SecretArg(String);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(<redacted>)")
+    }
+}
+
+fn parse_scopes(s: &str) -> Result<Scopes, UnknownScope> {
+    s.parse()
+}
+
+/// The flags of `l2c-server serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "L2C_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// `sqlite://FILE?mode=rwc` or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "L2C_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Redis for rate limits and idempotency shared by replicas (in memory when unset).
+    #[arg(long, env = "L2C_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// HS256 signing secret (UTF-8, at least 32 bytes). Unset: generated once, kept in the database.
+    #[arg(long, env = "L2C_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<SecretArg>,
+    /// The tokens' issuer (`iss`).
+    #[arg(long, env = "L2C_ISSUER", default_value = crate::config::DEFAULT_ISSUER)]
+    pub issuer: String,
+    /// The tokens' audience (`aud`).
+    #[arg(long, env = "L2C_AUDIENCE", default_value = crate::config::DEFAULT_AUDIENCE)]
+    pub audience: String,
+    /// Default per-client quota, such as `100/s` or `6000/min`.
+    #[arg(long, env = "L2C_RATE_LIMIT", default_value = "100/s")]
+    pub rate_limit: RateSpec,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, env = "L2C_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (with --tls-cert).
+    #[arg(long, env = "L2C_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A TLS terminator sits in front: accept plain-HTTP token requests from other hosts.
+    #[arg(long, env = "L2C_TRUST_PROXY_TLS")]
+    pub trust_proxy_tls: bool,
+    /// Do not create the demo client on an empty database.
+    #[arg(long, env = "L2C_NO_DEMO_CLIENT")]
+    pub no_demo_client: bool,
+}
+
+impl ServeArgs {
+    /// The validated configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for an unsupported database URL or half a TLS configuration.
+    pub fn to_config(&self) -> Result<Config, ConfigError> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => None,
+            _ => return Err(ConfigError::TlsIncomplete),
+        };
+        let config = Config {
+            listen: self.listen,
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            jwt_secret: self
+                .jwt_secret
+                .as_ref()
+                .map(|s| s.0.parse::<JwtSecret>())
+                .transpose()?,
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            rate_limit: self.rate_limit,
+            tls,
+            trust_proxy_tls: self.trust_proxy_tls,
+            demo_client: !self.no_demo_client,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Errors of the `client` subcommands.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// No client has that id.
+    #[error("no client with id `{0}`")]
+    NoSuchClient(String),
+    /// Writing the output failed.
+    #[error("output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs a `client` subcommand, writing to `out`.
+///
+/// # Errors
+///
+/// [`CliError`] on a database failure or an unknown client id.
+pub async fn run_client_command(
+    database_url: &str,
+    action: &ClientCommand,
+    out: &mut impl std::io::Write,
+) -> Result<(), CliError> {
+    let db = Db::connect(database_url).await?;
+    let result = client_command(&db, action, out).await;
+    db.close().await;
+    result
+}
+
+async fn client_command(
+    db: &Db,
+    action: &ClientCommand,
+    out: &mut impl std::io::Write,
+) -> Result<(), CliError> {
+    match action {
+        ClientCommand::Create {
+            name,
+            scopes,
+            rate_limit,
+            all_customers,
+            json,
+        } => {
+            let mut new = NewClient::new(name.clone(), scopes.unwrap_or(Scopes::all()))
+                .all_customers(*all_customers);
+            if let Some(rate) = rate_limit {
+                new = new.rate_limit(*rate);
+            }
+            let (client, secret) = db.clients().create(&new).await?;
+            if *json {
+                let v = serde_json::json!({
+                    "client_id": client.id.as_str(),
+                    "client_secret": secret.expose(),
+                });
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "client_id:     {}", client.id)?;
+                writeln!(out, "client_secret: {}", secret.expose())?;
+                writeln!(out, "scopes:        {}", client.scopes)?;
+                writeln!(out, "(the secret is shown only this once; store it now)")?;
+            }
+        }
+        ClientCommand::List { json } => {
+            let clients = db.clients().list().await?;
+            if *json {
+                let v: Vec<_> = clients
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "client_id": c.id.as_str(),
+                            "name": c.name,
+                            "scopes": c.scopes.to_string(),
+                            "rate_limit": c.rate_limit.map(|r| r.to_string()),
+                            "all_customers": c.all_customers,
+                            "disabled": c.disabled,
+                            "created_at": rfc3339(c.created_at),
+                        })
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Array(v))?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<28} {:<20} {:<9} {:<10} {:<25} SCOPES",
+                    "CLIENT_ID", "NAME", "DISABLED", "RATE", "CREATED"
+                )?;
+                for c in clients {
+                    writeln!(
+                        out,
+                        "{:<28} {:<20} {:<9} {:<10} {:<25} {}",
+                        c.id,
+                        c.name,
+                        if c.disabled { "yes" } else { "no" },
+                        c.rate_limit
+                            .map_or_else(|| "default".to_owned(), |r| r.to_string()),
+                        rfc3339(c.created_at),
+                        c.scopes
+                    )?;
+                }
+            }
+        }
+        ClientCommand::Disable { id } | ClientCommand::Enable { id } => {
+            let disable = matches!(action, ClientCommand::Disable { .. });
+            if !db.clients().set_disabled(id, disable).await? {
+                return Err(CliError::NoSuchClient(id.clone()));
+            }
+            writeln!(
+                out,
+                "client {id} {}",
+                if disable { "disabled" } else { "enabled" }
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

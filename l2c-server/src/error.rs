@@ -1,0 +1,104 @@
+//! The handlers' error type: every failure becomes an RFC 9457 problem+json response.
+//!
+//! Handlers return `Result<_, AppError>`. A [`Problem`] goes to the client as is; store and
+//! internal failures are logged with their cause and answered with a generic 500 that leaks
+//! nothing. The `requestId` member is filled in by the [`problem_request_id`] middleware, which
+//! [`app`](crate::app) installs inside the request-id layer.
+//!
+//! ```
+//! use axum::response::IntoResponse;
+//! use l2c_core::Problem;
+//! use l2c_server::error::AppError;
+//!
+//! let err = AppError::from(Problem::not_found("no order `o-1`"));
+//! let res = err.into_response();
+//! assert_eq!(res.status(), 404);
+//! assert_eq!(res.headers()["content-type"], "application/problem+json");
+//! ```
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use l2c_core::{Problem, RequestId};
+
+use crate::store::StoreError;
+
+/// An error a handler returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// A problem to report to the client as is.
+    #[error("{0}")]
+    Problem(Problem),
+    /// A database failure: logged, answered with a generic 500.
+    #[error("store error")]
+    Store(#[from] StoreError),
+    /// Any other server-side failure: logged, answered with a generic 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// An internal failure; `what` is logged, never sent.
+    pub fn internal(what: impl Into<String>) -> Self {
+        AppError::Internal(what.into())
+    }
+
+    /// The problem the client sees.
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            AppError::Problem(p) => p.clone(),
+            AppError::Store(_) | AppError::Internal(_) => Problem::internal(),
+        }
+    }
+}
+
+impl From<Problem> for AppError {
+    fn from(p: Problem) -> Self {
+        AppError::Problem(p)
+    }
+}
+
+/// Marks a response built from a [`Problem`], so [`problem_request_id`] can add the request id.
+#[derive(Debug, Clone)]
+pub struct ProblemBody(pub Problem);
+
+/// Turns a problem into a response, remembering it in the response's extensions.
+pub fn problem_response(problem: Problem) -> Response {
+    let mut res: Response = problem.clone().into_response::<Body>();
+    res.extensions_mut().insert(ProblemBody(problem));
+    res
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match &self {
+            AppError::Problem(_) => {}
+            AppError::Store(e) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(e), "store failure");
+            }
+            AppError::Internal(what) => tracing::error!(error = %what, "internal failure"),
+        }
+        problem_response(self.to_problem())
+    }
+}
+
+/// Middleware: rewrites problem responses made by [`AppError`] so they carry the `requestId`.
+pub async fn problem_request_id(req: Request, next: Next) -> Response {
+    let id = req.extensions().get::<RequestId>().cloned();
+    let mut res = next.run(req).await;
+    if let (Some(id), Some(ProblemBody(problem))) = (id, res.extensions_mut().remove()) {
+        if problem.request_id.is_none() {
+            let rebuilt = problem.with_request_id(id.as_str());
+            let (mut parts, _) = res.into_parts();
+            parts.extensions.insert(ProblemBody(rebuilt.clone()));
+            let fresh = rebuilt.into_response::<Body>();
+            let (_, body) = fresh.into_parts();
+            res = Response::from_parts(parts, body);
+            // The content length of the old body no longer holds.
+            res.headers_mut().remove(http::header::CONTENT_LENGTH);
+        }
+    }
+    res
+}

@@ -1,0 +1,49 @@
+//! Liveness, readiness and metrics.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+
+use crate::state::AppState;
+
+/// `GET /healthz`: the process is up (always 200).
+pub async fn healthz() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        "ok\n",
+    )
+        .into_response()
+}
+
+/// `GET /readyz`: 200 when the database answers, 503 otherwise.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.db.ping().await {
+        (
+            StatusCode::OK,
+            [(header::CACHE_CONTROL, "no-store")],
+            "ready\n",
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CACHE_CONTROL, "no-store")],
+            "database unreachable\n",
+        )
+            .into_response()
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition format 0.0.4.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,50 @@
+//! HTTP routes, one module per resource.
+//!
+//! [`app`](crate::app) assembles them:
+//!
+//! | route | module | auth |
+//! |---|---|---|
+//! | `POST /api/oauth/token` | [`oauth`] | client credentials |
+//! | `GET /.well-known/jwks.json` | [`well_known`] | none |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | [`health`] | none |
+//! | `/api/mobile/…` | [`mobile_routes`] | Bearer token (`JwtAuthLayer`) |
+
+pub mod health;
+pub mod oauth;
+pub mod well_known;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::Response;
+use l2c_core::Problem;
+
+use crate::error::problem_response;
+use crate::state::AppState;
+
+/// The routes under `/api/mobile` (paths relative to it, e.g. `/leads/hook`).
+///
+/// Everything returned here sits behind the JWT layer: handlers find the caller as an
+/// `AuthenticatedClient` in the request extensions (`axum::Extension<AuthenticatedClient>`).
+/// Each resource module exposes `pub fn routes() -> Router<AppState>` and is merged here with one
+/// line; scope checks go on the module's own routes (`RequireScopeLayer`).
+pub fn mobile_routes() -> Router<AppState> {
+    Router::new()
+}
+
+/// 405 problem for a known path with another method (axum still adds the `Allow` header).
+pub async fn method_not_allowed() -> Response {
+    problem_response(
+        Problem::new(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Method Not Allowed",
+        )
+        .with_detail("this path does not accept that method; see the Allow header"),
+    )
+}
+
+/// 404 problem for an unknown path under an authenticated group.
+pub async fn not_found(req: Request) -> Response {
+    let _ = req;
+    problem_response(Problem::not_found("no route matches this path"))
+}

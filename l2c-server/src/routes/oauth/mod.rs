@@ -1,0 +1,294 @@
+//! `POST /api/oauth/token`: the client-credentials token endpoint (spec §2, RFC 6749 §4.4).
+//!
+//! Accepts the spec's JSON body, the standard `application/x-www-form-urlencoded` body, and HTTP
+//! Basic client authentication (credentials form-urlencoded before base64, RFC 6749 §2.3.1).
+//! Errors keep RFC 6749 §5.2's JSON shape (`{"error": …, "error_description": …}`), not
+//! problem+json, because that is what OAuth client libraries parse.
+//!
+//! | condition | status | `error` |
+//! |---|---|---|
+//! | method other than POST | 405 (`Allow: POST`) | `invalid_request` |
+//! | plain HTTP from a non-loopback peer, no TLS and no `--trust-proxy-tls` | 400 | `invalid_request` |
+//! | `client_id`/`client_secret` in the URL | 400 | `invalid_request` |
+//! | body neither form nor JSON | 415 | `invalid_request` |
+//! | malformed body, repeated parameter or JSON member, two auth methods | 400 | `invalid_request` |
+//! | `grant_type` missing | 400 | `invalid_request` |
+//! | `grant_type` not `client_credentials` | 400 | `unsupported_grant_type` |
+//! | no credentials, unknown client, wrong secret | 401 + `WWW-Authenticate: Basic realm="l2c"` | `invalid_client` |
+//! | too many failed authentications for the client id or the peer | 429 + `Retry-After` | `slow_down` |
+//! | client disabled | 400 | `unauthorized_client` |
+//! | unknown scope, or one the client does not hold | 400 | `invalid_scope` |
+//!
+//! Every response carries `Cache-Control: no-store` and `Pragma: no-cache`. Empty parameters
+//! count as absent, unknown ones are ignored. No refresh token is issued.
+
+pub mod limiter;
+pub mod request;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use l2c_core::api::oauth::{OAuthError, OAuthErrorCode, TokenResponse};
+use l2c_core::{ClientId, Scopes};
+
+use crate::state::AppState;
+use crate::store::clients::Verified;
+use request::{Credentials, Rejection};
+
+/// The realm of the `WWW-Authenticate: Basic` challenge.
+pub const REALM: &str = "l2c";
+/// The largest token request body accepted.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// `POST /api/oauth/token`.
+pub async fn token(State(state): State<AppState>, req: Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let (parts, body) = req.into_parts();
+
+    if let Err(rejection) = check_transport(&state, peer, &parts.headers) {
+        return oauth_error(rejection.status, &rejection.error);
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return oauth_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &OAuthError::new(
+                    OAuthErrorCode::InvalidRequest,
+                    format!("the body must be at most {MAX_BODY} bytes"),
+                ),
+            );
+        }
+    };
+    let parsed = match request::parse(&parts.headers, parts.uri.query(), &body) {
+        Ok(p) => p,
+        Err(Rejection { status, error }) => return oauth_error(status, &error),
+    };
+
+    match parsed.params.grant_type.as_deref() {
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                &OAuthError::new(OAuthErrorCode::InvalidRequest, "`grant_type` is required"),
+            );
+        }
+        Some("client_credentials") => {}
+        Some(_) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                &OAuthError::new(
+                    OAuthErrorCode::UnsupportedGrantType,
+                    "only `client_credentials` is supported",
+                ),
+            );
+        }
+    }
+
+    // Unknown scope names can be refused before touching credentials.
+    let requested: Option<Scopes> = match parsed.params.scope.as_deref().map(str::parse::<Scopes>) {
+        None => None,
+        Some(Ok(scopes)) if scopes.is_empty() => None,
+        Some(Ok(scopes)) => Some(scopes),
+        Some(Err(e)) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                &OAuthError::new(OAuthErrorCode::InvalidScope, e.to_string()),
+            );
+        }
+    };
+
+    let Some(Credentials {
+        client_id,
+        client_secret,
+        ..
+    }) = parsed.credentials
+    else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            &OAuthError::new(
+                OAuthErrorCode::InvalidClient,
+                "client authentication is required",
+            ),
+        );
+    };
+
+    if let Err(wait) = state.auth_failures.check(Some(&client_id), peer) {
+        return slow_down(wait);
+    }
+    let Some(secret) = client_secret else {
+        state.auth_failures.record_failure(Some(&client_id), peer);
+        return invalid_client();
+    };
+    let client = match state.db.clients().verify(&client_id, &secret).await {
+        Ok(Verified::Valid(client)) => client,
+        Ok(Verified::Invalid) => {
+            state.auth_failures.record_failure(Some(&client_id), peer);
+            tracing::info!(client_id = %client_id, "token request: client authentication failed");
+            return invalid_client();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "token request: store failure");
+            return oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &OAuthError::new(
+                    OAuthErrorCode::InvalidRequest,
+                    "the server cannot check credentials right now; retry later",
+                ),
+            );
+        }
+    };
+
+    if client.disabled {
+        return with_client(
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                &OAuthError::new(
+                    OAuthErrorCode::UnauthorizedClient,
+                    "this client may not obtain tokens",
+                ),
+            ),
+            &client.id,
+        );
+    }
+
+    let granted = match requested {
+        None => client.scopes,
+        Some(req) if client.scopes.contains_all(req) => req,
+        Some(req) => {
+            let missing: Scopes = req.iter().filter(|s| !client.scopes.contains(*s)).collect();
+            return with_client(
+                oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    &OAuthError::new(
+                        OAuthErrorCode::InvalidScope,
+                        format!("scope not granted to this client: {missing}"),
+                    ),
+                ),
+                &client.id,
+            );
+        }
+    };
+    if granted.is_empty() {
+        return with_client(
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                &OAuthError::new(OAuthErrorCode::InvalidScope, "this client holds no scope"),
+            ),
+            &client.id,
+        );
+    }
+
+    let body = TokenResponse::from(state.tokens.issue(&client.id, granted));
+    let mut res = no_store(axum::Json(body).into_response());
+    res.extensions_mut().insert(client.id.clone());
+    res
+}
+
+/// Any method but POST on the token endpoint: 405 with `Allow: POST`.
+pub async fn method_not_allowed() -> Response {
+    let mut res = oauth_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            "the token endpoint only accepts POST",
+        ),
+    );
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    res
+}
+
+/// RFC 6749 §3.2: the token endpoint requires TLS. Plain HTTP is accepted when the server itself
+/// terminates TLS, when a TLS terminator is declared in front (`--trust-proxy-tls`, in which case a
+/// forwarded `X-Forwarded-Proto` other than `https` is refused), or from a loopback peer (local
+/// development).
+fn check_transport(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    headers: &http::HeaderMap,
+) -> Result<(), Rejection> {
+    let config = &state.config;
+    if config.tls.is_some() {
+        return Ok(());
+    }
+    let refuse = || Rejection {
+        status: StatusCode::BAD_REQUEST,
+        error: OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            "the token endpoint requires TLS (https)",
+        ),
+    };
+    if config.trust_proxy_tls {
+        let forwarded_plain = headers
+            .get_all("x-forwarded-proto")
+            .iter()
+            .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"https"));
+        return if forwarded_plain {
+            Err(refuse())
+        } else {
+            Ok(())
+        };
+    }
+    match peer {
+        Some(ip) if ip.is_loopback() => Ok(()),
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()) => Ok(()),
+        _ => Err(refuse()),
+    }
+}
+
+fn no_store(mut res: Response) -> Response {
+    let headers = res.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+fn with_client(mut res: Response, client: &ClientId) -> Response {
+    res.extensions_mut().insert(client.clone());
+    res
+}
+
+/// An RFC 6749 §5.2 error response, with the no-store headers and, for `invalid_client`, the
+/// Basic challenge (RFC 9110 §11.6.1 requires one on every 401).
+pub fn oauth_error(status: StatusCode, error: &OAuthError) -> Response {
+    let mut res = no_store((status, axum::Json(error)).into_response());
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"l2c\""),
+        );
+    }
+    res
+}
+
+fn invalid_client() -> Response {
+    oauth_error(
+        StatusCode::UNAUTHORIZED,
+        &OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "client authentication failed",
+        ),
+    )
+}
+
+fn slow_down(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut res = oauth_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        &OAuthError::new(
+            OAuthErrorCode::SlowDown,
+            "too many failed authentication attempts; retry later",
+        ),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    res
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! Binding, serving and shutting down.
+//!
+//! [`serve`] is `l2c-server serve`: connect to the database (migrating it), create the demo
+//! client on an empty database, bind, log the address, and serve until SIGINT/SIGTERM, letting
+//! in-flight requests finish. [`Server`] is the same in parts, for tests and embedders.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use l2c_core::Scopes;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigError};
+use crate::state::AppState;
+use crate::store::{Db, NewClient, StoreError};
+use crate::tls::{TlsListener, load_server_config};
+use crate::tokens::TokensError;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A configuration value was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The signing key could not be set up.
+    #[error(transparent)]
+    Tokens(#[from] TokensError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Serving failed.
+    #[error("server: {0}")]
+    Io(#[from] io::Error),
+}
+
+enum Bound {
+    Plain(TcpListener),
+    Tls(TlsListener),
+}
+
+/// A bound server, not yet accepting.
+pub struct Server {
+    bound: Bound,
+    local_addr: SocketAddr,
+    app: Router,
+    tls: bool,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds `state.config.listen` (HTTPS when TLS files are configured) serving [`crate::app`].
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Bind`] when the address is taken, [`StartError::Config`] for unusable TLS
+    /// files.
+    pub async fn bind(state: AppState) -> Result<Self, StartError> {
+        let addr = state.config.listen;
+        let tls = state
+            .config
+            .tls
+            .as_ref()
+            .map(load_server_config)
+            .transpose()?;
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let local_addr = tcp.local_addr()?;
+        let bound = match tls {
+            Some(config) => Bound::Tls(TlsListener::new(tcp, config)?),
+            None => Bound::Plain(tcp),
+        };
+        Ok(Self {
+            tls: matches!(bound, Bound::Tls(_)),
+            bound,
+            local_addr,
+            app: crate::app(state),
+        })
+    }
+
+    /// The bound address (the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://…` or `https://…` of the bound address (`127.0.0.1` for an unspecified IP).
+    pub fn base_url(&self) -> String {
+        let mut addr = self.local_addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("{}://{addr}", if self.tls { "https" } else { "http" })
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests.
+    ///
+    /// # Errors
+    ///
+    /// An I/O error from the listener.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        tracing::info!(address = %self.local_addr, tls = self.tls, "l2c-server listening");
+        let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
+        // `tap_io` also gives both listener kinds the `ConnectInfo<SocketAddr>` impl.
+        match self.bound {
+            Bound::Plain(tcp) => {
+                let listener = tcp.tap_io(|s| {
+                    let _ = s.set_nodelay(true);
+                });
+                axum::serve(listener, make)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Bound::Tls(tls) => {
+                let listener = tls.tap_io(|_| {});
+                axum::serve(listener, make)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }?;
+        tracing::info!("l2c-server stopped");
+        Ok(())
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    ///
+    /// # Errors
+    ///
+    /// An I/O error from the listener.
+    pub async fn run(self) -> io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        () = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// `l2c-server serve`: everything from configuration to shutdown.
+///
+/// # Errors
+///
+/// [`StartError`] when the configuration, database, key or address is unusable.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    config.validate()?;
+    if config.tls.is_none() && !config.trust_proxy_tls && !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            "listening on a non-loopback address without TLS: the token endpoint refuses \
+             plain-HTTP requests from other hosts; pass --tls-cert/--tls-key, or \
+             --trust-proxy-tls when a TLS terminator sits in front"
+        );
+    }
+    let db = Db::connect(&config.database_url).await?;
+    let demo = config.demo_client;
+    let state = AppState::new(config, db.clone()).await?;
+    let server = Server::bind(state).await?;
+    if demo {
+        create_demo_client(&db, &server.base_url()).await?;
+    }
+    server.run().await?;
+    db.close().await;
+    Ok(())
+}
+
+/// On a database without clients, creates `demo` with every scope and prints its credentials
+/// and a ready-to-paste curl to stdout. Returns whether it did.
+///
+/// # Errors
+///
+/// [`StoreError`] on a database failure.
+pub async fn create_demo_client(db: &Db, base_url: &str) -> Result<bool, StoreError> {
+    if db.clients().count().await? > 0 {
+        return Ok(false);
+    }
+    let (client, secret) = db
+        .clients()
+        .create(&NewClient::new("demo", Scopes::all()).all_customers(true))
+        .await?;
+    let id = client.id.as_str();
+    let secret = secret.expose();
+    let insecure = if base_url.starts_with("https") {
+        " -k"
+    } else {
+        ""
+    };
+    println!(
+        "\n\
+         ==================================================================\n \
+         l2c demo client created (the secret is shown only this once)\n\n   \
+         client_id:     {id}\n   \
+         client_secret: {secret}\n   \
+         scopes:        {scopes}\n\n \
+         Get an access token:\n\n   \
+         curl -s{insecure} -X POST {base_url}/api/oauth/token \\\n     \
+         -H 'Content-Type: application/json' \\\n     \
+         -d '{{\"grant_type\":\"client_credentials\",\"client_id\":\"{id}\",\"client_secret\":\"{secret}\"}}'\n\
+         ==================================================================\n",
+        scopes = Scopes::all(),
+    );
+    Ok(true)
+}

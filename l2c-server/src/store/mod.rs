@@ -1,0 +1,240 @@
+//! Persistence: one [`Db`] handle over SQLite or PostgreSQL, one module per aggregate.
+//!
+//! The server speaks portable SQL through [`sqlx::AnyPool`], so the same queries run on the
+//! embedded SQLite file of a fresh checkout and on the PostgreSQL database that many replicas
+//! share. The conventions every module follows:
+//!
+//! - placeholders are `$1`, `$2`, … (both backends accept them);
+//! - ids are `TEXT`, generated in Rust;
+//! - timestamps are `BIGINT` unix milliseconds, flags are `BIGINT` 0/1;
+//! - [`Db::backend`] tells the rare dialect-specific query which SQL to use.
+//!
+//! Migrations live in `l2c-server/migrations/` and run at startup ([`Db::connect`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), l2c_server::store::StoreError> {
+//! use l2c_server::store::Db;
+//!
+//! let db = Db::connect("sqlite://l2c.db?mode=rwc").await?;
+//! let clients = db.clients().list().await?;
+//! # let _ = clients; Ok(()) }
+//! ```
+
+pub mod clients;
+pub mod keys;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use l2c_core::clock::{Clock, SystemClock};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Connection};
+use std::sync::Arc;
+
+pub use clients::{Client, ClientStore, NewClient};
+pub use keys::{KeyStore, StoredKey};
+
+/// The database engine behind a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (the default).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, or `None` for an unsupported scheme.
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Errors from the store.
+///
+/// `Display` never contains connection strings or secrets; the underlying driver error is kept as
+/// the `source` for logs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL's scheme is neither `sqlite:` nor `postgres://`.
+    #[error("unsupported database URL scheme (expected sqlite: or postgres://)")]
+    UnsupportedUrl,
+    /// The database could not be reached or a query failed.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A row holds a value the server cannot interpret (e.g. an unknown scope name).
+    #[error("corrupt row in `{table}`: {detail}")]
+    Corrupt {
+        /// The table the row came from.
+        table: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The caller passed a value the store refuses (too short a secret, empty name, …).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
+    }
+}
+
+/// The database: a connection pool plus the backend it talks to. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The migrations in `l2c-server/migrations/`, embedded at compile time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
+    ///
+    /// SQLite databases are switched to WAL mode (readers do not block the writer) and every
+    /// connection waits up to 5 s for a lock instead of failing with `SQLITE_BUSY`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UnsupportedUrl`] for another scheme, [`StoreError::Database`] when the
+    /// database cannot be reached, [`StoreError::Migrate`] when a migration fails.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let db = Self::connect_without_migrating(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Connects without applying migrations (for tools that only read).
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::connect`], without the migration step.
+    pub async fn connect_without_migrating(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url).ok_or(StoreError::UnsupportedUrl)?;
+        let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+        if backend == Backend::Sqlite {
+            // WAL is a persistent property of the file. Switching into it needs an exclusive lock
+            // that busy_timeout does not wait for, so do it once, on one connection, before the
+            // pool opens more.
+            let mut conn = sqlx::AnyConnection::connect_with(&options).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&mut conn)
+                .await?;
+            conn.close().await?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            pool,
+            backend,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Applies pending migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Migrate`] when a migration fails or the recorded ones differ from ours.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Replaces the clock that stamps `created_at` columns (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time in unix milliseconds, from the store's clock.
+    pub fn now_millis(&self) -> i64 {
+        unix_millis(self.clock.now())
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection pool, for modules that add their own queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Whether the database answers a trivial query (used by `/readyz`).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Closes the pool, waiting for checked-out connections to return.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The clients (partner applications).
+    pub fn clients(&self) -> ClientStore<'_> {
+        ClientStore::new(self)
+    }
+
+    /// The token signing keys.
+    pub fn keys(&self) -> KeyStore<'_> {
+        KeyStore::new(self)
+    }
+}
+
+/// Unix milliseconds of `t` (0 before the epoch), the timestamp format of every table.
+pub fn unix_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The `SystemTime` of a unix-milliseconds column value.
+pub fn from_unix_millis(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
