@@ -118,6 +118,21 @@ pub enum ClientCommand {
         /// The client id.
         id: String,
     },
+    /// Grant a client what partners cannot grant themselves: AUTHORIZED showroom items and
+    /// reading every customer. `--revoke` withdraws the named grants.
+    Grant {
+        /// The client id.
+        id: String,
+        /// Showroom item ids, comma-separated or repeated (e.g. `itm_0006,itm_0030`).
+        #[arg(long = "showroom-items", value_delimiter = ',')]
+        showroom_items: Vec<String>,
+        /// Let the client read every customer, not only those linked to its leads and orders.
+        #[arg(long)]
+        all_customers: bool,
+        /// Withdraw the named grants instead of adding them.
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 /// A secret given on the command line: validated later, so clap never echoes it in an error,
@@ -230,6 +245,12 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
+    /// A showroom item id that does not exist (nothing was granted).
+    #[error("no showroom item with id `{0}`")]
+    NoSuchShowroomItem(String),
+    /// `client grant` named nothing to grant.
+    #[error("nothing to grant: pass --showroom-items and/or --all-customers")]
+    NothingToGrant,
 }
 
 /// Runs a `client` subcommand, writing to `out`.
@@ -330,8 +351,61 @@ async fn client_command(
                 if disable { "disabled" } else { "enabled" }
             )?;
         }
+        ClientCommand::Grant {
+            id,
+            showroom_items,
+            all_customers,
+            revoke,
+        } => grant(db, id, showroom_items, *all_customers, *revoke, out).await?,
     }
     out.flush()?;
+    Ok(())
+}
+
+async fn grant(
+    db: &Db,
+    id: &str,
+    items: &[String],
+    all_customers: bool,
+    revoke: bool,
+    out: &mut impl std::io::Write,
+) -> Result<(), CliError> {
+    let items: Vec<String> = items
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.is_empty() && !all_customers {
+        return Err(CliError::NothingToGrant);
+    }
+    if db.clients().get(id).await?.is_none() {
+        return Err(CliError::NoSuchClient(id.to_owned()));
+    }
+    let client = l2c_core::ClientId::new(id);
+    if !items.is_empty() {
+        let verb = if revoke {
+            let n = db.showroom().revoke(&client, &items).await?;
+            format!("revoked {n} showroom grant(s)")
+        } else {
+            let n = db
+                .showroom()
+                .grant(&client, &items)
+                .await
+                .map_err(|e| match e {
+                    crate::store::showroom::GrantError::UnknownItem(item) => {
+                        CliError::NoSuchShowroomItem(item)
+                    }
+                    crate::store::showroom::GrantError::Store(e) => CliError::Store(e),
+                })?;
+            format!("granted {n} new showroom item(s)")
+        };
+        writeln!(out, "client {id}: {verb}")?;
+    }
+    if all_customers {
+        db.customers().grant_all(&client, !revoke).await?;
+        let what = if revoke { "may no longer" } else { "may now" };
+        writeln!(out, "client {id}: {what} read every customer")?;
+    }
     Ok(())
 }
 

@@ -23,6 +23,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod observe;
@@ -70,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
+        .merge(routes::openapi::routes())
         .method_not_allowed_fallback(routes::method_not_allowed)
         .nest("/api/mobile", mobile)
         .fallback(routes::not_found)

@@ -9,8 +9,15 @@
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | [`health`] | none |
 //! | `/api/mobile/…` | [`mobile_routes`] | Bearer token (`JwtAuthLayer`) |
 
+pub mod body;
+pub mod customers;
 pub mod health;
+pub mod leads;
 pub mod oauth;
+pub mod openapi;
+pub mod orders;
+pub mod reports;
+pub mod showroom;
 pub mod well_known;
 
 use axum::Router;
@@ -29,6 +36,12 @@ use crate::state::AppState;
 /// line; scope checks go on the module's own routes (`RequireScopeLayer`).
 pub fn mobile_routes() -> Router<AppState> {
     Router::new()
+        .merge(leads::routes())
+        .merge(customers::routes())
+        .merge(orders::routes())
+        .merge(showroom::routes())
+        .merge(reports::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY_BYTES))
 }
 
 /// 405 problem for a known path with another method (axum still adds the `Allow` header).
