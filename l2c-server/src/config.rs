@@ -216,6 +216,8 @@ pub struct Config {
     pub trust_proxy_tls: bool,
     /// Create a demo client (and print its credentials) when the database has no client.
     pub demo_client: bool,
+    /// Webhook delivery settings.
+    pub webhooks: crate::dispatch::WebhookConfig,
 }
 
 impl Default for Config {
@@ -231,6 +233,7 @@ impl Default for Config {
             tls: None,
             trust_proxy_tls: false,
             demo_client: true,
+            webhooks: crate::dispatch::WebhookConfig::default(),
         }
     }
 }

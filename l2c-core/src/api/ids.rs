@@ -82,3 +82,13 @@ string_id!(
     ShowroomItemId,
     "itm_0001"
 );
+string_id!(
+    /// The id of a webhook subscription (`wh_…`).
+    WebhookId,
+    "wh_3c1f2e0d9b8a47f6a5e4d3c2b1a09f8e"
+);
+string_id!(
+    /// The id of one delivery of an event to a subscription (`dlv_…`).
+    DeliveryId,
+    "dlv_7e6d5c4b3a2918f7e6d5c4b3a2918f7e"
+);

@@ -11,6 +11,8 @@
 //! | [`orders`] | `POST /api/mobile/orders/sync`, `GET /api/mobile/orders/:id/status` |
 //! | [`showroom`] | `GET /api/mobile/showroom/items` |
 //! | [`status`] | the order's fulfilment and payment status enums |
+//! | [`events`] | webhook event envelope and payloads |
+//! | [`webhooks`] | `/api/mobile/webhooks` subscriptions and their deliveries |
 
 pub mod customers;
 pub mod events;
@@ -20,8 +22,9 @@ pub mod oauth;
 pub mod orders;
 pub mod showroom;
 pub mod status;
+pub mod webhooks;
 
-pub use ids::{CustomerId, LeadId, OrderId, ShowroomItemId};
+pub use ids::{CustomerId, DeliveryId, LeadId, OrderId, ShowroomItemId, WebhookId};
 
 #[cfg(test)]
 mod tests {

@@ -125,13 +125,13 @@ pub async fn sync_order(
         // Dropping `tx` rolls back whatever the sync wrote before it was refused.
         Err(e) => return Err(sync_problem(e)),
     };
-    // Webhook outbox: `events` are the ORDER_CREATED / ORDER_STATUS_CHANGED / PAYMENT_RECEIVED
-    // data of this change; they are written here, in the same transaction, once the dispatcher
-    // exists (issue 8). Until then they are only logged.
-    for event in &events {
-        tracing::debug!(event = ?event.event_type(), "order event");
-    }
+    // Webhook outbox: the events of this change are written in the same transaction.
+    let queued =
+        crate::store::webhooks::enqueue_in(&mut tx, &client.client_id, &events, now).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
+    if queued > 0 {
+        state.webhook_wake.notify_one();
+    }
     let status = if response.created {
         StatusCode::CREATED
     } else {
