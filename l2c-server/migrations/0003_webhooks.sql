@@ -52,7 +52,7 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_
 CREATE INDEX webhook_deliveries_subscription ON webhook_deliveries (subscription_id, created_at);
 
 CREATE TABLE webhook_attempts (
-    delivery_id      TEXT NOT NULL REFERENCES webhook_deliveries (id),
+    delivery_id      TEXT NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
     attempt_no       BIGINT NOT NULL,
     attempted_at     BIGINT NOT NULL,
     response_status  BIGINT,

@@ -4,7 +4,7 @@
 //! concurrently and records each attempt ([`WebhookStore::finish`]). All state is in the
 //! database, so several replicas can run dispatchers on one PostgreSQL database (each row goes to
 //! one of them) and a restarted server picks up whatever was pending; a lease left behind by a
-//! killed process expires after the attempt timeout plus a margin.
+//! killed process expires after twice the attempt timeout (plus a second).
 //!
 //! One attempt (PROTOCOLS.md H9):
 //!
@@ -122,9 +122,10 @@ impl Dispatcher {
         unix_millis(self.clock.now())
     }
 
-    /// How long a claim lasts: the attempt timeout plus a margin for recording it.
+    /// How long a claim lasts: twice the attempt timeout plus a second, ample to resolve, send
+    /// and record one attempt. A killed dispatcher's claims become available again after that.
     fn lease(&self) -> Duration {
-        self.config.attempt_timeout + Duration::from_secs(15)
+        self.config.attempt_timeout * 2 + Duration::from_secs(1)
     }
 
     /// Starts the loop on the current Tokio runtime.

@@ -401,6 +401,7 @@ impl WebhookStore<'_> {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        // Attempts a dispatcher commits meanwhile go with their delivery (ON DELETE CASCADE).
         sqlx::query("DELETE FROM webhook_deliveries WHERE subscription_id = $1")
             .bind(id)
             .execute(&mut *tx)
