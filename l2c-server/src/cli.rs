@@ -1,4 +1,4 @@
-//! The command line: `l2c-server [serve]`, `l2c-server client create|list|disable|enable`.
+//! The command line: `l2c-server [serve]`, `l2c-server client create|list|disable|enable|grant`.
 //!
 //! Every flag can also be set through its `L2C_*` environment variable.
 //!
@@ -14,6 +14,7 @@
 //! | `--tls-cert`, `--tls-key` | `L2C_TLS_CERT`, `L2C_TLS_KEY` | none (plain HTTP) |
 //! | `--trust-proxy-tls` | `L2C_TRUST_PROXY_TLS` | off |
 //! | `--no-demo-client` | `L2C_NO_DEMO_CLIENT` | off |
+//! | `--deprecate PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]` | `L2C_DEPRECATE` (`;`-separated) | none |
 //!
 //! ```
 //! use clap::Parser;
@@ -191,6 +192,16 @@ pub struct ServeArgs {
     /// A TLS terminator sits in front: accept plain-HTTP token requests from other hosts.
     #[arg(long, env = "L2C_TRUST_PROXY_TLS")]
     pub trust_proxy_tls: bool,
+    /// Mark a route prefix deprecated: `PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]`, dates
+    /// `YYYY-MM-DD` or RFC 3339, the sunset at least six months later (repeatable; the variable
+    /// takes several separated by `;`).
+    #[arg(
+        long = "deprecate",
+        env = "L2C_DEPRECATE",
+        value_delimiter = ';',
+        value_name = "PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]"
+    )]
+    pub deprecate: Vec<crate::deprecate::DeprecateRule>,
     /// Do not create the demo client on an empty database.
     #[arg(long, env = "L2C_NO_DEMO_CLIENT")]
     pub no_demo_client: bool,
@@ -238,6 +249,7 @@ impl ServeArgs {
             tls,
             trust_proxy_tls: self.trust_proxy_tls,
             demo_client: !self.no_demo_client,
+            deprecations: self.deprecate.clone(),
             webhooks: crate::dispatch::WebhookConfig {
                 allow_private: self.allow_private_webhooks,
                 retry_schedule: self.webhook_retry_schedule.clone(),

@@ -216,6 +216,8 @@ pub struct Config {
     pub trust_proxy_tls: bool,
     /// Create a demo client (and print its credentials) when the database has no client.
     pub demo_client: bool,
+    /// Route prefixes marked deprecated (`--deprecate`).
+    pub deprecations: Vec<crate::deprecate::DeprecateRule>,
     /// Webhook delivery settings.
     pub webhooks: crate::dispatch::WebhookConfig,
 }
@@ -233,6 +235,7 @@ impl Default for Config {
             tls: None,
             trust_proxy_tls: false,
             demo_client: true,
+            deprecations: Vec::new(),
             webhooks: crate::dispatch::WebhookConfig::default(),
         }
     }

@@ -23,6 +23,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod deprecate;
 pub mod dispatch;
 pub mod domain;
 pub mod error;
@@ -58,6 +59,7 @@ pub use state::AppState;
 /// `/api/mobile` additionally sits behind [`JwtAuthLayer`].
 pub fn app(state: AppState) -> Router {
     let verifier = Arc::clone(state.tokens.verifier());
+    let deprecations: Arc<[deprecate::DeprecateRule]> = state.config.deprecations.clone().into();
     let mobile = routes::mobile_routes()
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
@@ -75,8 +77,11 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(routes::health::metrics))
         .merge(routes::openapi::routes())
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .nest("/api/mobile", mobile)
+        .nest("/api/mobile", mobile.clone())
+        // The same routes under a version prefix, so a v2 can later sit beside them.
+        .nest("/api/v1", mobile)
         .fallback(routes::not_found)
+        .layer(from_fn_with_state(deprecations, deprecate::apply))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn(error::problem_request_id))
         .layer(from_fn_with_state(

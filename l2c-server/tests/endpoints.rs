@@ -825,3 +825,146 @@ async fn cli_grants_showroom_items_and_all_customers() {
     );
     env.server.stop().await;
 }
+
+#[tokio::test]
+async fn routes_are_mounted_under_api_v1_and_prefixes_can_be_deprecated() {
+    use l2c_server::testing::TestOptions;
+    let mut options = TestOptions::default();
+    options.config.deprecations = vec![
+        "/api/v1/showroom=2026-01-01,2099-01-01,/api/v2/showroom/items"
+            .parse()
+            .unwrap(),
+        "/api/v1/leads=2020-01-01,2020-12-01".parse().unwrap(),
+    ];
+    for backend in Backend::available() {
+        let server = TestServer::start_with(backend, options.clone()).await;
+        server.db.showroom().seed_demo_if_empty().await.unwrap();
+        let client = server.create_client(Scopes::all()).await;
+        let token = server.token(&client).await;
+        let get = |path: &str| {
+            server
+                .http()
+                .get(server.url(path))
+                .bearer_auth(&token)
+                .send()
+        };
+
+        // Same routes, same answers; only the deprecated prefix carries the headers.
+        let current = get("/api/mobile/showroom/items").await.unwrap();
+        assert_eq!(current.status(), StatusCode::OK);
+        assert!(current.headers().get("deprecation").is_none());
+        let v1 = get("/api/v1/showroom/items").await.unwrap();
+        assert_eq!(v1.status(), StatusCode::OK);
+        assert_eq!(v1.headers()["deprecation"], "@1767225600");
+        assert_eq!(v1.headers()["sunset"], "Thu, 01 Jan 2099 00:00:00 GMT");
+        let links: Vec<&str> = v1
+            .headers()
+            .get_all("link")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert!(
+            links
+                .iter()
+                .any(|l| l.contains("rel=\"successor-version\"")),
+            "{links:?}"
+        );
+        assert!(
+            links
+                .iter()
+                .any(|l| l.contains("rel=\"next\"") && l.contains("/api/v1/")),
+            "{links:?}"
+        );
+        let a: Value = current.json().await.unwrap();
+        let b: Value = v1.json().await.unwrap();
+        assert_eq!(a, b);
+
+        // Past its sunset: 410 problem, the handler does not run.
+        let res = server
+            .http()
+            .post(server.url("/api/v1/leads/hook"))
+            .bearer_auth(&token)
+            .json(&lead("v1-1", "13812345678"))
+            .send()
+            .await
+            .unwrap();
+        problem(res, 410).await;
+        assert_eq!(server.db.leads().count().await.unwrap(), 0);
+        let res = server
+            .http()
+            .post(server.url("/api/mobile/leads/hook"))
+            .bearer_auth(&token)
+            .json(&lead("v1-1", "13812345678"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        server.stop().await;
+    }
+}
+
+/// Resident set size of this process in bytes (Linux), for the memory check of the export.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[tokio::test]
+async fn export_of_100k_orders_streams_with_flat_memory() {
+    const ORDERS: usize = 100_000;
+    for backend in Backend::available() {
+        let env = Env::start(backend).await;
+        // Bulk-load the orders straight into the table (the HTTP path is tested elsewhere).
+        let customer = sqlx::query(
+            "INSERT INTO customers (id, mobile_e164, name, created_at) VALUES ('cus_bulk', '+8613800000000', 'x', 0)",
+        );
+        customer.execute(env.server.db.pool()).await.unwrap();
+        let mut tx = env.server.db.pool().begin().await.unwrap();
+        for chunk in 0..ORDERS / 500 {
+            let mut sql = String::from(
+                "INSERT INTO orders (id, client_id, external_order_no, customer_id, status, \
+                 payment_status, total_fen, deposit_fen, paid_fen, currency, items, milestones, \
+                 version, created_at, updated_at) VALUES ",
+            );
+            for i in 0..500 {
+                let n = chunk * 500 + i;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "('ord_{n:08}', '{}', 'ERP-{n:08}', 'cus_bulk', 'IN_PRODUCTION', \
+                     'PARTIALLY_PAID', 3980000, 500000, 2000000, 'CNY', '[]', '[]', 1, {n}, {n})",
+                    env.a.id
+                ));
+            }
+            sqlx::query(&sql).execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let before = rss_bytes();
+        let mut res = env
+            .get(&env.a_token, "/api/mobile/reports/orders/export")
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let (mut bytes, mut lines, mut peak) = (0usize, 0usize, before.unwrap_or(0));
+        while let Some(chunk) = res.chunk().await.unwrap() {
+            bytes += chunk.len();
+            lines += chunk.iter().filter(|b| **b == b'\n').count();
+            if lines % 10_000 < 100 {
+                peak = peak.max(rss_bytes().unwrap_or(0));
+            }
+        }
+        assert_eq!(lines, ORDERS + 1, "header + one line per order");
+        assert!(bytes > 10_000_000, "{bytes} bytes");
+        if let Some(before) = before {
+            let growth = peak.saturating_sub(before);
+            eprintln!(
+                "{backend:?}: exported {bytes} bytes; RSS growth while streaming {growth} bytes"
+            );
+            // The CSV is ~14.5 MB; buffering it (or the rows) would grow RSS well past this.
+            assert!(growth < 12 * 1024 * 1024, "RSS grew by {growth} bytes");
+        }
+        env.server.stop().await;
+    }
+}

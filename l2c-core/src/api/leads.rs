@@ -125,8 +125,10 @@ impl FormField {
 }
 
 /// Advertising attribution ids, as the channel reports them.
+///
+/// Only a JSON object is accepted (serde's derive would also take an array of the values).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "AttributionObject")]
 #[non_exhaustive]
 pub struct Attribution {
     /// The campaign (计划) id.
@@ -141,6 +143,54 @@ pub struct Attribution {
     /// The click id the channel assigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub click_id: Option<String>,
+}
+
+/// The object form of [`Attribution`], read through a map-only visitor.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AttributionFields {
+    #[serde(default)]
+    campaign_id: Option<String>,
+    #[serde(default)]
+    ad_group_id: Option<String>,
+    #[serde(default)]
+    creative_id: Option<String>,
+    #[serde(default)]
+    click_id: Option<String>,
+}
+
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct AttributionObject(AttributionFields);
+
+impl<'de> Deserialize<'de> for AttributionObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = AttributionFields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                AttributionFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(ObjectOnly).map(AttributionObject)
+    }
+}
+
+impl From<AttributionObject> for Attribution {
+    fn from(AttributionObject(f): AttributionObject) -> Self {
+        Self {
+            campaign_id: f.campaign_id,
+            ad_group_id: f.ad_group_id,
+            creative_id: f.creative_id,
+            click_id: f.click_id,
+        }
+    }
 }
 
 /// The body of `POST /api/mobile/leads/hook`.
@@ -161,7 +211,10 @@ pub struct PushLead {
     #[schema(example = "张三", min_length = 1, max_length = 64)]
     pub name: String,
     /// Mainland mobile number; `+86`/`0086`, spaces and dashes are accepted.
-    #[schema(example = "+86 138-0013-8000")]
+    #[schema(
+        example = "+86 138-0013-8000",
+        pattern = r"^[ -]*(\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
+    )]
     pub mobile: String,
     /// Province, e.g. `浙江省`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

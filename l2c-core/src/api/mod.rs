@@ -57,6 +57,14 @@ mod tests {
     }
 
     #[test]
+    fn attribution_must_be_an_object() {
+        let ok: super::leads::Attribution =
+            serde_json::from_str(r#"{"campaignId":"c","clickId":"k"}"#).unwrap();
+        assert_eq!(ok.campaign_id.as_deref(), Some("c"));
+        assert!(serde_json::from_str::<super::leads::Attribution>(r#"["c",null]"#).is_err());
+    }
+
+    #[test]
     fn unknown_lead_source_is_rejected() {
         let err = serde_json::from_str::<LeadSource>(r#""TIKTOK""#).unwrap_err();
         assert!(err.to_string().contains("TIKTOK"), "{err}");

@@ -138,7 +138,10 @@ pub struct OrderCustomer {
     #[schema(example = "张三")]
     pub name: String,
     /// Mainland mobile number (normalized like a lead's).
-    #[schema(example = "13800138000")]
+    #[schema(
+        example = "13800138000",
+        pattern = r"^[ -]*(\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
+    )]
     pub mobile: String,
 }
 

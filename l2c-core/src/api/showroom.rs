@@ -22,10 +22,14 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ids::ShowroomItemId;
 
+/// The default `page`.
+pub const DEFAULT_PAGE: u32 = 1;
 /// The default `pageSize`.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 /// The largest accepted `pageSize`; larger values are refused with 400, not clamped.
 pub const MAX_PAGE_SIZE: u32 = 100;
+/// The largest accepted `page`; larger values are refused with 400.
+pub const MAX_PAGE: u32 = 1_000_000;
 
 /// What a showroom item is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -172,16 +176,21 @@ pub struct ShowroomQuery {
     /// Only items of this type.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub item_type: Option<ShowroomItemType>,
-    /// Only items of this category (exact match).
+    /// Only items of this category (exact match, at most 64 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(max_length = 64)]
+    #[schema(max_length = 64)]
     pub category: Option<String>,
-    /// Only items whose title, summary or tags contain this text.
+    /// Only items whose title, summary, category or tags contain this text (case-insensitive,
+    /// at most 64 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(max_length = 64)]
+    #[schema(max_length = 64)]
     pub keyword: Option<String>,
-    /// The page, from 1 (default 1).
+    /// The page, from 1 (default 1), at most 1,000,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(minimum = 1)]
-    #[schema(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000)]
+    #[schema(minimum = 1, maximum = 1000000)]
     pub page: Option<u32>,
     /// Items per page, 1–100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use l2c_core::api::leads::PushLead;
 use l2c_core::api::orders::{OrderAmounts, SyncOrder};
-use l2c_core::api::showroom::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use l2c_core::api::showroom::{DEFAULT_PAGE, DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SIZE};
 use l2c_core::api::status::PaymentStatus;
 
 use super::mobile::Mobile;
@@ -45,12 +45,6 @@ fn text(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldErr
         return Err(FieldError::new(
             field,
             format!("must be at most {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            field,
-            "must not contain control characters",
         ));
     }
     Ok(())
@@ -238,11 +232,14 @@ pub fn sync_order(o: &SyncOrder) -> Result<Option<Mobile>, FieldError> {
 /// `page` or `pageSize` when missing digits, out of range, or not an integer.
 pub fn paging(page: Option<&str>, page_size: Option<&str>) -> Result<(u32, u32), FieldError> {
     let page = match page {
-        None => 1,
+        None => DEFAULT_PAGE,
         Some(raw) => match raw.parse::<u32>() {
-            Ok(p) if p >= 1 => p,
+            Ok(p) if (1..=MAX_PAGE).contains(&p) => p,
             _ => {
-                return Err(FieldError::new("page", "must be an integer of at least 1"));
+                return Err(FieldError::new(
+                    "page",
+                    format!("must be an integer from 1 to {MAX_PAGE}"),
+                ));
             }
         },
     };
@@ -311,7 +308,7 @@ mod tests {
                 |l| l.form_fields = vec![FormField::new("", "v")],
                 "formFields[0].label",
             ),
-            (|l| l.city = Some("a\u{0}".into()), "city"),
+            (|l| l.city = Some("杭".repeat(33)), "city"),
         ];
         for (mutate, field) in cases {
             let mut l = a_lead();
@@ -370,6 +367,8 @@ mod tests {
         assert_eq!(paging(Some("-1"), None).unwrap_err().field, "page");
         assert_eq!(paging(Some("abc"), None).unwrap_err().field, "page");
         assert_eq!(paging(Some("1.5"), None).unwrap_err().field, "page");
+        assert_eq!(paging(Some("1000001"), None).unwrap_err().field, "page");
+        assert_eq!(paging(Some("1000000"), None), Ok((1_000_000, 20)));
         assert_eq!(paging(None, Some("101")).unwrap_err().field, "pageSize");
         assert_eq!(paging(None, Some("0")).unwrap_err().field, "pageSize");
         assert_eq!(paging(None, Some("")).unwrap_err().field, "pageSize");

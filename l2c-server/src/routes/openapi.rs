@@ -80,6 +80,9 @@ impl Modify for SecurityAddon {
         version = "1.0.0"
     ),
     paths(
+        super::oauth::token,
+        super::health::healthz,
+        super::health::readyz,
         super::leads::push_lead,
         super::customers::get_customer,
         super::orders::sync_order,
@@ -90,11 +93,13 @@ impl Modify for SecurityAddon {
     components(schemas(ProblemDoc)),
     modifiers(&SecurityAddon),
     tags(
+        (name = "oauth", description = "Access tokens (client credentials, RFC 6749 §4.4)"),
         (name = "leads", description = "Leads pushed by channels"),
         (name = "customers", description = "Masked customer profiles"),
         (name = "orders", description = "Orders synced from ERPs"),
         (name = "showroom", description = "Products and cases"),
         (name = "reports", description = "Exports"),
+        (name = "operations", description = "Health checks"),
     )
 )]
 pub struct ApiDoc;

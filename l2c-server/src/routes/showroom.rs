@@ -65,9 +65,6 @@ fn parse_query(raw: Option<&str>) -> Result<ItemFilter, FieldError> {
                 name,
                 format!("must be at most {MAX_FILTER_CHARS} characters"),
             )),
-            Some(v) if v.chars().any(char::is_control) => {
-                Err(FieldError::new(name, "must not contain control characters"))
-            }
             Some(v) => Ok(Some(v.to_owned())),
         }
     };
