@@ -41,7 +41,8 @@ struct Hit {
 #[derive(Clone, Default)]
 struct ReceiverState {
     hits: Arc<Mutex<Vec<Hit>>>,
-    /// Statuses to answer, in order; 200 once empty (302 redirects to `/elsewhere`).
+    /// Statuses to answer, in order; 200 once empty (302 redirects to `/elsewhere`, 429 comes
+    /// with `Retry-After: 1`).
     plan: Arc<Mutex<VecDeque<u16>>>,
     /// While set, every request is answered 503 (no `Retry-After`).
     down: Arc<Mutex<bool>>,
@@ -74,6 +75,9 @@ async fn hook(State(st): State<ReceiverState>, headers: HeaderMap, body: Bytes) 
     });
     if answer == 302 {
         return (StatusCode::FOUND, [("location", "/elsewhere")]).into_response();
+    }
+    if answer == 429 {
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
     }
     StatusCode::from_u16(answer).unwrap().into_response()
 }
@@ -426,6 +430,30 @@ async fn a_failing_receiver_gets_three_attempts_with_growing_gaps() {
         // No fourth attempt.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(receiver.hits().len(), 3);
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_on_429_is_honoured() {
+    for backend in Backend::available() {
+        let receiver = Receiver::start(&[429]).await;
+        let server = TestServer::start_with(backend, options("100ms,100ms")).await;
+        let api = api(&server, Scopes::all()).await;
+        api.subscribe(&receiver.url, &["ORDER_CREATED"]).await;
+        api.sync("ERP-WH-429").await;
+        wait_for(Duration::from_secs(10), "two attempts", async || {
+            receiver.hits().len() >= 2
+        })
+        .await;
+        let hits = receiver.hits();
+        assert_eq!(hits[0].answered, 429);
+        assert_eq!(hits[1].answered, 200);
+        let gap = hits[1].at - hits[0].at;
+        assert!(
+            gap >= Duration::from_millis(950),
+            "Retry-After: 1 overrides the 100 ms schedule step, waited {gap:?}"
+        );
         server.stop().await;
     }
 }
@@ -810,5 +838,173 @@ async fn rotation_signs_with_both_secrets_and_subscriptions_are_private() {
             .await;
         assert_eq!(list["items"], json!([]));
         server.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary, killed with SIGKILL.
+
+struct Process {
+    child: tokio::process::Child,
+    base_url: String,
+}
+
+async fn spawn_binary(database_url: &str, schedule: &str) -> Process {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_l2c-server"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+            "--no-demo-client",
+            "--allow-private-webhooks",
+            "--webhook-retry-schedule",
+            schedule,
+            "--webhook-timeout",
+            "2s",
+        ])
+        .env("RUST_LOG", "info,sqlx=warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start l2c-server");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("l2c-server listening") {
+                return line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("address="))
+                    .map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server starts within 30 s")
+    .expect("the server logs its address");
+    // Keep reading so the pipe never fills up.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Process {
+        child,
+        base_url: format!("http://{address}"),
+    }
+}
+
+async fn binary_token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
+    let res = http
+        .post(format!("{base}/api/oauth/token"))
+        .json(
+            &json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_server_delivers_every_event_after_restart() {
+    for backend in Backend::available() {
+        let test_db = TestDb::create(backend).await;
+        let db = l2c_server::store::Db::connect(&test_db.url).await.unwrap();
+        let (client, secret) = db
+            .clients()
+            .create(&l2c_server::store::NewClient::new("kill", Scopes::all()))
+            .await
+            .unwrap();
+        let (client_id, secret) = (client.id.to_string(), secret.expose().to_owned());
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+
+        let receiver = Receiver::start(&[]).await;
+        *receiver.state.down.lock().unwrap() = true;
+        let schedule = "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms";
+        let mut first = spawn_binary(&test_db.url, schedule).await;
+        let token = binary_token(&http, &first.base_url, &client_id, &secret).await;
+        let post = async |base: &str, path: &str, body: Value| {
+            let res = http
+                .post(format!("{base}{path}"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        };
+        let (status, sub) = post(
+            &first.base_url,
+            "/api/mobile/webhooks",
+            json!({"url": receiver.url, "events": ["ORDER_CREATED", "PAYMENT_RECEIVED"]}),
+        )
+        .await;
+        assert_eq!(status, 201, "{sub}");
+        for i in 0..3 {
+            let (status, body) = post(
+                &first.base_url,
+                "/api/mobile/orders/sync",
+                order(&format!("ERP-WH-KILL-{i}")),
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+        }
+        wait_for(Duration::from_secs(15), "failed attempts", async || {
+            receiver.hits().len() >= 8
+        })
+        .await;
+        first.child.kill().await.unwrap(); // SIGKILL
+        let _ = first.child.wait().await;
+
+        let expected: HashSet<String> =
+            sqlx::query_scalar::<_, String>("SELECT id FROM webhook_events")
+                .fetch_all(db.pool())
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
+        assert_eq!(expected.len(), 6, "3 ORDER_CREATED + 3 PAYMENT_RECEIVED");
+        *receiver.state.down.lock().unwrap() = false;
+        let mut second = spawn_binary(&test_db.url, schedule).await;
+        wait_for(
+            Duration::from_secs(30),
+            "every event after the restart",
+            async || {
+                let got: HashSet<String> = receiver
+                    .ok_hits()
+                    .iter()
+                    .map(|h| header(h, "webhook-id").to_owned())
+                    .collect();
+                got == expected
+            },
+        )
+        .await;
+        wait_for(Duration::from_secs(10), "all SUCCEEDED", async || {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'SUCCEEDED'",
+            )
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+                == 6
+        })
+        .await;
+        // Every request carried one of the six event ids: duplicates, if any, are retries.
+        let all: HashSet<String> = receiver
+            .hits()
+            .iter()
+            .map(|h| header(h, "webhook-id").to_owned())
+            .collect();
+        assert_eq!(all, expected);
+        second.child.kill().await.unwrap();
+        let _ = second.child.wait().await;
+        db.close().await;
+        test_db.cleanup().await;
     }
 }
