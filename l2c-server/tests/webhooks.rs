@@ -391,6 +391,118 @@ async fn order_sync_delivers_order_created_verified_by_ours_node_and_standardweb
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_changes_and_payments_produce_their_events() {
+    for backend in Backend::available() {
+        let receiver = Receiver::start(&[]).await;
+        let server = TestServer::start_with(backend, options("1s")).await;
+        let api = api(&server, Scopes::all()).await;
+        let (secret_sub, secret) = api
+            .subscribe(&receiver.url, &["ORDER_STATUS_CHANGED", "PAYMENT_RECEIVED"])
+            .await;
+        api.sync("ERP-WH-FLOW").await; // created: one PAYMENT_RECEIVED (the deposit)
+        let mut next = order("ERP-WH-FLOW");
+        next["version"] = json!(3);
+        next["status"] = json!("SCHEDULING");
+        next["paymentStatus"] = json!("PARTIALLY_PAID");
+        next["amounts"]["paid"] = json!(2_000_000);
+        next["payments"].as_array_mut().unwrap().push(json!({
+            "kind": "PROGRESS", "method": "ALIPAY", "amount": 1_500_000,
+            "channelTransactionId": "ali-wh-1", "paidAt": "2026-12-01T09:00:00+08:00"}));
+        let (status, body) = api
+            .send(
+                http::Method::POST,
+                "/api/mobile/orders/sync",
+                Some(next.clone()),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        // The same body again is not applied: no new events.
+        let (status, _) = api
+            .send(http::Method::POST, "/api/mobile/orders/sync", Some(next))
+            .await;
+        assert_eq!(status, 200);
+        wait_for(Duration::from_secs(10), "three deliveries", async || {
+            receiver.ok_hits().len() >= 3
+        })
+        .await;
+        let verifier = Verifier::new(WebhookSecret::parse(&secret).unwrap());
+        let mut kinds = Vec::new();
+        for hit in receiver.ok_hits() {
+            let event = verifier.verify(&hit.headers, &hit.body).unwrap();
+            match &event.payload {
+                EventData::OrderStatusChanged(c) => {
+                    assert_eq!(c.from_status.as_str(), "DEPOSIT_PAID");
+                    assert_eq!(c.to_status.as_str(), "SCHEDULING");
+                    assert_eq!(c.version, 3);
+                    assert!(!c.to_status_label.is_empty());
+                    kinds.push("status".to_owned());
+                }
+                EventData::PaymentReceived(p) => kinds.push(format!("payment {}", p.amount)),
+                EventData::OrderCreated(_) => panic!("ORDER_CREATED was not subscribed"),
+            }
+        }
+        kinds.sort();
+        assert_eq!(kinds, ["payment 1500000", "payment 500000", "status"]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            receiver.hits().len(),
+            3,
+            "the unapplied repeat sent nothing"
+        );
+        assert_eq!(api.deliveries(&secret_sub).await.len(), 3);
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destinations_are_checked_again_at_delivery_time() {
+    for backend in Backend::available() {
+        let receiver = Receiver::start(&[]).await;
+        // Subscribed while private destinations were allowed …
+        let server = TestServer::start_with(backend, options("1s")).await;
+        let (token, sub) = {
+            let api = api(&server, Scopes::all()).await;
+            let (sub, _) = api.subscribe(&receiver.url, &["ORDER_CREATED"]).await;
+            (api.token, sub)
+        };
+        // (and switched to https, so only the address rule can refuse it) …
+        sqlx::query("UPDATE webhook_subscriptions SET url = replace(url, 'http://', 'https://')")
+            .execute(server.db.pool())
+            .await
+            .unwrap();
+        let test_db = server.shutdown().await;
+        // … then the server runs without the flag: the attempt is refused and recorded.
+        let mut strict = options("1s");
+        strict.config.webhooks.allow_private = false;
+        let server = TestServer::start_on(test_db, strict).await;
+        let api = Api {
+            server: &server,
+            token,
+        };
+        api.sync("ERP-WH-SSRF").await;
+        wait_for(Duration::from_secs(10), "a refused attempt", async || {
+            api.deliveries(&sub)
+                .await
+                .first()
+                .is_some_and(|d| !d["attempts"].as_array().unwrap().is_empty())
+        })
+        .await;
+        let log = api.deliveries(&sub).await;
+        let attempt = &log[0]["attempts"][0];
+        assert!(attempt.get("responseStatus").is_none(), "{attempt}");
+        assert!(
+            attempt["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("destination refused: the host resolves to a non-public address"),
+            "{attempt}"
+        );
+        assert!(receiver.hits().is_empty(), "nothing was sent");
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_receiver_gets_three_attempts_with_growing_gaps() {
     for backend in Backend::available() {
         let receiver = Receiver::start(&[500, 500]).await;
