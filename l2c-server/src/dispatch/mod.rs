@@ -13,7 +13,8 @@
 //! - `POST` of the stored body with the headers of [`l2c_core::webhook::sign_headers`] (both
 //!   secrets sign during a rotation), a fresh timestamp per attempt, the same event id on all;
 //! - only 2xx is success; redirects are not followed (a 3xx is a failure); `410 Gone` fails the
-//!   delivery and disables the subscription; `Retry-After` on 429/503 sets the next attempt's time;
+//!   delivery and disables the subscription; `Retry-After` on 429/502/503/504 (throttling) sets
+//!   the next attempt's time (capped at a day);
 //!   anything else (timeout, refused connection, other status) is retried after the next delay
 //!   of the [`RetrySchedule`] with ±10 % jitter, until the schedule runs out.
 //!
@@ -235,7 +236,7 @@ impl Dispatcher {
                 } else {
                     format!("HTTP {status}")
                 };
-                let honoured = retry_after.filter(|_| status == 429 || status == 503);
+                let honoured = retry_after.filter(|_| matches!(status, 429 | 502 | 503 | 504));
                 (Some(status), Some(why), self.next_step(&job, now, honoured))
             }
             Err(why) => (None, Some(why), self.next_step(&job, now, None)),
