@@ -34,6 +34,9 @@ use reqwest::Url;
 /// Longest destination URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
 
+/// How long a host name may take to resolve.
+pub const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why a destination is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -122,8 +125,10 @@ pub async fn vet(url: &str, allow_private: bool) -> Result<Destination, SsrfErro
         Some(ip) => (None, vec![SocketAddr::new(ip, port)]),
         None => {
             let name = host_str.to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
+            let lookup = tokio::net::lookup_host((name.as_str(), port));
+            let addrs: Vec<SocketAddr> = tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
                 .await
+                .map_err(|_| SsrfError::Unresolvable(name.clone()))?
                 .map_err(|_| SsrfError::Unresolvable(name.clone()))?
                 .collect();
             if addrs.is_empty() {
@@ -307,6 +312,12 @@ mod tests {
             "https://169.254.169.254/latest/meta-data",
             "https://[::1]:8443/",
             "https://localhost/",
+            // Alternative IPv4 spellings are normalised by the URL parser before the check.
+            "https://0x7f000001/",
+            "https://2130706433/",
+            "https://017700000001/",
+            "https://127.1/",
+            "https://[::ffff:7f00:1]/",
         ] {
             assert!(
                 matches!(vet(url, false).await, Err(SsrfError::NonPublic(_))),
@@ -319,5 +330,40 @@ mod tests {
         let d = vet("https://localhost:9/x", true).await.unwrap();
         assert_eq!(d.host.as_deref(), Some("localhost"));
         assert!(d.addrs.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    /// The attempt connects to the vetted addresses, never to a fresh DNS answer: a name that
+    /// does not resolve at all still reaches the pinned address.
+    #[tokio::test]
+    async fn pinned_client_connects_only_to_the_vetted_address() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let n = sock.read(&mut buf).await.unwrap();
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            sock.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            head
+        });
+        let dest = Destination {
+            url: Url::parse(&format!("http://rebind.invalid:{}/hook", addr.port())).unwrap(),
+            host: Some("rebind.invalid".to_owned()),
+            addrs: vec![addr],
+        };
+        let client = dest
+            .pinned(reqwest::Client::builder().no_proxy())
+            .build()
+            .unwrap();
+        let res = client.post(dest.url.clone()).send().await.unwrap();
+        assert_eq!(res.status(), 204);
+        let head = server.await.unwrap();
+        assert!(
+            head.to_ascii_lowercase().contains("host: rebind.invalid"),
+            "{head}"
+        );
     }
 }
