@@ -968,3 +968,127 @@ async fn export_of_100k_orders_streams_with_flat_memory() {
         env.server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn order_sync_returns_the_webhook_events_inside_its_transaction() {
+    use l2c_core::api::events::EventData;
+    use l2c_core::api::orders::SyncOrder;
+    use l2c_server::domain::validate;
+    use l2c_server::store::domain_util::begin_write;
+    use l2c_server::store::orders::sync_in;
+
+    for backend in Backend::available() {
+        let env = Env::start(backend).await;
+        let db = &env.server.db;
+        let client = ClientId::new(env.a.id.as_str());
+        let run = |body: Value| {
+            let client = client.clone();
+            async move {
+                let body: SyncOrder = serde_json::from_value(body).unwrap();
+                let mobile = validate::sync_order(&body).unwrap();
+                let mut tx = begin_write(db).await.unwrap();
+                let out = sync_in(&mut tx, &client, &body, mobile.as_ref(), db.now_millis())
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                out.events
+            }
+        };
+        let events = run(order("EV-1", 1, "DEPOSIT_PAID", "DEPOSIT_PAID", 500_000)).await;
+        assert!(
+            matches!(
+                events.as_slice(),
+                [EventData::OrderCreated(_), EventData::PaymentReceived(_)]
+            ),
+            "{events:?}"
+        );
+        let events = run(order("EV-1", 2, "MEASURE_PENDING", "DEPOSIT_PAID", 500_000)).await;
+        match events.as_slice() {
+            [EventData::OrderStatusChanged(c)] => {
+                assert_eq!(c.from_status.as_str(), "DEPOSIT_PAID");
+                assert_eq!(c.to_status.as_str(), "MEASURE_PENDING");
+                assert_eq!(c.version, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Stale: no events.
+        assert!(
+            run(order("EV-1", 2, "MEASURED", "DEPOSIT_PAID", 500_000))
+                .await
+                .is_empty()
+        );
+        // A refused sync rolls back when the transaction is dropped.
+        let body: SyncOrder =
+            serde_json::from_value(order("EV-2", 1, "AFTER_SALES", "DEPOSIT_PAID", 500_000))
+                .unwrap();
+        let mobile = validate::sync_order(&body).unwrap();
+        let mut tx = begin_write(db).await.unwrap();
+        assert!(
+            sync_in(&mut tx, &client, &body, mobile.as_ref(), 0)
+                .await
+                .is_err()
+        );
+        drop(tx);
+        assert_eq!(env.order_count().await, 1);
+        env.server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_pushes_of_one_lead_create_it_once() {
+    for backend in Backend::available() {
+        let env = Env::start(backend).await;
+        let body = lead("race-1", "13812345678");
+        let requests = (0..8).map(|_| env.post(&env.a_token, "/api/mobile/leads/hook", &body));
+        let responses = futures_util::future::join_all(requests).await;
+        let mut created = 0;
+        let mut ids = std::collections::HashSet::new();
+        for res in responses {
+            match res.status() {
+                StatusCode::CREATED => created += 1,
+                StatusCode::OK => {}
+                other => panic!("unexpected {other}"),
+            }
+            let v: Value = res.json().await.unwrap();
+            ids.insert((v["leadId"].to_string(), v["customerId"].to_string()));
+        }
+        assert_eq!(created, 1, "{backend:?}");
+        assert_eq!(
+            ids.len(),
+            1,
+            "every answer names the same lead and customer"
+        );
+        assert_eq!(env.lead_count().await, 1);
+        assert_eq!(env.server.db.customers().count().await.unwrap(), 1);
+        env.server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_first_syncs_of_one_order_create_it_once() {
+    for backend in Backend::available() {
+        let env = Env::start(backend).await;
+        let body = order("RACE-1", 1, "DEPOSIT_PAID", "DEPOSIT_PAID", 500_000);
+        let requests = (0..8).map(|_| env.post(&env.a_token, "/api/mobile/orders/sync", &body));
+        let responses = futures_util::future::join_all(requests).await;
+        let mut statuses = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        for res in responses {
+            statuses.push(res.status().as_u16());
+            let v: Value = res.json().await.unwrap();
+            ids.insert(v["orderId"].to_string());
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            1,
+            "{backend:?}: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 201 || *s == 200),
+            "{statuses:?}"
+        );
+        assert_eq!(ids.len(), 1);
+        assert_eq!(env.order_count().await, 1);
+        env.server.stop().await;
+    }
+}

@@ -71,6 +71,8 @@ pub fn sync_problem(err: SyncError) -> AppError {
         SyncError::PaymentConflict { .. } => conflict("payment_conflict", "Payment Conflict")
             .with_detail(detail)
             .with_extension("field", "payments"),
+        SyncError::ConcurrentCreate => conflict("concurrent_update", "Concurrent Update")
+            .with_detail("the order changed while this sync ran; send it again"),
         SyncError::Store(e) => return AppError::Store(e),
     };
     problem.into()
@@ -110,20 +112,26 @@ pub async fn sync_order(
     body: JsonBody<SyncOrder>,
 ) -> Result<Response, AppError> {
     let mobile = validate::sync_order(&body.value).map_err(|e| invalid_field(&e))?;
-    let mut tx = begin_write(&state.db).await?;
-    let now = state.db.now_millis();
-    let SyncOutcome { response, events } = match sync_in(
-        &mut tx,
-        &client.client_id,
-        &body.value,
-        mobile.as_ref(),
-        now,
-    )
-    .await
-    {
-        Ok(outcome) => outcome,
-        // Dropping `tx` rolls back whatever the sync wrote before it was refused.
-        Err(e) => return Err(sync_problem(e)),
+    let mut attempt = 0;
+    let (tx, SyncOutcome { response, events }) = loop {
+        attempt += 1;
+        let mut tx = begin_write(&state.db).await?;
+        let now = state.db.now_millis();
+        match sync_in(
+            &mut tx,
+            &client.client_id,
+            &body.value,
+            mobile.as_ref(),
+            now,
+        )
+        .await
+        {
+            Ok(outcome) => break (tx, outcome),
+            // Lost a race to create the same order: once more, as an update of that order.
+            Err(SyncError::ConcurrentCreate) if attempt < 2 => {}
+            // Dropping `tx` rolls back whatever the sync wrote before it was refused.
+            Err(e) => return Err(sync_problem(e)),
+        }
     };
     // Webhook outbox: the events of this change are written in the same transaction.
     let queued =

@@ -73,6 +73,10 @@ pub enum SyncError {
         /// The channel transaction id.
         channel_transaction_id: String,
     },
+    /// Another transaction created the same order first (PostgreSQL); roll back and run the
+    /// sync again, which then updates that order.
+    #[error("the order was created concurrently; retry")]
+    ConcurrentCreate,
     /// A database failure.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -155,14 +159,22 @@ pub async fn sync_in(
     customer_mobile: Option<&Mobile>,
     now: i64,
 ) -> Result<SyncOutcome, SyncError> {
-    let row = sqlx::query(
+    // Lock the row on PostgreSQL so the transition is checked against the state it replaces;
+    // SQLite transactions from `begin_write` already hold the database's write lock.
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let select = format!(
         "SELECT id, customer_id, status, payment_status, version FROM orders \
-         WHERE client_id = $1 AND external_order_no = $2",
-    )
-    .bind(client.as_str())
-    .bind(&body.external_order_no)
-    .fetch_optional(&mut *conn)
-    .await?;
+         WHERE client_id = $1 AND external_order_no = $2{lock}"
+    );
+    let row = sqlx::query(&select)
+        .bind(client.as_str())
+        .bind(&body.external_order_no)
+        .fetch_optional(&mut *conn)
+        .await?;
     let stored = match row {
         Some(r) => Some(Stored {
             id: r.try_get("id")?,
@@ -227,11 +239,12 @@ async fn create(
     let id = new_id("ord");
     let items = serde_json::to_string(&body.items).map_err(|e| corrupt(e.to_string()))?;
     let milestones = serde_json::to_string(&body.milestones).map_err(|e| corrupt(e.to_string()))?;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO orders (id, client_id, external_order_no, customer_id, status, \
          payment_status, total_fen, deposit_fen, paid_fen, currency, items, milestones, version, \
          created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT (client_id, external_order_no) DO NOTHING",
     )
     .bind(&id)
     .bind(client.as_str())
@@ -249,7 +262,11 @@ async fn create(
     .bind(now)
     .bind(now)
     .execute(&mut *conn)
-    .await?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(SyncError::ConcurrentCreate);
+    }
     history(conn, &id, body, now).await?;
     customers::link(conn, client, &customer_id, now).await?;
     let mut events = vec![EventData::OrderCreated(OrderCreated::new(
