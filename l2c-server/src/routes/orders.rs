@@ -113,7 +113,7 @@ pub async fn sync_order(
 ) -> Result<Response, AppError> {
     let mobile = validate::sync_order(&body.value).map_err(|e| invalid_field(&e))?;
     let mut attempt = 0;
-    let (tx, SyncOutcome { response, events }) = loop {
+    let (mut tx, SyncOutcome { response, events }) = loop {
         attempt += 1;
         let mut tx = begin_write(&state.db).await?;
         let now = state.db.now_millis();
@@ -134,6 +134,7 @@ pub async fn sync_order(
         }
     };
     // Webhook outbox: the events of this change are written in the same transaction.
+    let now = state.db.now_millis();
     let queued =
         crate::store::webhooks::enqueue_in(&mut tx, &client.client_id, &events, now).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
