@@ -24,12 +24,14 @@
 pub mod cli;
 pub mod config;
 pub mod deprecate;
+pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod observe;
 pub mod routes;
 pub mod server;
+pub mod ssrf;
 pub mod state;
 pub mod store;
 pub mod tls;

@@ -56,6 +56,7 @@ pub struct Server {
     local_addr: SocketAddr,
     app: Router,
     tls: bool,
+    dispatcher: Option<crate::dispatch::Dispatcher>,
 }
 
 impl std::fmt::Debug for Server {
@@ -90,7 +91,13 @@ impl Server {
             Some(config) => Bound::Tls(TlsListener::new(tcp, config)?),
             None => Bound::Plain(tcp),
         };
+        let dispatcher = state
+            .config
+            .webhooks
+            .dispatcher
+            .then(|| crate::dispatch::Dispatcher::from_state(&state));
         Ok(Self {
+            dispatcher,
             tls: matches!(bound, Bound::Tls(_)),
             bound,
             local_addr,
@@ -114,6 +121,10 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests.
     ///
+    /// The webhook dispatcher (unless disabled in the configuration) runs alongside and is
+    /// stopped after the last request, letting its attempts in flight finish. Dropping the
+    /// returned future instead aborts both, like a killed process.
+    ///
     /// # Errors
     ///
     /// An I/O error from the listener.
@@ -122,6 +133,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
         tracing::info!(address = %self.local_addr, tls = self.tls, "l2c-server listening");
+        let dispatcher = self.dispatcher.map(crate::dispatch::Dispatcher::spawn);
         let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
         // `tap_io` also gives both listener kinds the `ConnectInfo<SocketAddr>` impl.
         match self.bound {
@@ -140,6 +152,9 @@ impl Server {
                     .await
             }
         }?;
+        if let Some(d) = dispatcher {
+            d.shutdown().await;
+        }
         tracing::info!("l2c-server stopped");
         Ok(())
     }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub auth_failures: FailedAuthLimiter,
     /// The wall clock.
     pub clock: Arc<dyn Clock>,
+    /// Wakes the webhook dispatcher when a transaction has queued deliveries.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             auth_failures: FailedAuthLimiter::new(FailurePolicy::default(), Arc::clone(&clock)),
             clock,
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 

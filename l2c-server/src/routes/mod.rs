@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod orders;
 pub mod reports;
 pub mod showroom;
+pub mod webhooks;
 pub mod well_known;
 
 use axum::Router;
@@ -41,6 +42,7 @@ pub fn mobile_routes() -> Router<AppState> {
         .merge(orders::routes())
         .merge(showroom::routes())
         .merge(reports::routes())
+        .merge(webhooks::routes())
         .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY_BYTES))
 }
 
