@@ -52,7 +52,19 @@ impl RequestId {
 
     /// A fresh random id (UUID v4).
     pub fn generate() -> Self {
-        Self::new(uuid::Uuid::new_v4().to_string())
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        Self::new(&*Self::generate_into(&mut buf))
+    }
+
+    /// A fresh UUID v4, hyphenated and lower case, encoded into `buf`.
+    ///
+    /// The randomness comes from the thread-local CSPRNG (`rand::thread_rng`), not a system call
+    /// per id, and the text lives on the caller's stack: no allocation.
+    fn generate_into(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &mut str {
+        uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .hyphenated()
+            .encode_lower(buf)
     }
 
     /// The id as a string slice.
@@ -133,10 +145,12 @@ where
                 value.clone(),
             ),
             None => {
-                let id = RequestId::generate();
-                let header = HeaderValue::from_str(id.as_str())
+                let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                let text = RequestId::generate_into(&mut buf);
+                // A hyphenated UUID is always a valid header value.
+                let header = HeaderValue::from_str(text)
                     .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-                (id, header)
+                (RequestId::new(&*text), header)
             }
         };
         req.extensions_mut().insert(id);
@@ -223,5 +237,18 @@ mod tests {
         assert!(!RequestId::is_valid(&[b'x'; 256]));
         assert!(!RequestId::is_valid(b""));
         assert!(!RequestId::is_valid("é".as_bytes()));
+    }
+
+    #[test]
+    fn generated_ids_are_distinct_lower_case_v4_uuids() {
+        let a = RequestId::generate();
+        let b = RequestId::generate();
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            let parsed = uuid::Uuid::parse_str(id.as_str()).unwrap();
+            assert_eq!(parsed.get_version_num(), 4);
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+            assert_eq!(id.as_str(), parsed.hyphenated().to_string());
+        }
     }
 }

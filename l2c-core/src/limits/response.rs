@@ -85,14 +85,23 @@ impl PrebuiltProblem {
         let Some(id) = extensions.get::<RequestId>() else {
             return self.body.clone();
         };
+        let id = id.as_str();
         // The prebuilt body is a JSON object: replace its closing brace.
         let head = &self.body[..self.body.len().saturating_sub(1)];
-        let mut out = BytesMut::with_capacity(self.body.len() + id.as_str().len() + 24);
+        let mut out = BytesMut::with_capacity(self.body.len() + id.len() + 16);
         out.put_slice(head);
         out.put_slice(b",\"requestId\":");
-        // A string always serializes.
-        let quoted = serde_json::to_vec(id.as_str()).unwrap_or_else(|_| b"\"\"".to_vec());
-        out.put_slice(&quoted);
+        if id.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            // Nothing to escape (every generated id and nearly every client-sent one): the
+            // text goes in as is, and the body is the one allocation.
+            out.put_u8(b'"');
+            out.put_slice(id.as_bytes());
+            out.put_u8(b'"');
+        } else {
+            // A string always serializes.
+            let quoted = serde_json::to_vec(id).unwrap_or_else(|_| b"\"\"".to_vec());
+            out.put_slice(&quoted);
+        }
         out.put_u8(b'}');
         out.freeze()
     }
@@ -131,6 +140,18 @@ mod tests {
         assert_eq!(v["requestId"], "a\"b\\c");
         assert_eq!(v["violated-policies"][0], "default");
         assert_eq!(v["status"], 429);
+        for id in [
+            "req-1",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "é/ü\u{7f}",
+            "tab\there",
+            "</script>",
+        ] {
+            let mut ext = Extensions::new();
+            ext.insert(RequestId::new(id));
+            let v: serde_json::Value = serde_json::from_slice(&p.body(&ext)).unwrap();
+            assert_eq!(v["requestId"], id);
+        }
     }
 
     #[cfg(feature = "rate-limit")]
