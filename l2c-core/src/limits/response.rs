@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
-use http::{Extensions, HeaderName, HeaderValue, Response, StatusCode};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::problem::{self, Problem};
 use crate::request_id::RequestId;
@@ -112,15 +112,27 @@ impl PrebuiltProblem {
         extensions: &Extensions,
         retry_after_secs: u64,
     ) -> Response<B> {
+        self.response_with(extensions, seconds_value(retry_after_secs.max(1)))
+    }
+
+    /// [`response`](Self::response) with a ready `Retry-After` value (at least one second).
+    pub(crate) fn response_with<B: From<Bytes>>(
+        &self,
+        extensions: &Extensions,
+        retry_after: HeaderValue,
+    ) -> Response<B> {
         let mut res = Response::new(B::from(self.body(extensions)));
         *res.status_mut() = self.status;
-        let headers = res.headers_mut();
+        // Room for these three, the limiter's two, `X-Request-Id` and `Content-Length` without
+        // growing the map on the way out.
+        let mut headers = HeaderMap::with_capacity(8);
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static(problem::CONTENT_TYPE),
         );
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(RETRY_AFTER, seconds_value(retry_after_secs.max(1)));
+        headers.insert(RETRY_AFTER, retry_after);
+        *res.headers_mut() = headers;
         res
     }
 }

@@ -1,7 +1,7 @@
 //! [`KeyedRateLimitLayer`]: configuration only.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use http::HeaderValue;
 use tower_layer::Layer;
@@ -166,6 +166,7 @@ impl KeyedRateLimitLayer {
             rejected_states: (0..=REJECTED_STATES_CACHED)
                 .map(|secs| state_value(&self.policy, 0, secs))
                 .collect(),
+            last_rejection: Mutex::new(None),
             policy: self.policy.clone(),
         }
     }
@@ -186,6 +187,8 @@ pub(crate) struct Shared {
     /// `RateLimit` values of a rejection (`r=0`) for `t` = 0..=120 s, built once: the 429 path of
     /// a per-second or per-minute quota allocates no header.
     pub(crate) rejected_states: Vec<HeaderValue>,
+    /// The last rejection delay over two minutes with its `RateLimit` and `Retry-After` values.
+    pub(crate) last_rejection: Mutex<Option<(u64, HeaderValue, HeaderValue)>>,
     pub(crate) policy: Arc<str>,
 }
 
