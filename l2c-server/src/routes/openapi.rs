@@ -23,6 +23,7 @@ use l2c_core::api::events::{
 };
 use serde::Serialize;
 use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{
     HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
 };
@@ -101,9 +102,10 @@ const IN_FLIGHT_DETAIL: &str = "Idempotency: a request with the same key is stil
                                 (`idempotency_key_in_use`, `Retry-After: 1`)";
 const KEY_REUSED_DETAIL: &str = "Idempotency: the key was already used with a different request \
                                  body (`idempotency_key_reused`)";
-const BAD_KEY_DETAIL: &str = "Idempotency: the key is not 1–255 visible ASCII characters \
-                              (`idempotency_key_invalid`), or `X-Request-Id` and \
-                              `Idempotency-Key` differ (`idempotency_key_conflict`)";
+const BAD_KEY_DETAIL: &str = "Idempotency: no key (`idempotency_key_missing`), a key that is not \
+                              1–255 visible ASCII characters (`idempotency_key_invalid`), or \
+                              `X-Request-Id` and `Idempotency-Key` differing \
+                              (`idempotency_key_conflict`)";
 
 fn string_schema() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
@@ -162,7 +164,9 @@ fn problem_response(description: &str) -> ResponseBuilder {
     )
 }
 
-/// The idempotency key request headers, shared by every write under `/api/mobile`.
+/// The idempotency key request headers, shared by every write under `/api/mobile`. The layer
+/// requires a key on every write; OpenAPI cannot say "one of two headers", so `X-Request-Id` (the
+/// spec's name, which the SDK sends) is the required one.
 fn idempotency_parameters() -> [Parameter; 2] {
     let key = || {
         string_schema()
@@ -174,11 +178,12 @@ fn idempotency_parameters() -> [Parameter; 2] {
         ParameterBuilder::new()
             .name("X-Request-Id")
             .parameter_in(ParameterIn::Header)
-            .required(Required::False)
+            .required(Required::True)
             .description(Some(
-                "Idempotency key (spec §6; 1–255 visible ASCII): a retry with the same key and \
-                 body replays the first answer (`Idempotent-Replayed: true`) instead of running \
-                 again. Also echoed on the response.",
+                "Idempotency key (spec §6; 1–255 visible ASCII), unique per logical request and \
+                 reused on every retry of it: a retry with the same key and body replays the \
+                 first answer (`Idempotent-Replayed: true`) instead of running again. Required \
+                 on writes (or `Idempotency-Key`); echoed on the response.",
             ))
             .schema(Some(key()))
             .build(),
@@ -187,7 +192,8 @@ fn idempotency_parameters() -> [Parameter; 2] {
             .parameter_in(ParameterIn::Header)
             .required(Required::False)
             .description(Some(
-                "The IETF name of the same idempotency key; if both are sent they must be equal.",
+                "The IETF draft's name for the same key, accepted instead of `X-Request-Id`; if \
+                 both are sent they must be equal.",
             ))
             .schema(Some(key()))
             .build(),
@@ -267,6 +273,13 @@ impl MobileConventions {
                 IDEMPOTENCY_KEY_REUSED,
                 false,
             );
+            responses.entry("413".to_owned()).or_insert_with(|| {
+                RefOr::T(
+                    problem_response("The body is over 1 MiB")
+                        .header("X-Request-Id", request_id_header())
+                        .build(),
+                )
+            });
             match responses.get_mut("400") {
                 Some(RefOr::T(r)) => {
                     r.description = format!("{}; or {BAD_KEY_DETAIL}", r.description);
@@ -283,6 +296,13 @@ impl MobileConventions {
 
         for (status, response) in responses.iter_mut() {
             let RefOr::T(r) = response else { continue };
+            for &(name, operation_id, params) in Self::links(path, method, status) {
+                let mut link = LinkBuilder::new().operation_id(operation_id);
+                for &(param, expression) in params {
+                    link = link.parameter(param, expression);
+                }
+                r.links.insert(name.to_owned(), RefOr::T(link.build()));
+            }
             r.headers
                 .entry("X-Request-Id".to_owned())
                 .or_insert_with(request_id_header);
@@ -304,6 +324,51 @@ impl MobileConventions {
                         });
                 }
             }
+        }
+    }
+
+    /// OpenAPI links from an answer to the operations that take the ids it carries, so clients
+    /// (and Schemathesis' stateful phase) can follow a created resource.
+    #[allow(clippy::type_complexity)]
+    fn links(
+        path: &str,
+        method: &HttpMethod,
+        status: &str,
+    ) -> &'static [(
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    )] {
+        const BY_WEBHOOK_ID: &[(&str, &str)] = &[("id", "$response.body#/id")];
+        match (path, method, status) {
+            ("/api/mobile/webhooks", HttpMethod::Post, "201") => &[
+                ("DeleteWebhook", "deleteWebhook", BY_WEBHOOK_ID),
+                ("RotateWebhookSecret", "rotateWebhookSecret", BY_WEBHOOK_ID),
+                (
+                    "ListWebhookDeliveries",
+                    "listWebhookDeliveries",
+                    BY_WEBHOOK_ID,
+                ),
+            ],
+            ("/api/mobile/webhooks/{id}/deliveries", HttpMethod::Get, "200") => &[(
+                "RedeliverWebhook",
+                "redeliverWebhook",
+                &[
+                    ("id", "$request.path.id"),
+                    ("delivery_id", "$response.body#/items/0/id"),
+                ],
+            )],
+            ("/api/mobile/leads/hook", HttpMethod::Post, "200" | "201") => &[(
+                "GetCustomer",
+                "getCustomer",
+                &[("id", "$response.body#/customerId")],
+            )],
+            ("/api/mobile/orders/sync", HttpMethod::Post, "200" | "201") => &[(
+                "GetOrderStatus",
+                "getOrderStatus",
+                &[("id", "$response.body#/orderId")],
+            )],
+            _ => &[],
         }
     }
 
@@ -539,7 +604,11 @@ pub fn document_json() -> String {
         api: ApiDoc::openapi(),
         webhooks: webhooks(),
     };
-    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| String::from("{}"));
+    let s = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| String::from("{}"));
+    // utoipa 5.5 serializes a Link Object's `operationId` as `operation_id` (its `Link` lacks
+    // `rename_all = "camelCase"`); a JSON member name cannot occur unescaped inside a string, so
+    // this only renames that member.
+    let mut s = s.replace("\"operation_id\": ", "\"operationId\": ");
     s.push('\n');
     s
 }
@@ -640,6 +709,9 @@ mod tests {
                 "schema {name} missing"
             );
         }
+        let link = &v["paths"]["/api/mobile/webhooks"]["post"]["responses"]["201"]["links"]["RotateWebhookSecret"];
+        assert_eq!(link["operationId"], "rotateWebhookSecret", "{link}");
+        assert_eq!(link["parameters"]["id"], "$response.body#/id", "{link}");
         for event in ["orderCreated", "orderStatusChanged", "paymentReceived"] {
             assert!(
                 v["webhooks"][event]["post"]["requestBody"].is_object(),
