@@ -35,9 +35,6 @@ pub fn routes() -> Router<AppState> {
     tag = "leads",
     operation_id = "pushLead",
     request_body = PushLead,
-    params(
-        ("X-Request-Id" = Option<String>, Header, description = "Idempotency key (1–255 visible ASCII); `Idempotency-Key` is accepted too"),
-    ),
     responses(
         (status = 201, description = "A new lead", body = PushLeadResponse),
         (status = 200, description = "A lead already pushed: the original ids", body = PushLeadResponse),

@@ -89,9 +89,6 @@ pub fn sync_problem(err: SyncError) -> AppError {
     tag = "orders",
     operation_id = "syncOrder",
     request_body = SyncOrder,
-    params(
-        ("X-Request-Id" = Option<String>, Header, description = "Idempotency key (1–255 visible ASCII); `Idempotency-Key` is accepted too"),
-    ),
     responses(
         (status = 201, description = "The order was created", body = SyncOrderResponse),
         (status = 200, description = "The order was updated, or the version was stale (`applied: false`)", body = SyncOrderResponse),

@@ -20,13 +20,16 @@ use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 use http::StatusCode;
 use l2c_core::api::events::EventType;
-use l2c_core::api::webhooks::{CreatedWebhook, DeliveryList, RotatedSecret, WebhookList};
+use l2c_core::api::webhooks::{
+    CreateWebhook, CreatedWebhook, Delivery, DeliveryList, RotatedSecret, WebhookList,
+};
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::webhook::WebhookSecret;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 use serde_json::Value;
 
 use super::body::JsonBody;
+use super::openapi::ProblemDoc;
 use crate::error::AppError;
 use crate::extract::{Json, Path};
 use crate::ssrf;
@@ -108,7 +111,26 @@ async fn validate(body: &Value, allow_private: bool) -> Result<(String, Vec<Even
     Ok((url, types))
 }
 
-async fn create(
+/// Subscribe a URL to event types. The answer carries the signing secret, shown only this once.
+#[utoipa::path(
+    post,
+    path = "/api/mobile/webhooks",
+    tag = "webhooks",
+    operation_id = "createWebhook",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "The subscription, with its signing secret", body = CreatedWebhook),
+        (status = 400, description = "Malformed JSON, or `url` / `events` invalid (named in `field`): not https, not public, unknown event type, empty list", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The client already holds the most subscriptions allowed (`too_many_webhooks`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+pub async fn create(
     State(state): State<AppState>,
     Extension(client): Extension<AuthenticatedClient>,
     body: JsonBody<Value>,
@@ -146,7 +168,21 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-async fn list(
+/// The caller's subscriptions (without secrets).
+#[utoipa::path(
+    get,
+    path = "/api/mobile/webhooks",
+    tag = "webhooks",
+    operation_id = "listWebhooks",
+    responses(
+        (status = 200, description = "The caller's subscriptions", body = WebhookList),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+pub async fn list(
     State(state): State<AppState>,
     Extension(client): Extension<AuthenticatedClient>,
 ) -> Result<Response, AppError> {
@@ -162,7 +198,23 @@ async fn list(
     Ok(Json(WebhookList::new(items)).into_response())
 }
 
-async fn remove(
+/// Delete a subscription; nothing more is delivered to it.
+#[utoipa::path(
+    delete,
+    path = "/api/mobile/webhooks/{id}",
+    tag = "webhooks",
+    operation_id = "deleteWebhook",
+    params(("id" = String, Path, description = "The subscription id (`wh_…`)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+pub async fn remove(
     State(state): State<AppState>,
     Extension(client): Extension<AuthenticatedClient>,
     Path(id): Path<String>,
@@ -174,7 +226,24 @@ async fn remove(
     }
 }
 
-async fn rotate(
+/// Replace the signing secret. Deliveries are signed with both secrets until
+/// `previousSecretExpiresAt`, so receivers can switch without losing events.
+#[utoipa::path(
+    post,
+    path = "/api/mobile/webhooks/{id}/rotate-secret",
+    tag = "webhooks",
+    operation_id = "rotateWebhookSecret",
+    params(("id" = String, Path, description = "The subscription id (`wh_…`)")),
+    responses(
+        (status = 200, description = "The new secret, shown only this once", body = RotatedSecret),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+pub async fn rotate(
     State(state): State<AppState>,
     Extension(client): Extension<AuthenticatedClient>,
     Path(id): Path<String>,
@@ -199,7 +268,23 @@ async fn rotate(
     }
 }
 
-async fn deliveries(
+/// The subscription's deliveries with their attempts, newest first (at most 100).
+#[utoipa::path(
+    get,
+    path = "/api/mobile/webhooks/{id}/deliveries",
+    tag = "webhooks",
+    operation_id = "listWebhookDeliveries",
+    params(("id" = String, Path, description = "The subscription id (`wh_…`)")),
+    responses(
+        (status = 200, description = "The delivery log", body = DeliveryList),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+pub async fn deliveries(
     State(state): State<AppState>,
     Extension(client): Extension<AuthenticatedClient>,
     Path(id): Path<String>,
@@ -215,7 +300,27 @@ async fn deliveries(
     }
 }
 
-async fn redeliver(
+/// Queue a delivery again: the same event (same id), signed afresh.
+#[utoipa::path(
+    post,
+    path = "/api/mobile/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+    tag = "webhooks",
+    operation_id = "redeliverWebhook",
+    params(
+        ("id" = String, Path, description = "The subscription id (`wh_…`)"),
+        ("delivery_id" = String, Path, description = "The delivery id (`dlv_…`)"),
+    ),
+    responses(
+        (status = 202, description = "The delivery, queued again", body = Delivery),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription or delivery for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The subscription was disabled after the receiver answered 410 Gone (`webhook_disabled`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+pub async fn redeliver(
     State(state): State<AppState>,
     Extension(client): Extension<AuthenticatedClient>,
     Path((id, delivery_id)): Path<(String, String)>,
