@@ -14,7 +14,7 @@ use l2c_core::Scopes;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
-use crate::state::AppState;
+use crate::state::{AppState, StateError};
 use crate::store::{Db, NewClient, StoreError};
 use crate::tls::{TlsListener, load_server_config};
 use crate::tokens::TokensError;
@@ -32,6 +32,9 @@ pub enum StartError {
     /// The signing key could not be set up.
     #[error(transparent)]
     Tokens(#[from] TokensError),
+    /// `--redis-url` is set but Redis cannot be reached.
+    #[error("redis: {0}")]
+    Redis(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -56,6 +59,7 @@ pub struct Server {
     local_addr: SocketAddr,
     app: Router,
     tls: bool,
+    state: AppState,
 }
 
 impl std::fmt::Debug for Server {
@@ -75,6 +79,15 @@ impl Server {
     /// [`StartError::Bind`] when the address is taken, [`StartError::Config`] for unusable TLS
     /// files.
     pub async fn bind(state: AppState) -> Result<Self, StartError> {
+        Self::bind_with(state, crate::ExtraRoutes::default()).await
+    }
+
+    /// As [`Server::bind`], serving [`crate::app_with`] with `extra` routes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::bind`].
+    pub async fn bind_with(state: AppState, extra: crate::ExtraRoutes) -> Result<Self, StartError> {
         let addr = state.config.listen;
         let tls = state
             .config
@@ -94,7 +107,8 @@ impl Server {
             tls: matches!(bound, Bound::Tls(_)),
             bound,
             local_addr,
-            app: crate::app(state),
+            app: crate::app_with(state.clone(), extra),
+            state,
         })
     }
 
@@ -113,11 +127,28 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests.
+    /// While serving, the per-client quotas are re-read from the database every
+    /// `quota_refresh` (see [`crate::limits`]).
     ///
     /// # Errors
     ///
     /// An I/O error from the listener.
     pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        let refresher = tokio::spawn(
+            self.state
+                .limits
+                .clone()
+                .refresh_quotas(self.state.db.clone(), self.state.config.quota_refresh),
+        );
+        let result = self.serve_until(shutdown).await;
+        refresher.abort();
+        result
+    }
+
+    async fn serve_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
@@ -151,6 +182,16 @@ impl Server {
     /// An I/O error from the listener.
     pub async fn run(self) -> io::Result<()> {
         self.run_until(shutdown_signal()).await
+    }
+}
+
+impl From<StateError> for StartError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::Tokens(e) => StartError::Tokens(e),
+            StateError::Config(e) => StartError::Config(e),
+            StateError::Store(e) => StartError::Store(e),
+        }
     }
 }
 
@@ -195,6 +236,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let db = Db::connect(&config.database_url).await?;
     let demo = config.demo_client;
     let state = AppState::new(config, db.clone()).await?;
+    if state.config.redis_url.is_some() {
+        state.limits.connect().await.map_err(StartError::Redis)?;
+        tracing::info!(
+            prefix = %state.config.redis_prefix,
+            "rate limits, export cap and idempotency records in Redis"
+        );
+    }
     let server = Server::bind(state).await?;
     if demo {
         create_demo_client(&db, &server.base_url()).await?;

@@ -31,6 +31,13 @@ pub fn mobile_routes() -> Router<AppState> {
     Router::new()
 }
 
+/// The long-running routes under `/api/mobile`, which [`app`](crate::app) puts under the
+/// per-client concurrency cap (`--export-concurrency`) in addition to the layers of
+/// [`mobile_routes`].
+pub fn long_running_routes() -> Router<AppState> {
+    Router::new()
+}
+
 /// 405 problem for a known path with another method (axum still adds the `Allow` header).
 pub async fn method_not_allowed() -> Response {
     problem_response(
