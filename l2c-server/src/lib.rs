@@ -71,7 +71,7 @@ pub fn app(state: AppState) -> Router {
 
 /// Routes added to `/api/mobile` next to [`routes::mobile_routes`], for embedders and tests:
 /// they get the same layers as the built-in routes. Paths are relative to `/api/mobile`.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct ExtraRoutes {
     routes: Router<AppState>,
