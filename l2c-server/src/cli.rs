@@ -1,4 +1,4 @@
-//! The command line: `l2c-server [serve]`, `l2c-server client create|list|disable|enable`.
+//! The command line: `l2c-server [serve]`, `l2c-server client create|list|disable|enable|grant`.
 //!
 //! Every flag can also be set through its `L2C_*` environment variable.
 //!
@@ -19,6 +19,7 @@
 //! | `--tls-cert`, `--tls-key` | `L2C_TLS_CERT`, `L2C_TLS_KEY` | none (plain HTTP) |
 //! | `--trust-proxy-tls` | `L2C_TRUST_PROXY_TLS` | off |
 //! | `--no-demo-client` | `L2C_NO_DEMO_CLIENT` | off |
+//! | `--deprecate PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]` | `L2C_DEPRECATE` (`;`-separated) | none |
 //!
 //! ```
 //! use clap::Parser;
@@ -73,6 +74,8 @@ impl Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: boxing the serve flags would only make matching on them clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
@@ -125,6 +128,21 @@ pub enum ClientCommand {
     Enable {
         /// The client id.
         id: String,
+    },
+    /// Grant a client what partners cannot grant themselves: AUTHORIZED showroom items and
+    /// reading every customer. `--revoke` withdraws the named grants.
+    Grant {
+        /// The client id.
+        id: String,
+        /// Showroom item ids, comma-separated or repeated (e.g. `itm_0006,itm_0030`).
+        #[arg(long = "showroom-items", value_delimiter = ',')]
+        showroom_items: Vec<String>,
+        /// Let the client read every customer, not only those linked to its leads and orders.
+        #[arg(long)]
+        all_customers: bool,
+        /// Withdraw the named grants instead of adding them.
+        #[arg(long)]
+        revoke: bool,
     },
 }
 
@@ -201,6 +219,16 @@ pub struct ServeArgs {
     /// A TLS terminator sits in front: accept plain-HTTP token requests from other hosts.
     #[arg(long, env = "L2C_TRUST_PROXY_TLS")]
     pub trust_proxy_tls: bool,
+    /// Mark a route prefix deprecated: `PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]`, dates
+    /// `YYYY-MM-DD` or RFC 3339, the sunset at least six months later (repeatable; the variable
+    /// takes several separated by `;`).
+    #[arg(
+        long = "deprecate",
+        env = "L2C_DEPRECATE",
+        value_delimiter = ';',
+        value_name = "PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]"
+    )]
+    pub deprecate: Vec<crate::deprecate::DeprecateRule>,
     /// Do not create the demo client on an empty database.
     #[arg(long, env = "L2C_NO_DEMO_CLIENT")]
     pub no_demo_client: bool,
@@ -241,6 +269,7 @@ impl ServeArgs {
             tls,
             trust_proxy_tls: self.trust_proxy_tls,
             demo_client: !self.no_demo_client,
+            deprecations: self.deprecate.clone(),
         };
         config.validate()?;
         Ok(config)
@@ -260,6 +289,12 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
+    /// A showroom item id that does not exist (nothing was granted).
+    #[error("no showroom item with id `{0}`")]
+    NoSuchShowroomItem(String),
+    /// `client grant` named nothing to grant.
+    #[error("nothing to grant: pass --showroom-items and/or --all-customers")]
+    NothingToGrant,
 }
 
 /// Runs a `client` subcommand, writing to `out`.
@@ -360,8 +395,61 @@ async fn client_command(
                 if disable { "disabled" } else { "enabled" }
             )?;
         }
+        ClientCommand::Grant {
+            id,
+            showroom_items,
+            all_customers,
+            revoke,
+        } => grant(db, id, showroom_items, *all_customers, *revoke, out).await?,
     }
     out.flush()?;
+    Ok(())
+}
+
+async fn grant(
+    db: &Db,
+    id: &str,
+    items: &[String],
+    all_customers: bool,
+    revoke: bool,
+    out: &mut impl std::io::Write,
+) -> Result<(), CliError> {
+    let items: Vec<String> = items
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.is_empty() && !all_customers {
+        return Err(CliError::NothingToGrant);
+    }
+    if db.clients().get(id).await?.is_none() {
+        return Err(CliError::NoSuchClient(id.to_owned()));
+    }
+    let client = l2c_core::ClientId::new(id);
+    if !items.is_empty() {
+        let verb = if revoke {
+            let n = db.showroom().revoke(&client, &items).await?;
+            format!("revoked {n} showroom grant(s)")
+        } else {
+            let n = db
+                .showroom()
+                .grant(&client, &items)
+                .await
+                .map_err(|e| match e {
+                    crate::store::showroom::GrantError::UnknownItem(item) => {
+                        CliError::NoSuchShowroomItem(item)
+                    }
+                    crate::store::showroom::GrantError::Store(e) => CliError::Store(e),
+                })?;
+            format!("granted {n} new showroom item(s)")
+        };
+        writeln!(out, "client {id}: {verb}")?;
+    }
+    if all_customers {
+        db.customers().grant_all(&client, !revoke).await?;
+        let what = if revoke { "may no longer" } else { "may now" };
+        writeln!(out, "client {id}: {what} read every customer")?;
+    }
     Ok(())
 }
 

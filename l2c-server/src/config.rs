@@ -195,6 +195,8 @@ pub struct Config {
     pub trust_proxy_tls: bool,
     /// Create a demo client (and print its credentials) when the database has no client.
     pub demo_client: bool,
+    /// Route prefixes marked deprecated (`--deprecate`).
+    pub deprecations: Vec<crate::deprecate::DeprecateRule>,
 }
 
 impl Default for Config {
@@ -215,6 +217,7 @@ impl Default for Config {
             tls: None,
             trust_proxy_tls: false,
             demo_client: true,
+            deprecations: Vec::new(),
         }
     }
 }

@@ -23,6 +23,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod deprecate;
+pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -100,6 +102,7 @@ impl ExtraRoutes {
 /// [`app`] with extra routes under `/api/mobile`.
 pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
     let verifier = Arc::clone(state.tokens.verifier());
+    let deprecations: Arc<[deprecate::DeprecateRule]> = state.config.deprecations.clone().into();
     let limits = &state.limits;
 
     let mut long_running = routes::long_running_routes().merge(extra.long_running);
@@ -132,9 +135,13 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
+        .merge(routes::openapi::routes())
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .nest("/api/mobile", mobile)
+        .nest("/api/mobile", mobile.clone())
+        // The same routes under a version prefix, so a v2 can later sit beside them.
+        .nest("/api/v1", mobile)
         .fallback(routes::not_found)
+        .layer(from_fn_with_state(deprecations, deprecate::apply))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn(error::problem_request_id))
         .layer(from_fn_with_state(

@@ -234,6 +234,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         );
     }
     let db = Db::connect(&config.database_url).await?;
+    let seeded = db.showroom().seed_demo_if_empty().await?;
+    if seeded > 0 {
+        tracing::info!(items = seeded, "seeded the demo showroom catalogue");
+    }
     let demo = config.demo_client;
     let state = AppState::new(config, db.clone()).await?;
     if state.config.redis_url.is_some() {

@@ -7,6 +7,9 @@ use http::{StatusCode, header};
 use crate::state::AppState;
 
 /// `GET /healthz`: the process is up (always 200).
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")),
+    security(()))]
 pub async fn healthz() -> Response {
     (
         StatusCode::OK,
@@ -17,6 +20,12 @@ pub async fn healthz() -> Response {
 }
 
 /// `GET /readyz`: 200 when the database answers, 503 otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
+    responses(
+        (status = 200, description = "The database answers", body = String, content_type = "text/plain"),
+        (status = 503, description = "The database does not answer", body = String, content_type = "text/plain"),
+    ),
+    security(()))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.db.ping().await {
         (

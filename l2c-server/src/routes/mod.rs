@@ -9,8 +9,15 @@
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | [`health`] | none |
 //! | `/api/mobile/…` | [`mobile_routes`] | Bearer token (`JwtAuthLayer`) |
 
+pub mod body;
+pub mod customers;
 pub mod health;
+pub mod leads;
 pub mod oauth;
+pub mod openapi;
+pub mod orders;
+pub mod reports;
+pub mod showroom;
 pub mod well_known;
 
 use axum::Router;
@@ -29,13 +36,18 @@ use crate::state::AppState;
 /// line; scope checks go on the module's own routes (`RequireScopeLayer`).
 pub fn mobile_routes() -> Router<AppState> {
     Router::new()
+        .merge(leads::routes())
+        .merge(customers::routes())
+        .merge(orders::routes())
+        .merge(showroom::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY_BYTES))
 }
 
 /// The long-running routes under `/api/mobile`, which [`app`](crate::app) puts under the
 /// per-client concurrency cap (`--export-concurrency`) in addition to the layers of
-/// [`mobile_routes`].
+/// [`mobile_routes`]: the report export.
 pub fn long_running_routes() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(reports::routes())
 }
 
 /// 405 problem for a known path with another method (axum still adds the `Allow` header).

@@ -21,7 +21,12 @@
 //! ```
 
 pub mod clients;
+pub mod customers;
+pub mod domain_util;
 pub mod keys;
+pub mod leads;
+pub mod orders;
+pub mod showroom;
 
 use std::fmt;
 use std::str::FromStr;

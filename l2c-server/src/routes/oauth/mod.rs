@@ -44,6 +44,26 @@ pub const REALM: &str = "l2c";
 pub const MAX_BODY: usize = 16 * 1024;
 
 /// `POST /api/oauth/token`.
+#[utoipa::path(
+    post,
+    path = "/api/oauth/token",
+    tag = "oauth",
+    operation_id = "issueToken",
+    request_body(
+        content(
+            (l2c_core::api::oauth::TokenRequest = "application/json"),
+            (l2c_core::api::oauth::TokenRequest = "application/x-www-form-urlencoded"),
+        ),
+        description = "Client credentials in the body, or HTTP Basic (RFC 6749 §2.3.1) with only `grant_type` in the body"
+    ),
+    responses(
+        (status = 200, description = "An access token (`Cache-Control: no-store`)", body = l2c_core::api::oauth::TokenResponse),
+        (status = 400, description = "`invalid_request`, `unsupported_grant_type` or `invalid_scope` (RFC 6749 §5.2)", body = l2c_core::api::oauth::OAuthError),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate: Basic`", body = l2c_core::api::oauth::OAuthError),
+        (status = 429, description = "Too many failed attempts", body = l2c_core::api::oauth::OAuthError),
+    ),
+    security(())
+)]
 pub async fn token(State(state): State<AppState>, req: Request) -> Response {
     let socket_peer = req
         .extensions()

@@ -1,0 +1,67 @@
+//! One module per resource of the open platform, one request builder per operation.
+//!
+//! Reach them from a [`Client`]: [`Client::leads`], [`Client::customers`], [`Client::orders`],
+//! [`Client::showroom`], [`Client::reports`] and [`Client::webhooks`]. Each operation returns a
+//! builder; set its options, then call `.send()` (list operations also have `.stream()`).
+//! Request and response bodies are the shared wire types of [`l2c_core::api`], re-exported as
+//! [`crate::types`].
+//!
+//! ```no_run
+//! use l2c_client::types::leads::{LeadSource, PushLead};
+//! # async fn run(client: l2c_client::Client) -> Result<(), l2c_client::Error> {
+//! let submitted_at = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:15:00+08:00").unwrap();
+//! let lead = PushLead::new(LeadSource::Douyin, "dy-7301", "张三", "13800138000", submitted_at);
+//! let created = client.leads().push(lead).send().await?;
+//! let customer = client.customers().get(created.customer_id).send().await?;
+//! println!("{} {}", customer.name, customer.mobile); // masked: 张* 138****8000
+//! # Ok(()) }
+//! ```
+
+pub mod customers;
+pub mod leads;
+pub mod orders;
+pub mod reports;
+pub mod showroom;
+pub mod webhooks;
+
+use crate::Client;
+
+/// The path prefix of the open platform's endpoints.
+pub(crate) const MOBILE: [&str; 2] = ["api", "mobile"];
+
+/// `MOBILE` followed by `rest`, as owned path segments.
+pub(crate) fn path<'a>(rest: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    MOBILE.iter().copied().chain(rest).collect()
+}
+
+impl Client {
+    /// Leads: `POST /api/mobile/leads/hook`.
+    pub fn leads(&self) -> leads::LeadsHandler<'_> {
+        leads::LeadsHandler::new(self)
+    }
+
+    /// Customers: `GET /api/mobile/customers/:id`.
+    pub fn customers(&self) -> customers::CustomersHandler<'_> {
+        customers::CustomersHandler::new(self)
+    }
+
+    /// Orders: `POST /api/mobile/orders/sync`, `GET /api/mobile/orders/:id/status`.
+    pub fn orders(&self) -> orders::OrdersHandler<'_> {
+        orders::OrdersHandler::new(self)
+    }
+
+    /// The showroom: `GET /api/mobile/showroom/items`.
+    pub fn showroom(&self) -> showroom::ShowroomHandler<'_> {
+        showroom::ShowroomHandler::new(self)
+    }
+
+    /// Reports: `GET /api/mobile/reports/orders/export`.
+    pub fn reports(&self) -> reports::ReportsHandler<'_> {
+        reports::ReportsHandler::new(self)
+    }
+
+    /// Webhook subscriptions: `/api/mobile/webhooks`.
+    pub fn webhooks(&self) -> webhooks::WebhooksHandler<'_> {
+        webhooks::WebhooksHandler::new(self)
+    }
+}

@@ -1,0 +1,198 @@
+//! Webhook subscriptions under `/api/mobile/webhooks` (scope `webhooks:manage`, spec §5.1).
+//!
+//! ```no_run
+//! use l2c_client::types::events::EventType;
+//! use l2c_client::types::webhooks::CreateWebhook;
+//! # async fn run(client: l2c_client::Client) -> Result<(), l2c_client::Error> {
+//! let created = client
+//!     .webhooks()
+//!     .create(CreateWebhook::new("https://erp.example.com/l2c", [EventType::OrderStatusChanged]))
+//!     .send()
+//!     .await?;
+//! // The secret is shown only now: store it where the receiver can read it.
+//! let secret = created.secret;
+//! for delivery in client.webhooks().deliveries(created.id).send().await?.items {
+//!     println!("{} {:?}", delivery.event_id, delivery.status);
+//! }
+//! # let _ = secret; Ok(()) }
+//! ```
+
+use http::Method;
+use l2c_core::api::webhooks::{
+    CreateWebhook, CreatedWebhook, Delivery, DeliveryList, RotatedSecret, WebhookList,
+};
+use l2c_core::api::{DeliveryId, WebhookId};
+
+use crate::client::RequestSpec;
+use crate::{Client, Error};
+
+/// Webhook subscription operations; from [`Client::webhooks`].
+#[derive(Debug, Clone, Copy)]
+pub struct WebhooksHandler<'c> {
+    client: &'c Client,
+}
+
+impl<'c> WebhooksHandler<'c> {
+    pub(crate) fn new(client: &'c Client) -> Self {
+        Self { client }
+    }
+
+    /// Subscribes a URL to event types; the answer holds the signing secret, shown only once.
+    pub fn create(self, subscription: CreateWebhook) -> CreateWebhookBuilder<'c> {
+        CreateWebhookBuilder {
+            client: self.client,
+            body: subscription,
+            request_id: None,
+        }
+    }
+
+    /// Lists this client's subscriptions (without secrets).
+    pub fn list(self) -> WebhookCall<'c, WebhookList> {
+        WebhookCall::new(self.client, Method::GET, vec![])
+    }
+
+    /// Deletes a subscription.
+    pub fn delete(self, id: impl Into<WebhookId>) -> WebhookCall<'c, ()> {
+        WebhookCall::new(self.client, Method::DELETE, vec![id.into().into_string()])
+    }
+
+    /// Issues a new secret; the previous one keeps signing until the answer's
+    /// `previousSecretExpiresAt`, so receivers can switch without dropping events.
+    pub fn rotate_secret(self, id: impl Into<WebhookId>) -> WebhookCall<'c, RotatedSecret> {
+        WebhookCall::new(
+            self.client,
+            Method::POST,
+            vec![id.into().into_string(), "rotate-secret".to_owned()],
+        )
+    }
+
+    /// Lists a subscription's deliveries with every attempt (status, latency, error).
+    pub fn deliveries(self, id: impl Into<WebhookId>) -> WebhookCall<'c, DeliveryList> {
+        WebhookCall::new(
+            self.client,
+            Method::GET,
+            vec![id.into().into_string(), "deliveries".to_owned()],
+        )
+    }
+
+    /// Queues a delivery again.
+    pub fn redeliver(
+        self,
+        id: impl Into<WebhookId>,
+        delivery_id: impl Into<DeliveryId>,
+    ) -> WebhookCall<'c, Delivery> {
+        WebhookCall::new(
+            self.client,
+            Method::POST,
+            vec![
+                id.into().into_string(),
+                "deliveries".to_owned(),
+                delivery_id.into().into_string(),
+                "redeliver".to_owned(),
+            ],
+        )
+    }
+}
+
+/// Builder for [`WebhooksHandler::create`].
+#[derive(Debug)]
+#[must_use = "call .send() to create the subscription"]
+pub struct CreateWebhookBuilder<'c> {
+    client: &'c Client,
+    body: CreateWebhook,
+    request_id: Option<String>,
+}
+
+impl CreateWebhookBuilder<'_> {
+    /// The idempotency key (`X-Request-Id`, 1–255 visible ASCII); a UUID v4 when not set.
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// Sends the request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with status 400 for a URL the platform refuses (not https, not public) or
+    /// an empty event list.
+    pub async fn send(self) -> Result<CreatedWebhook, Error> {
+        let spec = RequestSpec::new(Method::POST, super::path(["webhooks"]))
+            .json(&self.body)?
+            .request_id(self.request_id);
+        self.client.execute_json(spec).await
+    }
+}
+
+/// Builder for the subscription operations without a body; `T` is what `.send()` returns.
+#[must_use = "call .send() to perform the request"]
+pub struct WebhookCall<'c, T> {
+    client: &'c Client,
+    method: Method,
+    segments: Vec<String>,
+    request_id: Option<String>,
+    _response: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for WebhookCall<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookCall")
+            .field("method", &self.method)
+            .field("segments", &self.segments)
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c, T> WebhookCall<'c, T> {
+    fn new(client: &'c Client, method: Method, segments: Vec<String>) -> Self {
+        Self {
+            client,
+            method,
+            segments,
+            request_id: None,
+            _response: std::marker::PhantomData,
+        }
+    }
+
+    /// The idempotency key for a POST (`X-Request-Id`); a UUID v4 when not set.
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    fn spec(&self) -> RequestSpec {
+        let mut segments = vec!["webhooks"];
+        segments.extend(self.segments.iter().map(String::as_str));
+        RequestSpec::new(self.method.clone(), super::path(segments))
+            .request_id(self.request_id.clone())
+    }
+}
+
+impl WebhookCall<'_, ()> {
+    /// Sends the request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with status 404 for an unknown subscription.
+    pub async fn send(self) -> Result<(), Error> {
+        self.client.execute(self.spec()).await.map(drop)
+    }
+}
+
+macro_rules! json_send {
+    ($($ty:ty),+) => {$(
+        impl WebhookCall<'_, $ty> {
+            /// Sends the request.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Api`] with status 404 for an unknown subscription or delivery.
+            pub async fn send(self) -> Result<$ty, Error> {
+                self.client.execute_json(self.spec()).await
+            }
+        }
+    )+};
+}
+
+json_send!(WebhookList, RotatedSecret, DeliveryList, Delivery);

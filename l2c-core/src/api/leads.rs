@@ -1,0 +1,288 @@
+//! `POST /api/mobile/leads/hook`: a lead pushed by a channel (Douyin, Xiaohongshu, WeCom, …).
+//!
+//! ```
+//! use l2c_core::api::leads::{LeadSource, PushLead};
+//!
+//! let lead: PushLead = serde_json::from_str(r#"{
+//!     "source": "DOUYIN",
+//!     "externalLeadId": "dy-7301",
+//!     "name": "张三",
+//!     "mobile": "138 0013 8000",
+//!     "city": "杭州市",
+//!     "formFields": [{"label": "户型", "value": "三室两厅"}],
+//!     "submittedAt": "2026-11-20T10:15:00+08:00"
+//! }"#).unwrap();
+//! assert_eq!(lead.source, LeadSource::Douyin);
+//! assert_eq!(lead.form_fields[0].label, "户型");
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ids::{CustomerId, LeadId};
+
+/// The channel a lead came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum LeadSource {
+    /// 抖音 (Douyin lead forms).
+    Douyin,
+    /// 小红书.
+    Xiaohongshu,
+    /// 企业微信.
+    Wecom,
+    /// 微信 (official account, mini program).
+    Wechat,
+    /// 百度.
+    Baidu,
+    /// 快手.
+    Kuaishou,
+    /// A walk-in at a showroom.
+    Showroom,
+    /// A referral by an existing customer.
+    Referral,
+    /// Anything else.
+    Other,
+}
+
+impl LeadSource {
+    /// Every source, in a stable order.
+    pub const ALL: [LeadSource; 9] = [
+        LeadSource::Douyin,
+        LeadSource::Xiaohongshu,
+        LeadSource::Wecom,
+        LeadSource::Wechat,
+        LeadSource::Baidu,
+        LeadSource::Kuaishou,
+        LeadSource::Showroom,
+        LeadSource::Referral,
+        LeadSource::Other,
+    ];
+
+    /// The wire name, e.g. `DOUYIN`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LeadSource::Douyin => "DOUYIN",
+            LeadSource::Xiaohongshu => "XIAOHONGSHU",
+            LeadSource::Wecom => "WECOM",
+            LeadSource::Wechat => "WECHAT",
+            LeadSource::Baidu => "BAIDU",
+            LeadSource::Kuaishou => "KUAISHOU",
+            LeadSource::Showroom => "SHOWROOM",
+            LeadSource::Referral => "REFERRAL",
+            LeadSource::Other => "OTHER",
+        }
+    }
+}
+
+impl fmt::Display for LeadSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not a known [`LeadSource`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown lead source `{0}`")]
+pub struct UnknownLeadSource(pub String);
+
+impl FromStr for LeadSource {
+    type Err = UnknownLeadSource;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LeadSource::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownLeadSource(s.to_owned()))
+    }
+}
+
+/// One question and answer of the channel's lead form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FormField {
+    /// The question as shown to the user, e.g. `户型`.
+    #[schema(example = "户型")]
+    pub label: String,
+    /// The answer, e.g. `三室两厅`.
+    #[schema(example = "三室两厅")]
+    pub value: String,
+}
+
+impl FormField {
+    /// A form field.
+    pub fn new(label: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Advertising attribution ids, as the channel reports them.
+///
+/// Only a JSON object is accepted (serde's derive would also take an array of the values).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", from = "AttributionObject")]
+#[non_exhaustive]
+pub struct Attribution {
+    /// The campaign (计划) id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
+    /// The ad group (广告组) id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_group_id: Option<String>,
+    /// The creative (创意) id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creative_id: Option<String>,
+    /// The click id the channel assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub click_id: Option<String>,
+}
+
+/// The object form of [`Attribution`], read through a map-only visitor.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AttributionFields {
+    #[serde(default)]
+    campaign_id: Option<String>,
+    #[serde(default)]
+    ad_group_id: Option<String>,
+    #[serde(default)]
+    creative_id: Option<String>,
+    #[serde(default)]
+    click_id: Option<String>,
+}
+
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct AttributionObject(AttributionFields);
+
+impl<'de> Deserialize<'de> for AttributionObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = AttributionFields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                AttributionFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(ObjectOnly).map(AttributionObject)
+    }
+}
+
+impl From<AttributionObject> for Attribution {
+    fn from(AttributionObject(f): AttributionObject) -> Self {
+        Self {
+            campaign_id: f.campaign_id,
+            ad_group_id: f.ad_group_id,
+            creative_id: f.creative_id,
+            click_id: f.click_id,
+        }
+    }
+}
+
+/// The body of `POST /api/mobile/leads/hook`.
+///
+/// `(source, externalLeadId)` identifies a lead: pushing the same pair again is answered with the
+/// original ids and `duplicate: true`, and nothing is overwritten. The mobile number is normalized
+/// (spaces, dashes and a `+86` / `0086` prefix removed) and must be a mainland mobile number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct PushLead {
+    /// The channel.
+    pub source: LeadSource,
+    /// The channel's id of the lead (1–128 characters).
+    #[schema(example = "dy-7301", min_length = 1, max_length = 128)]
+    pub external_lead_id: String,
+    /// The person's name (1–64 characters).
+    #[schema(example = "张三", min_length = 1, max_length = 64)]
+    pub name: String,
+    /// Mainland mobile number; `+86`/`0086`, spaces and dashes are accepted.
+    #[schema(
+        example = "+86 138-0013-8000",
+        pattern = r"^[ -]*(\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
+    )]
+    pub mobile: String,
+    /// Province, e.g. `浙江省`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "浙江省")]
+    pub province: Option<String>,
+    /// City, e.g. `杭州市`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "杭州市")]
+    pub city: Option<String>,
+    /// What the person wants, in their words, e.g. `全屋定制 120㎡`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "全屋定制，120㎡，预算 10 万")]
+    pub intent: Option<String>,
+    /// The channel's form, question by question.
+    #[serde(default)]
+    pub form_fields: Vec<FormField>,
+    /// Advertising attribution ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+    /// When the person submitted the form (RFC 3339 with offset).
+    #[schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:00+08:00")]
+    pub submitted_at: DateTime<FixedOffset>,
+}
+
+impl PushLead {
+    /// A lead with the required fields; the optional ones start empty.
+    pub fn new(
+        source: LeadSource,
+        external_lead_id: impl Into<String>,
+        name: impl Into<String>,
+        mobile: impl Into<String>,
+        submitted_at: DateTime<FixedOffset>,
+    ) -> Self {
+        Self {
+            source,
+            external_lead_id: external_lead_id.into(),
+            name: name.into(),
+            mobile: mobile.into(),
+            province: None,
+            city: None,
+            intent: None,
+            form_fields: Vec::new(),
+            attribution: None,
+            submitted_at,
+        }
+    }
+}
+
+/// The answer to `POST /api/mobile/leads/hook`: 201 for a new lead, 200 for a duplicate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct PushLeadResponse {
+    /// The lead's id (the original one for a duplicate).
+    pub lead_id: LeadId,
+    /// The customer the lead created or was linked to (by mobile number).
+    pub customer_id: CustomerId,
+    /// Whether `(source, externalLeadId)` had been pushed before.
+    pub duplicate: bool,
+}
+
+impl PushLeadResponse {
+    /// A response.
+    pub fn new(lead_id: LeadId, customer_id: CustomerId, duplicate: bool) -> Self {
+        Self {
+            lead_id,
+            customer_id,
+            duplicate,
+        }
+    }
+}

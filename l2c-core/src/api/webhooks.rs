@@ -1,0 +1,358 @@
+//! Webhook subscriptions (spec §5.1) and their delivery log, under `/api/mobile/webhooks`
+//! (scope `webhooks:manage`; a client sees only its own).
+//!
+//! | route | body | answer |
+//! |---|---|---|
+//! | `POST /webhooks` | [`CreateWebhook`] | 201 [`CreatedWebhook`] (the only time the secret is shown) |
+//! | `GET /webhooks` | | 200 [`WebhookList`] |
+//! | `DELETE /webhooks/:id` | | 204 |
+//! | `POST /webhooks/:id/rotate-secret` | | 200 [`RotatedSecret`] |
+//! | `GET /webhooks/:id/deliveries` | | 200 [`DeliveryList`] |
+//! | `POST /webhooks/:id/deliveries/:delivery_id/redeliver` | | 202 [`Delivery`] |
+//!
+//! ```
+//! use l2c_core::api::events::EventType;
+//! use l2c_core::api::webhooks::{CreateWebhook, CreatedWebhook};
+//!
+//! let body = CreateWebhook::new("https://erp.example.com/l2c", [EventType::OrderCreated]);
+//! assert_eq!(
+//!     serde_json::to_value(&body).unwrap(),
+//!     serde_json::json!({"url": "https://erp.example.com/l2c", "events": ["ORDER_CREATED"]}),
+//! );
+//!
+//! let created: CreatedWebhook = serde_json::from_str(r#"{
+//!     "id": "wh_1", "url": "https://erp.example.com/l2c", "events": ["ORDER_CREATED"],
+//!     "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "createdAt": "2026-11-26T09:30:00+08:00"
+//! }"#).unwrap();
+//! assert!(!format!("{created:?}").contains("whsec_MfKQ"));
+//! ```
+
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::events::EventType;
+use crate::api::ids::{DeliveryId, WebhookId};
+
+/// The body of `POST /api/mobile/webhooks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CreateWebhook {
+    /// The receiver's URL (https, public, unless the server runs for local development).
+    #[schema(example = "https://erp.example.com/l2c/webhook")]
+    pub url: String,
+    /// The event types to deliver (at least one).
+    pub events: Vec<EventType>,
+}
+
+impl CreateWebhook {
+    /// A subscription of `url` to `events`.
+    pub fn new(url: impl Into<String>, events: impl IntoIterator<Item = EventType>) -> Self {
+        Self {
+            url: url.into(),
+            events: events.into_iter().collect(),
+        }
+    }
+}
+
+/// The answer to `POST /api/mobile/webhooks` (201): the subscription and its signing secret,
+/// which is never shown again. `Debug` redacts the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CreatedWebhook {
+    /// The subscription's id.
+    pub id: WebhookId,
+    /// The receiver's URL.
+    pub url: String,
+    /// The subscribed event types.
+    pub events: Vec<EventType>,
+    /// The signing secret, `whsec_` + base64 of 32 random bytes.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: String,
+    /// When the subscription was created (RFC 3339 with offset).
+    #[schema(value_type = String, format = DateTime, example = "2026-11-26T09:30:00+08:00")]
+    pub created_at: DateTime<FixedOffset>,
+}
+
+impl CreatedWebhook {
+    /// A created subscription.
+    pub fn new(
+        id: impl Into<WebhookId>,
+        url: impl Into<String>,
+        events: Vec<EventType>,
+        secret: impl Into<String>,
+        created_at: DateTime<FixedOffset>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            url: url.into(),
+            events,
+            secret: secret.into(),
+            created_at,
+        }
+    }
+}
+
+impl fmt::Debug for CreatedWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedWebhook")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A subscription as listed (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Webhook {
+    /// The subscription's id.
+    pub id: WebhookId,
+    /// The receiver's URL.
+    pub url: String,
+    /// The subscribed event types.
+    pub events: Vec<EventType>,
+    /// Whether events are delivered (false once the receiver answered `410 Gone`).
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+    /// When the subscription was created.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-26T09:30:00+08:00")]
+    pub created_at: DateTime<FixedOffset>,
+    /// While a secret rotation is under way: when the previous secret stops signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub previous_secret_expires_at: Option<DateTime<FixedOffset>>,
+}
+
+fn enabled_default() -> bool {
+    true
+}
+
+impl Webhook {
+    /// An enabled subscription with no rotation under way.
+    pub fn new(
+        id: impl Into<WebhookId>,
+        url: impl Into<String>,
+        events: Vec<EventType>,
+        created_at: DateTime<FixedOffset>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            url: url.into(),
+            events,
+            enabled: true,
+            created_at,
+            previous_secret_expires_at: None,
+        }
+    }
+}
+
+/// The answer to `GET /api/mobile/webhooks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct WebhookList {
+    /// The client's subscriptions, oldest first.
+    pub items: Vec<Webhook>,
+}
+
+impl WebhookList {
+    /// A list.
+    pub fn new(items: Vec<Webhook>) -> Self {
+        Self { items }
+    }
+}
+
+/// The answer to `POST /api/mobile/webhooks/:id/rotate-secret`: the new secret (shown once);
+/// the previous one keeps signing too until `previousSecretExpiresAt`. `Debug` redacts the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RotatedSecret {
+    /// The subscription's id.
+    pub id: WebhookId,
+    /// The new signing secret.
+    pub secret: String,
+    /// When the previous secret stops signing.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T09:30:00+08:00")]
+    pub previous_secret_expires_at: DateTime<FixedOffset>,
+}
+
+impl RotatedSecret {
+    /// A rotation result.
+    pub fn new(
+        id: impl Into<WebhookId>,
+        secret: impl Into<String>,
+        previous_secret_expires_at: DateTime<FixedOffset>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            secret: secret.into(),
+            previous_secret_expires_at,
+        }
+    }
+}
+
+impl fmt::Debug for RotatedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RotatedSecret")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field(
+                "previous_secret_expires_at",
+                &self.previous_secret_expires_at,
+            )
+            .finish()
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum DeliveryStatus {
+    /// Waiting for its first or next attempt.
+    Pending,
+    /// A 2xx answer was received.
+    Succeeded,
+    /// Every attempt of the schedule failed (or the subscription was disabled).
+    Failed,
+}
+
+/// One attempt to deliver an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct DeliveryAttempt {
+    /// When the attempt started.
+    #[schema(value_type = String, format = DateTime)]
+    pub attempted_at: DateTime<FixedOffset>,
+    /// The receiver's HTTP status, if it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_status: Option<u16>,
+    /// How long the attempt took, in milliseconds.
+    pub latency_ms: u64,
+    /// Why the attempt failed (connection refused, timeout, non-2xx), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl DeliveryAttempt {
+    /// An attempt record.
+    pub fn new(
+        attempted_at: DateTime<FixedOffset>,
+        response_status: Option<u16>,
+        latency_ms: u64,
+        error: Option<String>,
+    ) -> Self {
+        Self {
+            attempted_at,
+            response_status,
+            latency_ms,
+            error,
+        }
+    }
+}
+
+/// The delivery of one event to one subscription, with every attempt so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The delivery's id.
+    pub id: DeliveryId,
+    /// The event's id (`X-L2C-Delivery`, `webhook-id`).
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: EventType,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// The attempts so far, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<DeliveryAttempt>,
+    /// When the next attempt is due, while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_attempt_at: Option<DateTime<FixedOffset>>,
+    /// When the event was queued for this subscription.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<FixedOffset>,
+}
+
+impl Delivery {
+    /// A delivery with no attempts yet.
+    pub fn new(
+        id: impl Into<DeliveryId>,
+        event_id: impl Into<String>,
+        event_type: EventType,
+        status: DeliveryStatus,
+        created_at: DateTime<FixedOffset>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            event_id: event_id.into(),
+            event_type,
+            status,
+            attempts: Vec::new(),
+            next_attempt_at: None,
+            created_at,
+        }
+    }
+}
+
+/// The answer to `GET /api/mobile/webhooks/:id/deliveries`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct DeliveryList {
+    /// The subscription's deliveries, newest first.
+    pub items: Vec<Delivery>,
+}
+
+impl DeliveryList {
+    /// A list.
+    pub fn new(items: Vec<Delivery>) -> Self {
+        Self { items }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotated_secret_is_redacted_and_camel_case() {
+        let at = DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00").unwrap();
+        let r = RotatedSecret::new("wh_1", "whsec_abc", at);
+        assert!(!format!("{r:?}").contains("whsec_abc"));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["previousSecretExpiresAt"], "2026-11-27T09:30:00+08:00");
+    }
+
+    #[test]
+    fn listed_webhook_defaults_to_enabled() {
+        let w: Webhook = serde_json::from_str(
+            r#"{"id":"wh_1","url":"https://x.example","events":["PAYMENT_RECEIVED"],
+                "createdAt":"2026-11-26T09:30:00+08:00"}"#,
+        )
+        .unwrap();
+        assert!(w.enabled);
+        assert_eq!(w.events, vec![EventType::PaymentReceived]);
+    }
+
+    #[test]
+    fn unknown_event_type_is_refused() {
+        assert!(
+            serde_json::from_str::<CreateWebhook>(r#"{"url":"https://x","events":["NOPE"]}"#)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! Request-body and error helpers shared by the business endpoints.
+//!
+//! [`JsonBody`] is a JSON extractor that also keeps the raw bytes (leads store their payload
+//! verbatim) and names the offending field of a body of the wrong shape through its JSON path
+//! (`payments[0].amount`). Every rejection is problem+json:
+//!
+//! | rejection | status | `code` |
+//! |---|---|---|
+//! | body over [`MAX_BODY_BYTES`] | 413 | `payload_too_large` |
+//! | no `Content-Type: application/json` | 415 | `unsupported_media_type` |
+//! | not JSON / truncated | 400 | `malformed_json` |
+//! | wrong shape (missing field, wrong type, unknown enum value) | 422 | `invalid_body` |
+//! | a value the domain refuses (bad mobile, negative amount, …) | 422 | `invalid_field` |
+//!
+//! Problems about one field carry it in the `field` extension member as well as in `detail`.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use http::{StatusCode, header};
+use l2c_core::Problem;
+use serde::de::DeserializeOwned;
+
+use crate::domain::FieldError;
+use crate::error::AppError;
+
+/// The largest request body the business endpoints accept: 1 MiB.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// A JSON request body, parsed, with the bytes it was parsed from.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T> {
+    /// The parsed value.
+    pub value: T,
+    /// The body as received.
+    pub raw: Bytes,
+}
+
+fn is_json(req: &Request) -> bool {
+    let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(ct) = ct.to_str() else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// 413 `payload_too_large`.
+pub fn payload_too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "Payload Too Large",
+    )
+    .with_detail(format!(
+        "the request body is larger than {MAX_BODY_BYTES} bytes"
+    ))
+}
+
+/// Parses `bytes` as JSON into `T`, naming the field of a shape error.
+///
+/// # Errors
+///
+/// 400 `malformed_json` or 422 `invalid_body` problems.
+// A problem is what the caller gets back; it is built once per refused request.
+#[allow(clippy::result_large_err)]
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    match result {
+        Ok(v) => Ok(v),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let field = if path == "." { String::new() } else { path };
+                    // serde names a missing field in its message, not in the path.
+                    let message = inner.to_string();
+                    let missing = message
+                        .strip_prefix("missing field `")
+                        .and_then(|rest| rest.split('`').next())
+                        .map(|name| {
+                            if field.is_empty() {
+                                name.to_owned()
+                            } else {
+                                format!("{field}.{name}")
+                            }
+                        });
+                    let field = missing.unwrap_or(field);
+                    let detail = if field.is_empty() {
+                        strip_position(&message)
+                    } else {
+                        format!("`{field}`: {}", strip_position(&message))
+                    };
+                    let mut p = Problem::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_body",
+                        "Unprocessable Content",
+                    )
+                    .with_detail(detail);
+                    if !field.is_empty() {
+                        p = p.with_extension("field", field);
+                    }
+                    Err(p)
+                }
+                _ => Err(Problem::bad_request(
+                    "malformed_json",
+                    format!("the body is not valid JSON: {inner}"),
+                )),
+            }
+        }
+    }
+}
+
+/// serde_json appends " at line 1 column 42"; the field path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(&req) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported Media Type",
+            )
+            .with_detail("send the body with `Content-Type: application/json`")
+            .into());
+        }
+        let raw = match Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(payload_too_large().into());
+            }
+            Err(_) => {
+                return Err(Problem::bad_request(
+                    "invalid_body",
+                    "the request body could not be read",
+                )
+                .into());
+            }
+        };
+        let value = parse_json(&raw)?;
+        Ok(JsonBody { value, raw })
+    }
+}
+
+/// 422 `invalid_field` naming the field.
+pub fn invalid_field(err: &FieldError) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        "Unprocessable Content",
+    )
+    .with_detail(err.to_string())
+    .with_extension("field", err.field.clone())
+}
+
+/// 400 `invalid_query_parameter` naming the parameter.
+pub fn invalid_query(err: &FieldError) -> Problem {
+    Problem::bad_request("invalid_query_parameter", err.to_string())
+        .with_extension("field", err.field.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use l2c_core::api::orders::SyncOrder;
+
+    use super::*;
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let p = parse_json::<SyncOrder>(br#"{"externalOrderNo":"A","status":"NOPE"}"#).unwrap_err();
+        assert_eq!(p.status, 422);
+        assert_eq!(p.extensions["field"], "status");
+        let p = parse_json::<SyncOrder>(
+            br#"{"externalOrderNo":"A","status":"DEPOSIT_PAID","paymentStatus":"UNPAID",
+                "amounts":{"total":"x"},"version":1}"#,
+        )
+        .unwrap_err();
+        assert_eq!(p.extensions["field"], "amounts.total");
+        let p = parse_json::<SyncOrder>(
+            br#"{"externalOrderNo":"A","status":"DEPOSIT_PAID","paymentStatus":"UNPAID",
+                "amounts":{"total":1},"version":1,
+                "payments":[{"kind":"DEPOSIT","method":"ALIPAY","channelTransactionId":"t","paidAt":"2026-01-01T00:00:00+08:00"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(p.extensions["field"], "payments[0].amount");
+        let p = parse_json::<SyncOrder>(br#"{"status":"DEPOSIT_PAID"}"#).unwrap_err();
+        assert_eq!(p.extensions["field"], "externalOrderNo");
+    }
+
+    #[test]
+    fn syntax_errors_are_400() {
+        let p = parse_json::<SyncOrder>(br#"{"externalOrderNo":"#).unwrap_err();
+        assert_eq!(p.status, 400);
+        assert_eq!(p.code, "malformed_json");
+    }
+}

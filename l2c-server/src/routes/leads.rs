@@ -1,0 +1,78 @@
+//! `POST /leads/hook`: a channel pushes a lead (scope `leads:write`).
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Router};
+use http::StatusCode;
+use l2c_core::api::leads::{PushLead, PushLeadResponse};
+use l2c_core::auth::RequireScopeLayer;
+use l2c_core::{AuthenticatedClient, Problem, Scope};
+
+use super::body::{JsonBody, invalid_field};
+use super::openapi::ProblemDoc;
+use crate::domain::validate;
+use crate::error::AppError;
+use crate::extract::Json;
+use crate::state::AppState;
+use crate::store::leads::NewLead;
+
+/// The lead routes, relative to `/api/mobile`.
+pub fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/leads/hook",
+        post(push_lead).layer(RequireScopeLayer::one(Scope::LeadsWrite)),
+    )
+}
+
+/// Stores a lead and links its customer by mobile number.
+///
+/// New → 201; the same `(source, externalLeadId)` again → 200 with the original ids and
+/// `duplicate: true`, nothing overwritten.
+#[utoipa::path(
+    post,
+    path = "/api/mobile/leads/hook",
+    tag = "leads",
+    operation_id = "pushLead",
+    request_body = PushLead,
+    params(
+        ("X-Request-Id" = Option<String>, Header, description = "Idempotency key (1–255 visible ASCII); `Idempotency-Key` is accepted too"),
+    ),
+    responses(
+        (status = 201, description = "A new lead", body = PushLeadResponse),
+        (status = 200, description = "A lead already pushed: the original ids", body = PushLeadResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `leads:write`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or invalid (named in `field`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["leads:write"]))
+)]
+pub async fn push_lead(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    body: JsonBody<PushLead>,
+) -> Result<Response, AppError> {
+    let mobile = validate::lead(&body.value).map_err(|e| invalid_field(&e))?;
+    let raw = std::str::from_utf8(&body.raw)
+        .map_err(|_| Problem::bad_request("malformed_json", "the body is not UTF-8"))?;
+    let response = state
+        .db
+        .leads()
+        .push(NewLead {
+            client: &client.client_id,
+            lead: &body.value,
+            mobile: &mobile,
+            raw_payload: raw,
+        })
+        .await?;
+    let status = if response.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(response)).into_response())
+}

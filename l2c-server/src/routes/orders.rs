@@ -1,0 +1,182 @@
+//! `POST /orders/sync` (scope `orders:write`) and `GET /orders/{id}/status` (`orders:read`).
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use http::StatusCode;
+use l2c_core::api::orders::{OrderStatusView, SyncOrder, SyncOrderResponse};
+use l2c_core::auth::RequireScopeLayer;
+use l2c_core::{AuthenticatedClient, Problem, Scope};
+
+use super::body::{JsonBody, invalid_field};
+use super::openapi::ProblemDoc;
+use crate::domain::validate;
+use crate::error::AppError;
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+use crate::store::domain_util::begin_write;
+use crate::store::orders::{SyncError, SyncOutcome, sync_in};
+
+/// The order routes, relative to `/api/mobile`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/orders/sync",
+            post(sync_order).layer(RequireScopeLayer::one(Scope::OrdersWrite)),
+        )
+        .route(
+            "/orders/{id}/status",
+            get(order_status).layer(RequireScopeLayer::one(Scope::OrdersRead)),
+        )
+}
+
+/// The problem a refused sync is answered with.
+pub fn sync_problem(err: SyncError) -> AppError {
+    let conflict =
+        |code: &'static str, title: &'static str| Problem::new(StatusCode::CONFLICT, code, title);
+    let unprocessable = |field: &'static str, detail: String| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "Unprocessable Content",
+        )
+        .with_detail(format!("`{field}`: {detail}"))
+        .with_extension("field", field)
+    };
+    let detail = err.to_string();
+    let problem = match err {
+        SyncError::IllegalTransition { from, to } => {
+            conflict("illegal_transition", "Illegal Status Transition")
+                .with_detail(detail)
+                .with_extension("field", "status")
+                .with_extension("from", from.as_str())
+                .with_extension("to", to.as_str())
+        }
+        SyncError::IllegalPaymentTransition { from, to } => conflict(
+            "illegal_payment_transition",
+            "Illegal Payment Status Transition",
+        )
+        .with_detail(detail)
+        .with_extension("field", "paymentStatus")
+        .with_extension("from", from.as_str())
+        .with_extension("to", to.as_str()),
+        SyncError::IllegalInitialStatus(_) => unprocessable("status", detail),
+        SyncError::CustomerRequired | SyncError::UnknownCustomer => {
+            unprocessable("customerId", detail)
+        }
+        SyncError::CustomerMismatch => conflict("customer_mismatch", "Customer Mismatch")
+            .with_detail(detail)
+            .with_extension("field", "customer"),
+        SyncError::PaymentConflict { .. } => conflict("payment_conflict", "Payment Conflict")
+            .with_detail(detail)
+            .with_extension("field", "payments"),
+        SyncError::ConcurrentCreate => conflict("concurrent_update", "Concurrent Update")
+            .with_detail("the order changed while this sync ran; send it again"),
+        SyncError::Store(e) => return AppError::Store(e),
+    };
+    problem.into()
+}
+
+/// Upserts an order from the ERP by `externalOrderNo`.
+///
+/// One database transaction per call. A `version` not above the stored one is acknowledged with
+/// `applied: false` and changes nothing. Payments are recorded once each, keyed by `method` +
+/// `channelTransactionId`.
+#[utoipa::path(
+    post,
+    path = "/api/mobile/orders/sync",
+    tag = "orders",
+    operation_id = "syncOrder",
+    request_body = SyncOrder,
+    params(
+        ("X-Request-Id" = Option<String>, Header, description = "Idempotency key (1–255 visible ASCII); `Idempotency-Key` is accepted too"),
+    ),
+    responses(
+        (status = 201, description = "The order was created", body = SyncOrderResponse),
+        (status = 200, description = "The order was updated, or the version was stale (`applied: false`)", body = SyncOrderResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `orders:write`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Illegal status or payment transition (`from`, `to`), payment recorded on another order, or another customer", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or invalid (named in `field`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["orders:write"]))
+)]
+pub async fn sync_order(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    body: JsonBody<SyncOrder>,
+) -> Result<Response, AppError> {
+    let mobile = validate::sync_order(&body.value).map_err(|e| invalid_field(&e))?;
+    let mut attempt = 0;
+    let (tx, SyncOutcome { response, events }) = loop {
+        attempt += 1;
+        let mut tx = begin_write(&state.db).await?;
+        let now = state.db.now_millis();
+        match sync_in(
+            &mut tx,
+            &client.client_id,
+            &body.value,
+            mobile.as_ref(),
+            now,
+        )
+        .await
+        {
+            Ok(outcome) => break (tx, outcome),
+            // Lost a race to create the same order: once more, as an update of that order.
+            Err(SyncError::ConcurrentCreate) if attempt < 2 => {}
+            // Dropping `tx` rolls back whatever the sync wrote before it was refused.
+            Err(e) => return Err(sync_problem(e)),
+        }
+    };
+    // Webhook outbox: `events` are the ORDER_CREATED / ORDER_STATUS_CHANGED / PAYMENT_RECEIVED
+    // data of this change; they are written here, in the same transaction, once the dispatcher
+    // exists (issue 8). Until then they are only logged.
+    for event in &events {
+        tracing::debug!(event = ?event.event_type(), "order event");
+    }
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    let status = if response.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(response)).into_response())
+}
+
+/// The status of an order: fulfilment and payment status with their Chinese labels, amounts,
+/// `updatedAt` and the history of applied changes.
+#[utoipa::path(
+    get,
+    path = "/api/mobile/orders/{id}/status",
+    tag = "orders",
+    operation_id = "getOrderStatus",
+    params(("id" = String, Path, description = "The platform's order id (`ord_…`) or the caller's `externalOrderNo`")),
+    responses(
+        (status = 200, description = "The order's status", body = OrderStatusView),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `orders:read`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such order for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["orders:read"]))
+)]
+pub async fn order_status(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    Path(id): Path<String>,
+) -> Result<Json<OrderStatusView>, AppError> {
+    match state
+        .db
+        .orders()
+        .status_view(&client.client_id, &id)
+        .await?
+    {
+        Some(view) => Ok(Json(view)),
+        None => Err(Problem::not_found("no order with this id for this client").into()),
+    }
+}

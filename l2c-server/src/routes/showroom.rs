@@ -1,0 +1,184 @@
+//! `GET /showroom/items`: products and cases (scope `showroom:read`).
+
+use axum::extract::{OriginalUri, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use http::{HeaderValue, header};
+use l2c_core::api::showroom::{Page, ShowroomItem, ShowroomItemType, ShowroomQuery};
+use l2c_core::auth::RequireScopeLayer;
+use l2c_core::{AuthenticatedClient, Problem, Scope};
+
+use super::body::invalid_query;
+use super::openapi::ProblemDoc;
+use crate::domain::FieldError;
+use crate::domain::validate;
+use crate::error::AppError;
+use crate::extract::Json;
+use crate::state::AppState;
+use crate::store::showroom::ItemFilter;
+
+/// The showroom routes, relative to `/api/mobile`.
+pub fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/showroom/items",
+        get(list_items).layer(RequireScopeLayer::one(Scope::ShowroomRead)),
+    )
+}
+
+const MAX_FILTER_CHARS: usize = 64;
+
+/// Parses the query string by hand, so every error names its parameter. Unknown parameters are
+/// ignored; a known one given twice is refused.
+fn parse_query(raw: Option<&str>) -> Result<ItemFilter, FieldError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|_| FieldError::new("query", "is not a valid query string"))?;
+    let mut seen = std::collections::HashSet::new();
+    let (mut item_type, mut category, mut keyword, mut page, mut page_size) =
+        (None, None, None, None, None);
+    for (k, v) in &pairs {
+        let slot = match k.as_str() {
+            "type" => &mut item_type,
+            "category" => &mut category,
+            "keyword" => &mut keyword,
+            "page" => &mut page,
+            "pageSize" => &mut page_size,
+            _ => continue,
+        };
+        if !seen.insert(k.as_str()) {
+            return Err(FieldError::new(k.clone(), "must be given at most once"));
+        }
+        *slot = Some(v.as_str());
+    }
+    let (page, page_size) = validate::paging(page, page_size)?;
+    let item_type = match item_type {
+        None => None,
+        Some(t) => Some(
+            t.parse::<ShowroomItemType>()
+                .map_err(|_| FieldError::new("type", "must be `PRODUCT` or `CASE`"))?,
+        ),
+    };
+    let text = |name: &str, v: Option<&str>| -> Result<Option<String>, FieldError> {
+        match v.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(v) if v.chars().count() > MAX_FILTER_CHARS => Err(FieldError::new(
+                name,
+                format!("must be at most {MAX_FILTER_CHARS} characters"),
+            )),
+            Some(v) => Ok(Some(v.to_owned())),
+        }
+    };
+    Ok(ItemFilter {
+        item_type,
+        category: text("category", category)?,
+        keyword: text("keyword", keyword)?,
+        page,
+        page_size,
+    })
+}
+
+fn page_link(path: &str, filter: &ItemFilter, page: u32, rel: &str) -> String {
+    let mut query = ShowroomQuery::new();
+    if let Some(t) = filter.item_type {
+        query = query.item_type(t);
+    }
+    if let Some(c) = &filter.category {
+        query = query.category(c.as_str());
+    }
+    if let Some(k) = &filter.keyword {
+        query = query.keyword(k.as_str());
+    }
+    let query = query.page(page).page_size(filter.page_size);
+    let qs = serde_urlencoded::to_string(&query).unwrap_or_default();
+    format!("<{path}?{qs}>; rel=\"{rel}\"")
+}
+
+/// One page of the showroom items the caller may see: every `PUBLIC` item plus the
+/// `AUTHORIZED` ones granted to it, ordered by id. `Link` carries `first`, `prev`, `next` and
+/// `last` (RFC 8288); a page past the end has empty `items`. `total` is exact.
+#[utoipa::path(
+    get,
+    path = "/api/mobile/showroom/items",
+    tag = "showroom",
+    operation_id = "listShowroomItems",
+    params(ShowroomQuery),
+    responses(
+        (status = 200, description = "One page of items", body = Page<ShowroomItem>,
+            headers(("Link" = String, description = "RFC 8288 links: first, prev, next, last"))),
+        (status = 400, description = "A bad query parameter (named in `field`): page < 1, pageSize outside 1–100, non-numeric, unknown type", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `showroom:read`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["showroom:read"]))
+)]
+pub async fn list_items(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let filter = parse_query(query.as_deref()).map_err(|e| invalid_query(&e))?;
+    let page: Page<ShowroomItem> = state.db.showroom().list(&client.client_id, &filter).await?;
+    let path = uri.path();
+    let last = u32::try_from(page.total.div_ceil(u64::from(filter.page_size)))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let mut links = vec![page_link(path, &filter, 1, "first")];
+    if filter.page > 1 {
+        links.push(page_link(
+            path,
+            &filter,
+            (filter.page - 1).min(last),
+            "prev",
+        ));
+    }
+    if filter.page < last {
+        links.push(page_link(path, &filter, filter.page + 1, "next"));
+    }
+    links.push(page_link(path, &filter, last, "last"));
+    let mut response = Json(page).into_response();
+    match HeaderValue::from_str(&links.join(", ")) {
+        Ok(v) => {
+            response.headers_mut().insert(header::LINK, v);
+        }
+        Err(_) => {
+            return Err(Problem::internal().into());
+        }
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        for (q, field) in [
+            ("page=0", "page"),
+            ("page=abc", "page"),
+            ("page=-1", "page"),
+            ("pageSize=101", "pageSize"),
+            ("pageSize=0", "pageSize"),
+            ("type=SOFA", "type"),
+            ("page=1&page=2", "page"),
+        ] {
+            assert_eq!(parse_query(Some(q)).unwrap_err().field, field, "{q}");
+        }
+        let f = parse_query(Some("type=CASE&keyword=%E5%A5%B6&page=2&pageSize=5&x=1")).unwrap();
+        assert_eq!(f.item_type, Some(ShowroomItemType::Case));
+        assert_eq!(f.keyword.as_deref(), Some("奶"));
+        assert_eq!((f.page, f.page_size), (2, 5));
+    }
+
+    #[test]
+    fn links_keep_the_filters() {
+        let f = parse_query(Some("type=PRODUCT&keyword=a%26b&pageSize=5")).unwrap();
+        let link = page_link("/api/mobile/showroom/items", &f, 2, "next");
+        assert_eq!(
+            link,
+            "</api/mobile/showroom/items?type=PRODUCT&keyword=a%26b&page=2&pageSize=5>; rel=\"next\""
+        );
+    }
+}

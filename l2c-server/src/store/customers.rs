@@ -1,0 +1,269 @@
+//! Customers: one per mobile number, linked to the clients that brought or served them.
+
+use l2c_core::ClientId;
+use l2c_core::api::customers::{Customer, CustomerStage, Region};
+use l2c_core::api::{CustomerId, OrderId};
+use sqlx::{AnyConnection, Row};
+
+use super::domain_util::millis_to_cst;
+use super::{Db, StoreError};
+use crate::domain::mask::mask_name;
+use crate::domain::{Mobile, new_id};
+
+/// Customer queries. Get one with [`Db::customers`].
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerStore<'a> {
+    db: &'a Db,
+}
+
+impl Db {
+    /// The customers.
+    pub fn customers(&self) -> CustomerStore<'_> {
+        CustomerStore { db: self }
+    }
+}
+
+/// Contact details that find or create a customer.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerContact<'a> {
+    /// The normalized mobile number, the customer's identity.
+    pub mobile: &'a Mobile,
+    /// The name, used only when the customer is created.
+    pub name: &'a str,
+    /// The province, used only when the customer is created.
+    pub province: Option<&'a str>,
+    /// The city, used only when the customer is created.
+    pub city: Option<&'a str>,
+}
+
+/// Finds the customer with `contact.mobile` or creates one; nothing about an existing customer
+/// is overwritten. Returns the id and whether it was created.
+///
+/// # Errors
+///
+/// [`StoreError::Database`] when a query fails.
+pub async fn find_or_create(
+    conn: &mut AnyConnection,
+    contact: CustomerContact<'_>,
+    now: i64,
+) -> Result<(CustomerId, bool), StoreError> {
+    let id = new_id("cus");
+    let inserted = sqlx::query(
+        "INSERT INTO customers (id, mobile_e164, name, province, city, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (mobile_e164) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(contact.mobile.e164())
+    .bind(contact.name.trim())
+    .bind(contact.province.map(str::trim))
+    .bind(contact.city.map(str::trim))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok((CustomerId::new(id), true));
+    }
+    let existing: String = sqlx::query("SELECT id FROM customers WHERE mobile_e164 = $1")
+        .bind(contact.mobile.e164())
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("id")?;
+    Ok((CustomerId::new(existing), false))
+}
+
+/// The id of the customer with this mobile number, if any.
+///
+/// # Errors
+///
+/// [`StoreError::Database`] when the query fails.
+pub async fn id_by_mobile(
+    conn: &mut AnyConnection,
+    mobile: &Mobile,
+) -> Result<Option<CustomerId>, StoreError> {
+    let row = sqlx::query("SELECT id FROM customers WHERE mobile_e164 = $1")
+        .bind(mobile.e164())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(CustomerId::new(r.try_get::<String, _>("id")?)),
+        None => None,
+    })
+}
+
+/// Links a client to a customer (idempotent).
+///
+/// # Errors
+///
+/// [`StoreError::Database`] when the query fails.
+pub async fn link(
+    conn: &mut AnyConnection,
+    client: &ClientId,
+    customer: &CustomerId,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO client_customers (client_id, customer_id, linked_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (client_id, customer_id) DO NOTHING",
+    )
+    .bind(client.as_str())
+    .bind(customer.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether `client` may see `customer`: linked to it, or granted every customer.
+///
+/// # Errors
+///
+/// [`StoreError::Database`] when the query fails.
+pub async fn visible_to(
+    conn: &mut AnyConnection,
+    client: &ClientId,
+    customer: &str,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query(
+        "SELECT c.id FROM customers c WHERE c.id = $1 AND (\
+           EXISTS (SELECT 1 FROM client_customers l WHERE l.client_id = $2 AND l.customer_id = c.id) \
+           OR EXISTS (SELECT 1 FROM clients g WHERE g.id = $2 AND g.all_customers = 1))",
+    )
+    .bind(customer)
+    .bind(client.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+impl CustomerStore<'_> {
+    /// The masked view of customer `id` as `client` may see it; `None` when it does not exist
+    /// or the client may not see it (the two are deliberately indistinguishable).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when a query fails, [`StoreError::Corrupt`] for a broken row.
+    pub async fn masked_view(
+        &self,
+        client: &ClientId,
+        id: &str,
+    ) -> Result<Option<Customer>, StoreError> {
+        let mut conn = self.db.pool().acquire().await?;
+        if !visible_to(&mut conn, client, id).await? {
+            return Ok(None);
+        }
+        let Some(row) = sqlx::query(
+            "SELECT id, mobile_e164, name, province, city, district, created_at \
+             FROM customers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let mobile: String = row.try_get("mobile_e164")?;
+        let mobile = Mobile::from_e164(&mobile).map_err(|_| StoreError::Corrupt {
+            table: "customers",
+            detail: "mobile_e164 is not a valid number".into(),
+        })?;
+        let name: String = row.try_get("name")?;
+        let all = all_customers_granted(&mut conn, client).await?;
+        let order_rows = sqlx::query(
+            "SELECT id FROM orders WHERE customer_id = $1 AND (client_id = $2 OR $3 = 1) \
+             ORDER BY created_at, id",
+        )
+        .bind(id)
+        .bind(client.as_str())
+        .bind(i64::from(all))
+        .fetch_all(&mut *conn)
+        .await?;
+        let any_order: Option<i64> =
+            sqlx::query("SELECT 1 AS one FROM orders WHERE customer_id = $1 LIMIT 1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|r| r.try_get::<i64, _>("one"))
+                .transpose()?;
+        let tags =
+            sqlx::query("SELECT DISTINCT source FROM leads WHERE customer_id = $1 ORDER BY source")
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>("source"))
+                .collect::<Result<Vec<_>, _>>()?;
+        let stage = if any_order.is_some() {
+            CustomerStage::Customer
+        } else {
+            CustomerStage::Lead
+        };
+        let mut view = Customer::new(
+            CustomerId::new(row.try_get::<String, _>("id")?),
+            mask_name(&name),
+            mobile.masked(),
+            stage,
+            millis_to_cst(row.try_get("created_at")?),
+        );
+        view.region = Region::new(
+            row.try_get("province")?,
+            row.try_get("city")?,
+            row.try_get("district")?,
+        );
+        view.tags = tags;
+        view.order_ids = order_rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("id").map(OrderId::new))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(view))
+    }
+}
+
+/// Whether the operator granted `client` every customer.
+///
+/// # Errors
+///
+/// [`StoreError::Database`] when the query fails.
+pub async fn all_customers_granted(
+    conn: &mut AnyConnection,
+    client: &ClientId,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT all_customers FROM clients WHERE id = $1")
+        .bind(client.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get::<i64, _>("all_customers")? == 1,
+        None => false,
+    })
+}
+
+impl CustomerStore<'_> {
+    /// Grants (or withdraws) `client` the right to read every customer. Returns whether the
+    /// client exists.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when the query fails.
+    pub async fn grant_all(&self, client: &ClientId, granted: bool) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE clients SET all_customers = $1 WHERE id = $2")
+            .bind(i64::from(granted))
+            .bind(client.as_str())
+            .execute(self.db.pool())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// How many customers are stored.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when the query fails.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM customers")
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get("n")?)
+    }
+}

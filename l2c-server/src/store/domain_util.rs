@@ -1,0 +1,62 @@
+//! Helpers shared by the business-data stores (leads, customers, orders, showroom).
+
+use chrono::{DateTime, FixedOffset, TimeZone};
+use sqlx::{Any, Transaction};
+
+use super::{Backend, Db, StoreError};
+
+/// China Standard Time, the offset every platform timestamp is reported in.
+pub const CST: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
+    Some(offset) => offset,
+    None => panic!("+08:00 is a valid offset"),
+};
+
+/// China Standard Time, the offset every platform timestamp is reported in.
+pub fn cst() -> FixedOffset {
+    CST
+}
+
+/// A unix-milliseconds column value as an RFC 3339 time in `+08:00`.
+pub fn millis_to_cst(ms: i64) -> DateTime<FixedOffset> {
+    cst()
+        .timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or_else(|| DateTime::<chrono::Utc>::default().with_timezone(&CST))
+}
+
+/// A stored RFC 3339 text (a partner-supplied time) parsed back; the epoch in `+08:00` if broken.
+pub fn parse_stored_time(
+    table: &'static str,
+    s: &str,
+) -> Result<DateTime<FixedOffset>, StoreError> {
+    DateTime::parse_from_rfc3339(s).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: format!("bad timestamp: {e}"),
+    })
+}
+
+/// Begins a transaction that will write: `BEGIN IMMEDIATE` on SQLite, so it takes the write lock
+/// up front (waiting on `busy_timeout`) instead of failing to upgrade a read lock later.
+///
+/// # Errors
+///
+/// [`StoreError::Database`] when the transaction cannot start.
+pub async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, StoreError> {
+    let tx = match db.backend() {
+        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => db.pool().begin().await?,
+    };
+    Ok(tx)
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,665 @@
+//! Orders synced from ERPs: upsert by `externalOrderNo`, transition checks, history, payments.
+//!
+//! [`sync_in`] does the whole change inside a transaction the caller owns and returns the
+//! webhook events it implies, so the caller can write them to the outbox in the same
+//! transaction before committing:
+//!
+//! ```no_run
+//! # async fn demo(db: &l2c_server::store::Db, client: &l2c_core::ClientId,
+//! #     body: &l2c_core::api::orders::SyncOrder) -> Result<(), Box<dyn std::error::Error>> {
+//! use l2c_server::store::{domain_util::begin_write, orders::sync_in};
+//!
+//! let mobile = l2c_server::domain::validate::sync_order(body)?;
+//! let mut tx = begin_write(db).await?;
+//! let outcome = sync_in(&mut tx, client, body, mobile.as_ref(), db.now_millis()).await?;
+//! // write outcome.events to the outbox here, with `&mut tx`
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+
+use l2c_core::ClientId;
+use l2c_core::api::events::{self, EventData, OrderCreated, OrderStatusChanged, PaymentReceived};
+use l2c_core::api::orders::{
+    OrderAmounts, OrderHistoryEntry, OrderStatusView, SyncOrder, SyncOrderResponse,
+};
+use l2c_core::api::status::{OrderStatus, PaymentStatus};
+use l2c_core::api::{CustomerId, OrderId};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::customers::{self, CustomerContact};
+use super::domain_util::millis_to_cst;
+use super::{Db, StoreError};
+use crate::domain::transitions::{fulfilment_allowed, payment_allowed, valid_initial_status};
+use crate::domain::{Mobile, new_id};
+
+/// Why a sync was refused. Nothing is written in any of these cases.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The fulfilment status may not move from `from` to `to`.
+    #[error("order status cannot change from {from} to {to}")]
+    IllegalTransition {
+        /// The stored status.
+        from: OrderStatus,
+        /// The requested status.
+        to: OrderStatus,
+    },
+    /// The payment status may not move from `from` to `to`.
+    #[error("payment status cannot change from {from} to {to}")]
+    IllegalPaymentTransition {
+        /// The stored payment status.
+        from: PaymentStatus,
+        /// The requested payment status.
+        to: PaymentStatus,
+    },
+    /// A new order cannot start in this status.
+    #[error("a new order cannot start in status {0}")]
+    IllegalInitialStatus(OrderStatus),
+    /// A new order names no customer.
+    #[error("a new order needs `customerId` or `customer`")]
+    CustomerRequired,
+    /// `customerId` is not a customer the caller may see.
+    #[error("`customerId` is not a customer this client may use")]
+    UnknownCustomer,
+    /// The body names another customer than the order has.
+    #[error("the order belongs to another customer")]
+    CustomerMismatch,
+    /// A payment's `(method, channelTransactionId)` is already recorded on another order.
+    #[error("payment {method}/{channel_transaction_id} is already recorded on another order")]
+    PaymentConflict {
+        /// The payment method.
+        method: &'static str,
+        /// The channel transaction id.
+        channel_transaction_id: String,
+    },
+    /// Another transaction created the same order first (PostgreSQL); roll back and run the
+    /// sync again, which then updates that order.
+    #[error("the order was created concurrently; retry")]
+    ConcurrentCreate,
+    /// A database failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for SyncError {
+    fn from(e: sqlx::Error) -> Self {
+        SyncError::Store(StoreError::Database(e))
+    }
+}
+
+/// The result of a sync: the response body and the webhook events the change implies.
+#[derive(Debug, Clone)]
+pub struct SyncOutcome {
+    /// The response body.
+    pub response: SyncOrderResponse,
+    /// `ORDER_CREATED`, `ORDER_STATUS_CHANGED` and `PAYMENT_RECEIVED` data, in the order they
+    /// happened; empty when the sync was not applied.
+    pub events: Vec<EventData>,
+}
+
+struct Stored {
+    id: String,
+    customer_id: String,
+    status: OrderStatus,
+    payment_status: PaymentStatus,
+    version: i64,
+}
+
+fn corrupt(detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        table: "orders",
+        detail: detail.into(),
+    }
+}
+
+fn parse_status(row: &AnyRow, col: &str) -> Result<OrderStatus, StoreError> {
+    let s: String = row.try_get(col)?;
+    s.parse().map_err(|e| corrupt(format!("{col}: {e}")))
+}
+
+fn parse_payment_status(row: &AnyRow, col: &str) -> Result<PaymentStatus, StoreError> {
+    let s: String = row.try_get(col)?;
+    s.parse().map_err(|e| corrupt(format!("{col}: {e}")))
+}
+
+fn event_amounts(a: &OrderAmounts) -> events::OrderAmounts {
+    events::OrderAmounts {
+        total: a.total,
+        deposit: a.deposit,
+        paid: a.paid,
+        currency: a.currency.clone(),
+    }
+}
+
+fn version_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Applies one sync inside `conn`'s transaction (see the module docs).
+///
+/// `customer_mobile` is the normalized `customer.mobile` of the body, from
+/// [`validate::sync_order`](crate::domain::validate::sync_order), which must have accepted
+/// `body`.
+///
+/// - unknown `(client, externalOrderNo)`: the order is created (`created`, `applied`);
+/// - `version` not above the stored one: nothing is written (`applied: false`);
+/// - otherwise the transitions are checked, the order updated and a history row added.
+///
+/// Each new payment of the body is recorded once; a payment already recorded on this order is
+/// skipped.
+///
+/// # Errors
+///
+/// [`SyncError`]; the caller must then roll the transaction back (dropping it does).
+pub async fn sync_in(
+    conn: &mut AnyConnection,
+    client: &ClientId,
+    body: &SyncOrder,
+    customer_mobile: Option<&Mobile>,
+    now: i64,
+) -> Result<SyncOutcome, SyncError> {
+    // Lock the row on PostgreSQL so the transition is checked against the state it replaces;
+    // SQLite transactions from `begin_write` already hold the database's write lock.
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let select = format!(
+        "SELECT id, customer_id, status, payment_status, version FROM orders \
+         WHERE client_id = $1 AND external_order_no = $2{lock}"
+    );
+    let row = sqlx::query(&select)
+        .bind(client.as_str())
+        .bind(&body.external_order_no)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let stored = match row {
+        Some(r) => Some(Stored {
+            id: r.try_get("id")?,
+            customer_id: r.try_get("customer_id")?,
+            status: parse_status(&r, "status")?,
+            payment_status: parse_payment_status(&r, "payment_status")?,
+            version: r.try_get("version")?,
+        }),
+        None => None,
+    };
+    match stored {
+        None => create(conn, client, body, customer_mobile, now).await,
+        Some(s) => update(conn, body, customer_mobile, s, now).await,
+    }
+}
+
+async fn resolve_customer(
+    conn: &mut AnyConnection,
+    client: &ClientId,
+    body: &SyncOrder,
+    customer_mobile: Option<&Mobile>,
+    now: i64,
+) -> Result<Option<CustomerId>, SyncError> {
+    if let Some(id) = &body.customer_id {
+        if !customers::visible_to(conn, client, id.as_str()).await? {
+            return Err(SyncError::UnknownCustomer);
+        }
+        return Ok(Some(id.clone()));
+    }
+    match (&body.customer, customer_mobile) {
+        (Some(c), Some(mobile)) => {
+            let (id, _) = customers::find_or_create(
+                conn,
+                CustomerContact {
+                    mobile,
+                    name: &c.name,
+                    province: None,
+                    city: None,
+                },
+                now,
+            )
+            .await?;
+            Ok(Some(id))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn create(
+    conn: &mut AnyConnection,
+    client: &ClientId,
+    body: &SyncOrder,
+    customer_mobile: Option<&Mobile>,
+    now: i64,
+) -> Result<SyncOutcome, SyncError> {
+    if !valid_initial_status(body.status) {
+        return Err(SyncError::IllegalInitialStatus(body.status));
+    }
+    let customer_id = resolve_customer(conn, client, body, customer_mobile, now)
+        .await?
+        .ok_or(SyncError::CustomerRequired)?;
+    let id = new_id("ord");
+    let items = serde_json::to_string(&body.items).map_err(|e| corrupt(e.to_string()))?;
+    let milestones = serde_json::to_string(&body.milestones).map_err(|e| corrupt(e.to_string()))?;
+    let inserted = sqlx::query(
+        "INSERT INTO orders (id, client_id, external_order_no, customer_id, status, \
+         payment_status, total_fen, deposit_fen, paid_fen, currency, items, milestones, version, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT (client_id, external_order_no) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(client.as_str())
+    .bind(&body.external_order_no)
+    .bind(customer_id.as_str())
+    .bind(body.status.as_str())
+    .bind(body.payment_status.as_str())
+    .bind(body.amounts.total)
+    .bind(body.amounts.deposit)
+    .bind(body.amounts.paid)
+    .bind(&body.amounts.currency)
+    .bind(items)
+    .bind(milestones)
+    .bind(body.version)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(SyncError::ConcurrentCreate);
+    }
+    history(conn, &id, body, now).await?;
+    customers::link(conn, client, &customer_id, now).await?;
+    let mut events = vec![EventData::OrderCreated(OrderCreated::new(
+        &id,
+        &body.external_order_no,
+        body.status,
+        body.payment_status,
+        event_amounts(&body.amounts),
+        customer_id.as_str(),
+        version_u64(body.version),
+    ))];
+    let recorded = payments(conn, &id, body, now, &mut events).await?;
+    Ok(SyncOutcome {
+        response: SyncOrderResponse::new(
+            OrderId::new(id),
+            &body.external_order_no,
+            true,
+            true,
+            body.status,
+            body.payment_status,
+            body.version,
+            recorded,
+        ),
+        events,
+    })
+}
+
+async fn update(
+    conn: &mut AnyConnection,
+    body: &SyncOrder,
+    customer_mobile: Option<&Mobile>,
+    stored: Stored,
+    now: i64,
+) -> Result<SyncOutcome, SyncError> {
+    if body.version <= stored.version {
+        return Ok(SyncOutcome {
+            response: SyncOrderResponse::new(
+                OrderId::new(stored.id),
+                &body.external_order_no,
+                false,
+                false,
+                stored.status,
+                stored.payment_status,
+                stored.version,
+                0,
+            ),
+            events: Vec::new(),
+        });
+    }
+    if !fulfilment_allowed(stored.status, body.status) {
+        return Err(SyncError::IllegalTransition {
+            from: stored.status,
+            to: body.status,
+        });
+    }
+    if !payment_allowed(stored.payment_status, body.payment_status) {
+        return Err(SyncError::IllegalPaymentTransition {
+            from: stored.payment_status,
+            to: body.payment_status,
+        });
+    }
+    if let Some(id) = &body.customer_id {
+        if id.as_str() != stored.customer_id {
+            return Err(SyncError::CustomerMismatch);
+        }
+    } else if let Some(mobile) = customer_mobile {
+        let same = customers::id_by_mobile(conn, mobile)
+            .await?
+            .is_some_and(|id| id.as_str() == stored.customer_id);
+        if !same {
+            return Err(SyncError::CustomerMismatch);
+        }
+    }
+    let items = serde_json::to_string(&body.items).map_err(|e| corrupt(e.to_string()))?;
+    let milestones = serde_json::to_string(&body.milestones).map_err(|e| corrupt(e.to_string()))?;
+    // The version check is repeated in the WHERE clause, so a concurrent sync that committed a
+    // newer version in between makes this one a no-op instead of a lost update.
+    let updated = sqlx::query(
+        "UPDATE orders SET status = $1, payment_status = $2, total_fen = $3, deposit_fen = $4, \
+         paid_fen = $5, currency = $6, items = $7, milestones = $8, version = $9, updated_at = $10 \
+         WHERE id = $11 AND version < $9",
+    )
+    .bind(body.status.as_str())
+    .bind(body.payment_status.as_str())
+    .bind(body.amounts.total)
+    .bind(body.amounts.deposit)
+    .bind(body.amounts.paid)
+    .bind(&body.amounts.currency)
+    .bind(items)
+    .bind(milestones)
+    .bind(body.version)
+    .bind(now)
+    .bind(&stored.id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(SyncOutcome {
+            response: SyncOrderResponse::new(
+                OrderId::new(stored.id),
+                &body.external_order_no,
+                false,
+                false,
+                stored.status,
+                stored.payment_status,
+                stored.version,
+                0,
+            ),
+            events: Vec::new(),
+        });
+    }
+    history(conn, &stored.id, body, now).await?;
+    let mut events = Vec::new();
+    if stored.status != body.status || stored.payment_status != body.payment_status {
+        events.push(EventData::OrderStatusChanged(OrderStatusChanged::new(
+            &stored.id,
+            &body.external_order_no,
+            stored.status,
+            body.status,
+            body.payment_status,
+            version_u64(body.version),
+            millis_to_cst(now),
+        )));
+    }
+    let recorded = payments(conn, &stored.id, body, now, &mut events).await?;
+    Ok(SyncOutcome {
+        response: SyncOrderResponse::new(
+            OrderId::new(stored.id),
+            &body.external_order_no,
+            true,
+            false,
+            body.status,
+            body.payment_status,
+            body.version,
+            recorded,
+        ),
+        events,
+    })
+}
+
+async fn history(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    body: &SyncOrder,
+    now: i64,
+) -> Result<(), SyncError> {
+    sqlx::query(
+        "INSERT INTO order_history (order_id, version, status, payment_status, changed_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(order_id)
+    .bind(body.version)
+    .bind(body.status.as_str())
+    .bind(body.payment_status.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn payments(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    body: &SyncOrder,
+    now: i64,
+    events: &mut Vec<EventData>,
+) -> Result<u32, SyncError> {
+    let mut recorded = 0;
+    for p in &body.payments {
+        let id = new_id("pay");
+        let inserted = sqlx::query(
+            "INSERT INTO payments (id, order_id, kind, method, amount_fen, \
+             channel_transaction_id, paid_at, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (method, channel_transaction_id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(order_id)
+        .bind(p.kind.as_str())
+        .bind(p.method.as_str())
+        .bind(p.amount)
+        .bind(&p.channel_transaction_id)
+        .bind(p.paid_at.to_rfc3339())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            recorded += 1;
+            events.push(EventData::PaymentReceived(PaymentReceived {
+                order_id: order_id.to_owned(),
+                external_order_no: body.external_order_no.clone(),
+                payment_id: id,
+                kind: p.kind.as_str().to_owned(),
+                method: p.method.as_str().to_owned(),
+                amount: p.amount,
+                currency: body.amounts.currency.clone(),
+                channel_transaction_id: p.channel_transaction_id.clone(),
+                paid_at: p.paid_at,
+            }));
+            continue;
+        }
+        let owner: String = sqlx::query(
+            "SELECT order_id FROM payments WHERE method = $1 AND channel_transaction_id = $2",
+        )
+        .bind(p.method.as_str())
+        .bind(&p.channel_transaction_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("order_id")?;
+        if owner != order_id {
+            return Err(SyncError::PaymentConflict {
+                method: p.method.as_str(),
+                channel_transaction_id: p.channel_transaction_id.clone(),
+            });
+        }
+    }
+    Ok(recorded)
+}
+
+/// Order reads. Get one with [`Db::orders`].
+#[derive(Debug, Clone, Copy)]
+pub struct OrderStore<'a> {
+    db: &'a Db,
+}
+
+impl Db {
+    /// The orders.
+    pub fn orders(&self) -> OrderStore<'_> {
+        OrderStore { db: self }
+    }
+}
+
+/// The columns of one order row in the CSV export, in order.
+pub const EXPORT_COLUMNS: [&str; 12] = [
+    "orderId",
+    "externalOrderNo",
+    "customerId",
+    "status",
+    "statusLabel",
+    "paymentStatus",
+    "paymentStatusLabel",
+    "total",
+    "deposit",
+    "paid",
+    "currency",
+    "updatedAt",
+];
+
+impl OrderStore<'_> {
+    /// The status view of an order `client` may see, by platform id or by the client's own
+    /// `externalOrderNo`; `None` when there is no such order for this client.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when a query fails or a row is broken.
+    pub async fn status_view(
+        &self,
+        client: &ClientId,
+        id_or_external_no: &str,
+    ) -> Result<Option<OrderStatusView>, StoreError> {
+        let mut conn = self.db.pool().acquire().await?;
+        let all = customers::all_customers_granted(&mut conn, client).await?;
+        let row = sqlx::query(
+            "SELECT id, external_order_no, status, payment_status, total_fen, deposit_fen, \
+             paid_fen, currency, version, updated_at FROM orders \
+             WHERE (id = $1 AND (client_id = $2 OR $3 = 1)) \
+                OR (client_id = $2 AND external_order_no = $1) \
+             ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1",
+        )
+        .bind(id_or_external_no)
+        .bind(client.as_str())
+        .bind(i64::from(all))
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: String = row.try_get("id")?;
+        let mut view = OrderStatusView::new(
+            OrderId::new(id.clone()),
+            row.try_get::<String, _>("external_order_no")?,
+            parse_status(&row, "status")?,
+            parse_payment_status(&row, "payment_status")?,
+            OrderAmounts::cny(
+                row.try_get("total_fen")?,
+                row.try_get("deposit_fen")?,
+                row.try_get("paid_fen")?,
+            ),
+            row.try_get("version")?,
+            millis_to_cst(row.try_get("updated_at")?),
+        );
+        view.amounts.currency = row.try_get("currency")?;
+        let history = sqlx::query(
+            "SELECT status, payment_status, version, changed_at FROM order_history \
+             WHERE order_id = $1 ORDER BY version",
+        )
+        .bind(&id)
+        .fetch_all(&mut *conn)
+        .await?;
+        for h in &history {
+            view.history.push(OrderHistoryEntry::new(
+                parse_status(h, "status")?,
+                parse_payment_status(h, "payment_status")?,
+                h.try_get("version")?,
+                millis_to_cst(h.try_get("changed_at")?),
+            ));
+        }
+        Ok(Some(view))
+    }
+
+    /// How many payments an order has recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when the query fails.
+    pub async fn payment_count(&self, order_id: &OrderId) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM payments WHERE order_id = $1")
+                .bind(order_id.as_str())
+                .fetch_one(self.db.pool())
+                .await?
+                .try_get("n")?,
+        )
+    }
+
+    /// How many orders are stored.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when the query fails.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM orders")
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get("n")?)
+    }
+}
+
+/// One CSV line (with the trailing `\r\n`) of an export row, RFC 4180 quoting where needed.
+///
+/// # Errors
+///
+/// [`StoreError`] when the row is broken.
+pub fn export_line(row: &AnyRow) -> Result<String, StoreError> {
+    let status = parse_status(row, "status")?;
+    let payment = parse_payment_status(row, "payment_status")?;
+    let updated = millis_to_cst(row.try_get("updated_at")?);
+    let fields: [String; 12] = [
+        row.try_get("id")?,
+        row.try_get("external_order_no")?,
+        row.try_get("customer_id")?,
+        status.as_str().to_owned(),
+        status.label().to_owned(),
+        payment.as_str().to_owned(),
+        payment.label().to_owned(),
+        row.try_get::<i64, _>("total_fen")?.to_string(),
+        row.try_get::<i64, _>("deposit_fen")?.to_string(),
+        row.try_get::<i64, _>("paid_fen")?.to_string(),
+        row.try_get("currency")?,
+        updated.to_rfc3339(),
+    ];
+    let mut line = String::with_capacity(160);
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        csv_field(&mut line, f);
+    }
+    line.push_str("\r\n");
+    Ok(line)
+}
+
+/// Appends `value` as one CSV field. Values starting with `=`, `+`, `-`, `@` are prefixed with
+/// `'` so spreadsheet programs do not run them as formulas (ERP order numbers are partner input).
+fn csv_field(out: &mut String, value: &str) {
+    let guarded;
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        guarded = format!("'{value}");
+        guarded.as_str()
+    } else {
+        value
+    };
+    if value.contains([',', '"', '\r', '\n']) {
+        out.push('"');
+        out.push_str(&value.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(value);
+    }
+}
+
+/// The SQL that streams a client's orders for the export, oldest first; bind the client id.
+pub const EXPORT_SQL: &str = "SELECT id, external_order_no, customer_id, status, payment_status, \
+     total_fen, deposit_fen, paid_fen, currency, updated_at FROM orders WHERE client_id = $1 \
+     ORDER BY created_at, id";
