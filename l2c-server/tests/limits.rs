@@ -789,3 +789,100 @@ async fn idempotency_keys_are_per_client_and_bad_requests_are_4xx() {
         s.stop().await;
     }
 }
+
+/// The real export route is under the cap (its responses advertise the concurrency policy).
+#[tokio::test]
+async fn the_report_export_route_is_under_the_concurrency_cap() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let c = s.create_client(Scopes::all()).await;
+    let token = s.token(&c).await;
+    for prefix in ["/api/mobile", "/api/v1"] {
+        let res = s
+            .http()
+            .get(s.url(&format!("{prefix}/reports/orders/export")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let policies = all(res.headers(), "ratelimit-policy");
+        assert!(
+            policies.contains(&"\"concurrency\";q=5;qu=\"concurrent-requests\"".to_owned()),
+            "{policies:?}"
+        );
+        assert!(
+            policies.contains(&"\"default\";q=100;w=1".to_owned()),
+            "{policies:?}"
+        );
+    }
+    // Other routes are not capped.
+    let res = s
+        .http()
+        .get(s.url("/api/mobile/showroom/items"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        all(res.headers(), "ratelimit-policy"),
+        ["\"default\";q=100;w=1"]
+    );
+    s.stop().await;
+}
+
+/// Redis down: the limiters let requests through and count them on /metrics (fail-open);
+/// idempotency refuses with 503 and never runs the handler (fail-closed).
+#[tokio::test]
+async fn redis_down_fails_open_for_limits_and_closed_for_idempotency() {
+    let counted = Counted::default();
+    // Nothing listens on port 1.
+    let store = Store::Redis {
+        url: "redis://127.0.0.1:1".to_owned(),
+        prefix: random_redis_prefix(),
+    };
+    let mut o = idem_options(&store, &counted);
+    o.config.rate_limit = "1/min".parse().unwrap();
+    let s = TestServer::start_with(Backend::Sqlite, o).await;
+    let c = s.create_client(Scopes::all()).await;
+    let token = s.token(&c).await;
+    for _ in 0..3 {
+        let res = s
+            .http()
+            .get(s.url("/api/mobile/showroom/items"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "over a 1/min quota, but the store is down"
+        );
+    }
+    let res = post_lead(&s, &token, Some("k-down"), "{}").await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert_eq!(counted.calls(), 0);
+
+    let metrics = s
+        .http()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let api = metrics
+        .lines()
+        .find(|l| l.starts_with("l2c_rate_limit_fail_open_total{limiter=\"api\"}"))
+        .unwrap();
+    // Three GETs and the POST (the limiter runs before idempotency).
+    assert!(api.ends_with(" 4"), "{api}");
+    let token_line = metrics
+        .lines()
+        .find(|l| l.starts_with("l2c_rate_limit_fail_open_total{limiter=\"token\"}"))
+        .unwrap();
+    assert!(token_line.ends_with(" 1"), "{token_line}");
+    s.stop().await;
+}
