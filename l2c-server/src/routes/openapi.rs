@@ -68,6 +68,112 @@ impl Modify for SecurityAddon {
     }
 }
 
+/// What the server's layers add to every `/api/mobile` operation (see [`crate::limits`]):
+/// `X-Request-Id` (or `Idempotency-Key`) on POST/PUT/PATCH with the idempotency answers, and the
+/// 429 of the rate limiter on every operation.
+struct LimitsAddon;
+
+impl LimitsAddon {
+    fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ProblemDoc")))
+                    .build(),
+            )
+            .build()
+            .into()
+    }
+
+    fn key_header(
+        name: &str,
+        required: bool,
+        description: &str,
+    ) -> utoipa::openapi::path::Parameter {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(if required {
+                Required::True
+            } else {
+                Required::False
+            })
+            .description(Some(description))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255))
+                    .pattern(Some("^[\\x21-\\x7E]+$")),
+            ))
+            .build()
+    }
+}
+
+impl Modify for LimitsAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in &mut openapi.paths.paths {
+            if !path.starts_with("/api/mobile/") {
+                continue;
+            }
+            let writes = [&mut item.post, &mut item.put, &mut item.patch];
+            for op in writes.into_iter().flatten() {
+                let params = op.parameters.get_or_insert_with(Vec::new);
+                // Replace a handler's own (optional) declaration: the layer requires the key.
+                params.retain(|p| {
+                    !p.name.eq_ignore_ascii_case("x-request-id")
+                        && !p.name.eq_ignore_ascii_case("idempotency-key")
+                });
+                params.push(Self::key_header(
+                    "X-Request-Id",
+                    true,
+                    "Idempotency key (spec §6): 1-255 visible ASCII characters, unique per \
+                     logical request and reused on every retry of it. A retry after completion \
+                     replays the stored response with `Idempotent-Replayed: true`.",
+                ));
+                params.push(Self::key_header(
+                    "Idempotency-Key",
+                    false,
+                    "The IETF draft's name for the same key; accepted instead of \
+                     `X-Request-Id` (both present and different: 400).",
+                ));
+                let responses = &mut op.responses.responses;
+                responses.entry("400".to_owned()).or_insert_with(|| {
+                    Self::problem("Missing, invalid or conflicting idempotency key, or bad input")
+                });
+                responses.entry("409".to_owned()).or_insert_with(|| {
+                    Self::problem("A request with this key is still running; retry after 1 s")
+                });
+                responses
+                    .entry("413".to_owned())
+                    .or_insert_with(|| Self::problem("The body is over 1 MiB"));
+                responses.entry("422".to_owned()).or_insert_with(|| {
+                    Self::problem("The key was used with another request, or invalid input")
+                });
+            }
+            let all = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in all.into_iter().flatten() {
+                op.responses.responses.entry("429".to_owned()).or_insert_with(|| {
+                    Self::problem(
+                        "Over the client's quota (`Retry-After`, `RateLimit`, `RateLimit-Policy`)",
+                    )
+                });
+            }
+        }
+    }
+}
+
 /// The document's root.
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -91,7 +197,7 @@ impl Modify for SecurityAddon {
         super::reports::export_orders,
     ),
     components(schemas(ProblemDoc)),
-    modifiers(&SecurityAddon),
+    modifiers(&SecurityAddon, &LimitsAddon),
     tags(
         (name = "oauth", description = "Access tokens (client credentials, RFC 6749 §4.4)"),
         (name = "leads", description = "Leads pushed by channels"),
