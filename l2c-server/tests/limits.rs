@@ -886,3 +886,57 @@ async fn redis_down_fails_open_for_limits_and_closed_for_idempotency() {
     assert!(token_line.ends_with(" 1"), "{token_line}");
     s.stop().await;
 }
+
+/// The cap is one per deployment: 8 slow exports alternating over two servers sharing Redis.
+#[tokio::test]
+async fn the_export_cap_is_shared_by_two_servers_on_one_redis() {
+    let Some(url) = redis_url("the concurrency cap across two servers") else {
+        return;
+    };
+    let store = Store::Redis {
+        url,
+        prefix: random_redis_prefix(),
+    };
+    let (release_tx, release) = watch::channel(false);
+    let slow = Slow {
+        calls: Arc::default(),
+        live: Arc::default(),
+        release,
+    };
+    let mut o = store.options();
+    o.extra_routes = slow.routes();
+    let a = TestServer::start_with(Backend::Sqlite, o.clone()).await;
+    let b = TestServer::start_on(a.test_db.clone(), o).await;
+    let c = a.create_client(Scopes::all()).await;
+    let token = a.token(&c).await;
+    let responses = join_all((0..8).map(|i| {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        client
+            .get(s.url("/api/mobile/test/slow-export"))
+            .bearer_auth(&token)
+            .send()
+    }))
+    .await;
+    let statuses: Vec<u16> = responses
+        .iter()
+        .map(|r| r.as_ref().unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(slow.calls.load(Ordering::SeqCst), 5);
+    release_tx.send(true).unwrap();
+    for r in responses {
+        let _ = r.unwrap().bytes().await;
+    }
+    b.shutdown().await;
+    a.stop().await;
+}
