@@ -289,12 +289,7 @@ pub fn sample_order_created() -> WebhookEvent {
             "ERP-2026-0001",
             OrderStatus::DepositPaid,
             PaymentStatus::DepositPaid,
-            OrderAmounts {
-                total: 1_990_000,
-                deposit: 200_000,
-                paid: 200_000,
-                currency: "CNY".to_owned(),
-            },
+            OrderAmounts::cny(1_990_000, 200_000, 200_000),
             "cus_sample",
             1,
         )),

@@ -79,7 +79,7 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage client applications.
     Client {
         /// The database to use.
@@ -232,6 +232,18 @@ pub struct ServeArgs {
     /// Do not create the demo client on an empty database.
     #[arg(long, env = "L2C_NO_DEMO_CLIENT")]
     pub no_demo_client: bool,
+    /// Accept plain-http and private/loopback webhook destinations (local development only).
+    #[arg(long, env = "L2C_ALLOW_PRIVATE_WEBHOOKS")]
+    pub allow_private_webhooks: bool,
+    /// Delays between webhook delivery attempts, e.g. `1s,2s,4s`.
+    #[arg(long, env = "L2C_WEBHOOK_RETRY_SCHEDULE", default_value = crate::dispatch::DEFAULT_RETRY_SCHEDULE)]
+    pub webhook_retry_schedule: crate::dispatch::RetrySchedule,
+    /// Timeout of one webhook delivery attempt.
+    #[arg(long, env = "L2C_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = crate::dispatch::parse_duration)]
+    pub webhook_timeout: std::time::Duration,
+    /// How long the previous webhook secret keeps signing after a rotation.
+    #[arg(long, env = "L2C_WEBHOOK_ROTATION_WINDOW", default_value = "24h", value_parser = crate::dispatch::parse_duration)]
+    pub webhook_rotation_window: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -270,6 +282,13 @@ impl ServeArgs {
             trust_proxy_tls: self.trust_proxy_tls,
             demo_client: !self.no_demo_client,
             deprecations: self.deprecate.clone(),
+            webhooks: crate::dispatch::WebhookConfig {
+                allow_private: self.allow_private_webhooks,
+                retry_schedule: self.webhook_retry_schedule.clone(),
+                attempt_timeout: self.webhook_timeout,
+                rotation_window: self.webhook_rotation_window,
+                ..crate::dispatch::WebhookConfig::default()
+            },
         };
         config.validate()?;
         Ok(config)

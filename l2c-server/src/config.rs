@@ -197,6 +197,8 @@ pub struct Config {
     pub demo_client: bool,
     /// Route prefixes marked deprecated (`--deprecate`).
     pub deprecations: Vec<crate::deprecate::DeprecateRule>,
+    /// Webhook delivery settings.
+    pub webhooks: crate::dispatch::WebhookConfig,
 }
 
 impl Default for Config {
@@ -218,6 +220,7 @@ impl Default for Config {
             trust_proxy_tls: false,
             demo_client: true,
             deprecations: Vec::new(),
+            webhooks: crate::dispatch::WebhookConfig::default(),
         }
     }
 }

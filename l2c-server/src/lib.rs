@@ -24,6 +24,7 @@
 pub mod cli;
 pub mod config;
 pub mod deprecate;
+pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod extract;
@@ -31,6 +32,7 @@ pub mod limits;
 pub mod observe;
 pub mod routes;
 pub mod server;
+pub mod ssrf;
 pub mod state;
 pub mod store;
 pub mod tls;

@@ -59,6 +59,7 @@ pub struct Server {
     local_addr: SocketAddr,
     app: Router,
     tls: bool,
+    dispatcher: Option<crate::dispatch::Dispatcher>,
     state: AppState,
 }
 
@@ -103,7 +104,13 @@ impl Server {
             Some(config) => Bound::Tls(TlsListener::new(tcp, config)?),
             None => Bound::Plain(tcp),
         };
+        let dispatcher = state
+            .config
+            .webhooks
+            .dispatcher
+            .then(|| crate::dispatch::Dispatcher::from_state(&state));
         Ok(Self {
+            dispatcher,
             tls: matches!(bound, Bound::Tls(_)),
             bound,
             local_addr,
@@ -130,6 +137,10 @@ impl Server {
     /// While serving, the per-client quotas are re-read from the database every
     /// `quota_refresh` (see [`crate::limits`]).
     ///
+    /// The webhook dispatcher (unless disabled in the configuration) runs alongside and is
+    /// stopped after the last request, letting its attempts in flight finish. Dropping the
+    /// returned future instead aborts both, like a killed process.
+    ///
     /// # Errors
     ///
     /// An I/O error from the listener.
@@ -137,15 +148,13 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
-        let refresher = tokio::spawn(
-            self.state
-                .limits
-                .clone()
-                .refresh_quotas(self.state.db.clone(), self.state.config.quota_refresh),
-        );
-        let result = self.serve_until(shutdown).await;
-        refresher.abort();
-        result
+        // Aborted when serving ends or this future is dropped.
+        let _refresher =
+            AbortOnDrop(tokio::spawn(self.state.limits.clone().refresh_quotas(
+                self.state.db.clone(),
+                self.state.config.quota_refresh,
+            )));
+        self.serve_until(shutdown).await
     }
 
     async fn serve_until(
@@ -153,6 +162,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
         tracing::info!(address = %self.local_addr, tls = self.tls, "l2c-server listening");
+        let dispatcher = self.dispatcher.map(crate::dispatch::Dispatcher::spawn);
         let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
         // `tap_io` also gives both listener kinds the `ConnectInfo<SocketAddr>` impl.
         match self.bound {
@@ -171,6 +181,9 @@ impl Server {
                     .await
             }
         }?;
+        if let Some(d) = dispatcher {
+            d.shutdown().await;
+        }
         tracing::info!("l2c-server stopped");
         Ok(())
     }
@@ -182,6 +195,15 @@ impl Server {
     /// An I/O error from the listener.
     pub async fn run(self) -> io::Result<()> {
         self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

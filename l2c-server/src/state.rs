@@ -49,6 +49,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The wall clock.
     pub clock: Arc<dyn Clock>,
+    /// Wakes the webhook dispatcher when a transaction has queued deliveries.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             auth_failures: FailedAuthLimiter::new(FailurePolicy::default(), Arc::clone(&clock)),
             clock,
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 

@@ -18,7 +18,7 @@
 //!         "ERP-2026-0001",
 //!         OrderStatus::DepositPaid,
 //!         PaymentStatus::DepositPaid,
-//!         OrderAmounts { total: 1_990_000, deposit: 200_000, paid: 200_000, currency: "CNY".into() },
+//!         OrderAmounts::cny(1_990_000, 200_000, 200_000),
 //!         "cus_1",
 //!         1,
 //!     )),
@@ -164,19 +164,9 @@ impl EventData {
     }
 }
 
-/// An order's amounts, in integer fen (`1990000` = ¥19,900.00).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderAmounts {
-    /// The order total.
-    pub total: i64,
-    /// The agreed deposit.
-    pub deposit: i64,
-    /// Paid so far.
-    pub paid: i64,
-    /// ISO 4217 currency code (`CNY`).
-    pub currency: String,
-}
+/// An order's amounts, in integer fen: the same type the order sync takes, so an event and the
+/// order it describes cannot disagree on shape (or collide in the OpenAPI document).
+pub use super::orders::OrderAmounts;
 
 /// `data` of `ORDER_CREATED`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod orders;
 pub mod reports;
 pub mod showroom;
+pub mod webhooks;
 pub mod well_known;
 
 use axum::Router;
@@ -40,6 +41,7 @@ pub fn mobile_routes() -> Router<AppState> {
         .merge(customers::routes())
         .merge(orders::routes())
         .merge(showroom::routes())
+        .merge(webhooks::routes())
         .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY_BYTES))
 }
 

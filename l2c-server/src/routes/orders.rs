@@ -113,7 +113,7 @@ pub async fn sync_order(
 ) -> Result<Response, AppError> {
     let mobile = validate::sync_order(&body.value).map_err(|e| invalid_field(&e))?;
     let mut attempt = 0;
-    let (tx, SyncOutcome { response, events }) = loop {
+    let (mut tx, SyncOutcome { response, events }) = loop {
         attempt += 1;
         let mut tx = begin_write(&state.db).await?;
         let now = state.db.now_millis();
@@ -133,13 +133,14 @@ pub async fn sync_order(
             Err(e) => return Err(sync_problem(e)),
         }
     };
-    // Webhook outbox: `events` are the ORDER_CREATED / ORDER_STATUS_CHANGED / PAYMENT_RECEIVED
-    // data of this change; they are written here, in the same transaction, once the dispatcher
-    // exists (issue 8). Until then they are only logged.
-    for event in &events {
-        tracing::debug!(event = ?event.event_type(), "order event");
-    }
+    // Webhook outbox: the events of this change are written in the same transaction.
+    let now = state.db.now_millis();
+    let queued =
+        crate::store::webhooks::enqueue_in(&mut tx, &client.client_id, &events, now).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
+    if queued > 0 {
+        state.webhook_wake.notify_one();
+    }
     let status = if response.created {
         StatusCode::CREATED
     } else {

@@ -27,6 +27,7 @@ pub mod keys;
 pub mod leads;
 pub mod orders;
 pub mod showroom;
+pub mod webhooks;
 
 use std::fmt;
 use std::str::FromStr;

@@ -18,7 +18,7 @@
 //! ```
 
 use l2c_core::ClientId;
-use l2c_core::api::events::{self, EventData, OrderCreated, OrderStatusChanged, PaymentReceived};
+use l2c_core::api::events::{EventData, OrderCreated, OrderStatusChanged, PaymentReceived};
 use l2c_core::api::orders::{
     OrderAmounts, OrderHistoryEntry, OrderStatusView, SyncOrder, SyncOrderResponse,
 };
@@ -121,15 +121,6 @@ fn parse_status(row: &AnyRow, col: &str) -> Result<OrderStatus, StoreError> {
 fn parse_payment_status(row: &AnyRow, col: &str) -> Result<PaymentStatus, StoreError> {
     let s: String = row.try_get(col)?;
     s.parse().map_err(|e| corrupt(format!("{col}: {e}")))
-}
-
-fn event_amounts(a: &OrderAmounts) -> events::OrderAmounts {
-    events::OrderAmounts {
-        total: a.total,
-        deposit: a.deposit,
-        paid: a.paid,
-        currency: a.currency.clone(),
-    }
 }
 
 fn version_u64(v: i64) -> u64 {
@@ -274,7 +265,7 @@ async fn create(
         &body.external_order_no,
         body.status,
         body.payment_status,
-        event_amounts(&body.amounts),
+        body.amounts.clone(),
         customer_id.as_str(),
         version_u64(body.version),
     ))];

@@ -1,0 +1,409 @@
+//! The webhook outbox dispatcher: a background task that delivers queued events.
+//!
+//! Every round it claims due deliveries with a lease ([`WebhookStore::claim`]), sends them
+//! concurrently and records each attempt ([`WebhookStore::finish`]). All state is in the
+//! database, so several replicas can run dispatchers on one PostgreSQL database (each row goes to
+//! one of them) and a restarted server picks up whatever was pending; a lease left behind by a
+//! killed process expires after twice the attempt timeout (plus a second).
+//!
+//! One attempt (PROTOCOLS.md H9):
+//!
+//! - the destination is vetted again ([`crate::ssrf::vet`]) and the connection pinned to the
+//!   vetted addresses;
+//! - `POST` of the stored body with the headers of [`l2c_core::webhook::sign_headers`] (both
+//!   secrets sign during a rotation), a fresh timestamp per attempt, the same event id on all;
+//! - only 2xx is success; redirects are not followed (a 3xx is a failure); `410 Gone` fails the
+//!   delivery and disables the subscription; `Retry-After` on 429/502/503/504 (throttling) sets
+//!   the next attempt's time (capped at a day);
+//!   anything else (timeout, refused connection, other status) is retried after the next delay
+//!   of the [`RetrySchedule`] with ±10 % jitter, until the schedule runs out.
+//!
+//! [`Server`](crate::Server) starts one with the server and stops it on shutdown:
+//!
+//! ```no_run
+//! # async fn demo(state: l2c_server::AppState) {
+//! use l2c_server::dispatch::Dispatcher;
+//!
+//! let handle = Dispatcher::from_state(&state).spawn();
+//! // … serve …
+//! handle.shutdown().await; // lets the attempts in flight finish
+//! # }
+//! ```
+
+mod config;
+
+pub use config::{
+    DEFAULT_RETRY_SCHEDULE, RetrySchedule, ScheduleError, WebhookConfig, parse_duration,
+};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use l2c_core::clock::Clock;
+use l2c_core::webhook::{WebhookSecret, sign_headers};
+use rand::Rng as _;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::ssrf;
+use crate::state::AppState;
+use crate::store::webhooks::{AttemptRecord, Job, NextStep};
+use crate::store::{Db, StoreError, unix_millis};
+
+/// Longest `Retry-After` honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Largest response body read (and discarded) from a receiver.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Delivers queued webhook events; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    db: Db,
+    config: Arc<WebhookConfig>,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    owner: String,
+}
+
+/// A running dispatcher. Dropping it aborts the task; [`shutdown`](Self::shutdown) stops it
+/// cleanly.
+#[derive(Debug)]
+pub struct DispatcherHandle {
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl DispatcherHandle {
+    /// Stops claiming, lets the attempts in flight finish, and waits for the task.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for DispatcherHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher over `db` with `config`, reading time from `clock`, woken early by `wake`.
+    pub fn new(db: Db, config: WebhookConfig, clock: Arc<dyn Clock>, wake: Arc<Notify>) -> Self {
+        Self {
+            db,
+            config: Arc::new(config),
+            clock,
+            wake,
+            owner: format!("dsp_{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    /// The dispatcher of a server's state (its database, webhook config, clock and wake-up).
+    pub fn from_state(state: &AppState) -> Self {
+        Self::new(
+            state.db.clone(),
+            state.config.webhooks.clone(),
+            Arc::clone(&state.clock),
+            Arc::clone(&state.webhook_wake),
+        )
+    }
+
+    /// This dispatcher's lease owner id.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    fn now(&self) -> i64 {
+        unix_millis(self.clock.now())
+    }
+
+    /// How long a claim lasts: twice the attempt timeout plus a second, ample to resolve, send
+    /// and record one attempt. A killed dispatcher's claims become available again after that.
+    fn lease(&self) -> Duration {
+        self.config.attempt_timeout * 2 + Duration::from_secs(1)
+    }
+
+    /// Starts the loop on the current Tokio runtime.
+    pub fn spawn(self) -> DispatcherHandle {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                if *stopped.borrow() {
+                    break;
+                }
+                let claimed = match self.run_once().await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "webhook dispatcher round failed");
+                        0
+                    }
+                };
+                // A full batch: more may be due right away.
+                if claimed >= self.config.batch_size as usize {
+                    continue;
+                }
+                tokio::select! {
+                    _ = stopped.changed() => {}
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(self.config.poll_interval) => {}
+                }
+            }
+        });
+        DispatcherHandle {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// One round: claims the due deliveries (up to the batch size), attempts them concurrently
+    /// and records the results. Returns how many were claimed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when claiming fails (errors recording single attempts are logged).
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let now = self.now();
+        let lease_until = now + i64::try_from(self.lease().as_millis()).unwrap_or(i64::MAX / 2);
+        let ids = self
+            .db
+            .webhooks()
+            .claim(
+                &self.owner,
+                now,
+                lease_until,
+                i64::from(self.config.batch_size),
+            )
+            .await?;
+        let n = ids.len();
+        let rounds = ids.into_iter().map(|id| async move {
+            if let Err(e) = self.deliver(&id).await {
+                tracing::warn!(delivery = %id, error = %e, "recording a webhook attempt failed");
+            }
+        });
+        futures_util::future::join_all(rounds).await;
+        Ok(n)
+    }
+
+    async fn deliver(&self, delivery_id: &str) -> Result<(), StoreError> {
+        let store = self.db.webhooks();
+        let Some(job) = store.job(delivery_id).await? else {
+            return Ok(());
+        };
+        let Some(sub) = job.subscription.as_ref().filter(|s| s.enabled) else {
+            let record = AttemptRecord::new(
+                self.now(),
+                None,
+                0,
+                Some("not sent: the subscription is disabled or deleted".to_owned()),
+            );
+            store
+                .finish(
+                    &self.owner,
+                    &job,
+                    Some(&record),
+                    NextStep::Failed,
+                    self.now(),
+                )
+                .await?;
+            return Ok(());
+        };
+        let started_at = self.now();
+        let started = Instant::now();
+        let result = self.attempt(&job, sub, started_at).await;
+        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let now = self.now();
+        let (status, error, next) = match result {
+            Ok(Answer { status, .. }) if (200..300).contains(&status) => {
+                (Some(status), None, NextStep::Succeeded)
+            }
+            Ok(Answer { status: 410, .. }) => (
+                Some(410),
+                Some("410 Gone: the subscription is disabled".to_owned()),
+                NextStep::Gone,
+            ),
+            Ok(Answer {
+                status,
+                retry_after,
+            }) => {
+                let why = if (300..400).contains(&status) {
+                    format!("HTTP {status}: redirects are not followed")
+                } else {
+                    format!("HTTP {status}")
+                };
+                let honoured = retry_after.filter(|_| matches!(status, 429 | 502 | 503 | 504));
+                (Some(status), Some(why), self.next_step(&job, now, honoured))
+            }
+            Err(why) => (None, Some(why), self.next_step(&job, now, None)),
+        };
+        tracing::info!(
+            delivery = %job.delivery_id,
+            event = %job.event_id,
+            status = ?status,
+            latency_ms,
+            next = ?next,
+            "webhook attempt"
+        );
+        let record = AttemptRecord::new(started_at, status, latency_ms, error);
+        store
+            .finish(&self.owner, &job, Some(&record), next, now)
+            .await?;
+        Ok(())
+    }
+
+    /// After a failure: the next attempt's time, or `Failed` once the schedule is exhausted.
+    fn next_step(&self, job: &Job, now: i64, retry_after: Option<Duration>) -> NextStep {
+        let failures = job.failures.saturating_add(1);
+        let Some(delay) = self.config.retry_schedule.delay_after(failures) else {
+            return NextStep::Failed;
+        };
+        let delay = match retry_after {
+            Some(ra) => ra.min(MAX_RETRY_AFTER),
+            None => jitter(delay),
+        };
+        NextStep::RetryAt(now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2))
+    }
+
+    async fn attempt(
+        &self,
+        job: &Job,
+        sub: &crate::store::webhooks::Subscription,
+        now_ms: i64,
+    ) -> Result<Answer, String> {
+        let dest = ssrf::vet(&sub.url, self.config.allow_private)
+            .await
+            .map_err(|e| format!("destination refused: {e}"))?;
+        let secrets = sub
+            .signing_secrets(now_ms)
+            .into_iter()
+            .map(WebhookSecret::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("stored secret unusable: {e}"))?;
+        let refs: Vec<&WebhookSecret> = secrets.iter().collect();
+        let ts = u64::try_from(now_ms / 1000).unwrap_or(0);
+        let headers = sign_headers(
+            &refs,
+            &job.event_id,
+            job.event_type,
+            ts,
+            job.payload.as_bytes(),
+        )
+        .map_err(|e| format!("cannot sign: {e}"))?;
+        let client = dest
+            .pinned(
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(self.config.attempt_timeout)
+                    .no_proxy()
+                    .user_agent(concat!("l2c-webhooks/", env!("CARGO_PKG_VERSION"))),
+            )
+            .build()
+            .map_err(|e| format!("http client: {e}"))?;
+        let mut req = client
+            .post(dest.url.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(job.payload.clone());
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let mut res = req.send().await.map_err(describe)?;
+        let status = res.status().as_u16();
+        let retry_after = res
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, self.clock.now()));
+        // Drain a bounded amount so the connection closes cleanly; the content is ignored.
+        let mut read = 0usize;
+        while read < MAX_RESPONSE_BYTES {
+            match res.chunk().await {
+                Ok(Some(c)) => read += c.len(),
+                _ => break,
+            }
+        }
+        Ok(Answer {
+            status,
+            retry_after,
+        })
+    }
+}
+
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+}
+
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        let mut s = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(inner) = src {
+            s.push_str(": ");
+            s.push_str(&inner.to_string());
+            src = inner.source();
+        }
+        s
+    }
+}
+
+/// `delay` × a uniform factor in [0.9, 1.1).
+fn jitter(delay: Duration) -> Duration {
+    delay.mul_f64(rand::thread_rng().gen_range(0.9..1.1))
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), relative to `now`.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let at = std::time::SystemTime::UNIX_EPOCH
+        + Duration::from_secs(u64::try_from(at.timestamp()).ok()?);
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:51:37 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn schedule_positions() {
+        let s: RetrySchedule = "1s,2s".parse().unwrap();
+        assert_eq!(s.delay_after(0), None);
+        assert_eq!(s.delay_after(1), Some(Duration::from_secs(1)));
+        assert_eq!(s.delay_after(2), Some(Duration::from_secs(2)));
+        assert_eq!(s.delay_after(3), None);
+        for _ in 0..100 {
+            let j = jitter(Duration::from_secs(10));
+            assert!(j >= Duration::from_secs(9) && j < Duration::from_secs(11));
+        }
+    }
+}

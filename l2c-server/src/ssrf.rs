@@ -1,0 +1,369 @@
+//! SSRF guard for webhook destinations (PROTOCOLS.md H9, issue 8 item 5).
+//!
+//! A subscriber chooses the URL the server will POST to, so without a guard any partner could make
+//! the server call its own loopback admin ports, the cloud metadata service (`169.254.169.254`) or
+//! the company's internal network. The rules:
+//!
+//! - the scheme is `https` (plain `http` only with `--allow-private-webhooks`), there is a host,
+//!   and there are no credentials in the URL;
+//! - every address the host resolves to must be public: not loopback, private (RFC 1918),
+//!   link-local, unique-local, unspecified, multicast, broadcast, CGNAT (100.64/10),
+//!   documentation, benchmarking, reserved, or an IPv4-mapped/-compatible/NAT64 form of one;
+//! - the check runs when the subscription is created **and** before every delivery attempt, and
+//!   the attempt connects to exactly the vetted addresses ([`Destination::pinned`]), so a DNS
+//!   answer that changes between the check and the connection (DNS rebinding) cannot slip in.
+//!
+//! With `--allow-private-webhooks` (local demos and tests) every address is accepted.
+//!
+//! ```
+//! use std::net::IpAddr;
+//! use l2c_server::ssrf::is_public;
+//!
+//! for private in ["127.0.0.1", "10.0.0.1", "169.254.169.254", "::1", "fd00::1", "100.64.0.1",
+//!                 "::ffff:192.168.1.1", "0.0.0.0", "224.0.0.1", "192.0.2.7"] {
+//!     assert!(!is_public(private.parse::<IpAddr>().unwrap()), "{private}");
+//! }
+//! assert!(is_public("93.184.215.14".parse().unwrap()));
+//! assert!(is_public("2606:4700::1111".parse().unwrap()));
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use reqwest::Url;
+
+/// Longest destination URL accepted.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// How long a host name may take to resolve.
+pub const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why a destination is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SsrfError {
+    /// Not a parseable absolute URL, or too long.
+    #[error("not a valid absolute URL")]
+    Invalid,
+    /// The scheme is not `https` (or `http` in development mode).
+    #[error("the URL must use https")]
+    NotHttps,
+    /// The URL carries a user name or password.
+    #[error("the URL must not contain credentials")]
+    Credentials,
+    /// The URL has no host.
+    #[error("the URL has no host")]
+    NoHost,
+    /// The host did not resolve.
+    #[error("the host `{0}` does not resolve")]
+    Unresolvable(String),
+    /// The host resolves to (or is) an address that is not public.
+    #[error("the host resolves to a non-public address ({0})")]
+    NonPublic(IpAddr),
+}
+
+/// A vetted destination: the URL plus the addresses the attempt may connect to.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// The URL.
+    pub url: Url,
+    /// The host name to pin (`None` for an IP literal, which needs no resolution).
+    pub host: Option<String>,
+    /// The vetted addresses.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Destination {
+    /// A `reqwest` client builder that connects only to the vetted addresses (DNS pinning).
+    pub fn pinned(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        match &self.host {
+            Some(host) => builder.resolve_to_addrs(host, &self.addrs),
+            None => builder,
+        }
+    }
+}
+
+/// Checks the syntax of `url`: absolute, `https` (or `http` when `allow_private`), a host, no
+/// credentials, at most [`MAX_URL_LEN`] bytes.
+///
+/// # Errors
+///
+/// The [`SsrfError`] naming the first rule broken.
+pub fn parse_url(url: &str, allow_private: bool) -> Result<Url, SsrfError> {
+    if url.len() > MAX_URL_LEN {
+        return Err(SsrfError::Invalid);
+    }
+    let parsed = Url::parse(url).map_err(|_| SsrfError::Invalid)?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_private => {}
+        _ => return Err(SsrfError::NotHttps),
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(SsrfError::Credentials);
+    }
+    if parsed.host().is_none() {
+        return Err(SsrfError::NoHost);
+    }
+    Ok(parsed)
+}
+
+/// Parses `url`, resolves its host and vets every address (unless `allow_private`).
+///
+/// # Errors
+///
+/// [`SsrfError`] for a bad URL, a host that does not resolve, or any non-public address.
+pub async fn vet(url: &str, allow_private: bool) -> Result<Destination, SsrfError> {
+    let parsed = parse_url(url, allow_private)?;
+    let port = parsed.port_or_known_default().ok_or(SsrfError::Invalid)?;
+    let host_str = parsed.host_str().ok_or(SsrfError::NoHost)?;
+    let literal = host_str
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok();
+    let (host, addrs) = match literal {
+        Some(ip) => (None, vec![SocketAddr::new(ip, port)]),
+        None => {
+            let name = host_str.to_owned();
+            let lookup = tokio::net::lookup_host((name.as_str(), port));
+            let addrs: Vec<SocketAddr> = tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
+                .await
+                .map_err(|_| SsrfError::Unresolvable(name.clone()))?
+                .map_err(|_| SsrfError::Unresolvable(name.clone()))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(SsrfError::Unresolvable(name));
+            }
+            (Some(name), addrs)
+        }
+    };
+    if !allow_private {
+        if let Some(bad) = addrs.iter().map(SocketAddr::ip).find(|ip| !is_public(*ip)) {
+            return Err(SsrfError::NonPublic(bad));
+        }
+    }
+    Ok(Destination {
+        url: parsed,
+        host,
+        addrs,
+    })
+}
+
+/// Whether `ip` is a globally routable unicast address a webhook may be sent to.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || a == 0 // "this network"
+        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64.0.0/10
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments 192.0.0.0/24
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18.0.0/15
+        || a >= 240) // reserved 240.0.0.0/4
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = embedded_v4(ip) {
+        return is_public_v4(v4);
+    }
+    let seg = ip.segments();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
+        || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation 2001:db8::/32
+        || (seg[0] == 0x2001 && seg[1] < 0x0200) // IETF protocol assignments 2001::/23
+        || seg[0] == 0x0100 && seg[1..4] == [0, 0, 0] // discard-only 100::/64
+        || (seg[0] & 0xe000) != 0x2000) // outside global unicast 2000::/3
+}
+
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`),
+/// NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = ip.segments();
+    let tail = || {
+        Ipv4Addr::new(
+            (seg[6] >> 8) as u8,
+            seg[6] as u8,
+            (seg[7] >> 8) as u8,
+            seg[7] as u8,
+        )
+    };
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    if seg[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_unspecified() && !ip.is_loopback() {
+        return Some(tail());
+    }
+    if seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
+        return Some(tail());
+    }
+    if seg[0] == 0x2002 {
+        return Some(Ipv4Addr::new(
+            (seg[1] >> 8) as u8,
+            seg[1] as u8,
+            (seg[2] >> 8) as u8,
+            seg[2] as u8,
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_special_addresses_are_refused() {
+        for ip in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.254",
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "224.0.0.251",
+            "192.0.2.1",
+            "198.51.100.1",
+            "203.0.113.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(!is_public(ip), "{ip} must be refused");
+        }
+    }
+
+    #[test]
+    fn public_addresses_pass() {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.0",
+            "172.32.0.1",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(is_public(ip), "{ip} must pass");
+        }
+    }
+
+    #[test]
+    fn url_rules() {
+        assert_eq!(
+            parse_url("http://example.com/", false),
+            Err(SsrfError::NotHttps)
+        );
+        assert!(parse_url("http://example.com/", true).is_ok());
+        assert_eq!(
+            parse_url("ftp://example.com/", true),
+            Err(SsrfError::NotHttps)
+        );
+        assert_eq!(
+            parse_url("https://u:p@example.com/", false),
+            Err(SsrfError::Credentials)
+        );
+        assert_eq!(parse_url("not a url", false), Err(SsrfError::Invalid));
+        assert_eq!(
+            parse_url(&format!("https://e.com/{}", "a".repeat(MAX_URL_LEN)), false),
+            Err(SsrfError::Invalid)
+        );
+    }
+
+    #[tokio::test]
+    async fn literals_and_localhost_are_refused_and_allowed_in_dev_mode() {
+        for url in [
+            "https://127.0.0.1/",
+            "https://10.0.0.1/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]:8443/",
+            "https://localhost/",
+            // Alternative IPv4 spellings are normalised by the URL parser before the check.
+            "https://0x7f000001/",
+            "https://2130706433/",
+            "https://017700000001/",
+            "https://127.1/",
+            "https://[::ffff:7f00:1]/",
+        ] {
+            assert!(
+                matches!(vet(url, false).await, Err(SsrfError::NonPublic(_))),
+                "{url}"
+            );
+        }
+        let d = vet("http://127.0.0.1:9/x", true).await.unwrap();
+        assert_eq!(d.addrs, vec!["127.0.0.1:9".parse().unwrap()]);
+        assert!(d.host.is_none());
+        let d = vet("https://localhost:9/x", true).await.unwrap();
+        assert_eq!(d.host.as_deref(), Some("localhost"));
+        assert!(d.addrs.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    /// The attempt connects to the vetted addresses, never to a fresh DNS answer: a name that
+    /// does not resolve at all still reaches the pinned address.
+    #[tokio::test]
+    async fn pinned_client_connects_only_to_the_vetted_address() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let n = sock.read(&mut buf).await.unwrap();
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            sock.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            head
+        });
+        let dest = Destination {
+            url: Url::parse(&format!("http://rebind.invalid:{}/hook", addr.port())).unwrap(),
+            host: Some("rebind.invalid".to_owned()),
+            addrs: vec![addr],
+        };
+        let client = dest
+            .pinned(reqwest::Client::builder().no_proxy())
+            .build()
+            .unwrap();
+        let res = client.post(dest.url.clone()).send().await.unwrap();
+        assert_eq!(res.status(), 204);
+        let head = server.await.unwrap();
+        assert!(
+            head.to_ascii_lowercase().contains("host: rebind.invalid"),
+            "{head}"
+        );
+    }
+}
