@@ -32,6 +32,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -41,23 +42,65 @@ use tower_service::Service;
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id of one request, as found in the request's extensions.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(Arc<str>);
+#[derive(Clone)]
+pub struct RequestId(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Text(Arc<str>),
+    /// A generated id: ASCII, in the same shared buffer as its `X-Request-Id` header value.
+    Generated(Bytes),
+}
+
+/// A generated UUID's text, owned by a [`Bytes`] without another copy.
+struct UuidText([u8; uuid::fmt::Hyphenated::LENGTH]);
+
+impl AsRef<[u8]> for UuidText {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 impl RequestId {
     /// Wraps an id.
     pub fn new(id: impl Into<Arc<str>>) -> Self {
-        Self(id.into())
+        Self(Repr::Text(id.into()))
     }
 
     /// A fresh random id (UUID v4).
     pub fn generate() -> Self {
-        Self::new(uuid::Uuid::new_v4().to_string())
+        Self::generate_with_header().0
+    }
+
+    /// A fresh id and its header value, sharing one allocation.
+    fn generate_with_header() -> (Self, HeaderValue) {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        Self::generate_into(&mut buf);
+        let bytes = Bytes::from_owner(UuidText(buf));
+        // A hyphenated UUID is always a valid header value.
+        let header = HeaderValue::from_maybe_shared(bytes.clone())
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+        (Self(Repr::Generated(bytes)), header)
+    }
+
+    /// A fresh UUID v4, hyphenated and lower case, encoded into `buf`.
+    ///
+    /// The randomness comes from the thread-local CSPRNG (`rand::thread_rng`), not a system call
+    /// per id, and the text lives on the caller's stack: no allocation.
+    fn generate_into(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &mut str {
+        uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .hyphenated()
+            .encode_lower(buf)
     }
 
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Text(text) => text,
+            // Only ever built from a hyphenated UUID's ASCII text.
+            Repr::Generated(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+        }
     }
 
     /// Whether `value` is acceptable as a client-sent id: 1–255 visible ASCII characters.
@@ -66,15 +109,29 @@ impl RequestId {
     }
 }
 
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for RequestId {}
+
+impl std::hash::Hash for RequestId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
 impl fmt::Debug for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -132,12 +189,7 @@ where
                 RequestId::new(value.to_str().unwrap_or_default()),
                 value.clone(),
             ),
-            None => {
-                let id = RequestId::generate();
-                let header = HeaderValue::from_str(id.as_str())
-                    .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-                (id, header)
-            }
+            None => RequestId::generate_with_header(),
         };
         req.extensions_mut().insert(id);
         RequestIdFuture {
@@ -223,5 +275,23 @@ mod tests {
         assert!(!RequestId::is_valid(&[b'x'; 256]));
         assert!(!RequestId::is_valid(b""));
         assert!(!RequestId::is_valid("é".as_bytes()));
+    }
+
+    #[test]
+    fn generated_ids_are_distinct_lower_case_v4_uuids() {
+        let a = RequestId::generate();
+        let b = RequestId::generate();
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            let parsed = uuid::Uuid::parse_str(id.as_str()).unwrap();
+            assert_eq!(parsed.get_version_num(), 4);
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+            assert_eq!(id.as_str(), parsed.hyphenated().to_string());
+            assert_eq!(format!("{id}"), id.as_str());
+            assert_eq!(format!("{id:?}"), format!("{:?}", id.as_str()));
+        }
+        let (id, header) = RequestId::generate_with_header();
+        assert_eq!(header, id.as_str());
+        assert_eq!(id, RequestId::new(id.as_str()));
     }
 }

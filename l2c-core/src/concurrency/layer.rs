@@ -1,6 +1,6 @@
 //! [`ConcurrencyCapLayer`]: configuration only.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::HeaderValue;
 use tower_layer::Layer;
@@ -25,6 +25,9 @@ pub struct ConcurrencyCapLayer {
     failure: FailurePolicy,
     fail_open: FailOpenCounter,
     policy: Arc<str>,
+    /// What every service made by `layer()` shares, built on the first call (axum calls `layer()`
+    /// per connection on a router without state); every builder method resets it.
+    shared: OnceLock<Arc<Shared>>,
 }
 
 impl ConcurrencyCapLayer {
@@ -38,6 +41,7 @@ impl ConcurrencyCapLayer {
             failure: FailurePolicy::Open,
             fail_open: FailOpenCounter::new(),
             policy: Arc::from("concurrency"),
+            shared: OnceLock::new(),
         }
     }
 
@@ -46,12 +50,14 @@ impl ConcurrencyCapLayer {
     where
         F: Fn(RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
     {
+        self.shared = OnceLock::new();
         self.key = KeyExtractor::from_fn(f);
         self
     }
 
     /// Uses `extractor` for the partition key (shareable with the rate limiter).
     pub fn key_extractor(mut self, extractor: KeyExtractor) -> Self {
+        self.shared = OnceLock::new();
         self.key = extractor;
         self
     }
@@ -59,6 +65,7 @@ impl ConcurrencyCapLayer {
     /// Counts requests without a key under `key`, all together. Without this (the default) such
     /// requests pass uncapped.
     pub fn anonymous_key(mut self, key: &str) -> Self {
+        self.shared = OnceLock::new();
         self.anonymous_key = Some(Arc::from(key));
         self
     }
@@ -70,12 +77,14 @@ impl ConcurrencyCapLayer {
 
     /// Counts in an already shared store.
     pub fn with_shared_store(mut self, store: Arc<dyn ConcurrencyStore>) -> Self {
+        self.shared = OnceLock::new();
         self.store = store;
         self
     }
 
     /// What to do when the store fails (default [`FailurePolicy::Open`]).
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.shared = OnceLock::new();
         self.failure = policy;
         self
     }
@@ -86,6 +95,7 @@ impl ConcurrencyCapLayer {
     ///
     /// [`ConfigError::PolicyName`] unless the name is 1–64 characters of `a-z0-9-_.`.
     pub fn policy_name(mut self, name: &str) -> Result<Self, ConfigError> {
+        self.shared = OnceLock::new();
         validate_policy_name(name)?;
         self.policy = Arc::from(name);
         Ok(self)
@@ -116,12 +126,19 @@ impl<S> Layer<S> for ConcurrencyCapLayer {
     type Service = ConcurrencyCap<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        let shared = self.shared.get_or_init(|| Arc::new(self.build_shared()));
+        ConcurrencyCap::new(inner, shared.clone())
+    }
+}
+
+impl ConcurrencyCapLayer {
+    fn build_shared(&self) -> Shared {
         let policy_header = HeaderValue::try_from(format!(
             "\"{}\";q={};qu=\"concurrent-requests\"",
             self.policy, self.limit
         ))
         .unwrap_or_else(|_| HeaderValue::from_static("\"concurrency\";q=1"));
-        let shared = Shared {
+        Shared {
             limit: self.limit,
             store: self.store.clone(),
             key: self.key.clone(),
@@ -135,8 +152,7 @@ impl<S> Layer<S> for ConcurrencyCapLayer {
             unavailable: PrebuiltProblem::store_unavailable(),
             policy_header,
             policy: self.policy.clone(),
-        };
-        ConcurrencyCap::new(inner, Arc::new(shared))
+        }
     }
 }
 

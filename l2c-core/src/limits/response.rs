@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
-use http::{Extensions, HeaderName, HeaderValue, Response, StatusCode};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::problem::{self, Problem};
 use crate::request_id::RequestId;
@@ -85,14 +85,23 @@ impl PrebuiltProblem {
         let Some(id) = extensions.get::<RequestId>() else {
             return self.body.clone();
         };
+        let id = id.as_str();
         // The prebuilt body is a JSON object: replace its closing brace.
         let head = &self.body[..self.body.len().saturating_sub(1)];
-        let mut out = BytesMut::with_capacity(self.body.len() + id.as_str().len() + 24);
+        let mut out = BytesMut::with_capacity(self.body.len() + id.len() + 16);
         out.put_slice(head);
         out.put_slice(b",\"requestId\":");
-        // A string always serializes.
-        let quoted = serde_json::to_vec(id.as_str()).unwrap_or_else(|_| b"\"\"".to_vec());
-        out.put_slice(&quoted);
+        if id.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            // Nothing to escape (every generated id and nearly every client-sent one): the
+            // text goes in as is, and the body is the one allocation.
+            out.put_u8(b'"');
+            out.put_slice(id.as_bytes());
+            out.put_u8(b'"');
+        } else {
+            // A string always serializes.
+            let quoted = serde_json::to_vec(id).unwrap_or_else(|_| b"\"\"".to_vec());
+            out.put_slice(&quoted);
+        }
         out.put_u8(b'}');
         out.freeze()
     }
@@ -103,15 +112,27 @@ impl PrebuiltProblem {
         extensions: &Extensions,
         retry_after_secs: u64,
     ) -> Response<B> {
+        self.response_with(extensions, seconds_value(retry_after_secs.max(1)))
+    }
+
+    /// [`response`](Self::response) with a ready `Retry-After` value (at least one second).
+    pub(crate) fn response_with<B: From<Bytes>>(
+        &self,
+        extensions: &Extensions,
+        retry_after: HeaderValue,
+    ) -> Response<B> {
         let mut res = Response::new(B::from(self.body(extensions)));
         *res.status_mut() = self.status;
-        let headers = res.headers_mut();
+        // Room for these three, the limiter's two, `X-Request-Id` and `Content-Length` without
+        // growing the map on the way out.
+        let mut headers = HeaderMap::with_capacity(8);
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static(problem::CONTENT_TYPE),
         );
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(RETRY_AFTER, seconds_value(retry_after_secs.max(1)));
+        headers.insert(RETRY_AFTER, retry_after);
+        *res.headers_mut() = headers;
         res
     }
 }
@@ -131,6 +152,18 @@ mod tests {
         assert_eq!(v["requestId"], "a\"b\\c");
         assert_eq!(v["violated-policies"][0], "default");
         assert_eq!(v["status"], 429);
+        for id in [
+            "req-1",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "é/ü\u{7f}",
+            "tab\there",
+            "</script>",
+        ] {
+            let mut ext = Extensions::new();
+            ext.insert(RequestId::new(id));
+            let v: serde_json::Value = serde_json::from_slice(&p.body(&ext)).unwrap();
+            assert_eq!(v["requestId"], id);
+        }
     }
 
     #[cfg(feature = "rate-limit")]

@@ -1,7 +1,7 @@
 //! [`KeyedRateLimitLayer`]: configuration only.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use http::HeaderValue;
 use tower_layer::Layer;
@@ -27,6 +27,9 @@ pub struct KeyedRateLimitLayer {
     failure: FailurePolicy,
     fail_open: FailOpenCounter,
     policy: Arc<str>,
+    /// What every service made by `layer()` shares, built on the first call (axum calls `layer()`
+    /// per connection on a router without state); every builder method resets it.
+    shared: OnceLock<Arc<Shared>>,
 }
 
 impl KeyedRateLimitLayer {
@@ -41,6 +44,7 @@ impl KeyedRateLimitLayer {
             failure: FailurePolicy::Open,
             fail_open: FailOpenCounter::new(),
             policy: Arc::from("default"),
+            shared: OnceLock::new(),
         }
     }
 
@@ -51,12 +55,14 @@ impl KeyedRateLimitLayer {
     where
         F: Fn(RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
     {
+        self.shared = OnceLock::new();
         self.key = KeyExtractor::from_fn(f);
         self
     }
 
     /// Uses `extractor` for the partition key (shareable with the concurrency cap).
     pub fn key_extractor(mut self, extractor: KeyExtractor) -> Self {
+        self.shared = OnceLock::new();
         self.key = extractor;
         self
     }
@@ -64,12 +70,14 @@ impl KeyedRateLimitLayer {
     /// Counts requests without a key under `key`, all together. Without this (the default) such
     /// requests pass unlimited and without rate-limit headers.
     pub fn anonymous_key(mut self, key: &str) -> Self {
+        self.shared = OnceLock::new();
         self.anonymous_key = Some(Arc::from(key));
         self
     }
 
     /// Uses `overrides` for per-key quotas; keep a clone to change them at runtime.
     pub fn with_overrides(mut self, overrides: QuotaOverrides) -> Self {
+        self.shared = OnceLock::new();
         self.overrides = overrides;
         self
     }
@@ -81,12 +89,14 @@ impl KeyedRateLimitLayer {
 
     /// Keeps the state in an already shared store (several layers may share one).
     pub fn with_shared_store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.shared = OnceLock::new();
         self.store = store;
         self
     }
 
     /// What to do when the store fails (default [`FailurePolicy::Open`]).
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.shared = OnceLock::new();
         self.failure = policy;
         self
     }
@@ -97,6 +107,7 @@ impl KeyedRateLimitLayer {
     ///
     /// [`ConfigError::PolicyName`] unless the name is 1–64 characters of `a-z0-9-_.`.
     pub fn policy_name(mut self, name: &str) -> Result<Self, ConfigError> {
+        self.shared = OnceLock::new();
         validate_policy_name(name)?;
         self.policy = Arc::from(name);
         Ok(self)
@@ -132,7 +143,14 @@ impl<S> Layer<S> for KeyedRateLimitLayer {
     type Service = KeyedRateLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let shared = Shared {
+        let shared = self.shared.get_or_init(|| Arc::new(self.build_shared()));
+        KeyedRateLimit::new(inner, shared.clone())
+    }
+}
+
+impl KeyedRateLimitLayer {
+    fn build_shared(&self) -> Shared {
+        Shared {
             default: Resolved::new(&self.policy, self.quota),
             overrides: self.overrides.clone(),
             store: self.store.clone(),
@@ -148,9 +166,9 @@ impl<S> Layer<S> for KeyedRateLimitLayer {
             rejected_states: (0..=REJECTED_STATES_CACHED)
                 .map(|secs| state_value(&self.policy, 0, secs))
                 .collect(),
+            last_rejection: Mutex::new(None),
             policy: self.policy.clone(),
-        };
-        KeyedRateLimit::new(inner, Arc::new(shared))
+        }
     }
 }
 
@@ -169,6 +187,8 @@ pub(crate) struct Shared {
     /// `RateLimit` values of a rejection (`r=0`) for `t` = 0..=120 s, built once: the 429 path of
     /// a per-second or per-minute quota allocates no header.
     pub(crate) rejected_states: Vec<HeaderValue>,
+    /// The last rejection delay over two minutes with its `RateLimit` and `Retry-After` values.
+    pub(crate) last_rejection: Mutex<Option<(u64, HeaderValue, HeaderValue)>>,
     pub(crate) policy: Arc<str>,
 }
 
@@ -176,10 +196,62 @@ const REJECTED_STATES_CACHED: u64 = 120;
 
 /// `"<policy>";r=<remaining>;t=<secs>`.
 pub(crate) fn state_value(policy: &str, remaining: u64, secs: u64) -> HeaderValue {
-    let mut s = String::with_capacity(policy.len() + 28);
-    // Writing to a String cannot fail.
-    let _ = write!(s, "\"{policy}\";r={remaining};t={secs}");
-    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("\"default\";r=0"))
+    // Built on the stack (this runs for every allowed request): a validated policy name is at
+    // most 64 bytes, so `"name";r=<u64>;t=<u64>` always fits; only the header value allocates.
+    let mut buf = [0u8; 128];
+    let mut w = StackWriter {
+        buf: &mut buf,
+        len: 0,
+    };
+    let fits = w.push(b"\"")
+        && w.push(policy.as_bytes())
+        && w.push(b"\";r=")
+        && w.push_u64(remaining)
+        && w.push(b";t=")
+        && w.push_u64(secs);
+    let value = if fits {
+        HeaderValue::from_bytes(&w.buf[..w.len])
+    } else {
+        let mut s = String::with_capacity(policy.len() + 28);
+        // Writing to a String cannot fail.
+        let _ = write!(s, "\"{policy}\";r={remaining};t={secs}");
+        HeaderValue::try_from(s)
+    };
+    value.unwrap_or_else(|_| HeaderValue::from_static("\"default\";r=0"))
+}
+
+/// Bytes appended to a fixed buffer; `push*` return false (and write nothing) when full.
+struct StackWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl StackWriter<'_> {
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.len += bytes.len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn push_u64(&mut self, mut n: u64) -> bool {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            // `n % 10` is a single digit.
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[i..])
+    }
 }
 
 /// A quota with its GCRA parameters and its `RateLimit-Policy` value.
@@ -204,6 +276,31 @@ impl Resolved {
             // The policy name is validated, so the value is always visible ASCII.
             policy_header: HeaderValue::try_from(s)
                 .unwrap_or_else(|_| HeaderValue::from_static("\"default\";q=1")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_value_matches_the_formatted_text() {
+        let long = "p".repeat(64);
+        for policy in ["default", "a", long.as_str()] {
+            for (r, t) in [
+                (0, 0),
+                (1, 9),
+                (10, 10),
+                (999_999, 3600),
+                (u64::MAX, u64::MAX),
+            ] {
+                assert_eq!(
+                    state_value(policy, r, t),
+                    format!("\"{policy}\";r={r};t={t}"),
+                    "{policy} {r} {t}"
+                );
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::layer::{Resolved, Shared, state_value};
 use super::{Decision, GcraParams};
-use crate::limits::response::{RATELIMIT, RATELIMIT_POLICY, ceil_secs};
+use crate::limits::response::{RATELIMIT, RATELIMIT_POLICY, ceil_secs, seconds_value};
 use crate::limits::{FailurePolicy, StoreError};
 
 /// Rate-limits the requests to `S` per partition key.
@@ -53,15 +53,32 @@ pub(crate) enum Outcome<B> {
 }
 
 impl Shared {
-    fn state_value(&self, remaining: u64, secs: u64) -> HeaderValue {
-        if remaining == 0
-            && let Some(cached) = self
-                .rejected_states
-                .get(usize::try_from(secs).unwrap_or(usize::MAX))
+    /// The `RateLimit` and `Retry-After` values of a rejection `secs` seconds away.
+    ///
+    /// Up to two minutes come from tables; longer delays (an hourly quota) from a one-entry cache
+    /// of the last one, which a 429 storm hits until the delay ticks down a second.
+    fn rejected_values(&self, secs: u64) -> (HeaderValue, HeaderValue) {
+        if let Some(cached) = self
+            .rejected_states
+            .get(usize::try_from(secs).unwrap_or(usize::MAX))
         {
-            return cached.clone();
+            return (cached.clone(), seconds_value(secs));
         }
-        state_value(&self.policy, remaining, secs)
+        let build = || (state_value(&self.policy, 0, secs), seconds_value(secs));
+        // Never wait for the cache: a contended slot just means building the values.
+        let Ok(mut last) = self.last_rejection.try_lock() else {
+            return build();
+        };
+        match &*last {
+            Some((cached_secs, state, retry_after)) if *cached_secs == secs => {
+                (state.clone(), retry_after.clone())
+            }
+            _ => {
+                let (state, retry_after) = build();
+                *last = Some((secs, state.clone(), retry_after.clone()));
+                (state, retry_after)
+            }
+        }
     }
 
     pub(crate) fn outcome<B: From<Bytes>>(
@@ -73,16 +90,17 @@ impl Shared {
         match result {
             Ok(d) if d.allowed => Outcome::Pass(Some(RateHeaders {
                 policy: policy_header.clone(),
-                state: self.state_value(d.remaining, ceil_secs(d.reset_after_nanos)),
+                state: state_value(&self.policy, d.remaining, ceil_secs(d.reset_after_nanos)),
             })),
             Ok(d) => {
                 // Retry-After and `t` are the same rounded-up delay, so Retry-After is never
                 // earlier than `t` (draft-ietf-httpapi-ratelimit-headers-10 §"Server Behavior").
                 let secs = ceil_secs(d.reset_after_nanos).max(1);
-                let mut res = self.rejection.response(extensions, secs);
+                let (state, retry_after) = self.rejected_values(secs);
+                let mut res = self.rejection.response_with(extensions, retry_after);
                 RateHeaders {
                     policy: policy_header.clone(),
-                    state: self.state_value(0, secs),
+                    state,
                 }
                 .apply(res.headers_mut());
                 Outcome::Reject(res)

@@ -152,6 +152,40 @@ async fn rejection_is_a_cacheless_problem_with_retry_after_not_before_t() {
 }
 
 #[tokio::test]
+async fn long_delays_stay_exact_through_the_last_rejection_cache() {
+    let clock = MockClock::at_unix(1_700_000_000);
+    let svc = ServiceBuilder::new()
+        .layer(memory_layer(Quota::per_hour(1), &clock))
+        .service(ok_service());
+    let headers = |res: Response<Body>| {
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        let h = res.headers();
+        (
+            h["retry-after"].to_str().unwrap().to_owned(),
+            h["ratelimit"].to_str().unwrap().to_owned(),
+        )
+    };
+    for client in ["a", "b"] {
+        let res = svc.clone().oneshot(request_from(client)).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let expect = |secs: u64| (secs.to_string(), format!("\"default\";r=0;t={secs}"));
+    // The same delay twice (a cache hit), then another key one second further off.
+    for _ in 0..2 {
+        let res = svc.clone().oneshot(request_from("a")).await.unwrap();
+        assert_eq!(headers(res), expect(3600));
+    }
+    clock.advance(Duration::from_millis(1_500));
+    let res = svc.clone().oneshot(request_from("a")).await.unwrap();
+    assert_eq!(headers(res), expect(3599));
+    let res = svc.clone().oneshot(request_from("b")).await.unwrap();
+    assert_eq!(headers(res), expect(3599));
+    clock.advance(Duration::from_secs(3_598 - 60));
+    let res = svc.clone().oneshot(request_from("b")).await.unwrap();
+    assert_eq!(headers(res), expect(61));
+}
+
+#[tokio::test]
 async fn waiting_the_advertised_retry_after_is_enough_and_not_more_than_needed() {
     let clock = MockClock::at_unix(1_700_000_000);
     let svc = ServiceBuilder::new()
