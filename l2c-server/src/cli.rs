@@ -6,12 +6,16 @@
 //! |---|---|---|
 //! | `--listen` | `L2C_LISTEN` | `127.0.0.1:8080` |
 //! | `--database-url` | `L2C_DATABASE_URL` | `sqlite://l2c.db?mode=rwc` |
-//! | `--redis-url` | `L2C_REDIS_URL` | none (in-memory limits) |
+//! | `--redis-url` | `L2C_REDIS_URL` | none (in-memory limits and idempotency records) |
+//! | `--redis-prefix` | `L2C_REDIS_PREFIX` | `l2c` |
 //! | `--jwt-algorithm` | `L2C_JWT_ALGORITHM` | `hs256` (or `eddsa`: Ed25519, public key in the JWKS) |
 //! | `--jwt-secret` | `L2C_JWT_SECRET` | none (key generated once, kept in the database) |
 //! | `--issuer` | `L2C_ISSUER` | `l2c` |
 //! | `--audience` | `L2C_AUDIENCE` | `l2c-api` |
-//! | `--rate-limit` | `L2C_RATE_LIMIT` | `100/s` |
+//! | `--rate-limit` | `L2C_RATE_LIMIT` | `100/s` (per client; `client create --rate-limit` overrides) |
+//! | `--token-rate-limit` | `L2C_TOKEN_RATE_LIMIT` | `60/min` (token endpoint, per peer address) |
+//! | `--export-concurrency` | `L2C_EXPORT_CONCURRENCY` | `5` (report exports in flight per client) |
+//! | `--quota-refresh-secs` | `L2C_QUOTA_REFRESH_SECS` | `30` |
 //! | `--tls-cert`, `--tls-key` | `L2C_TLS_CERT`, `L2C_TLS_KEY` | none (plain HTTP) |
 //! | `--trust-proxy-tls` | `L2C_TRUST_PROXY_TLS` | off |
 //! | `--no-demo-client` | `L2C_NO_DEMO_CLIENT` | off |
@@ -36,7 +40,9 @@ use clap::{Args, Parser, Subcommand};
 use l2c_core::Scopes;
 use l2c_core::identity::UnknownScope;
 
-use crate::config::{Config, ConfigError, JwtAlgorithm, JwtSecret, RateSpec, TlsFiles};
+use l2c_core::rate_limit::Quota;
+
+use crate::config::{Config, ConfigError, JwtAlgorithm, JwtSecret, TlsFiles};
 use crate::store::{Db, NewClient};
 
 /// `l2c-server`: the L2C open platform reference server.
@@ -68,6 +74,8 @@ impl Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: boxing the serve flags would only make matching on them clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
@@ -94,9 +102,10 @@ pub enum ClientCommand {
         /// Comma- or space-separated scopes (default: every scope).
         #[arg(long, value_parser = parse_scopes)]
         scopes: Option<Scopes>,
-        /// The client's own quota, such as `100/s` or `6000/min` (default: the server's).
+        /// The client's own quota, such as `100/s`, `6000/min` or `100/s;burst=200` (default:
+        /// the server's `--rate-limit`). Running servers pick it up within `--quota-refresh-secs`.
         #[arg(long)]
-        rate_limit: Option<RateSpec>,
+        rate_limit: Option<Quota>,
         /// Let the client read every customer, not only those linked to its leads and orders.
         #[arg(long)]
         all_customers: bool,
@@ -169,9 +178,13 @@ pub struct ServeArgs {
     /// `sqlite://FILE?mode=rwc` or `postgres://USER@HOST/DB`.
     #[arg(long, env = "L2C_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
     pub database_url: String,
-    /// Redis for rate limits and idempotency shared by replicas (in memory when unset).
-    #[arg(long, env = "L2C_REDIS_URL")]
+    /// Redis for rate limits, the export cap and idempotency, shared by replicas (in memory when
+    /// unset).
+    #[arg(long, env = "L2C_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key of this deployment (replicas of one deployment share it).
+    #[arg(long, env = "L2C_REDIS_PREFIX", default_value = crate::config::DEFAULT_REDIS_PREFIX)]
+    pub redis_prefix: String,
     /// Token signature: `hs256` (shared secret) or `eddsa` (Ed25519, public key in the JWKS).
     #[arg(long, env = "L2C_JWT_ALGORITHM", default_value = "hs256")]
     pub jwt_algorithm: JwtAlgorithm,
@@ -184,9 +197,19 @@ pub struct ServeArgs {
     /// The tokens' audience (`aud`).
     #[arg(long, env = "L2C_AUDIENCE", default_value = crate::config::DEFAULT_AUDIENCE)]
     pub audience: String,
-    /// Default per-client quota, such as `100/s` or `6000/min`.
-    #[arg(long, env = "L2C_RATE_LIMIT", default_value = "100/s")]
-    pub rate_limit: RateSpec,
+    /// Default per-client quota, such as `100/s`, `6000/min` or `100/s;burst=200`.
+    #[arg(long, env = "L2C_RATE_LIMIT", default_value = crate::config::DEFAULT_RATE_LIMIT)]
+    pub rate_limit: Quota,
+    /// Quota of the token endpoint per peer address (the forwarded one with --trust-proxy-tls).
+    #[arg(long, env = "L2C_TOKEN_RATE_LIMIT", default_value = crate::config::DEFAULT_TOKEN_RATE_LIMIT)]
+    pub token_rate_limit: Quota,
+    /// How many report exports one client may run at once.
+    #[arg(long, env = "L2C_EXPORT_CONCURRENCY", default_value_t = crate::config::DEFAULT_EXPORT_CONCURRENCY)]
+    pub export_concurrency: u32,
+    /// Seconds between two reloads of the per-client quotas from the database (at least 1).
+    #[arg(long, env = "L2C_QUOTA_REFRESH_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub quota_refresh_secs: u64,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "L2C_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -242,6 +265,7 @@ impl ServeArgs {
             listen: self.listen,
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
+            redis_prefix: self.redis_prefix.clone(),
             jwt_algorithm: self.jwt_algorithm,
             jwt_secret: self
                 .jwt_secret
@@ -251,6 +275,9 @@ impl ServeArgs {
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             rate_limit: self.rate_limit,
+            token_rate_limit: self.token_rate_limit,
+            export_concurrency: self.export_concurrency,
+            quota_refresh: std::time::Duration::from_secs(self.quota_refresh_secs),
             tls,
             trust_proxy_tls: self.trust_proxy_tls,
             demo_client: !self.no_demo_client,

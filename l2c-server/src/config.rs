@@ -5,10 +5,12 @@
 //! and kept in the database, and a demo client on first start.
 //!
 //! ```
-//! use l2c_server::config::{Config, JwtSecret, RateSpec};
+//! use l2c_core::rate_limit::Quota;
+//! use l2c_server::config::{Config, JwtSecret};
 //!
 //! let mut config = Config::default();
-//! config.rate_limit = "6000/min".parse::<RateSpec>().unwrap();
+//! assert_eq!(config.rate_limit, Quota::per_second(100));
+//! config.rate_limit = "6000/min".parse::<Quota>().unwrap();
 //! assert_eq!(config.rate_limit.to_string(), "6000/min");
 //!
 //! // HS256 keys are at least 256 bits (RFC 7518 §3.2): a short secret is refused.
@@ -22,6 +24,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use l2c_core::rate_limit::Quota;
+
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The default database: an SQLite file in the working directory, created if missing.
@@ -30,6 +34,16 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://l2c.db?mode=rwc";
 pub const DEFAULT_ISSUER: &str = "l2c";
 /// The default token audience (`aud`).
 pub const DEFAULT_AUDIENCE: &str = "l2c-api";
+/// The default prefix of every Redis key (`--redis-prefix`).
+pub const DEFAULT_REDIS_PREFIX: &str = "l2c";
+/// The default per-client quota (`--rate-limit`).
+pub const DEFAULT_RATE_LIMIT: &str = "100/s";
+/// The default quota of the token endpoint per peer address (`--token-rate-limit`).
+pub const DEFAULT_TOKEN_RATE_LIMIT: &str = "60/min";
+/// The default cap on concurrent report exports per client (`--export-concurrency`).
+pub const DEFAULT_EXPORT_CONCURRENCY: u32 = 5;
+/// The default interval at which per-client quotas are re-read from the database.
+pub const DEFAULT_QUOTA_REFRESH: Duration = Duration::from_secs(30);
 /// The minimum length of `L2C_JWT_SECRET` in bytes (256 bits, RFC 7518 §3.2).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -45,9 +59,15 @@ pub enum ConfigError {
         /// The length that was given.
         len: usize,
     },
-    /// A rate such as `100/s` could not be parsed.
-    #[error("invalid rate `{0}`: expected COUNT/UNIT such as 100/s, 6000/min or 10000/h")]
-    InvalidRate(String),
+    /// `--redis-url` is not a Redis URL.
+    #[error("invalid Redis URL: expected redis://HOST[:PORT][/DB] or rediss://…")]
+    InvalidRedisUrl,
+    /// `--redis-prefix` is empty or holds characters other than `A-Za-z0-9-_.:`.
+    #[error("invalid Redis prefix `{0}`: use 1-64 characters of A-Z, a-z, 0-9, '-', '_', '.', ':'")]
+    InvalidRedisPrefix(String),
+    /// `--export-concurrency` is 0.
+    #[error("the export concurrency cap must be at least 1")]
+    ZeroConcurrency,
     /// Only one of `--tls-cert` / `--tls-key` was given.
     #[error("--tls-cert and --tls-key must be given together")]
     TlsIncomplete,
@@ -63,99 +83,6 @@ pub enum ConfigError {
     /// The database URL is neither `sqlite:` nor `postgres://`.
     #[error("unsupported database URL: expected sqlite://… or postgres://…")]
     UnsupportedDatabaseUrl,
-}
-
-/// A request rate: `count` requests per `period`, written `100/s`, `6000/min`, `10000/h`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RateSpec {
-    count: u32,
-    period: Duration,
-    unit: RateUnit,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum RateUnit {
-    Second,
-    Minute,
-    Hour,
-}
-
-impl RateSpec {
-    /// `count` requests per second.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::InvalidRate`] when `count` is 0.
-    pub fn per_second(count: u32) -> Result<Self, ConfigError> {
-        if count == 0 {
-            return Err(ConfigError::InvalidRate(format!("{count}/s")));
-        }
-        Ok(Self {
-            count,
-            period: Duration::from_secs(1),
-            unit: RateUnit::Second,
-        })
-    }
-
-    /// The number of requests allowed per [`period`](Self::period) (also the burst).
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
-    /// The window the count applies to.
-    pub fn period(&self) -> Duration {
-        self.period
-    }
-
-    /// The sustained rate in requests per second.
-    pub fn per_second_f64(&self) -> f64 {
-        f64::from(self.count) / self.period.as_secs_f64()
-    }
-}
-
-impl Default for RateSpec {
-    fn default() -> Self {
-        Self {
-            count: 100,
-            period: Duration::from_secs(1),
-            unit: RateUnit::Second,
-        }
-    }
-}
-
-impl FromStr for RateSpec {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || ConfigError::InvalidRate(s.to_owned());
-        let (count, unit) = s.trim().split_once('/').ok_or_else(invalid)?;
-        let count: u32 = count.trim().parse().map_err(|_| invalid())?;
-        if count == 0 {
-            return Err(invalid());
-        }
-        let (unit, secs) = match unit.trim().to_ascii_lowercase().as_str() {
-            "s" | "sec" | "second" => (RateUnit::Second, 1),
-            "m" | "min" | "minute" => (RateUnit::Minute, 60),
-            "h" | "hour" => (RateUnit::Hour, 3600),
-            _ => return Err(invalid()),
-        };
-        Ok(Self {
-            count,
-            period: Duration::from_secs(secs),
-            unit,
-        })
-    }
-}
-
-impl fmt::Display for RateSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let unit = match self.unit {
-            RateUnit::Second => "s",
-            RateUnit::Minute => "min",
-            RateUnit::Hour => "h",
-        };
-        write!(f, "{}/{unit}", self.count)
-    }
 }
 
 /// The HS256 secret from `L2C_JWT_SECRET`: its UTF-8 bytes, at least 32 of them.
@@ -239,8 +166,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `sqlite://…` or `postgres://…`.
     pub database_url: String,
-    /// Redis for shared rate-limit and idempotency state; in-memory state when `None`.
+    /// Redis for the rate limits, the export concurrency cap and idempotency records, shared by
+    /// replicas; in-memory state when `None`.
     pub redis_url: Option<String>,
+    /// The prefix of every Redis key of this deployment (each layer adds its own below it).
+    pub redis_prefix: String,
     /// How tokens are signed.
     pub jwt_algorithm: JwtAlgorithm,
     /// The HS256 signing secret; generated once and kept in the database when `None`.
@@ -249,8 +179,15 @@ pub struct Config {
     pub issuer: String,
     /// The tokens' `aud`.
     pub audience: String,
-    /// The default per-client quota.
-    pub rate_limit: RateSpec,
+    /// The default per-client quota (a client's own, from `client create --rate-limit`, wins).
+    pub rate_limit: Quota,
+    /// The quota of the token endpoint per peer address.
+    pub token_rate_limit: Quota,
+    /// How many report exports one client may run at once.
+    pub export_concurrency: u32,
+    /// How often per-client quotas are re-read from the database (so a `client create` on any
+    /// host takes effect everywhere).
+    pub quota_refresh: Duration,
     /// Serve HTTPS with these files; plain HTTP when `None`.
     pub tls: Option<TlsFiles>,
     /// A TLS terminator sits in front: plain-HTTP token requests from non-loopback peers are
@@ -270,11 +207,15 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             redis_url: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             jwt_algorithm: JwtAlgorithm::Hs256,
             jwt_secret: None,
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_AUDIENCE.to_owned(),
-            rate_limit: RateSpec::default(),
+            rate_limit: Quota::per_second(100),
+            token_rate_limit: Quota::per_minute(60),
+            export_concurrency: DEFAULT_EXPORT_CONCURRENCY,
+            quota_refresh: DEFAULT_QUOTA_REFRESH,
             tls: None,
             trust_proxy_tls: false,
             demo_client: true,
@@ -290,8 +231,27 @@ impl Config {
     /// # Errors
     ///
     /// [`ConfigError::UnsupportedDatabaseUrl`] for a database URL of another scheme,
-    /// [`ConfigError::SecretWithEdDsa`] for an HS256 secret given with EdDSA.
+    /// [`ConfigError::SecretWithEdDsa`] for an HS256 secret given with EdDSA,
+    /// [`ConfigError::InvalidRedisUrl`], [`ConfigError::InvalidRedisPrefix`],
+    /// [`ConfigError::ZeroConcurrency`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.redis_url
+            && redis::Client::open(url.as_str()).is_err()
+        {
+            return Err(ConfigError::InvalidRedisUrl);
+        }
+        let prefix_ok = !self.redis_prefix.is_empty()
+            && self.redis_prefix.len() <= 64
+            && self
+                .redis_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        if !prefix_ok {
+            return Err(ConfigError::InvalidRedisPrefix(self.redis_prefix.clone()));
+        }
+        if self.export_concurrency == 0 {
+            return Err(ConfigError::ZeroConcurrency);
+        }
         if crate::store::Backend::from_url(&self.database_url).is_none() {
             return Err(ConfigError::UnsupportedDatabaseUrl);
         }
@@ -322,16 +282,26 @@ mod tests {
     }
 
     #[test]
-    fn rates_parse_and_print() {
-        let r: RateSpec = "100/s".parse().unwrap();
-        assert_eq!((r.count(), r.period()), (100, Duration::from_secs(1)));
-        let r: RateSpec = "6000/min".parse().unwrap();
-        assert_eq!(r.period(), Duration::from_secs(60));
-        assert_eq!(r.to_string(), "6000/min");
-        assert!((r.per_second_f64() - 100.0).abs() < f64::EPSILON);
-        for bad in ["", "100", "0/s", "-1/s", "10/fortnight", "x/s"] {
-            assert!(bad.parse::<RateSpec>().is_err(), "{bad}");
+    fn redis_settings_are_checked() {
+        let mut c = Config {
+            redis_url: Some("redis://127.0.0.1:6379/0".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_ok());
+        c.redis_url = Some("http://nope".into());
+        assert_eq!(c.validate(), Err(ConfigError::InvalidRedisUrl));
+        c.redis_url = None;
+        for bad in ["", "a b", "l2c\n", &"x".repeat(65)] {
+            c.redis_prefix = bad.to_owned();
+            assert!(
+                matches!(c.validate(), Err(ConfigError::InvalidRedisPrefix(_))),
+                "{bad:?}"
+            );
         }
+        c.redis_prefix = "l2c:prod-eu.1".into();
+        assert!(c.validate().is_ok());
+        c.export_concurrency = 0;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroConcurrency));
     }
 
     #[test]

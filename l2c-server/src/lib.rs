@@ -28,6 +28,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod observe;
 pub mod routes;
 pub mod server;
@@ -54,23 +55,84 @@ pub use state::AppState;
 
 /// The whole HTTP application.
 ///
-/// Layers, outermost first: request id (echoed as `X-Request-Id` on every response), one log line
-/// and one metrics sample per request, `requestId` in problem bodies, panic → 500 problem.
-/// `/api/mobile` additionally sits behind [`JwtAuthLayer`].
+/// Layers, outermost first: request id (kept in the request extensions only, echoed as
+/// `X-Request-Id` on every response), one log line and one metrics sample per request,
+/// `requestId` in problem bodies, panic → 500 problem. Then, per group:
+///
+/// - `POST /api/oauth/token`: the per-peer-address rate limit (`--token-rate-limit`), whose 429
+///   keeps the RFC 6749 error shape;
+/// - `/api/mobile`: [`JwtAuthLayer`] → the per-client rate limit (`--rate-limit` and the
+///   clients' own quotas; 401/403 never reach it, so they consume nothing) →
+///   [`IdempotencyLayer`](l2c_core::idempotency::IdempotencyLayer) on the routes' POST/PUT/PATCH
+///   (a route layer, so an unknown path is still 404 and a wrong method still 405) → handler.
+///   Long-running routes (the report export) additionally hold one of
+///   `--export-concurrency` slots per client while their body streams.
+///
+/// See [`limits`] for the stores (memory or Redis).
 pub fn app(state: AppState) -> Router {
+    app_with(state, ExtraRoutes::default())
+}
+
+/// Routes added to `/api/mobile` next to [`routes::mobile_routes`], for embedders and tests:
+/// they get the same layers as the built-in routes. Paths are relative to `/api/mobile`.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct ExtraRoutes {
+    routes: Router<AppState>,
+    long_running: Router<AppState>,
+}
+
+impl ExtraRoutes {
+    /// No extra routes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds ordinary routes (auth, rate limit, idempotency).
+    pub fn routes(mut self, routes: Router<AppState>) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Adds long-running routes, which also sit under the per-client concurrency cap.
+    pub fn long_running(mut self, routes: Router<AppState>) -> Self {
+        self.long_running = self.long_running.merge(routes);
+        self
+    }
+}
+
+/// [`app`] with extra routes under `/api/mobile`.
+pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
     let verifier = Arc::clone(state.tokens.verifier());
     let deprecations: Arc<[deprecate::DeprecateRule]> = state.config.deprecations.clone().into();
-    let mobile = routes::mobile_routes()
+    let limits = &state.limits;
+
+    let mut long_running = routes::long_running_routes().merge(extra.long_running);
+    if long_running.has_routes() {
+        long_running = long_running.route_layer(limits.export_cap.clone());
+    }
+    let mut handlers = routes::mobile_routes()
+        .merge(extra.routes)
+        .merge(long_running);
+    if handlers.has_routes() {
+        // Only on matched routes: a wrong method is answered 405 by the fallback, never 400
+        // for a missing idempotency key. The layer itself passes GET/DELETE through.
+        handlers = handlers.route_layer(limits.idempotency.clone());
+    }
+    let mobile = handlers
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
+        .layer(limits.rate_limit.clone())
         .layer(from_fn(observe::expose_client))
         .layer(JwtAuthLayer::new(verifier));
 
+    let token = post(routes::oauth::token)
+        .fallback(routes::oauth::method_not_allowed)
+        .route_layer(limits.token_rate_limit.clone())
+        .route_layer(from_fn(routes::oauth::oauth_error_shape));
+
     Router::new()
-        .route(
-            "/api/oauth/token",
-            post(routes::oauth::token).fallback(routes::oauth::method_not_allowed),
-        )
+        .route("/api/oauth/token", token)
         .route("/.well-known/jwks.json", get(routes::well_known::jwks))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

@@ -14,7 +14,7 @@ use l2c_core::Scopes;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
-use crate::state::AppState;
+use crate::state::{AppState, StateError};
 use crate::store::{Db, NewClient, StoreError};
 use crate::tls::{TlsListener, load_server_config};
 use crate::tokens::TokensError;
@@ -32,6 +32,9 @@ pub enum StartError {
     /// The signing key could not be set up.
     #[error(transparent)]
     Tokens(#[from] TokensError),
+    /// `--redis-url` is set but Redis cannot be reached.
+    #[error("redis: {0}")]
+    Redis(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -57,6 +60,7 @@ pub struct Server {
     app: Router,
     tls: bool,
     dispatcher: Option<crate::dispatch::Dispatcher>,
+    state: AppState,
 }
 
 impl std::fmt::Debug for Server {
@@ -76,6 +80,15 @@ impl Server {
     /// [`StartError::Bind`] when the address is taken, [`StartError::Config`] for unusable TLS
     /// files.
     pub async fn bind(state: AppState) -> Result<Self, StartError> {
+        Self::bind_with(state, crate::ExtraRoutes::default()).await
+    }
+
+    /// As [`Server::bind`], serving [`crate::app_with`] with `extra` routes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::bind`].
+    pub async fn bind_with(state: AppState, extra: crate::ExtraRoutes) -> Result<Self, StartError> {
         let addr = state.config.listen;
         let tls = state
             .config
@@ -101,7 +114,8 @@ impl Server {
             tls: matches!(bound, Bound::Tls(_)),
             bound,
             local_addr,
-            app: crate::app(state),
+            app: crate::app_with(state.clone(), extra),
+            state,
         })
     }
 
@@ -120,6 +134,8 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests.
+    /// While serving, the per-client quotas are re-read from the database every
+    /// `quota_refresh` (see [`crate::limits`]).
     ///
     /// The webhook dispatcher (unless disabled in the configuration) runs alongside and is
     /// stopped after the last request, letting its attempts in flight finish. Dropping the
@@ -129,6 +145,19 @@ impl Server {
     ///
     /// An I/O error from the listener.
     pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        // Aborted when serving ends or this future is dropped.
+        let _refresher =
+            AbortOnDrop(tokio::spawn(self.state.limits.clone().refresh_quotas(
+                self.state.db.clone(),
+                self.state.config.quota_refresh,
+            )));
+        self.serve_until(shutdown).await
+    }
+
+    async fn serve_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
@@ -166,6 +195,25 @@ impl Server {
     /// An I/O error from the listener.
     pub async fn run(self) -> io::Result<()> {
         self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl From<StateError> for StartError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::Tokens(e) => StartError::Tokens(e),
+            StateError::Config(e) => StartError::Config(e),
+            StateError::Store(e) => StartError::Store(e),
+        }
     }
 }
 
@@ -214,6 +262,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     let demo = config.demo_client;
     let state = AppState::new(config, db.clone()).await?;
+    if state.config.redis_url.is_some() {
+        state.limits.connect().await.map_err(StartError::Redis)?;
+        tracing::info!(
+            prefix = %state.config.redis_prefix,
+            "rate limits, export cap and idempotency records in Redis"
+        );
+    }
     let server = Server::bind(state).await?;
     if demo {
         create_demo_client(&db, &server.base_url()).await?;

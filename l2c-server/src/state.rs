@@ -4,14 +4,31 @@ use std::sync::Arc;
 
 use l2c_core::clock::{Clock, SystemClock};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::limits::Limits;
 use crate::observe::Metrics;
 use crate::routes::oauth::limiter::{FailedAuthLimiter, FailurePolicy};
-use crate::store::Db;
+use crate::store::{Db, StoreError};
 use crate::tokens::{Tokens, TokensError};
 
-/// Shared state: the database, configuration, token machinery, metrics and the token endpoint's
-/// failed-authentication limiter. Cheap to clone.
+/// Why [`AppState`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The signing key could not be set up.
+    #[error(transparent)]
+    Tokens(#[from] TokensError),
+    /// A configuration value was refused (e.g. the Redis URL).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The per-client quotas could not be read.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Shared state: the database, configuration, token machinery, metrics, the rate-limit /
+/// concurrency / idempotency layers and the token endpoint's failed-authentication limiter.
+/// Cheap to clone.
 ///
 /// Other modules reach what they need through the public fields; add a field here (with a
 /// default in [`AppState::new`]) rather than a global.
@@ -26,8 +43,10 @@ pub struct AppState {
     pub tokens: Tokens,
     /// Request metrics rendered at `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Failed client authentications per `client_id` and peer address.
+    /// Failed client authentications per `client_id`.
     pub auth_failures: FailedAuthLimiter,
+    /// Rate limits, the export concurrency cap and idempotency, with their stores.
+    pub limits: Limits,
     /// The wall clock.
     pub clock: Arc<dyn Clock>,
     /// Wakes the webhook dispatcher when a transaction has queued deliveries.
@@ -35,12 +54,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `config` over an open database, with the system clock.
+    /// State for `config` over an open database, with the system clock. The per-client quotas
+    /// are loaded from the database; Redis (with `--redis-url`) is not contacted yet.
     ///
     /// # Errors
     ///
-    /// [`TokensError`] when the signing key cannot be loaded or generated.
-    pub async fn new(config: Config, db: Db) -> Result<Self, TokensError> {
+    /// [`StateError`] when the signing key cannot be loaded or generated, the Redis URL is
+    /// invalid or the clients cannot be read.
+    pub async fn new(config: Config, db: Db) -> Result<Self, StateError> {
         Self::with_clock(config, db, Arc::new(SystemClock)).await
     }
 
@@ -48,14 +69,17 @@ impl AppState {
     ///
     /// # Errors
     ///
-    /// [`TokensError`] when the signing key cannot be loaded or generated.
+    /// As [`AppState::new`].
     pub async fn with_clock(
         config: Config,
         db: Db,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, TokensError> {
+    ) -> Result<Self, StateError> {
         let tokens = Tokens::load(&config, &db, Arc::clone(&clock)).await?;
+        let limits = Limits::new(&config)?;
+        limits.load_quotas(&db).await?;
         Ok(Self {
+            limits,
             db,
             config: Arc::new(config),
             tokens,

@@ -161,11 +161,43 @@ pub struct TestClient {
     pub scopes: Scopes,
 }
 
+/// The variable naming the Redis server tests may use (each under its own random prefix).
+pub const REDIS_ENV: &str = "L2C_TEST_REDIS_URL";
+
+/// `L2C_TEST_REDIS_URL`, or `None` after printing a `skipping:` line naming `what`.
+pub fn redis_url(what: &str) -> Option<String> {
+    match std::env::var(REDIS_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipping {what}: {REDIS_ENV} not set");
+            None
+        }
+    }
+}
+
+/// A Redis key prefix no other test uses.
+pub fn random_redis_prefix() -> String {
+    format!("l2c-test-{}", uuid::Uuid::new_v4().simple())
+}
+
 /// How to build a test server.
 #[derive(Debug, Clone)]
 pub struct TestOptions {
     pub config: Config,
     pub clock: Option<Arc<dyn Clock>>,
+    /// Routes added under `/api/mobile` (e.g. a slow streaming route for the concurrency cap).
+    pub extra_routes: crate::ExtraRoutes,
+}
+
+impl TestOptions {
+    /// Default options with the limiters, the export cap and idempotency in Redis at `url`
+    /// under `prefix`.
+    pub fn redis(url: &str, prefix: &str) -> Self {
+        let mut options = Self::default();
+        options.config.redis_url = Some(url.to_owned());
+        options.config.redis_prefix = prefix.to_owned();
+        options
+    }
 }
 
 impl Default for TestOptions {
@@ -178,6 +210,7 @@ impl Default for TestOptions {
         Self {
             config,
             clock: None,
+            extra_routes: crate::ExtraRoutes::default(),
         }
     }
 }
@@ -216,12 +249,24 @@ impl TestServer {
             None => AppState::new(options.config, db.clone()).await,
         }
         .expect("app state");
-        Self::start_state(test_db, db, state).await
+        Self::start_state_with(test_db, db, state, options.extra_routes).await
     }
 
     /// A server over prepared state.
     pub async fn start_state(test_db: TestDb, db: Db, state: AppState) -> TestServer {
-        let server = Server::bind(state.clone()).await.expect("bind 127.0.0.1:0");
+        Self::start_state_with(test_db, db, state, crate::ExtraRoutes::default()).await
+    }
+
+    /// A server over prepared state, with extra routes under `/api/mobile`.
+    pub async fn start_state_with(
+        test_db: TestDb,
+        db: Db,
+        state: AppState,
+        extra: crate::ExtraRoutes,
+    ) -> TestServer {
+        let server = Server::bind_with(state.clone(), extra)
+            .await
+            .expect("bind 127.0.0.1:0");
         let addr = server.local_addr();
         let base_url = server.base_url();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -259,6 +304,25 @@ impl TestServer {
             .db
             .clients()
             .create(&NewClient::new("test", scopes))
+            .await
+            .expect("create client");
+        TestClient {
+            id: client.id.to_string(),
+            secret: secret.expose().to_owned(),
+            scopes,
+        }
+    }
+
+    /// Registers a client with its own quota.
+    pub async fn create_client_with_quota(
+        &self,
+        scopes: Scopes,
+        quota: l2c_core::rate_limit::Quota,
+    ) -> TestClient {
+        let (client, secret) = self
+            .db
+            .clients()
+            .create(&NewClient::new("test", scopes).rate_limit(quota))
             .await
             .expect("create client");
         TestClient {

@@ -7,6 +7,12 @@ use l2c_server::testing::{Backend, TestClient, TestServer};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
+/// A fresh `X-Request-Id`: every POST under `/api/mobile` carries one (spec §6; the server's
+/// idempotency layer refuses keyless POSTs with 400).
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 struct Env {
     server: TestServer,
     a: TestClient,
@@ -35,6 +41,7 @@ impl Env {
         self.server
             .http()
             .post(self.server.url(path))
+            .header("x-request-id", new_request_id())
             .bearer_auth(token)
             .json(body)
             .send()
@@ -46,6 +53,7 @@ impl Env {
         self.server
             .http()
             .post(self.server.url(path))
+            .header("x-request-id", new_request_id())
             .bearer_auth(&self.a_token)
             .header("content-type", content_type)
             .body(body)
@@ -677,9 +685,11 @@ async fn each_route_requires_its_scope() {
         let http = server.http();
         let checks = [
             http.post(server.url("/api/mobile/leads/hook"))
+                .header("x-request-id", new_request_id())
                 .json(&lead("s1", "13812345678")),
             http.get(server.url("/api/mobile/customers/cus_1")),
             http.post(server.url("/api/mobile/orders/sync"))
+                .header("x-request-id", new_request_id())
                 .json(&order("S1", 1, "DEPOSIT_PAID", "DEPOSIT_PAID", 500_000)),
             http.get(server.url("/api/mobile/orders/o1/status")),
             http.get(server.url("/api/mobile/showroom/items")),
@@ -883,6 +893,7 @@ async fn routes_are_mounted_under_api_v1_and_prefixes_can_be_deprecated() {
         let res = server
             .http()
             .post(server.url("/api/v1/leads/hook"))
+            .header("x-request-id", new_request_id())
             .bearer_auth(&token)
             .json(&lead("v1-1", "13812345678"))
             .send()
@@ -893,6 +904,7 @@ async fn routes_are_mounted_under_api_v1_and_prefixes_can_be_deprecated() {
         let res = server
             .http()
             .post(server.url("/api/mobile/leads/hook"))
+            .header("x-request-id", new_request_id())
             .bearer_auth(&token)
             .json(&lead("v1-1", "13812345678"))
             .send()

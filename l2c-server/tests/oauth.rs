@@ -11,7 +11,6 @@ use http::Request;
 use http_body_util::BodyExt;
 use l2c_core::{Scope, Scopes};
 use l2c_server::config::Config;
-use l2c_server::routes::oauth::limiter::{Allowance, FailurePolicy};
 use l2c_server::routes::oauth::request::basic_authorization;
 use l2c_server::store::Db;
 use l2c_server::testing::{Backend, TestClient, TestDb, TestServer};
@@ -312,29 +311,16 @@ async fn failed_authentications_are_limited_per_client_id() {
     .await;
 }
 
+/// Every token request (failed or not) counts against the peer address (`--token-rate-limit`);
+/// the 429 keeps the RFC 6749 shape and carries `Retry-After` and the `RateLimit` headers.
 #[tokio::test]
-async fn failed_authentications_are_limited_per_peer_address() {
-    let policy = FailurePolicy {
-        per_client: Allowance {
-            burst: 100,
-            refill_every: std::time::Duration::from_secs(60),
-        },
-        per_peer: Allowance {
-            burst: 5,
-            refill_every: std::time::Duration::from_secs(60),
-        },
-    };
+async fn token_requests_are_limited_per_peer_address() {
     for backend in Backend::available() {
-        let test_db = TestDb::create(backend).await;
-        let db = Db::connect(&test_db.url).await.unwrap();
-        let config = l2c_server::testing::TestOptions::default().config;
-        let state = AppState::new(config, db.clone())
-            .await
-            .unwrap()
-            .with_failure_policy(policy);
-        let s = TestServer::start_state(test_db, db, state).await;
+        let mut options = l2c_server::testing::TestOptions::default();
+        options.config.token_rate_limit = "5/min".parse().unwrap();
+        let s = TestServer::start_with(backend, options).await;
         let c = s.create_client(Scopes::all()).await;
-        for i in 0..5 {
+        for i in 0..4 {
             let res = token_request(&s)
                 .json(&json!({"grant_type": "client_credentials", "client_id": format!("l2c_guess{i}"), "client_secret": "x"}))
                 .send()
@@ -347,7 +333,23 @@ async fn failed_authentications_are_limited_per_peer_address() {
             .send()
             .await
             .unwrap();
-        assert!(res.headers().contains_key("retry-after"));
+        assert_eq!(res.status(), 200, "the fifth request is within the quota");
+        assert_eq!(res.headers()["ratelimit-policy"], "\"default\";q=5;w=60");
+        let res = token_request(&s)
+            .json(&json_creds(&c))
+            .send()
+            .await
+            .unwrap();
+        let retry: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=12).contains(&retry), "{retry}");
+        assert_eq!(
+            res.headers()["ratelimit"].to_str().unwrap(),
+            format!("\"default\";r=0;t={retry}")
+        );
         expect_error(res, 429, "slow_down").await;
         s.stop().await;
     }

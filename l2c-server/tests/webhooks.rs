@@ -150,7 +150,9 @@ impl Api<'_> {
             .server
             .http()
             .request(method, self.server.url(path))
-            .bearer_auth(&self.token);
+            .bearer_auth(&self.token)
+            // Every write under /api/mobile carries an idempotency key (spec §6).
+            .header("x-request-id", uuid::Uuid::new_v4().to_string());
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -1044,6 +1046,7 @@ async fn sigkilled_server_delivers_every_event_after_restart() {
             let res = http
                 .post(format!("{base}{path}"))
                 .bearer_auth(&token)
+                .header("x-request-id", uuid::Uuid::new_v4().to_string())
                 .json(&body)
                 .send()
                 .await

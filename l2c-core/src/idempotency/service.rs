@@ -397,7 +397,9 @@ where
         }
     };
 
-    if parts.status.is_server_error() && !config.store_server_errors {
+    let not_recorded = (parts.status.is_server_error() && !config.store_server_errors)
+        || rejected_before_handler(&parts.extensions);
+    if not_recorded {
         // Disarmed only afterwards: if this future is dropped mid-release the guard still frees
         // the key.
         if let Err(error) = store.release(&record_key, &token).await {
@@ -435,4 +437,17 @@ where
         }
     }
     Ok(Response::from_parts(parts, ResBody::from(body)))
+}
+
+/// Whether `extensions` mark a response that a layer *inside* this one sent instead of running
+/// the handler: the auth layer's 401/403 (e.g. `RequireScopeLayer` on the route, after this
+/// layer). Such responses are not recorded, so a retry with the same key after fixing the token
+/// runs the request rather than replaying the refusal.
+fn rejected_before_handler(extensions: &http::Extensions) -> bool {
+    #[cfg(feature = "auth")]
+    if extensions.get::<crate::auth::AuthRejection>().is_some() {
+        return true;
+    }
+    let _ = extensions;
+    false
 }

@@ -928,3 +928,49 @@ mod redis_store {
         black_hole.abort();
     }
 }
+
+/// A refusal by an auth layer inside this one (a route's `RequireScopeLayer`) is not recorded:
+/// after the client gets the scope, the same key runs the request.
+#[cfg(feature = "auth")]
+#[tokio::test]
+async fn auth_rejections_from_inner_layers_are_not_recorded() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let inner = {
+        let calls = calls.clone();
+        service_fn(move |_req: Request<Full<Bytes>>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let mut res = Response::new(Full::new(Bytes::from(format!("call {n}"))));
+                if n == 0 {
+                    *res.status_mut() = StatusCode::FORBIDDEN;
+                    res.extensions_mut()
+                        .insert(crate::auth::AuthRejection::InsufficientScope {
+                            required: Scopes::all(),
+                            granted: Scopes::empty(),
+                        });
+                } else {
+                    *res.status_mut() = StatusCode::CREATED;
+                }
+                Ok::<_, Infallible>(res)
+            }
+        })
+    };
+    let svc = IdempotencyLayer::new().layer(inner);
+    let request = || {
+        let mut req = Request::post("/leads")
+            .header("x-request-id", "k-403")
+            .body(Full::from("{}"))
+            .unwrap();
+        req.extensions_mut()
+            .insert(AuthenticatedClient::new("acme", Scopes::all()));
+        req
+    };
+    let first = svc.clone().oneshot(request()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::FORBIDDEN);
+    let second = svc.clone().oneshot(request()).await.unwrap();
+    assert_eq!(second.status(), StatusCode::CREATED);
+    assert!(second.headers().get(&IDEMPOTENT_REPLAYED).is_none());
+    let third = svc.oneshot(request()).await.unwrap();
+    assert_eq!(third.headers()[&IDEMPOTENT_REPLAYED], "true");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

@@ -108,6 +108,11 @@ impl RedisConnection {
         self.inner.config
     }
 
+    /// The underlying client (the parsed URL), e.g. for `RedisIdempotencyStore::from_client`, so one `--redis-url` is parsed once for every store of a server.
+    pub fn client(&self) -> &redis::Client {
+        &self.inner.client
+    }
+
     /// Runs `script` (EVALSHA, loading it on first use) within the timeout.
     pub(crate) async fn eval<T: FromRedisValue>(
         &self,

@@ -44,15 +44,18 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text exposition format 0.0.4.
+/// `GET /metrics`: Prometheus text exposition format 0.0.4: the request metrics and
+/// `l2c_rate_limit_fail_open_total{limiter}` (requests let through because Redis failed).
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = state.metrics.render();
+    state.limits.render_metrics(&mut text);
     (
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        text,
     )
         .into_response()
 }

@@ -41,9 +41,15 @@ pub fn mobile_routes() -> Router<AppState> {
         .merge(customers::routes())
         .merge(orders::routes())
         .merge(showroom::routes())
-        .merge(reports::routes())
         .merge(webhooks::routes())
         .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+}
+
+/// The long-running routes under `/api/mobile`, which [`app`](crate::app) puts under the
+/// per-client concurrency cap (`--export-concurrency`) in addition to the layers of
+/// [`mobile_routes`]: the report export.
+pub fn long_running_routes() -> Router<AppState> {
+    Router::new().merge(reports::routes())
 }
 
 /// 405 problem for a known path with another method (axum still adds the `Allow` header).

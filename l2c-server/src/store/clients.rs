@@ -16,7 +16,7 @@ use sqlx::Row;
 use subtle::ConstantTimeEq;
 
 use super::{Db, StoreError, from_unix_millis};
-use crate::config::RateSpec;
+use l2c_core::rate_limit::Quota;
 
 /// The shortest secret [`ClientStore::create_with_secret`] accepts, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -32,7 +32,7 @@ pub struct Client {
     /// The scopes the client may request.
     pub scopes: Scopes,
     /// Its own quota; the server default when `None`.
-    pub rate_limit: Option<RateSpec>,
+    pub rate_limit: Option<Quota>,
     /// Whether it may read every customer rather than only those linked to its leads and orders.
     pub all_customers: bool,
     /// Whether it is barred from obtaining tokens.
@@ -50,7 +50,7 @@ pub struct NewClient {
     /// The scopes it may request.
     pub scopes: Scopes,
     /// Its own quota; the server default when `None`.
-    pub rate_limit: Option<RateSpec>,
+    pub rate_limit: Option<Quota>,
     /// Whether it may read every customer.
     pub all_customers: bool,
 }
@@ -68,7 +68,7 @@ impl NewClient {
 
     /// Sets the client's own quota.
     #[must_use]
-    pub fn rate_limit(mut self, rate: RateSpec) -> Self {
+    pub fn rate_limit(mut self, rate: Quota) -> Self {
         self.rate_limit = Some(rate);
         self
     }
@@ -303,7 +303,7 @@ fn client_from_row(row: &sqlx::any::AnyRow) -> Result<Client, StoreError> {
             .parse()
             .map_err(|e| corrupt(format!("client {id}: {e}")))?,
         rate_limit: rate_limit
-            .map(|r| r.parse::<RateSpec>())
+            .map(|r| r.parse::<Quota>())
             .transpose()
             .map_err(|e| corrupt(format!("client {id}: {e}")))?,
         name: row.try_get("name")?,

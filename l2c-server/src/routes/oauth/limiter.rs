@@ -1,13 +1,16 @@
-//! Brute-force protection for the token endpoint (RFC 6749 §2.3.1, §10.10).
+//! Brute-force protection for one `client_id` (RFC 6749 §2.3.1, §10.10).
 //!
-//! Failed client authentications are counted per `client_id` and per peer address in token
-//! buckets; successes cost nothing. When either bucket is empty, the endpoint answers 429
-//! `slow_down` with `Retry-After` *before* checking the secret, so guessing stops even for the
-//! right secret until the bucket refills. State is in memory and bounded: full (idle) buckets are
-//! pruned when the table grows.
+//! Failed client authentications are counted per `client_id` in token buckets; successes cost
+//! nothing. When the bucket is empty, the endpoint answers 429 `slow_down` with `Retry-After`
+//! *before* checking the secret, so guessing stops even for the right secret until the bucket
+//! refills. State is in memory (per process) and bounded: full (idle) buckets are pruned when the
+//! table grows.
+//!
+//! Requests per peer address (all of them, failed or not) are limited by the core
+//! `KeyedRateLimitLayer` in front of the endpoint (`--token-rate-limit`, shared through Redis
+//! with `--redis-url`; see [`crate::limits`]), so this table needs no per-address buckets.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -27,13 +30,11 @@ pub struct Allowance {
     pub refill_every: Duration,
 }
 
-/// The limits per `client_id` and per peer address.
+/// The failed-authentication limit per `client_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailurePolicy {
     /// Per `client_id` (default: 10 failures, then one every 6 s).
     pub per_client: Allowance,
-    /// Per peer IP address (default: 30 failures, then one every 2 s).
-    pub per_peer: Allowance,
 }
 
 impl Default for FailurePolicy {
@@ -43,18 +44,8 @@ impl Default for FailurePolicy {
                 burst: 10,
                 refill_every: Duration::from_secs(6),
             },
-            per_peer: Allowance {
-                burst: 30,
-                refill_every: Duration::from_secs(2),
-            },
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Client(String),
-    Peer(IpAddr),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -64,12 +55,12 @@ struct Bucket {
     updated: SystemTime,
 }
 
-/// Counts failed authentications; cheap to clone (shared state).
+/// Counts failed authentications per `client_id`; cheap to clone (shared state).
 #[derive(Debug, Clone)]
 pub struct FailedAuthLimiter {
     policy: FailurePolicy,
     clock: Arc<dyn Clock>,
-    buckets: Arc<Mutex<HashMap<Key, Bucket>>>,
+    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
 }
 
 impl FailedAuthLimiter {
@@ -82,15 +73,8 @@ impl FailedAuthLimiter {
         }
     }
 
-    fn allowance(&self, key: &Key) -> Allowance {
-        match key {
-            Key::Client(_) => self.policy.per_client,
-            Key::Peer(_) => self.policy.per_peer,
-        }
-    }
-
-    fn refilled(&self, key: &Key, bucket: Bucket, now: SystemTime) -> Bucket {
-        let allowance = self.allowance(key);
+    fn refilled(&self, bucket: Bucket, now: SystemTime) -> Bucket {
+        let allowance = self.policy.per_client;
         let full = u64::from(allowance.burst) * 1000;
         let elapsed = now.duration_since(bucket.updated).unwrap_or_default();
         let per = allowance.refill_every.as_nanos().max(1);
@@ -105,62 +89,43 @@ impl FailedAuthLimiter {
         }
     }
 
-    fn keys(client_id: Option<&str>, peer: Option<IpAddr>) -> Vec<Key> {
-        let mut keys = Vec::with_capacity(2);
-        if let Some(id) = client_id {
-            keys.push(Key::Client(id.to_owned()));
-        }
-        if let Some(ip) = peer {
-            keys.push(Key::Peer(ip));
-        }
-        keys
-    }
-
-    /// `Err(retry_after)` when the client id or the peer has used up its failures.
-    pub fn check(&self, client_id: Option<&str>, peer: Option<IpAddr>) -> Result<(), Duration> {
+    /// `Err(retry_after)` when `client_id` has used up its failures.
+    pub fn check(&self, client_id: &str) -> Result<(), Duration> {
         let now = self.clock.now();
         let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let mut wait = Duration::ZERO;
-        for key in Self::keys(client_id, peer) {
-            let Some(bucket) = buckets.get(&key) else {
-                continue;
-            };
-            let bucket = self.refilled(&key, *bucket, now);
-            if bucket.milli_tokens < 1000 {
-                let missing = u32::try_from(1000 - bucket.milli_tokens).unwrap_or(1000);
-                let until = self.allowance(&key).refill_every * missing / 1000;
-                wait = wait.max(until);
-            }
+        let Some(bucket) = buckets.get(client_id) else {
+            return Ok(());
+        };
+        let bucket = self.refilled(*bucket, now);
+        if bucket.milli_tokens >= 1000 {
+            return Ok(());
         }
-        if wait.is_zero() { Ok(()) } else { Err(wait) }
+        let missing = u32::try_from(1000 - bucket.milli_tokens).unwrap_or(1000);
+        Err(self.policy.per_client.refill_every * missing / 1000)
     }
 
-    /// Records one failed authentication for the client id and the peer.
-    pub fn record_failure(&self, client_id: Option<&str>, peer: Option<IpAddr>) {
+    /// Records one failed authentication for `client_id`.
+    pub fn record_failure(&self, client_id: &str) {
         let now = self.clock.now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= SOFT_CAP {
             self.prune(&mut buckets, now);
         }
-        for key in Self::keys(client_id, peer) {
-            let full = u64::from(self.allowance(&key).burst) * 1000;
-            let bucket = buckets.get(&key).copied().unwrap_or(Bucket {
-                milli_tokens: full,
-                updated: now,
-            });
-            let mut bucket = self.refilled(&key, bucket, now);
-            bucket.milli_tokens = bucket.milli_tokens.saturating_sub(1000);
-            buckets.insert(key, bucket);
-        }
+        let full = u64::from(self.policy.per_client.burst) * 1000;
+        let bucket = buckets.get(client_id).copied().unwrap_or(Bucket {
+            milli_tokens: full,
+            updated: now,
+        });
+        let mut bucket = self.refilled(bucket, now);
+        bucket.milli_tokens = bucket.milli_tokens.saturating_sub(1000);
+        buckets.insert(client_id.to_owned(), bucket);
     }
 
-    fn prune(&self, buckets: &mut HashMap<Key, Bucket>, now: SystemTime) {
-        buckets.retain(|key, bucket| {
-            let full = u64::from(self.allowance(key).burst) * 1000;
-            self.refilled(key, *bucket, now).milli_tokens < full
-        });
+    fn prune(&self, buckets: &mut HashMap<String, Bucket>, now: SystemTime) {
+        let full = u64::from(self.policy.per_client.burst) * 1000;
+        buckets.retain(|_, bucket| self.refilled(*bucket, now).milli_tokens < full);
         if buckets.len() >= HARD_CAP {
-            let excess: Vec<Key> = buckets.keys().take(HARD_CAP / 10).cloned().collect();
+            let excess: Vec<String> = buckets.keys().take(HARD_CAP / 10).cloned().collect();
             for key in excess {
                 buckets.remove(&key);
             }
@@ -184,42 +149,25 @@ mod tests {
                 burst: 3,
                 refill_every: Duration::from_secs(10),
             },
-            per_peer: Allowance {
-                burst: 5,
-                refill_every: Duration::from_secs(1),
-            },
         };
         FailedAuthLimiter::new(policy, Arc::new(clock.clone()))
     }
-
-    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     #[test]
     fn client_is_blocked_after_its_burst_and_forgiven_over_time() {
         let clock = MockClock::at_unix(1_000);
         let l = limiter(&clock);
         for _ in 0..3 {
-            assert!(l.check(Some("a"), None).is_ok());
-            l.record_failure(Some("a"), None);
+            assert!(l.check("a").is_ok());
+            l.record_failure("a");
         }
-        assert_eq!(l.check(Some("a"), None), Err(Duration::from_secs(10)));
+        assert_eq!(l.check("a"), Err(Duration::from_secs(10)));
         // Another client is unaffected.
-        assert!(l.check(Some("b"), None).is_ok());
+        assert!(l.check("b").is_ok());
         clock.advance(Duration::from_secs(4));
-        assert_eq!(l.check(Some("a"), None), Err(Duration::from_secs(6)));
+        assert_eq!(l.check("a"), Err(Duration::from_secs(6)));
         clock.advance(Duration::from_secs(6));
-        assert!(l.check(Some("a"), None).is_ok());
-    }
-
-    #[test]
-    fn peer_is_blocked_across_client_ids() {
-        let clock = MockClock::at_unix(1_000);
-        let l = limiter(&clock);
-        for i in 0..5 {
-            l.record_failure(Some(&format!("c{i}")), Some(IP));
-        }
-        assert!(l.check(Some("fresh"), Some(IP)).is_err());
-        assert!(l.check(Some("fresh"), None).is_ok());
+        assert!(l.check("a").is_ok());
     }
 
     #[test]
@@ -227,11 +175,11 @@ mod tests {
         let clock = MockClock::at_unix(1_000);
         let l = limiter(&clock);
         for i in 0..SOFT_CAP {
-            l.record_failure(Some(&i.to_string()), None);
+            l.record_failure(&i.to_string());
         }
         assert_eq!(l.tracked_keys(), SOFT_CAP);
         clock.advance(Duration::from_secs(3600));
-        l.record_failure(Some("new"), None);
+        l.record_failure("new");
         assert_eq!(l.tracked_keys(), 1);
     }
 }

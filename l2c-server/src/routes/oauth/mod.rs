@@ -15,7 +15,8 @@
 //! | `grant_type` missing | 400 | `invalid_request` |
 //! | `grant_type` not `client_credentials` | 400 | `unsupported_grant_type` |
 //! | no credentials, unknown client, wrong secret | 401 + `WWW-Authenticate: Basic realm="l2c"` | `invalid_client` |
-//! | too many failed authentications for the client id or the peer address | 429 + `Retry-After` | `slow_down` |
+//! | too many failed authentications for the client id | 429 + `Retry-After` | `slow_down` |
+//! | too many requests from the peer address (`--token-rate-limit`) | 429 + `Retry-After`, `RateLimit` | `slow_down` |
 //! | client disabled | 400 | `unauthorized_client` |
 //! | unknown scope, or one the client does not hold | 400 | `invalid_scope` |
 //!
@@ -73,7 +74,6 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
     if let Err(rejection) = check_transport(&state, socket_peer, &parts.headers) {
         return oauth_error(rejection.status, &rejection.error);
     }
-    let peer = client_address(state.config.trust_proxy_tls, socket_peer, &parts.headers);
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -138,17 +138,17 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
         );
     };
 
-    if let Err(wait) = state.auth_failures.check(Some(&client_id), peer) {
+    if let Err(wait) = state.auth_failures.check(&client_id) {
         return slow_down(wait);
     }
     let Some(secret) = client_secret else {
-        state.auth_failures.record_failure(Some(&client_id), peer);
+        state.auth_failures.record_failure(&client_id);
         return invalid_client();
     };
     let client = match state.db.clients().verify(&client_id, &secret).await {
         Ok(Verified::Valid(client)) => client,
         Ok(Verified::Invalid) => {
-            state.auth_failures.record_failure(Some(&client_id), peer);
+            state.auth_failures.record_failure(&client_id);
             tracing::info!(client_id = %client_id, "token request: client authentication failed");
             return invalid_client();
         }
@@ -262,8 +262,8 @@ fn check_transport(
     }
 }
 
-/// The address failed attempts are counted against: the socket peer, or — behind a declared
-/// proxy (`--trust-proxy-tls`) — the last `X-Forwarded-For` entry, the one that proxy appended
+/// The address token requests are counted against (see [`crate::limits`]): the socket peer, or
+/// — behind a declared proxy (`--trust-proxy-tls`) — the last `X-Forwarded-For` entry, the one that proxy appended
 /// (otherwise every client behind the proxy would share one bucket).
 pub fn client_address(
     trust_proxy: bool,
@@ -316,6 +316,45 @@ fn invalid_client() -> Response {
             "client authentication failed",
         ),
     )
+}
+
+/// Middleware outside the token endpoint's per-address rate limiter: its 429 (and a 503 of a
+/// failed store, with fail-closed) keep their status and headers (`Retry-After`, `RateLimit`,
+/// `RateLimit-Policy`, `Cache-Control`) but get the RFC 6749 JSON body the endpoint's clients
+/// parse instead of problem+json.
+pub async fn oauth_error_shape(req: Request, next: axum::middleware::Next) -> Response {
+    let res = next.run(req).await;
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    let status = res.status();
+    if !is_problem
+        || !(status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE)
+    {
+        return res;
+    }
+    let (mut parts, _) = res.into_parts();
+    let error = if status == StatusCode::TOO_MANY_REQUESTS {
+        OAuthError::new(
+            OAuthErrorCode::SlowDown,
+            "too many token requests from this address; retry after the time in Retry-After",
+        )
+    } else {
+        OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            "the server cannot accept token requests right now; retry later",
+        )
+    };
+    let body = oauth_error(status, &error);
+    let (body_parts, body) = body.into_parts();
+    for name in [header::CONTENT_TYPE, header::CACHE_CONTROL, header::PRAGMA] {
+        if let Some(v) = body_parts.headers.get(&name) {
+            parts.headers.insert(name, v.clone());
+        }
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, body)
 }
 
 fn slow_down(wait: std::time::Duration) -> Response {
