@@ -168,8 +168,9 @@ fn problem_response(description: &str) -> ResponseBuilder {
 }
 
 /// The idempotency key request headers, shared by every write under `/api/mobile`. The layer
-/// requires a key on every write; OpenAPI cannot say "one of two headers", so `X-Request-Id` (the
-/// spec's name, which the SDK sends) is the required one.
+/// requires one of the two on every write; OpenAPI cannot say "one of two headers", so both are
+/// declared optional and the rule is in the descriptions (a request with only `Idempotency-Key`
+/// is valid and must not look schema-violating).
 fn idempotency_parameters() -> [Parameter; 2] {
     let key = || {
         string_schema()
@@ -181,12 +182,13 @@ fn idempotency_parameters() -> [Parameter; 2] {
         ParameterBuilder::new()
             .name("X-Request-Id")
             .parameter_in(ParameterIn::Header)
-            .required(Required::True)
+            .required(Required::False)
             .description(Some(
                 "Idempotency key (spec §6; 1–255 visible ASCII), unique per logical request and \
                  reused on every retry of it: a retry with the same key and body replays the \
-                 first answer (`Idempotent-Replayed: true`) instead of running again. Required \
-                 on writes (or `Idempotency-Key`); echoed on the response.",
+                 first answer (`Idempotent-Replayed: true`) instead of running again. Every \
+                 write needs this header or `Idempotency-Key` (400 without either); echoed on \
+                 the response.",
             ))
             .schema(Some(key()))
             .build(),
@@ -237,7 +239,8 @@ impl MobileConventions {
 
     fn apply(path: &str, method: &HttpMethod, op: &mut Operation) {
         let mobile = path.starts_with("/api/mobile/");
-        let rate_limited = mobile || path == "/api/oauth/token";
+        // The token endpoint documents its own 429: RFC 6749's `slow_down` JSON, not a problem.
+        let rate_limited = mobile;
         let write = mobile
             && matches!(
                 method,

@@ -60,7 +60,7 @@ pub const MAX_BODY: usize = 16 * 1024;
         (status = 200, description = "An access token (`Cache-Control: no-store`)", body = l2c_core::api::oauth::TokenResponse),
         (status = 400, description = "`invalid_request`, `unsupported_grant_type` or `invalid_scope` (RFC 6749 §5.2)", body = l2c_core::api::oauth::OAuthError),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate: Basic`", body = l2c_core::api::oauth::OAuthError),
-        (status = 429, description = "Too many failed attempts", body = l2c_core::api::oauth::OAuthError),
+        (status = 429, description = "Too many requests from this address, or too many failed attempts for this client (`slow_down`, `Retry-After`)", body = l2c_core::api::oauth::OAuthError),
     ),
     security(())
 )]
