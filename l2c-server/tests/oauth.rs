@@ -286,7 +286,7 @@ async fn every_request_error_has_its_rfc_6749_code() {
 }
 
 #[tokio::test]
-async fn failed_authentications_are_limited_per_client_id() {
+async fn failed_authentications_are_limited_per_client_id_but_never_lock_out_the_right_secret() {
     with_each_backend(|s| async move {
         let c = s.create_client(Scopes::all()).await;
         let other = s.create_client(Scopes::all()).await;
@@ -298,10 +298,47 @@ async fn failed_authentications_are_limited_per_client_id() {
                 .unwrap();
             expect_error(res, 401, "invalid_client").await;
         }
-        // Locked: even the right secret is refused until the bucket refills.
-        let res = token_request(&s).json(&json_creds(&c)).send().await.unwrap();
+        // Locked: a wrong secret is now refused with 429 until the bucket refills …
+        let res = token_request(&s)
+            .json(&json!({"grant_type": "client_credentials", "client_id": c.id, "client_secret": "guess"}))
+            .send()
+            .await
+            .unwrap();
         let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!(retry >= 1);
+        expect_error(res, 429, "slow_down").await;
+        // … and so is a request without a secret …
+        let res = token_request(&s)
+            .json(&json!({"grant_type": "client_credentials", "client_id": c.id}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, 429, "slow_down").await;
+        // … but the right secret still gets its token: client ids are not secret, so anyone
+        // could otherwise keep a partner locked out.
+        let res = token_request(&s).json(&json_creds(&c)).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        // Still locked for guesses after that success.
+        let res = token_request(&s)
+            .json(&json!({"grant_type": "client_credentials", "client_id": c.id, "client_secret": "guess2"}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, 429, "slow_down").await;
+        // Unknown client ids are throttled the same way (no enumeration through 401 vs 429).
+        for _ in 0..10 {
+            let res = token_request(&s)
+                .json(&json!({"grant_type": "client_credentials", "client_id": "l2c_nobody", "client_secret": "x"}))
+                .send()
+                .await
+                .unwrap();
+            expect_error(res, 401, "invalid_client").await;
+        }
+        let res = token_request(&s)
+            .json(&json!({"grant_type": "client_credentials", "client_id": "l2c_nobody", "client_secret": "x"}))
+            .send()
+            .await
+            .unwrap();
         expect_error(res, 429, "slow_down").await;
         // Another client from the same address is not affected.
         let res = token_request(&s).json(&json_creds(&other)).send().await.unwrap();

@@ -1,10 +1,11 @@
 //! Brute-force protection for one `client_id` (RFC 6749 §2.3.1, §10.10).
 //!
 //! Failed client authentications are counted per `client_id` in token buckets; successes cost
-//! nothing. When the bucket is empty, the endpoint answers 429 `slow_down` with `Retry-After`
-//! *before* checking the secret, so guessing stops even for the right secret until the bucket
-//! refills. State is in memory (per process) and bounded: full (idle) buckets are pruned when the
-//! table grows.
+//! nothing. The endpoint always verifies the secret first: the right secret gets its token
+//! whatever the bucket holds (client ids are not secret, so a lockout that refused it would let
+//! anyone lock a partner out), and a wrong one gets 429 `slow_down` with `Retry-After` instead
+//! of 401 while the bucket is empty. State is in memory (per process) and bounded: full (idle)
+//! buckets are pruned when the table grows.
 //!
 //! Requests per peer address (all of them, failed or not) are limited by the core
 //! `KeyedRateLimitLayer` in front of the endpoint (`--token-rate-limit`, shared through Redis

@@ -15,7 +15,7 @@
 //! | `grant_type` missing | 400 | `invalid_request` |
 //! | `grant_type` not `client_credentials` | 400 | `unsupported_grant_type` |
 //! | no credentials, unknown client, wrong secret | 401 + `WWW-Authenticate: Basic realm="l2c"` | `invalid_client` |
-//! | too many failed authentications for the client id | 429 + `Retry-After` | `slow_down` |
+//! | wrong secret (or unknown client) after too many failures for the client id | 429 + `Retry-After` | `slow_down` |
 //! | too many requests from the peer address (`--token-rate-limit`) | 429 + `Retry-After`, `RateLimit` | `slow_down` |
 //! | client disabled | 400 | `unauthorized_client` |
 //! | unknown scope, or one the client does not hold | 400 | `invalid_scope` |
@@ -138,16 +138,21 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
         );
     };
 
-    if let Err(wait) = state.auth_failures.check(&client_id) {
-        return slow_down(wait);
-    }
-    let Some(secret) = client_secret else {
-        state.auth_failures.record_failure(&client_id);
-        return invalid_client();
+    // The secret is verified first (in constant time, unknown clients included): client ids are
+    // not secret, so a lockout that also refused the right secret would let anyone keep a
+    // partner out with one bad attempt per refill. Only failures are throttled per client id;
+    // request volume is bounded per address by the token rate limit in front.
+    let verified = match client_secret {
+        None => Ok(Verified::Invalid),
+        Some(secret) => state.db.clients().verify(&client_id, &secret).await,
     };
-    let client = match state.db.clients().verify(&client_id, &secret).await {
+    let client = match verified {
         Ok(Verified::Valid(client)) => client,
         Ok(Verified::Invalid) => {
+            if let Err(wait) = state.auth_failures.check(&client_id) {
+                tracing::info!(client_id = %client_id, "token request: failed authentication while locked out");
+                return slow_down(wait);
+            }
             state.auth_failures.record_failure(&client_id);
             tracing::info!(client_id = %client_id, "token request: client authentication failed");
             return invalid_client();
