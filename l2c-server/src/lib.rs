@@ -61,8 +61,11 @@ pub use state::AppState;
 ///
 /// - `POST /api/oauth/token`: the per-peer-address rate limit (`--token-rate-limit`), whose 429
 ///   keeps the RFC 6749 error shape;
-/// - `/api/mobile`: [`JwtAuthLayer`] → the per-client rate limit (`--rate-limit` and the
-///   clients' own quotas; 401/403 never reach it, so they consume nothing) →
+/// - `/api/mobile`: [`JwtAuthLayer`] → refusal (401) of the tokens of disabled clients
+///   ([`limits::reject_disabled`], refreshed every `--quota-refresh-secs`) → the per-client rate
+///   limit (`--rate-limit` and the clients' own quotas; a 401 never reaches it, so it consumes
+///   nothing, but a 403 for a missing scope does: scopes are checked per route, inside the
+///   limiter) →
 ///   [`IdempotencyLayer`](l2c_core::idempotency::IdempotencyLayer) on the routes' POST/PUT/PATCH
 ///   (a route layer, so an unknown path is still 404 and a wrong method still 405) → handler.
 ///   Long-running routes (the report export) additionally hold one of
@@ -124,6 +127,10 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         .fallback(routes::not_found)
         .layer(limits.rate_limit.clone())
         .layer(from_fn(observe::expose_client))
+        .layer(from_fn_with_state(
+            limits.disabled.clone(),
+            limits::reject_disabled,
+        ))
         .layer(JwtAuthLayer::new(verifier));
 
     let token = post(routes::oauth::token)

@@ -25,7 +25,9 @@
 //! at start-up, and [`Limits::refresh_quotas`] re-reads them every `--quota-refresh-secs`
 //! (default 30 s) while the server runs, so a client created or changed through any replica's
 //! database takes effect everywhere within that interval, without a restart and without
-//! resetting what clients have already used. Disabled clients keep no override.
+//! resetting what clients have already used. The same reload refreshes the set of disabled clients
+//! ([`DisabledClients`]), whose tokens are refused with 401 right after authentication, so
+//! `l2c-server client disable` takes effect on running servers within that interval too.
 //!
 //! # CORS
 //!
@@ -33,12 +35,15 @@
 //! `Retry-After`, `X-Request-Id` and `Idempotent-Replayed` must be listed in
 //! `Access-Control-Expose-Headers`, or browsers hide them from scripts.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use http::{HeaderValue, StatusCode, header};
 use l2c_core::concurrency::{
     ConcurrencyCapLayer, ConcurrencyStore, MemoryConcurrencyStore, RedisConcurrencyStore,
 };
@@ -49,15 +54,96 @@ use l2c_core::limits::RedisConnection;
 use l2c_core::rate_limit::{
     KeyedRateLimitLayer, MemoryStore, QuotaOverrides, RateLimitStore, RedisStore,
 };
+use l2c_core::{AuthenticatedClient, Problem};
 
 use crate::config::{Config, ConfigError};
 use crate::routes::oauth::client_address;
 use crate::store::{Db, StoreError};
 
+/// The ids of the disabled clients, refreshed with the quotas; cheap to clone (shared state).
+///
+/// [`crate::app`] refuses, right after the auth layer, every token of a client in this set (see
+/// [`reject_disabled`]), so `l2c-server client disable` revokes the client's live tokens within
+/// `--quota-refresh-secs` instead of when they expire.
+#[derive(Debug, Clone, Default)]
+pub struct DisabledClients {
+    /// Whether the set holds anything: the hot path skips the lock when it is empty.
+    any: Arc<AtomicBool>,
+    ids: Arc<RwLock<HashSet<String>>>,
+}
+
+impl DisabledClients {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `client_id` is disabled.
+    pub fn contains(&self, client_id: &str) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        self.ids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(client_id)
+    }
+
+    /// Replaces the whole set.
+    pub fn replace_all(&self, ids: HashSet<String>) {
+        let mut guard = self.ids.write().unwrap_or_else(|e| e.into_inner());
+        self.any.store(!ids.is_empty(), Ordering::Release);
+        *guard = ids;
+    }
+
+    /// How many clients are disabled.
+    pub fn len(&self) -> usize {
+        self.ids.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no client is disabled.
+    pub fn is_empty(&self) -> bool {
+        !self.any.load(Ordering::Acquire)
+    }
+}
+
+/// Middleware right after [`JwtAuthLayer`](l2c_core::auth::JwtAuthLayer): a valid token of a
+/// disabled client gets the auth layer's own 401 `invalid_token` answer (same
+/// `WWW-Authenticate` challenge, `Cache-Control: no-store` and problem body), before the rate
+/// limiter, so it consumes no quota.
+pub async fn reject_disabled(
+    axum::extract::State(disabled): axum::extract::State<DisabledClients>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let refused = !disabled.is_empty()
+        && req
+            .extensions()
+            .get::<AuthenticatedClient>()
+            .is_some_and(|c| disabled.contains(c.client_id.as_str()));
+    if !refused {
+        return next.run(req).await;
+    }
+    let problem = Problem::new(StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized")
+        .with_detail("The access token is invalid or has expired; request a new one.")
+        .with_request_id_from(req.extensions())
+        .with_extension("error", "invalid_token");
+    let mut res = crate::error::problem_response(problem);
+    let headers = res.headers_mut();
+    headers.insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"l2c\", error=\"invalid_token\""),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
 /// The limit and idempotency layers of one server, built once and cloned into the router.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Limits {
+    /// The disabled clients, whose tokens are refused; filled from the database with the quotas.
+    pub disabled: DisabledClients,
     /// Per-client quotas that replace `--rate-limit`; filled from the database.
     pub overrides: QuotaOverrides,
     /// The per-client limiter of `/api/mobile`.
@@ -159,6 +245,7 @@ impl Limits {
         let idempotency = IdempotencyLayer::new().with_store(stores.idempotency);
 
         Ok(Self {
+            disabled: DisabledClients::new(),
             overrides,
             rate_limit,
             token_rate_limit,
@@ -168,21 +255,31 @@ impl Limits {
         })
     }
 
-    /// Replaces the per-client overrides with the quotas stored with the clients (disabled
-    /// clients excluded); returns how many clients have one.
+    /// Replaces the per-client overrides with the quotas stored with the clients, and the
+    /// [`DisabledClients`] with the ids of the disabled ones; returns how many clients have a
+    /// quota.
+    ///
+    /// A disabled client keeps its quota (it is refused before the limiter anyway, and falls
+    /// back to nothing more generous if that ever changes).
     ///
     /// # Errors
     ///
-    /// [`StoreError`] when the clients cannot be read; the overrides are then left as they were.
+    /// [`StoreError`] when the clients cannot be read; the overrides and the disabled set are
+    /// then left as they were.
     pub async fn load_quotas(&self, db: &Db) -> Result<usize, StoreError> {
         let clients = db.clients().list().await?;
+        let disabled: HashSet<String> = clients
+            .iter()
+            .filter(|c| c.disabled)
+            .map(|c| c.id.as_str().to_owned())
+            .collect();
         let quotas: Vec<_> = clients
             .into_iter()
-            .filter(|c| !c.disabled)
             .filter_map(|c| c.rate_limit.map(|q| (c.id.as_str().to_owned(), q)))
             .collect();
         let n = quotas.len();
         self.overrides.replace_all(quotas);
+        self.disabled.replace_all(disabled);
         Ok(n)
     }
 

@@ -940,3 +940,87 @@ async fn the_export_cap_is_shared_by_two_servers_on_one_redis() {
     b.shutdown().await;
     a.stop().await;
 }
+
+/// Runs `l2c-server client <args…> --database-url <url>` through the CLI code path.
+async fn client_cli(db_url: &str, args: &[&str]) {
+    let mut argv = vec!["l2c-server", "client"];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&["--database-url", db_url]);
+    let cli = <l2c_server::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+    let Some(l2c_server::cli::Command::Client {
+        database_url,
+        action,
+    }) = &cli.command
+    else {
+        panic!("client command")
+    };
+    let mut out = Vec::new();
+    l2c_server::cli::run_client_command(database_url, action, &mut out)
+        .await
+        .unwrap();
+}
+
+/// `client disable` revokes the client's live tokens on a running server at the next quota
+/// reload (every `--quota-refresh-secs`), with the auth layer's own 401; `client enable`
+/// restores them. The refused requests consume no quota.
+#[tokio::test]
+async fn disabling_a_client_refuses_its_live_tokens_after_the_reload() {
+    for backend in Backend::available() {
+        let s = TestServer::start_with(backend, options(&Store::Memory, "3/min")).await;
+        let db_url = s.test_db.url.clone();
+        let c = s.create_client(Scopes::all()).await;
+        let other = s.create_client(Scopes::all()).await;
+        let token = s.token(&c).await;
+        let other_token = s.token(&other).await;
+        let get = |token: &str| {
+            s.http()
+                .get(s.url("/api/mobile/test/ping"))
+                .bearer_auth(token)
+                .send()
+        };
+        assert_eq!(get(&token).await.unwrap().status(), 200, "{backend:?}");
+
+        client_cli(&db_url, &["disable", &c.id]).await;
+        // What the periodic refresh does (every --quota-refresh-secs).
+        s.state.limits.load_quotas(&s.db).await.unwrap();
+        assert_eq!(s.state.limits.disabled.len(), 1);
+
+        // The auth layer's answer to a bad token, to compare with.
+        let bad = get("not-a-token").await.unwrap();
+        assert_eq!(bad.status(), 401);
+        let bad_challenge = bad.headers()["www-authenticate"].clone();
+        let mut bad_body: serde_json::Value = bad.json().await.unwrap();
+
+        for _ in 0..5 {
+            let res = get(&token).await.unwrap();
+            assert_eq!(res.status(), 401, "{backend:?}");
+            assert_eq!(
+                res.headers()["www-authenticate"],
+                "Bearer realm=\"l2c\", error=\"invalid_token\""
+            );
+            assert_eq!(res.headers()["www-authenticate"], bad_challenge);
+            assert_eq!(res.headers()["cache-control"], "no-store");
+            assert_eq!(res.headers()["content-type"], "application/problem+json");
+            assert!(
+                res.headers().get("ratelimit").is_none(),
+                "never reached the limiter"
+            );
+            let mut body: serde_json::Value = res.json().await.unwrap();
+            assert!(body["requestId"].is_string(), "{body}");
+            body.as_object_mut().unwrap().remove("requestId");
+            bad_body.as_object_mut().unwrap().remove("requestId");
+            assert_eq!(body, bad_body);
+        }
+        // Other clients are unaffected.
+        assert_eq!(get(&other_token).await.unwrap().status(), 200);
+
+        client_cli(&db_url, &["enable", &c.id]).await;
+        s.state.limits.load_quotas(&s.db).await.unwrap();
+        assert!(s.state.limits.disabled.is_empty());
+        // The five refusals consumed none of the 3/min quota: two more pass, then 429.
+        assert_eq!(get(&token).await.unwrap().status(), 200, "{backend:?}");
+        assert_eq!(get(&token).await.unwrap().status(), 200);
+        assert_eq!(get(&token).await.unwrap().status(), 429);
+        s.stop().await;
+    }
+}
