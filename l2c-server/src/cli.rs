@@ -119,7 +119,8 @@ pub enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Stop a client from obtaining tokens (issued tokens live until they expire).
+    /// Stop a client from obtaining tokens; running servers also refuse its issued tokens within
+    /// `--quota-refresh-secs`.
     Disable {
         /// The client id.
         id: String,

@@ -185,8 +185,8 @@ pub struct Config {
     pub token_rate_limit: Quota,
     /// How many report exports one client may run at once.
     pub export_concurrency: u32,
-    /// How often per-client quotas are re-read from the database (so a `client create` on any
-    /// host takes effect everywhere).
+    /// How often per-client quotas and the disabled clients are re-read from the database (so a
+    /// `client create` or `client disable` on any host takes effect everywhere).
     pub quota_refresh: Duration,
     /// Serve HTTPS with these files; plain HTTP when `None`.
     pub tls: Option<TlsFiles>,
