@@ -2,7 +2,10 @@
 //!
 //! Drop-in replacements for axum's [`axum::Json`], [`axum::extract::Path`] and
 //! [`axum::extract::Query`]: same behaviour, but a malformed body or parameter becomes an
-//! [`AppError`] with a stable `code` and a `detail` that says which field was wrong.
+//! [`AppError`] with a stable `code` and a `detail` that says which field was wrong. Rejections
+//! are [`Refused`]: their responses carry
+//! [`NotExecuted`](l2c_core::idempotency::NotExecuted), so the idempotency layer never records a
+//! request the handler did not run.
 //!
 //! | rejection | status | `code` |
 //! |---|---|---|
@@ -23,6 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
+use crate::routes::body::Refused;
 
 /// A JSON body (request) or JSON response; rejections are problem+json.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,7 +37,7 @@ where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = AppError;
+    type Rejection = Refused;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
@@ -102,12 +106,12 @@ where
     T: DeserializeOwned + Send,
     S: Send + Sync,
 {
-    type Rejection = AppError;
+    type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Path(v)),
-            Err(rejection) => Err(path_rejection(&rejection)),
+            Err(rejection) => Err(path_rejection(&rejection).into()),
         }
     }
 }
@@ -134,7 +138,7 @@ where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = AppError;
+    type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {

@@ -97,7 +97,12 @@
 //! deprecation) are added to replays by those layers as usual. The first response goes out with
 //! all its headers. 5xx responses are not stored unless
 //! [`store_server_errors(true)`](IdempotencyLayer::store_server_errors), so a retry after a
-//! server error runs again. Records live [`ttl`](IdempotencyLayer::ttl) (default 24 h); after
+//! server error runs again. A response carrying [`NotExecuted`] in its extensions (the
+//! request was refused before it did anything: extractor rejections, a retryable conflict that
+//! rolled back) or the auth layer's rejection is not stored either, so the corrected retry with
+//! the same key runs. A response carrying [`StoreRedacted`] is sent as is but stored with the
+//! redacted body it holds: use it for responses that show a secret once, so a replay neither
+//! shows the secret again nor runs the handler a second time. Records live [`ttl`](IdempotencyLayer::ttl) (default 24 h); after
 //! that a reuse of the key is a new request.
 //!
 //! **Leases.** The claim of a running request is a lease ([`lease`](IdempotencyLayer::lease),
@@ -176,5 +181,7 @@ pub use memory::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, MemoryIdempotencyStore}
 pub use record::{ANONYMOUS_SCOPE, Fingerprint, LeaseToken, RecordKey, StoredResponse};
 #[cfg(feature = "redis")]
 pub use redis::RedisIdempotencyStore;
-pub use service::{IDEMPOTENT_REPLAYED, Idempotency, IdempotencyRejection};
+pub use service::{
+    IDEMPOTENT_REPLAYED, Idempotency, IdempotencyRejection, NotExecuted, StoreRedacted,
+};
 pub use store::{Claim, IdempotencyStore, StoreError, StoreErrorKind};

@@ -383,7 +383,8 @@ where
     let response = inner
         .call(Request::from_parts(parts, ReqBody::from(body)))
         .await?;
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    let redacted = parts.extensions.remove::<StoreRedacted>();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
@@ -413,11 +414,17 @@ where
                 headers.append(name.clone(), value.clone());
             }
         }
+        // A response carrying a secret stores a redacted body instead: the replay answers the
+        // same request without showing the secret a second time.
+        let stored_body = match redacted {
+            Some(StoreRedacted(redacted)) => redacted,
+            None => body.clone(),
+        };
         let record = Arc::new(StoredResponse::new(
             fingerprint,
             parts.status,
             headers,
-            body.clone(),
+            stored_body,
         ));
         match store
             .complete(&record_key, &token, record, config.ttl)
@@ -442,8 +449,12 @@ where
 /// Whether `extensions` mark a response that a layer *inside* this one sent instead of running
 /// the handler: the auth layer's 401/403 (e.g. `RequireScopeLayer` on the route, after this
 /// layer). Such responses are not recorded, so a retry with the same key after fixing the token
-/// runs the request rather than replaying the refusal.
+/// runs the request rather than replaying the refusal. The same holds for any response marked
+/// [`NotExecuted`].
 fn rejected_before_handler(extensions: &http::Extensions) -> bool {
+    if extensions.get::<NotExecuted>().is_some() {
+        return true;
+    }
     #[cfg(feature = "auth")]
     if extensions.get::<crate::auth::AuthRejection>().is_some() {
         return true;
@@ -451,3 +462,43 @@ fn rejected_before_handler(extensions: &http::Extensions) -> bool {
     let _ = extensions;
     false
 }
+
+/// Response extension: the request was refused before it did anything, so the response is not
+/// recorded and a retry with the same key runs again.
+///
+/// A service inside [`IdempotencyLayer`](super::IdempotencyLayer) puts it in the extensions of
+/// a response to a request it never executed: an extractor rejection (415 wrong content type,
+/// 400 malformed JSON, 422 body of the wrong shape, 413 too large) or a retryable refusal that
+/// rolled back (409 `concurrent_update`). The key is released as for a 5xx; the client fixes the
+/// request and retries with the same key.
+///
+/// ```
+/// use http::{Response, StatusCode};
+/// use l2c_core::idempotency::NotExecuted;
+///
+/// let mut res = Response::new(());
+/// *res.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+/// res.extensions_mut().insert(NotExecuted);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NotExecuted;
+
+/// Response extension: record this body instead of the one sent.
+///
+/// For a response that shows a secret once (a webhook signing secret): the client gets the real
+/// body, the record holds this redacted one, so a replay with the same key answers with the same
+/// status and headers and `Idempotent-Replayed: true` but without the secret — and the handler
+/// does not run again (no duplicate resource). The secret never reaches the store. The
+/// extension is removed from the response before it goes out.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::Response;
+/// use l2c_core::idempotency::StoreRedacted;
+///
+/// let mut res = Response::new(Bytes::from_static(br#"{"id":"w-1","secret":"whsec_x"}"#));
+/// res.extensions_mut()
+///     .insert(StoreRedacted(Bytes::from_static(br#"{"id":"w-1"}"#)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRedacted(pub Bytes);

@@ -629,6 +629,66 @@ async fn client_errors_from_the_handler_are_replayed() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+#[tokio::test]
+async fn client_errors_marked_not_executed_are_not_stored() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = IdempotencyLayer::new().layer(handler(&calls, |n, req| async move {
+        if n == 1 {
+            let mut res = crate::Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported Media Type",
+            )
+            .into_response::<Full<Bytes>>();
+            res.extensions_mut().insert(NotExecuted);
+            res
+        } else {
+            created(n, req).await
+        }
+    }));
+    let first = send(&svc, post(Some("k"), BODY, Some("c"))).await;
+    assert_eq!(first.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let retry = send(&svc, post(Some("k"), BODY, Some("c"))).await;
+    assert_eq!(retry.status, StatusCode::CREATED);
+    assert!(!retry.replayed());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // The successful retry is recorded as usual.
+    send(&svc, post(Some("k"), BODY, Some("c")))
+        .await
+        .assert_replay_of(&retry);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn store_redacted_sends_the_real_body_and_replays_the_redacted_one() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = IdempotencyLayer::new().layer(handler(&calls, |n, _req| async move {
+        let mut res = Response::builder()
+            .status(StatusCode::CREATED)
+            .header("content-type", "application/json")
+            .body(Full::from(format!(r#"{{"id":{n},"secret":"whsec_s{n}"}}"#)))
+            .unwrap();
+        res.extensions_mut()
+            .insert(StoreRedacted(Bytes::from(format!(r#"{{"id":{n}}}"#))));
+        res
+    }));
+    let res = svc
+        .clone()
+        .oneshot(post(Some("k"), BODY, Some("c")))
+        .await
+        .unwrap();
+    assert!(res.extensions().get::<StoreRedacted>().is_none());
+    let first = snapshot(res).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(first.body, r#"{"id":1,"secret":"whsec_s1"}"#);
+    let replay = send(&svc, post(Some("k"), BODY, Some("c"))).await;
+    assert!(replay.replayed());
+    assert_eq!(replay.status, StatusCode::CREATED);
+    assert_eq!(replay.headers["content-type"], "application/json");
+    assert_eq!(replay.body, r#"{"id":1}"#);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn records_expire_after_the_ttl() {
     let calls = Arc::new(AtomicUsize::new(0));

@@ -13,9 +13,14 @@
 //! | a value the domain refuses (bad mobile, negative amount, …) | 422 | `invalid_field` |
 //!
 //! Problems about one field carry it in the `field` extension member as well as in `detail`.
+//! Every rejection is a [`Refused`]: its response carries
+//! [`NotExecuted`](l2c_core::idempotency::NotExecuted), so the idempotency layer does not record
+//! it and the corrected retry with the same key runs. Trailing data after the JSON value
+//! (`{…}garbage`, `{…}{…}`) is `malformed_json`, never stored.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use l2c_core::Problem;
 use serde::de::DeserializeOwned;
@@ -33,6 +38,51 @@ pub struct JsonBody<T> {
     pub value: T,
     /// The body as received.
     pub raw: Bytes,
+}
+
+/// An extractor rejection: the request was refused before the handler ran.
+///
+/// Answers like the [`AppError`] it wraps, with
+/// [`NotExecuted`](l2c_core::idempotency::NotExecuted) in the response extensions so the
+/// idempotency layer does not record the refusal.
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use l2c_core::Problem;
+/// use l2c_core::idempotency::NotExecuted;
+/// use l2c_server::routes::body::Refused;
+///
+/// let res = Refused::from(Problem::bad_request("malformed_json", "not JSON")).into_response();
+/// assert_eq!(res.status(), 400);
+/// assert!(res.extensions().get::<NotExecuted>().is_some());
+/// ```
+#[derive(Debug)]
+pub struct Refused(pub AppError);
+
+impl From<AppError> for Refused {
+    fn from(e: AppError) -> Self {
+        Refused(e)
+    }
+}
+
+impl From<Problem> for Refused {
+    fn from(p: Problem) -> Self {
+        Refused(AppError::from(p))
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        not_executed(self.0.into_response())
+    }
+}
+
+/// Marks `res` as the answer to a request that did nothing, so the idempotency layer does not
+/// record it (see [`NotExecuted`](l2c_core::idempotency::NotExecuted)).
+pub fn not_executed(mut res: Response) -> Response {
+    res.extensions_mut()
+        .insert(l2c_core::idempotency::NotExecuted);
+    res
 }
 
 fn is_json(req: &Request) -> bool {
@@ -73,9 +123,16 @@ pub fn payload_too_large() -> Problem {
 #[allow(clippy::result_large_err)]
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
     match result {
-        Ok(v) => Ok(v),
+        // Only whitespace may follow the value: `{…}garbage` or `{…}{…}` is not one JSON body.
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(inner) => Err(Problem::bad_request(
+                "malformed_json",
+                format!("the body is not valid JSON: {inner}"),
+            )),
+        },
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
@@ -133,7 +190,7 @@ where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = AppError;
+    type Rejection = Refused;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(&req) {
@@ -213,5 +270,31 @@ mod tests {
         let p = parse_json::<SyncOrder>(br#"{"externalOrderNo":"#).unwrap_err();
         assert_eq!(p.status, 400);
         assert_eq!(p.code, "malformed_json");
+    }
+
+    #[test]
+    fn trailing_data_after_the_value_is_400() {
+        for body in [
+            &br#"{"a":1}garbage"#[..],
+            br#"{"a":1}{"x":1}"#,
+            br#"{"a":1} 1"#,
+        ] {
+            let p = parse_json::<serde_json::Value>(body).unwrap_err();
+            assert_eq!(p.status, 400, "{}", String::from_utf8_lossy(body));
+            assert_eq!(p.code, "malformed_json");
+        }
+        // Trailing whitespace is fine.
+        assert!(parse_json::<serde_json::Value>(b"{\"a\":1} \n").is_ok());
+    }
+
+    #[test]
+    fn refusals_are_marked_not_executed() {
+        let res = Refused::from(Problem::bad_request("malformed_json", "x")).into_response();
+        assert_eq!(res.status(), 400);
+        assert!(
+            res.extensions()
+                .get::<l2c_core::idempotency::NotExecuted>()
+                .is_some()
+        );
     }
 }

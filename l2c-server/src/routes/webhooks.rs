@@ -10,20 +10,29 @@
 //! | `GET /webhooks/{id}/deliveries` | 200 `{items: [delivery with attempts]}`, newest first (100) |
 //! | `POST /webhooks/{id}/deliveries/{delivery_id}/redeliver` | 202 the delivery, queued again |
 //!
+//! The two answers that show a secret (create, rotate-secret) carry `Cache-Control: no-store`,
+//! and the idempotency layer records them with the `secret` member removed
+//! ([`StoreRedacted`](l2c_core::idempotency::StoreRedacted)): a retry with the same key gets the
+//! same status and subscription back with `Idempotent-Replayed: true` but no `secret` — the secret
+//! is shown only once, is never written to the idempotency store, and a retried create does not
+//! create a second subscription.
+//!
 //! Bad input is a 400 problem (`invalid_field`) naming `url` or `events`: a URL that is not
 //! https, does not resolve, or resolves to a non-public address ([`crate::ssrf`]); an empty or
 //! unknown event type list.
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
-use http::StatusCode;
+use http::{StatusCode, header};
 use l2c_core::api::events::EventType;
 use l2c_core::api::webhooks::{
     CreateWebhook, CreatedWebhook, Delivery, DeliveryList, RotatedSecret, WebhookList,
 };
 use l2c_core::auth::RequireScopeLayer;
+use l2c_core::idempotency::StoreRedacted;
 use l2c_core::webhook::WebhookSecret;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 use serde_json::Value;
@@ -165,7 +174,38 @@ pub async fn create(
         secret.expose_secret(),
         millis_to_cst(sub.created_at),
     );
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    Ok(shows_secret(StatusCode::CREATED, &created))
+}
+
+/// A JSON answer that shows a signing secret: `Cache-Control: no-store`, and the idempotency
+/// layer stores it without its `secret` member.
+fn shows_secret<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    let serialised = serde_json::to_value(value).and_then(|full| {
+        let mut redacted = full.clone();
+        if let Value::Object(members) = &mut redacted {
+            members.remove("secret");
+        }
+        Ok((serde_json::to_vec(&full)?, serde_json::to_vec(&redacted)?))
+    });
+    let (body, stored) = match serialised {
+        Ok(pair) => pair,
+        Err(e) => {
+            return AppError::internal(format!("serialising a secret response: {e}"))
+                .into_response();
+        }
+    };
+    let mut res = (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response();
+    res.extensions_mut()
+        .insert(StoreRedacted(Bytes::from(stored)));
+    res
 }
 
 /// The caller's subscriptions (without secrets).
@@ -258,12 +298,14 @@ pub async fn rotate(
         .rotate(&client.client_id, &id, secret.expose_secret(), expires)
         .await?
     {
-        Some(sub) => Ok(Json(RotatedSecret::new(
-            sub.id.as_str(),
-            secret.expose_secret(),
-            millis_to_cst(expires),
-        ))
-        .into_response()),
+        Some(sub) => Ok(shows_secret(
+            StatusCode::OK,
+            &RotatedSecret::new(
+                sub.id.as_str(),
+                secret.expose_secret(),
+                millis_to_cst(expires),
+            ),
+        )),
         None => Err(not_found(&id)),
     }
 }
