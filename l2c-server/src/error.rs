@@ -49,8 +49,24 @@ impl AppError {
     pub fn to_problem(&self) -> Problem {
         match self {
             AppError::Problem(p) => p.clone(),
+            AppError::Store(e) if is_invalid_text(e) => Problem::bad_request(
+                "invalid_text",
+                "a value holds characters the database cannot store (e.g. a NUL byte)",
+            ),
             AppError::Store(_) | AppError::Internal(_) => Problem::internal(),
         }
+    }
+}
+
+/// Whether the database refused a text value itself: PostgreSQL's SQLSTATE 22021
+/// (`character_not_in_repertoire`, e.g. a NUL byte) or 22P05 (`untranslatable_character`).
+/// That is the client's input, not a server failure, so it is answered with a 400.
+fn is_invalid_text(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("22021" | "22P05"))
+        }
+        _ => false,
     }
 }
 
@@ -75,6 +91,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match &self {
             AppError::Problem(_) => {}
+            AppError::Store(e) if is_invalid_text(e) => {
+                tracing::warn!(error = %e, source = ?std::error::Error::source(e), "text refused by the database");
+            }
             AppError::Store(e) => {
                 tracing::error!(error = %e, source = ?std::error::Error::source(e), "store failure");
             }

@@ -349,6 +349,27 @@ async fn orders_sync_with_transitions_versions_and_payments() {
         assert_eq!(stale["applied"], false);
         assert_eq!(stale["status"], "SCHEDULING");
         assert_eq!(stale["version"], 3);
+        assert_eq!(stale["paymentsRecorded"], 0, "{stale}");
+        assert_eq!(
+            env.server
+                .db
+                .orders()
+                .payment_count(&order_id.as_str().into())
+                .await
+                .unwrap(),
+            2,
+            "a stale sync records no payment"
+        );
+        let view: Value = env
+            .get(&env.a_token, "/api/mobile/orders/ERP-1/status")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(view["status"], "SCHEDULING", "{view}");
+        assert_eq!(view["paymentStatus"], "PARTIALLY_PAID", "{view}");
+        assert_eq!(view["version"], 3, "{view}");
+        assert_eq!(view["history"].as_array().unwrap().len(), 2, "{view}");
 
         // Illegal transition: 409 naming both states; nothing written.
         let p = problem(
@@ -1101,6 +1122,136 @@ async fn concurrent_first_syncs_of_one_order_create_it_once() {
         );
         assert_eq!(ids.len(), 1);
         assert_eq!(env.order_count().await, 1);
+        env.server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn another_clients_lead_id_reveals_nothing_and_links_nothing() {
+    for backend in Backend::available() {
+        let env = Env::start(backend).await;
+        let path = "/api/mobile/leads/hook";
+        let res = env
+            .post(&env.a_token, path, &lead("dy-secret", "13812345678"))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let first: Value = res.json().await.unwrap();
+        let lead_id = first["leadId"].as_str().unwrap().to_owned();
+        let customer_id = first["customerId"].as_str().unwrap().to_owned();
+
+        // B pushes A's (source, externalLeadId), with another person's data or the same.
+        for mobile in ["13900000000", "13812345678"] {
+            let res = env
+                .post(&env.b_token, path, &lead("dy-secret", mobile))
+                .await;
+            let p = problem(res, 409).await;
+            assert_eq!(p["code"], "lead_conflict", "{p}");
+            let text = p.to_string();
+            assert!(!text.contains(&lead_id), "lead id leaked: {text}");
+            assert!(!text.contains(&customer_id), "customer id leaked: {text}");
+        }
+        // B was not linked to A's customer: 404, like an unknown id.
+        let p = problem(
+            env.get(
+                &env.b_token,
+                &format!("/api/mobile/customers/{customer_id}"),
+            )
+            .await,
+            404,
+        )
+        .await;
+        assert_eq!(p["code"], "not_found");
+        assert_eq!(env.lead_count().await, 1);
+        assert_eq!(env.server.db.customers().count().await.unwrap(), 1);
+
+        // A's own duplicate still answers with the original ids.
+        let res = env
+            .post(&env.a_token, path, &lead("dy-secret", "13812345678"))
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let dup: Value = res.json().await.unwrap();
+        assert_eq!(dup["leadId"], lead_id.as_str());
+        assert_eq!(dup["customerId"], customer_id.as_str());
+        let _ = (&env.a, &env.b);
+        env.server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn nul_and_control_characters_are_4xx_problems_and_write_nothing() {
+    for backend in Backend::available() {
+        let env = Env::start(backend).await;
+        // Something to find, so a NUL cannot hide behind an empty table.
+        let res = env
+            .post(
+                &env.a_token,
+                "/api/mobile/orders/sync",
+                &order("A", 1, "DEPOSIT_PAID", "DEPOSIT_PAID", 500_000),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let (leads, orders, customers) = (
+            env.lead_count().await,
+            env.order_count().await,
+            env.server.db.customers().count().await.unwrap(),
+        );
+        for path in [
+            "/api/mobile/customers/%00",
+            "/api/mobile/customers/cus%00x",
+            "/api/mobile/showroom/items?keyword=%00",
+            "/api/mobile/orders/A%00/status",
+            "/api/mobile/orders/%00/status",
+        ] {
+            let res = env.get(&env.a_token, path).await;
+            let status = res.status().as_u16();
+            assert!((400..500).contains(&status), "{path}: {status}");
+            problem(res, status).await;
+        }
+
+        let mut bad_lead = lead("nul-1", "13812345678");
+        bad_lead["name"] = json!("张\u{0}三");
+        let p = problem(
+            env.post(&env.a_token, "/api/mobile/leads/hook", &bad_lead)
+                .await,
+            422,
+        )
+        .await;
+        assert_eq!(p["field"], "name", "{p}");
+        let mut bad_lead = lead("nul-2", "13812345678");
+        bad_lead["formFields"] = json!([{"label": "户型", "value": "三\u{0}室"}]);
+        let p = problem(
+            env.post(&env.a_token, "/api/mobile/leads/hook", &bad_lead)
+                .await,
+            422,
+        )
+        .await;
+        assert_eq!(p["field"], "formFields[0].value", "{p}");
+
+        let mut bad_order = order("B", 1, "DEPOSIT_PAID", "DEPOSIT_PAID", 500_000);
+        bad_order["externalOrderNo"] = json!("A\u{0}");
+        let p = problem(
+            env.post(&env.a_token, "/api/mobile/orders/sync", &bad_order)
+                .await,
+            422,
+        )
+        .await;
+        assert_eq!(p["field"], "externalOrderNo", "{p}");
+        // Fields the validators leave alone still end in a 4xx, never a 500.
+        let mut bad_order = order("C", 1, "DEPOSIT_PAID", "DEPOSIT_PAID", 500_000);
+        bad_order["payments"][0]["channelTransactionId"] = json!("wx\u{0}1");
+        let res = env
+            .post(&env.a_token, "/api/mobile/orders/sync", &bad_order)
+            .await;
+        let status = res.status().as_u16();
+        assert!(
+            (400..500).contains(&status),
+            "payment id with NUL: {status}"
+        );
+        problem(res, status).await;
+
+        assert_eq!(env.lead_count().await, leads);
+        assert_eq!(env.order_count().await, orders);
+        assert_eq!(env.server.db.customers().count().await.unwrap(), customers);
         env.server.stop().await;
     }
 }

@@ -36,7 +36,39 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
+/// Refuses C0 control characters other than tab, line feed and carriage return: a NUL byte
+/// cannot be stored by PostgreSQL at all, and the others are never meaningful in these fields.
+///
+/// # Errors
+///
+/// `field`, naming the first offending character.
+pub fn printable(field: &str, value: &str) -> Result<(), FieldError> {
+    match value
+        .chars()
+        .find(|c| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{7f}'))
+    {
+        Some(c) => Err(FieldError::new(
+            field,
+            format!("must not contain control character U+{:04X}", u32::from(c)),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks free text that has only a length limit (and no lower bound).
+fn long_text(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
+    printable(field, value)?;
+    if value.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
 fn text(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldError> {
+    printable(field, value)?;
     let len = value.trim().chars().count();
     if len < min {
         return Err(FieldError::new(field, "must not be empty"));
@@ -73,9 +105,7 @@ pub fn lead(lead: &PushLead) -> Result<Mobile, FieldError> {
     opt_text("province", lead.province.as_deref(), 32)?;
     opt_text("city", lead.city.as_deref(), 32)?;
     if let Some(intent) = &lead.intent {
-        if intent.chars().count() > 1000 {
-            return Err(FieldError::new("intent", "must be at most 1000 characters"));
-        }
+        long_text("intent", intent, 1000)?;
     }
     if lead.form_fields.len() > 50 {
         return Err(FieldError::new(
@@ -85,12 +115,7 @@ pub fn lead(lead: &PushLead) -> Result<Mobile, FieldError> {
     }
     for (i, f) in lead.form_fields.iter().enumerate() {
         text(&format!("formFields[{i}].label"), &f.label, 1, 64)?;
-        if f.value.chars().count() > 1000 {
-            return Err(FieldError::new(
-                format!("formFields[{i}].value"),
-                "must be at most 1000 characters",
-            ));
-        }
+        long_text(&format!("formFields[{i}].value"), &f.value, 1000)?;
     }
     if let Some(a) = &lead.attribution {
         opt_text("attribution.campaignId", a.campaign_id.as_deref(), 128)?;
@@ -309,6 +334,16 @@ mod tests {
                 "formFields[0].label",
             ),
             (|l| l.city = Some("杭".repeat(33)), "city"),
+            (|l| l.name = "张\u{0}三".into(), "name"),
+            (
+                |l| l.external_lead_id = "dy\u{1b}1".into(),
+                "externalLeadId",
+            ),
+            (|l| l.intent = Some("a\u{0}".into()), "intent"),
+            (
+                |l| l.form_fields = vec![FormField::new("k", "v\u{0}")],
+                "formFields[0].value",
+            ),
         ];
         for (mutate, field) in cases {
             let mut l = a_lead();
@@ -338,6 +373,7 @@ mod tests {
                 "customer.mobile",
             ),
             (|o| o.customer_id = Some("cus_1".into()), "customer"),
+            (|o| o.external_order_no = "A\u{0}".into(), "externalOrderNo"),
             (
                 |o| {
                     o.payments = vec![Payment::new(
@@ -357,6 +393,13 @@ mod tests {
             assert_eq!(sync_order(&o).unwrap_err().field, field);
         }
         assert!(sync_order(&an_order()).unwrap().is_some());
+    }
+
+    #[test]
+    fn tab_newline_and_return_are_allowed() {
+        let mut l = a_lead();
+        l.intent = Some("line one\r\n\tline two".into());
+        assert!(lead(&l).is_ok());
     }
 
     #[test]

@@ -65,7 +65,10 @@ fn parse_query(raw: Option<&str>) -> Result<ItemFilter, FieldError> {
                 name,
                 format!("must be at most {MAX_FILTER_CHARS} characters"),
             )),
-            Some(v) => Ok(Some(v.to_owned())),
+            Some(v) => {
+                validate::printable(name, v)?;
+                Ok(Some(v.to_owned()))
+            }
         }
     };
     Ok(ItemFilter {
@@ -174,6 +177,10 @@ mod tests {
 
     #[test]
     fn links_keep_the_filters() {
+        for q in ["keyword=%00", "category=a%01b"] {
+            let err = parse_query(Some(q)).unwrap_err();
+            assert!(q.starts_with(&err.field), "{q}: {err}");
+        }
         let f = parse_query(Some("type=PRODUCT&keyword=a%26b&pageSize=5")).unwrap();
         let link = page_link("/api/mobile/showroom/items", &f, 2, "next");
         assert_eq!(

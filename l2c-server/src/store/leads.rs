@@ -36,42 +36,97 @@ pub struct NewLead<'a> {
     pub raw_payload: &'a str,
 }
 
+/// Why a lead push failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushLeadError {
+    /// Another client already pushed a lead with this `(source, externalLeadId)`; its ids are
+    /// not the caller's to see, and the caller is not linked to its customer.
+    #[error("the lead is already stored for another client")]
+    OwnedByAnother,
+    /// A database failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for PushLeadError {
+    fn from(e: sqlx::Error) -> Self {
+        PushLeadError::Store(StoreError::Database(e))
+    }
+}
+
+/// A stored lead with the same `(source, externalLeadId)`: its ids and whether `client` owns it.
+struct Existing {
+    lead_id: LeadId,
+    customer_id: CustomerId,
+    owned: bool,
+}
+
 async fn existing(
     conn: &mut AnyConnection,
+    client: &ClientId,
     lead: &PushLead,
-) -> Result<Option<(LeadId, CustomerId)>, StoreError> {
+) -> Result<Option<Existing>, StoreError> {
     let row = sqlx::query(
-        "SELECT id, customer_id FROM leads WHERE source = $1 AND external_lead_id = $2",
+        "SELECT id, customer_id, client_id FROM leads \
+         WHERE source = $1 AND external_lead_id = $2",
     )
     .bind(lead.source.as_str())
     .bind(&lead.external_lead_id)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(match row {
-        Some(r) => Some((
-            LeadId::new(r.try_get::<String, _>("id")?),
-            CustomerId::new(r.try_get::<String, _>("customer_id")?),
-        )),
+        Some(r) => Some(Existing {
+            lead_id: LeadId::new(r.try_get::<String, _>("id")?),
+            customer_id: CustomerId::new(r.try_get::<String, _>("customer_id")?),
+            owned: r.try_get::<String, _>("client_id")? == client.as_str(),
+        }),
         None => None,
     })
+}
+
+/// Answers a push that found `found` already stored: the original ids when the caller owns it
+/// (re-linking the caller to its customer), [`PushLeadError::OwnedByAnother`] otherwise.
+async fn duplicate(
+    conn: &mut AnyConnection,
+    client: &ClientId,
+    found: Existing,
+    now: i64,
+) -> Result<PushLeadResponse, PushLeadError> {
+    if !found.owned {
+        return Err(PushLeadError::OwnedByAnother);
+    }
+    customers::link(conn, client, &found.customer_id, now).await?;
+    Ok(PushLeadResponse::new(
+        found.lead_id,
+        found.customer_id,
+        true,
+    ))
 }
 
 impl LeadStore<'_> {
     /// Stores a lead in one transaction: finds or creates the customer by mobile number, links
     /// the client to it and keeps the raw payload. A lead whose `(source, externalLeadId)` is
-    /// already stored is answered with the original ids and `duplicate: true`; nothing of it is
-    /// overwritten (the caller is still linked to its customer, since it holds the same data).
+    /// already stored by the same client is answered with the original ids and
+    /// `duplicate: true`; nothing of it is overwritten. One stored by another client is refused
+    /// without revealing any of its ids, and the caller is not linked to its customer.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Database`] when a query fails; nothing is written then.
-    pub async fn push(&self, new: NewLead<'_>) -> Result<PushLeadResponse, StoreError> {
+    /// [`PushLeadError::OwnedByAnother`] when another client pushed this
+    /// `(source, externalLeadId)`; [`PushLeadError::Store`] when a query fails. Nothing is
+    /// written then.
+    pub async fn push(&self, new: NewLead<'_>) -> Result<PushLeadResponse, PushLeadError> {
         let now = self.db.now_millis();
         let mut tx = begin_write(self.db).await?;
-        if let Some((lead_id, customer_id)) = existing(&mut tx, new.lead).await? {
-            customers::link(&mut tx, new.client, &customer_id, now).await?;
-            tx.commit().await?;
-            return Ok(PushLeadResponse::new(lead_id, customer_id, true));
+        if let Some(found) = existing(&mut tx, new.client, new.lead).await? {
+            let answer = duplicate(&mut tx, new.client, found, now).await;
+            if answer.is_ok() {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            return answer;
         }
         let lead = new.lead;
         let (customer_id, _) = customers::find_or_create(
@@ -124,16 +179,21 @@ impl LeadStore<'_> {
             // on PostgreSQL): drop what we wrote and answer like any duplicate.
             tx.rollback().await?;
             let mut tx = begin_write(self.db).await?;
-            let found = existing(&mut tx, lead).await?;
-            let Some((lead_id, customer_id)) = found else {
+            let found = existing(&mut tx, new.client, lead).await?;
+            let Some(found) = found else {
                 return Err(StoreError::Corrupt {
                     table: "leads",
                     detail: "conflicting lead vanished".into(),
-                });
+                }
+                .into());
             };
-            customers::link(&mut tx, new.client, &customer_id, now).await?;
-            tx.commit().await?;
-            return Ok(PushLeadResponse::new(lead_id, customer_id, true));
+            let answer = duplicate(&mut tx, new.client, found, now).await;
+            if answer.is_ok() {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            return answer;
         }
         customers::link(&mut tx, new.client, &customer_id, now).await?;
         tx.commit().await?;
