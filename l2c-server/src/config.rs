@@ -159,7 +159,10 @@ pub struct TlsFiles {
 }
 
 /// Everything `l2c-server serve` needs.
-#[derive(Debug, Clone)]
+///
+/// `Debug` hides the password of `database_url` and `redis_url` (and the JWT secret), so a
+/// logged configuration never leaks credentials.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// The address to listen on.
@@ -199,6 +202,51 @@ pub struct Config {
     pub deprecations: Vec<crate::deprecate::DeprecateRule>,
     /// Webhook delivery settings.
     pub webhooks: crate::dispatch::WebhookConfig,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("jwt_algorithm", &self.jwt_algorithm)
+            .field("jwt_secret", &self.jwt_secret)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("rate_limit", &self.rate_limit)
+            .field("token_rate_limit", &self.token_rate_limit)
+            .field("export_concurrency", &self.export_concurrency)
+            .field("quota_refresh", &self.quota_refresh)
+            .field("tls", &self.tls)
+            .field("trust_proxy_tls", &self.trust_proxy_tls)
+            .field("demo_client", &self.demo_client)
+            .field("deprecations", &self.deprecations)
+            .field("webhooks", &self.webhooks)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host/…` → `scheme://user:<redacted>@host/…`; other URLs unchanged.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') {
+                ":<redacted>"
+            } else {
+                ""
+            };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 impl Default for Config {
@@ -264,6 +312,26 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn debug_hides_url_passwords() {
+        let config = Config {
+            database_url: "postgres://l2c:s3cret@db:5432/l2c?sslmode=require".to_owned(),
+            redis_url: Some("redis://:hunter2@cache:6379/0".to_owned()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://l2c:<redacted>@db:5432/l2c?sslmode=require"));
+        assert!(shown.contains("redis://:<redacted>@cache:6379/0"));
+        assert_eq!(
+            redact_url("sqlite://l2c.db?mode=rwc"),
+            "sqlite://l2c.db?mode=rwc"
+        );
+        assert_eq!(redact_url("redis://cache@x"), "redis://cache@x");
+    }
+
     use super::*;
 
     #[test]
