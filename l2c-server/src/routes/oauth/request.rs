@@ -35,55 +35,31 @@ impl Rejection {
     }
 }
 
-/// The token request's parameters, with empty values already treated as absent (RFC 6749 §3.2).
-#[derive(Default, Clone, PartialEq, Eq)]
-pub struct Params {
-    /// `grant_type`.
-    pub grant_type: Option<String>,
-    /// `client_id` from the body.
-    pub client_id: Option<String>,
-    /// `client_secret` from the body.
-    pub client_secret: Option<String>,
-    /// `scope`.
-    pub scope: Option<String>,
-}
+/// The token request's parameters, with empty values already treated as absent (RFC 6749 §3.2):
+/// the wire type the SDK sends, so the two cannot drift (its `Debug` redacts the secret).
+pub use l2c_core::api::oauth::TokenRequest as Params;
 
-impl fmt::Debug for Params {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Params")
-            .field("grant_type", &self.grant_type)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("scope", &self.scope)
-            .finish()
+/// Sets one parameter of `params`, refusing a repeated one.
+fn set_param(params: &mut Params, name: &str, value: String) -> Result<(), Rejection> {
+    let slot = match name {
+        "grant_type" => &mut params.grant_type,
+        "client_id" => &mut params.client_id,
+        "client_secret" => &mut params.client_secret,
+        "scope" => &mut params.scope,
+        // Unrecognised parameters are ignored (RFC 6749 §3.2).
+        _ => return Ok(()),
+    };
+    // Empty means omitted; but a parameter given twice is an error even if one copy is empty.
+    if value.is_empty() {
+        return Ok(());
     }
-}
-
-impl Params {
-    fn set(&mut self, name: &str, value: String) -> Result<(), Rejection> {
-        let slot = match name {
-            "grant_type" => &mut self.grant_type,
-            "client_id" => &mut self.client_id,
-            "client_secret" => &mut self.client_secret,
-            "scope" => &mut self.scope,
-            // Unrecognised parameters are ignored (RFC 6749 §3.2).
-            _ => return Ok(()),
-        };
-        // Empty means omitted; but a parameter given twice is an error even if one copy is empty.
-        if value.is_empty() {
-            return Ok(());
-        }
-        if slot.is_some() {
-            return Err(Rejection::invalid_request(format!(
-                "parameter `{name}` is repeated"
-            )));
-        }
-        *slot = Some(value);
-        Ok(())
+    if slot.is_some() {
+        return Err(Rejection::invalid_request(format!(
+            "parameter `{name}` is repeated"
+        )));
     }
+    *slot = Some(value);
+    Ok(())
 }
 
 /// How the client authenticated.
@@ -235,7 +211,7 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, Rejection> {
                         "parameter `{name}` is repeated"
                     )));
                 }
-                params.set(&name, value)?;
+                set_param(&mut params, &name, value)?;
             }
         }
         Some("application/json") => {
@@ -270,7 +246,7 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, Rejection> {
                     // Unknown members of any type are ignored.
                     _ => continue,
                 };
-                params.set(&name, text)?;
+                set_param(&mut params, &name, text)?;
             }
         }
         None if body.iter().all(u8::is_ascii_whitespace) => {}
