@@ -1,7 +1,8 @@
 //! [`KeyedRateLimitLayer`]: configuration only.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use http::HeaderValue;
 use tower_layer::Layer;
@@ -168,6 +169,7 @@ impl KeyedRateLimitLayer {
                 .collect(),
             last_rejection: Mutex::new(None),
             policy: self.policy.clone(),
+            resolved_overrides: RwLock::new(HashMap::new()),
         }
     }
 }
@@ -190,6 +192,35 @@ pub(crate) struct Shared {
     /// The last rejection delay over two minutes with its `RateLimit` and `Retry-After` values.
     pub(crate) last_rejection: Mutex<Option<(u64, HeaderValue, HeaderValue)>>,
     pub(crate) policy: Arc<str>,
+    /// Overridden quotas with their GCRA parameters and `RateLimit-Policy` value, built once per
+    /// distinct quota rather than once per request (a handful of tiers in practice; bounded).
+    pub(crate) resolved_overrides: RwLock<HashMap<Quota, Resolved>>,
+}
+
+/// Distinct override quotas whose resolved form is kept; past that they are built per request.
+const RESOLVED_OVERRIDES_CACHED: usize = 256;
+
+impl Shared {
+    /// `quota` resolved for this layer's policy name, from the cache when it was seen before.
+    pub(crate) fn resolve(&self, quota: Quota) -> Resolved {
+        if let Some(hit) = self
+            .resolved_overrides
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&quota)
+        {
+            return hit.clone();
+        }
+        let resolved = Resolved::new(&self.policy, quota);
+        let mut cache = self
+            .resolved_overrides
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() < RESOLVED_OVERRIDES_CACHED {
+            cache.insert(quota, resolved.clone());
+        }
+        resolved
+    }
 }
 
 const REJECTED_STATES_CACHED: u64 = 120;
@@ -283,6 +314,19 @@ impl Resolved {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn override_quotas_resolve_once_and_match_a_fresh_build() {
+        let shared = KeyedRateLimitLayer::new(Quota::per_second(100)).build_shared();
+        let tier = Quota::per_second(500);
+        let first = shared.resolve(tier);
+        let again = shared.resolve(tier);
+        let fresh = Resolved::new("default", tier);
+        assert_eq!(first.policy_header, fresh.policy_header);
+        assert_eq!(again.policy_header, "\"default\";q=500;w=1");
+        assert_eq!(first.params, fresh.params);
+        assert_eq!(shared.resolved_overrides.read().unwrap().len(), 1);
+    }
 
     #[test]
     fn state_value_matches_the_formatted_text() {

@@ -9,7 +9,7 @@ use http::{Extensions, HeaderMap, HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::layer::{Resolved, Shared, state_value};
+use super::layer::{Shared, state_value};
 use super::{Decision, GcraParams};
 use crate::limits::response::{RATELIMIT, RATELIMIT_POLICY, ceil_secs, seconds_value};
 use crate::limits::{FailurePolicy, StoreError};
@@ -147,7 +147,7 @@ where
         let custom = shared
             .overrides
             .get(&key)
-            .map(|quota| Resolved::new(&shared.policy, quota));
+            .map(|quota| shared.resolve(quota));
         let resolved = custom.as_ref().unwrap_or(&shared.default);
         let params: GcraParams = resolved.params;
 
