@@ -39,13 +39,12 @@ pub fn stack(router: Router, secret: &[u8], reject_all: bool) -> Result<Router, 
     } else {
         Quota::per_second(1_000_000_000).burst(1_000_000)
     };
-    Ok(router
-        .route_layer(RequireScopeLayer::one(Scope::OrdersRead))
-        .layer(
-            ServiceBuilder::new()
-                .layer(RequestIdLayer::new())
-                .layer(JwtAuthLayer::new(Arc::new(verifier)))
-                .layer(KeyedRateLimitLayer::new(quota))
-                .layer(IdempotencyLayer::new()),
-        ))
+    Ok(router.layer(
+        ServiceBuilder::new()
+            .layer(RequestIdLayer::new())
+            .layer(JwtAuthLayer::new(Arc::new(verifier)))
+            .layer(KeyedRateLimitLayer::new(quota))
+            .layer(IdempotencyLayer::new())
+            .layer(RequireScopeLayer::one(Scope::OrdersRead)),
+    ))
 }
