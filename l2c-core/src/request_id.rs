@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +36,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -50,6 +53,41 @@ enum Repr {
     Text(Arc<str>),
     /// A generated id: ASCII, in the same shared buffer as its `X-Request-Id` header value.
     Generated(Bytes),
+}
+
+thread_local! {
+    /// The generator of request ids on this thread (see [`RequestId::generate_into`]).
+    static ID_RNG: RefCell<SmallRng> = RefCell::new(
+        SmallRng::from_rng(rand::thread_rng())
+            .unwrap_or_else(|_| SmallRng::seed_from_u64(rand::random())),
+    );
+}
+
+/// 16 random bytes from this thread's id generator.
+fn random_bytes() -> [u8; 16] {
+    ID_RNG.with(|rng| {
+        let mut rng = rng.borrow_mut();
+        let hi = rng.next_u64();
+        let lo = rng.next_u64();
+        ((u128::from(hi) << 64) | u128::from(lo)).to_be_bytes()
+    })
+}
+
+/// Lower-case hex digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `bytes` as `8-4-4-4-12` lower-case hex.
+fn encode_hyphenated(bytes: &[u8; 16], out: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) {
+    let mut j = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[j] = b'-';
+            j += 1;
+        }
+        out[j] = HEX[usize::from(b >> 4)];
+        out[j + 1] = HEX[usize::from(b & 0x0f)];
+        j += 2;
+    }
 }
 
 /// A generated UUID's text, owned by a [`Bytes`] without another copy.
@@ -85,13 +123,15 @@ impl RequestId {
 
     /// A fresh UUID v4, hyphenated and lower case, encoded into `buf`.
     ///
-    /// The randomness comes from the thread-local CSPRNG (`rand::thread_rng`), not a system call
-    /// per id, and the text lives on the caller's stack: no allocation.
-    fn generate_into(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &mut str {
-        uuid::Builder::from_random_bytes(rand::random())
+    /// Request ids must be unique, not secret (a generated one is never an idempotency key), so
+    /// the 122 random bits come from a per-thread xoshiro256++ generator seeded once from the OS
+    /// CSPRNG: two 64-bit draws instead of a ChaCha block-buffer read through `thread_rng`. The
+    /// text lives on the caller's stack: no allocation.
+    fn generate_into(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) {
+        let bytes = uuid::Builder::from_random_bytes(random_bytes())
             .into_uuid()
-            .hyphenated()
-            .encode_lower(buf)
+            .into_bytes();
+        encode_hyphenated(&bytes, buf);
     }
 
     /// The id as a string slice.
@@ -100,6 +140,15 @@ impl RequestId {
             Repr::Text(text) => text,
             // Only ever built from a hyphenated UUID's ASCII text.
             Repr::Generated(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+        }
+    }
+
+    /// Whether the id must be escaped inside a JSON string: never for a generated one (hex and
+    /// hyphens), only for client-sent text with `"` or `\\` (control bytes are not valid ids).
+    pub(crate) fn needs_json_escape(&self) -> bool {
+        match &self.0 {
+            Repr::Text(text) => text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'),
+            Repr::Generated(_) => false,
         }
     }
 
@@ -269,6 +318,38 @@ mod tests {
     }
 
     #[test]
+    fn hyphenated_encoding_matches_the_uuid_crate() {
+        for bytes in [[0u8; 16], [0xff; 16], *b"0123456789abcdef", rand::random()] {
+            let mut ours = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            encode_hyphenated(&bytes, &mut ours);
+            let theirs = uuid::Uuid::from_bytes(bytes).hyphenated().to_string();
+            assert_eq!(std::str::from_utf8(&ours).unwrap(), theirs);
+        }
+    }
+
+    #[test]
+    fn generated_ids_do_not_repeat_within_or_across_threads() {
+        let batch = || {
+            (0..5_000)
+                .map(|_| RequestId::generate())
+                .collect::<Vec<_>>()
+        };
+        let other = std::thread::spawn(batch).join().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for id in batch().into_iter().chain(other) {
+            assert!(seen.insert(id.as_str().to_owned()), "repeated id {id}");
+        }
+        assert_eq!(seen.len(), 10_000);
+    }
+
+    #[test]
+    fn only_client_text_with_quotes_or_backslashes_needs_escaping() {
+        assert!(!RequestId::new("req-1").needs_json_escape());
+        assert!(RequestId::new("a\"b").needs_json_escape());
+        assert!(RequestId::new("a\\b").needs_json_escape());
+    }
+
+    #[test]
     fn validity_rule_is_one_to_255_visible_ascii() {
         assert!(RequestId::is_valid(b"a"));
         assert!(RequestId::is_valid(&[b'x'; 255]));
@@ -291,6 +372,7 @@ mod tests {
             assert_eq!(format!("{id:?}"), format!("{:?}", id.as_str()));
         }
         let (id, header) = RequestId::generate_with_header();
+        assert!(!id.needs_json_escape());
         assert_eq!(header, id.as_str());
         assert_eq!(id, RequestId::new(id.as_str()));
     }

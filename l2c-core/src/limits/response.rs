@@ -85,22 +85,22 @@ impl PrebuiltProblem {
         let Some(id) = extensions.get::<RequestId>() else {
             return self.body.clone();
         };
-        let id = id.as_str();
+        let text = id.as_str();
         // The prebuilt body is a JSON object: replace its closing brace.
         let head = &self.body[..self.body.len().saturating_sub(1)];
-        let mut out = BytesMut::with_capacity(self.body.len() + id.len() + 16);
+        let mut out = BytesMut::with_capacity(self.body.len() + text.len() + 16);
         out.put_slice(head);
         out.put_slice(b",\"requestId\":");
-        if id.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        if id.needs_json_escape() {
+            // A string always serializes.
+            let quoted = serde_json::to_vec(text).unwrap_or_else(|_| b"\"\"".to_vec());
+            out.put_slice(&quoted);
+        } else {
             // Nothing to escape (every generated id and nearly every client-sent one): the
             // text goes in as is, and the body is the one allocation.
             out.put_u8(b'"');
-            out.put_slice(id.as_bytes());
+            out.put_slice(text.as_bytes());
             out.put_u8(b'"');
-        } else {
-            // A string always serializes.
-            let quoted = serde_json::to_vec(id).unwrap_or_else(|_| b"\"\"".to_vec());
-            out.put_slice(&quoted);
         }
         out.put_u8(b'}');
         out.freeze()
