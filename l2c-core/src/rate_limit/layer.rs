@@ -168,6 +168,7 @@ impl KeyedRateLimitLayer {
                 .map(|secs| state_value(&self.policy, 0, secs))
                 .collect(),
             last_rejection: Mutex::new(None),
+            allowed_states: std::array::from_fn(|_| Mutex::new(None)),
             policy: self.policy.clone(),
             resolved_overrides: RwLock::new(HashMap::new()),
         }
@@ -191,6 +192,8 @@ pub(crate) struct Shared {
     pub(crate) rejected_states: Vec<HeaderValue>,
     /// The last rejection delay over two minutes with its `RateLimit` and `Retry-After` values.
     pub(crate) last_rejection: Mutex<Option<(u64, HeaderValue, HeaderValue)>>,
+    /// The last `RateLimit` value of an allowed response per slot, with its `r` and `t`.
+    pub(crate) allowed_states: [Mutex<Option<(u64, u64, HeaderValue)>>; ALLOWED_SLOTS],
     pub(crate) policy: Arc<str>,
     /// Overridden quotas with their GCRA parameters and `RateLimit-Policy` value, built once per
     /// distinct quota rather than once per request (a handful of tiers in practice; bounded).
@@ -224,6 +227,9 @@ impl Shared {
 }
 
 const REJECTED_STATES_CACHED: u64 = 120;
+
+/// Slots of the allowed-response `RateLimit` value cache (see `Shared::allowed_value`).
+pub(crate) const ALLOWED_SLOTS: usize = 8;
 
 /// `"<policy>";r=<remaining>;t=<secs>`.
 pub(crate) fn state_value(policy: &str, remaining: u64, secs: u64) -> HeaderValue {

@@ -9,7 +9,7 @@ use http::{Extensions, HeaderMap, HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::layer::{Shared, state_value};
+use super::layer::{ALLOWED_SLOTS, Shared, state_value};
 use super::{Decision, GcraParams};
 use crate::limits::response::{RATELIMIT, RATELIMIT_POLICY, ceil_secs, seconds_value};
 use crate::limits::{FailurePolicy, StoreError};
@@ -81,6 +81,28 @@ impl Shared {
         }
     }
 
+    /// The `RateLimit` value of an allowed response.
+    ///
+    /// A client under its rate sees the same `r` and `t` request after request (a full bucket
+    /// less one), so the last values of a few slots are kept: a hit clones a shared header value
+    /// instead of formatting and allocating one per request.
+    fn allowed_value(&self, remaining: u64, secs: u64) -> HeaderValue {
+        let index = usize::try_from((remaining ^ secs.rotate_left(7)) % ALLOWED_SLOTS as u64)
+            .unwrap_or_default();
+        // Never wait for the cache: a contended slot just means building the value.
+        let Ok(mut slot) = self.allowed_states[index].try_lock() else {
+            return state_value(&self.policy, remaining, secs);
+        };
+        match &*slot {
+            Some((r, t, value)) if *r == remaining && *t == secs => value.clone(),
+            _ => {
+                let value = state_value(&self.policy, remaining, secs);
+                *slot = Some((remaining, secs, value.clone()));
+                value
+            }
+        }
+    }
+
     pub(crate) fn outcome<B: From<Bytes>>(
         &self,
         result: Result<Decision, StoreError>,
@@ -90,7 +112,7 @@ impl Shared {
         match result {
             Ok(d) if d.allowed => Outcome::Pass(Some(RateHeaders {
                 policy: policy_header.clone(),
-                state: state_value(&self.policy, d.remaining, ceil_secs(d.reset_after_nanos)),
+                state: self.allowed_value(d.remaining, ceil_secs(d.reset_after_nanos)),
             })),
             Ok(d) => {
                 // Retry-After and `t` are the same rounded-up delay, so Retry-After is never

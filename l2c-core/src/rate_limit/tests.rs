@@ -117,6 +117,33 @@ async fn allowed_responses_carry_draft_10_headers() {
 }
 
 #[tokio::test]
+async fn allowed_state_values_follow_every_request_through_the_value_cache() {
+    // The allowed path reuses the last `RateLimit` value per slot: it must never hand out one
+    // that belongs to another `r`/`t`, while `r` counts down and `t` grows, with two clients
+    // interleaved (b one step behind a, so each value is asked for twice in a row).
+    let clock = MockClock::at_unix(1_700_000_000);
+    let svc = ServiceBuilder::new()
+        .layer(memory_layer(Quota::per_minute(40), &clock))
+        .service(ok_service());
+    let state = |res: &Response<Body>| {
+        let (_, params) = parse_member(&res.headers()["ratelimit"]);
+        (param(&params, "r").unwrap(), param(&params, "t").unwrap())
+    };
+    for n in 1..=30_i64 {
+        // After n requests at one instant: 40 - n left, full again in n x 1.5 s (rounded up).
+        let expected = (40 - n, (3 * n + 1) / 2);
+        let a = svc.clone().oneshot(request_from("a")).await.unwrap();
+        assert_eq!(state(&a), expected, "client a, request {n}");
+        let b = svc.clone().oneshot(request_from("b")).await.unwrap();
+        assert_eq!(state(&b), expected, "client b, request {n}");
+    }
+    // 3 s later two emission intervals have refilled two requests; this one uses one of them.
+    clock.advance(Duration::from_secs(3));
+    let a = svc.clone().oneshot(request_from("a")).await.unwrap();
+    assert_eq!(state(&a), (11, 44));
+}
+
+#[tokio::test]
 async fn rejection_is_a_cacheless_problem_with_retry_after_not_before_t() {
     let clock = MockClock::at_unix(1_700_000_000);
     // 10 per hour: one request every 6 minutes.
