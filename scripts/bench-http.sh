@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP benchmark: the same JSON handler bare, behind the l2c layers, and behind the stack users
-# would pick instead (tower_governor + a jsonwebtoken HS256 middleware). See l2c-bench/src/main.rs.
+# would pick instead (tower_governor + a jsonwebtoken HS256 middleware); plus the l2c stack
+# replaying a stored ~1 KiB response to a retried POST. See l2c-bench/src/main.rs.
 #
 # Usage: scripts/bench-http.sh            (defaults: 3 rounds of 5 s per mode, ~1.5 min + build)
 #        ROUNDS=1 DURATION=2 scripts/bench-http.sh
@@ -25,8 +26,11 @@
 #
 # What it measures, per mode: median requests/s over the rounds, the ratio to bare's median, and
 # server CPU per request (utime+stime deltas of the server process from /proc/<pid>/stat, divided
-# by the requests wrk completed). It checks that `peer`/`l2c` answered 2xx only and that
-# `peer-429`/`l2c-429` answered non-2xx only (and that the status is really 429). The last lines
+# by the requests wrk completed). It checks that `peer`/`l2c`/`l2c-replay` answered 2xx only, that
+# `peer-429`/`l2c-429` answered non-2xx only (and that the status is really 429), and that
+# `l2c-replay` answers with the stored response (`Idempotent-Replayed: true`): wrk sends it the same
+# POST with the same `X-Request-Id` over and over (a Lua script built from `--print-request`),
+# so only the first request runs the handler. The last lines
 # are one per mode: `mode=l2c ratio=0.93 rps=136000 cpu_us=7.1`.
 set -euo pipefail
 
@@ -38,7 +42,6 @@ WORKERS=${WORKERS:-1}
 INPROCESS=${INPROCESS:-20000}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-ROUTE=/api/mobile/orders/ord_01JD7Y3K9Q/status
 
 die() { echo "bench-http: $*" >&2; exit 1; }
 is_uint() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
@@ -87,7 +90,7 @@ done
 [[ " ${modes[*]} " == *" bare "* ]] || modes=(bare "${modes[@]}")
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/bench-http.XXXXXX")
-declare -A pid addr token
+declare -A pid addr token path status
 cleanup() {
     for m in "${!pid[@]}"; do kill "${pid[$m]}" 2>/dev/null || true; done
     wait 2>/dev/null || true
@@ -114,9 +117,30 @@ for m in "${modes[@]}"; do
     token[$m]=$(sed -n 's/^token=//p' "$out/$m.server")
 done
 
+# --- the request of each mode (l2c-bench --print-request): wrk's Lua script and curl's args ----
+declare -A curl_args
+for m in "${modes[@]}"; do
+    "$bin" --mode "$m" --print-request >"$out/$m.request" || die "no request for mode $m"
+    method=$(sed -n 's/^method=//p' "$out/$m.request")
+    path[$m]=$(sed -n 's/^path=//p' "$out/$m.request")
+    status[$m]=$(sed -n 's/^status=//p' "$out/$m.request")
+    sed -n 's/^body=//p' "$out/$m.request" | tr -d '\n' >"$out/$m.body"
+    {
+        echo "wrk.method = \"$method\""
+        if [[ -s $out/$m.body ]]; then echo "wrk.body = [==[$(cat "$out/$m.body")]==]"; fi
+        sed -n 's/^header=//p' "$out/$m.request" | while IFS= read -r h; do
+            echo "wrk.headers[\"${h%%: *}\"] = \"${h#*: }\""
+        done
+    } >"$out/$m.lua"
+    args=(-X "$method")
+    while IFS= read -r h; do args+=(-H "$h"); done < <(sed -n 's/^header=//p' "$out/$m.request")
+    if [[ -s $out/$m.body ]]; then args+=(--data-binary "@$out/$m.body"); fi
+    curl_args[$m]=$(printf '%q ' "${args[@]}")
+done
+
 run_wrk() { # mode seconds outfile
-    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$2s" \
-        -H "Authorization: Bearer ${token[$1]}" "http://${addr[$1]}$ROUTE" >"$3" 2>&1 \
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$2s" -s "$out/$1.lua" \
+        -H "Authorization: Bearer ${token[$1]}" "http://${addr[$1]}${path[$1]}" >"$3" 2>&1 \
         || die "wrk failed for mode $1: $(cat "$3")"
 }
 cpu_ticks() { # utime + stime of a pid, in clock ticks (fields 14 and 15; comm has no spaces)
@@ -126,10 +150,14 @@ cpu_ticks() { # utime + stime of a pid, in clock ticks (fields 14 and 15; comm h
 # --- warm-up, then check what each mode answers ------------------------------------------------
 for m in "${modes[@]}"; do
     if ((WARMUP > 0)); then run_wrk "$m" "$WARMUP" "$out/$m.warmup"; fi
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${token[$m]}" \
-        "http://${addr[$m]}$ROUTE")
-    if expects_429 "$m"; then want=429; else want=200; fi
-    [[ $code == "$want" ]] || die "mode $m answered $code, expected $want"
+    eval "args=(${curl_args[$m]})"
+    code=$(curl -s -o /dev/null -D "$out/$m.check" -w '%{http_code}' "${args[@]}" \
+        -H "Authorization: Bearer ${token[$m]}" "http://${addr[$m]}${path[$m]}")
+    [[ $code == "${status[$m]}" ]] || die "mode $m answered $code, expected ${status[$m]}"
+    if [[ $m == *-replay ]]; then
+        grep -qi '^idempotent-replayed: true' "$out/$m.check" \
+            || die "mode $m did not replay: $(cat "$out/$m.check")"
+    fi
 done
 
 # --- measured rounds: modes interleaved, start rotated every round ---------------------------
@@ -203,7 +231,8 @@ if ((${#failures[@]})); then
     echo "CHECKS FAILED:"
     printf '  %s\n' "${failures[@]}"
 else
-    echo "checks: 2xx-only modes answered 2xx only; *-429 modes rejected every request (429)"
+    echo "checks: 2xx-only modes answered 2xx only; *-429 modes rejected every request (429);"
+    echo "        *-replay modes answered the stored response (Idempotent-Replayed: true)"
 fi
 echo
 printf '%s\n' "${lines[@]}"

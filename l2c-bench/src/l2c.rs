@@ -1,7 +1,8 @@
-//! The full l2c stack as the reference server assembles it on a GET route, outermost first:
-//! `RequestIdLayer` → `JwtAuthLayer` (HS256, verified-token cache on, the default) →
-//! `KeyedRateLimitLayer` (in memory, keyed by `client_id`) → `IdempotencyLayer` (pass-through on
-//! a GET) → `RequireScopeLayer` on the route → handler.
+//! The full l2c stack, outermost first: `RequestIdLayer` → `JwtAuthLayer` (HS256, verified-token
+//! cache on, the default) → `KeyedRateLimitLayer` (in memory, keyed by `client_id`) →
+//! `IdempotencyLayer` (pass-through on a GET; replays a stored response on a retried POST) →
+//! `RequireScopeLayer` → handler, applied with one `Router::layer` call (every such call boxes
+//! each route once more).
 
 use std::sync::Arc;
 
@@ -16,12 +17,13 @@ use tower::ServiceBuilder;
 
 use crate::{AUDIENCE, BoxError, CLIENT_ID, ISSUER};
 
-/// A token the l2c stack accepts (issued by l2c's own issuer, valid for its default two hours).
-pub fn issue_token(secret: &[u8]) -> Result<String, BoxError> {
+/// A token the l2c stack accepts for `scope` (issued by l2c's own issuer, valid for its default
+/// two hours).
+pub fn issue_token(secret: &[u8], scope: Scope) -> Result<String, BoxError> {
     let key = HmacKey::new(secret)?;
     let issuer = TokenIssuer::new(ISSUER, AUDIENCE, SigningKey::Hmac(key, None));
     Ok(issuer
-        .issue(&ClientId::new(CLIENT_ID), Scopes::one(Scope::OrdersRead))
+        .issue(&ClientId::new(CLIENT_ID), Scopes::one(scope))
         .access_token)
 }
 
@@ -30,7 +32,12 @@ pub fn issue_token(secret: &[u8]) -> Result<String, BoxError> {
 /// With `reject_all` the quota is one request per hour, so after the first request every request
 /// is a 429; otherwise it is far above what one core can serve (10⁹/s, burst 10⁶ — the same as
 /// the peer stack's), so nothing is rejected.
-pub fn stack(router: Router, secret: &[u8], reject_all: bool) -> Result<Router, BoxError> {
+pub fn stack(
+    router: Router,
+    secret: &[u8],
+    reject_all: bool,
+    scope: Scope,
+) -> Result<Router, BoxError> {
     let verifier = TokenVerifier::builder(ISSUER, AUDIENCE)
         .hmac_key(HmacKey::new(secret)?)
         .build()?;
@@ -45,6 +52,6 @@ pub fn stack(router: Router, secret: &[u8], reject_all: bool) -> Result<Router, 
             .layer(JwtAuthLayer::new(Arc::new(verifier)))
             .layer(KeyedRateLimitLayer::new(quota))
             .layer(IdempotencyLayer::new())
-            .layer(RequireScopeLayer::one(Scope::OrdersRead)),
+            .layer(RequireScopeLayer::one(scope)),
     ))
 }

@@ -11,12 +11,16 @@
 //! | `peer-429` | the same with a governor quota so small that every request is rejected |
 //! | `l2c` | the full l2c stack: `RequestIdLayer`, `JwtAuthLayer`, `KeyedRateLimitLayer`, `IdempotencyLayer` (pass-through on a GET), `RequireScopeLayer` |
 //! | `l2c-429` | the same with a quota so small that every request is rejected |
+//! | `bare-post` | nothing: plain axum serving the `POST` of `l2c-replay` (reads the ~150-byte body, answers ~1 KiB of JSON) |
+//! | `l2c-replay` | the full l2c stack on that `POST` retried with the same `X-Request-Id`: the first request runs the handler, every later one is the stored ~1 KiB response replayed by `IdempotencyLayer` |
 //!
 //! The server prints one line `token=<jwt>` (a bearer token valid for the selected mode) and one
 //! line `listening=<addr>` on stdout once it accepts connections; `--print-token` prints the token
 //! only and exits. `--in-process N` serves nothing: it drives the same router in process (no
 //! sockets, no HTTP parsing) and prints `in_process_ns=<ns per request, fastest of seven batches>`,
-//! the cost of the stack itself. Run it with e.g.
+//! the cost of the stack itself. `--print-request` prints the request the mode expects (`method=`,
+//! `path=`, `header=` lines and a `body=` line), from which the script builds wrk's Lua script and
+//! its own checks. Run it with e.g.
 //!
 //! ```text
 //! cargo run --release -p l2c-bench -- --mode peer --listen 127.0.0.1:8300
@@ -33,10 +37,20 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use clap::{Parser, ValueEnum};
+use l2c_core::Scope;
 use serde::Serialize;
 
 /// The route every mode serves.
 pub const ROUTE: &str = "/api/mobile/orders/ord_01JD7Y3K9Q/status";
+
+/// The `POST` route of `l2c-replay`.
+pub const REPLAY_ROUTE: &str = "/api/mobile/leads/hook";
+
+/// The idempotency key every `l2c-replay` request carries.
+const REPLAY_KEY: &str = "bench-replay-0001";
+
+/// The body every `l2c-replay` request carries (the same each time, so it replays).
+const REPLAY_BODY: &str = r#"{"source":"DOUYIN","externalLeadId":"dy-20261126-0001","name":"张三","mobile":"13800138000","city":"上海","intent":"全屋定制"}"#;
 
 /// Issuer, audience, subject and scope of the benchmark tokens.
 pub const ISSUER: &str = "https://l2c.example/bench";
@@ -67,6 +81,12 @@ enum Mode {
     /// As `l2c`, with a quota so small every request is rejected.
     #[value(name = "l2c-429")]
     L2c429,
+    /// Plain axum serving the POST of `l2c-replay`: the same exchange without any layer.
+    #[value(name = "bare-post")]
+    BarePost,
+    /// The full l2c stack on a POST retried with one `X-Request-Id`: a stored ~1 KiB replay.
+    #[value(name = "l2c-replay")]
+    L2cReplay,
 }
 
 #[derive(Debug, Parser)]
@@ -94,6 +114,9 @@ struct Args {
     /// Print the names of the modes, one per line, and exit.
     #[arg(long)]
     list_modes: bool,
+    /// Print the request `--mode` expects (`method=`, `path=`, `header=`, `body=` lines) and exit.
+    #[arg(long)]
+    print_request: bool,
 }
 
 /// The handler's response: 237 bytes of JSON once serialized (amount in fen).
@@ -123,9 +146,79 @@ async fn order_status() -> Json<OrderStatus> {
     })
 }
 
-/// The bare router every mode wraps.
-fn handler_router() -> Router {
-    Router::new().route(ROUTE, get(order_status))
+/// What a lead push answers in `l2c-replay`: about 1 KiB of JSON once serialized.
+async fn push_lead(_body: axum::body::Bytes) -> (http::StatusCode, Json<serde_json::Value>) {
+    let history: Vec<serde_json::Value> = (1..=7)
+        .map(|i| {
+            serde_json::json!({
+                "at": format!("2026-11-26T09:3{i}:00+08:00"),
+                "event": "LEAD_ASSIGNED",
+                "note": "分配给门店顾问 王*，预约量尺",
+            })
+        })
+        .collect();
+    (
+        http::StatusCode::CREATED,
+        Json(serde_json::json!({
+            "leadId": "lead_01JD7Y3K9Q4M2X8V6T0R5N1B3C",
+            "customerId": "cus_01JD7Y3K9Q4M2X8V6T0R5N1B3D",
+            "duplicate": false,
+            "source": "DOUYIN",
+            "externalLeadId": "dy-20261126-0001",
+            "city": "上海",
+            "intent": "全屋定制",
+            "createdAt": "2026-11-26T09:30:00+08:00",
+            "history": history,
+        })),
+    )
+}
+
+/// The bare router every mode wraps (`l2c-replay` serves the POST route instead).
+fn handler_router(mode: Mode) -> Router {
+    if matches!(mode, Mode::L2cReplay | Mode::BarePost) {
+        Router::new().route(REPLAY_ROUTE, axum::routing::post(push_lead))
+    } else {
+        Router::new().route(ROUTE, get(order_status))
+    }
+}
+
+/// The request a mode is driven with: method, path, extra headers, body.
+struct BenchRequest {
+    method: http::Method,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+}
+
+impl Mode {
+    fn request(self) -> BenchRequest {
+        match self {
+            Mode::L2cReplay | Mode::BarePost => BenchRequest {
+                method: http::Method::POST,
+                path: REPLAY_ROUTE,
+                headers: &[
+                    ("Content-Type", "application/json"),
+                    ("X-Request-Id", REPLAY_KEY),
+                ],
+                body: REPLAY_BODY,
+            },
+            _ => BenchRequest {
+                method: http::Method::GET,
+                path: ROUTE,
+                headers: &[],
+                body: "",
+            },
+        }
+    }
+
+    /// The status every measured request must get.
+    fn expected_status(self) -> http::StatusCode {
+        match self {
+            Mode::Peer429 | Mode::L2c429 => http::StatusCode::TOO_MANY_REQUESTS,
+            Mode::L2cReplay | Mode::BarePost => http::StatusCode::CREATED,
+            Mode::Bare | Mode::Peer | Mode::L2c => http::StatusCode::OK,
+        }
+    }
 }
 
 /// Seconds since the Unix epoch.
@@ -140,10 +233,11 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 fn token_for(mode: Mode, secret: &str) -> Result<String, BoxError> {
     match mode {
         // `bare` ignores the header; any token will do, so hand out the peer one.
-        Mode::Bare | Mode::Peer | Mode::Peer429 => {
+        Mode::Bare | Mode::BarePost | Mode::Peer | Mode::Peer429 => {
             peer::issue_token(secret.as_bytes(), now_secs(), TOKEN_LIFETIME)
         }
-        Mode::L2c | Mode::L2c429 => l2c::issue_token(secret.as_bytes()),
+        Mode::L2c | Mode::L2c429 => l2c::issue_token(secret.as_bytes(), Scope::OrdersRead),
+        Mode::L2cReplay => l2c::issue_token(secret.as_bytes(), Scope::LeadsWrite),
     }
 }
 
@@ -165,10 +259,14 @@ impl Mode {
 /// `axum::serve` does that for every connection and an in-process caller for every request (a
 /// server with real state calls `with_state` anyway).
 fn app(mode: Mode, secret: &[u8]) -> Result<Router, BoxError> {
+    let router = handler_router(mode);
     let router = match mode {
-        Mode::Bare => handler_router(),
-        Mode::Peer | Mode::Peer429 => peer::stack(handler_router(), secret, mode.rejects_all())?,
-        Mode::L2c | Mode::L2c429 => l2c::stack(handler_router(), secret, mode.rejects_all())?,
+        Mode::Bare | Mode::BarePost => router,
+        Mode::Peer | Mode::Peer429 => peer::stack(router, secret, mode.rejects_all())?,
+        Mode::L2c | Mode::L2c429 => {
+            l2c::stack(router, secret, mode.rejects_all(), Scope::OrdersRead)?
+        }
+        Mode::L2cReplay => l2c::stack(router, secret, false, Scope::LeadsWrite)?,
     };
     Ok(router.with_state(()))
 }
@@ -207,15 +305,17 @@ async fn in_process(mode: Mode, secret: &[u8], token: &str, requests: u32) -> Re
     let mut svc = app(mode, secret)?.into_service::<Body>();
     let bearer = http::HeaderValue::try_from(format!("Bearer {token}"))?;
     let peer = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000)));
-    let expected = if mode.rejects_all() {
-        http::StatusCode::TOO_MANY_REQUESTS
-    } else {
-        http::StatusCode::OK
-    };
+    let spec = mode.request();
+    let expected = mode.expected_status();
     let mut one = async || -> Result<(), BoxError> {
-        let mut req = http::Request::get(ROUTE)
-            .header(http::header::AUTHORIZATION, bearer.clone())
-            .body(Body::empty())?;
+        let mut req = http::Request::builder()
+            .method(spec.method.clone())
+            .uri(spec.path)
+            .header(http::header::AUTHORIZATION, bearer.clone());
+        for (name, value) in spec.headers {
+            req = req.header(*name, *value);
+        }
+        let mut req = req.body(Body::from(spec.body))?;
         req.extensions_mut().insert(peer);
         let res = svc.ready().await?.call(req).await?;
         let status = res.status();
@@ -270,6 +370,17 @@ fn main() -> Result<(), BoxError> {
     }
     if args.secret.len() < 32 {
         return Err("--secret must be at least 32 bytes".into());
+    }
+    if args.print_request {
+        let spec = args.mode.request();
+        println!("method={}", spec.method);
+        println!("path={}", spec.path);
+        for (name, value) in spec.headers {
+            println!("header={name}: {value}");
+        }
+        println!("body={}", spec.body);
+        println!("status={}", args.mode.expected_status().as_u16());
+        return Ok(());
     }
     let token = token_for(args.mode, &args.secret)?;
     if args.print_token {
