@@ -48,6 +48,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use l2c_core::RequestIdLayer;
 use l2c_core::auth::JwtAuthLayer;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use server::{Server, StartError, serve};
@@ -122,16 +123,22 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         // for a missing idempotency key. The layer itself passes GET/DELETE through.
         handlers = handlers.route_layer(limits.idempotency.clone());
     }
+    // One `layer` call per stack: axum boxes every route once more per `layer`/`route_layer`
+    // call, which costs a boxed service clone, a boxed future and a `Oneshot` per request and
+    // level. `ServiceBuilder` lists the layers outermost first.
     let mobile = handlers
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
-        .layer(limits.rate_limit.clone())
-        .layer(from_fn(observe::expose_client))
-        .layer(from_fn_with_state(
-            limits.disabled.clone(),
-            limits::reject_disabled,
-        ))
-        .layer(JwtAuthLayer::new(verifier));
+        .layer(
+            ServiceBuilder::new()
+                .layer(JwtAuthLayer::new(verifier))
+                .layer(from_fn_with_state(
+                    limits.disabled.clone(),
+                    limits::reject_disabled,
+                ))
+                .layer(from_fn(observe::expose_client))
+                .layer(limits.rate_limit.clone()),
+        );
 
     let token = post(routes::oauth::token)
         .fallback(routes::oauth::method_not_allowed)
@@ -150,14 +157,17 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         // The same routes under a version prefix, so a v2 can later sit beside them.
         .nest("/api/v1", mobile)
         .fallback(routes::not_found)
-        .layer(from_fn_with_state(deprecations, deprecate::apply))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(from_fn(error::problem_request_id))
-        .layer(from_fn_with_state(
-            Arc::clone(&state.metrics),
-            observe::observe,
-        ))
-        .layer(RequestIdLayer::new())
+        .layer(
+            ServiceBuilder::new()
+                .layer(RequestIdLayer::new())
+                .layer(from_fn_with_state(
+                    Arc::clone(&state.metrics),
+                    observe::observe,
+                ))
+                .layer(from_fn(error::problem_request_id))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(from_fn_with_state(deprecations, deprecate::apply)),
+        )
         .with_state(state)
 }
 
