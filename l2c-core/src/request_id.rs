@@ -145,6 +145,7 @@ impl RequestId {
 
     /// Whether the id must be escaped inside a JSON string: never for a generated one (hex and
     /// hyphens), only for client-sent text with `"` or `\\` (control bytes are not valid ids).
+    #[cfg(any(feature = "rate-limit", feature = "concurrency"))]
     pub(crate) fn needs_json_escape(&self) -> bool {
         match &self.0 {
             Repr::Text(text) => text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'),
@@ -342,6 +343,7 @@ mod tests {
         assert_eq!(seen.len(), 10_000);
     }
 
+    #[cfg(any(feature = "rate-limit", feature = "concurrency"))]
     #[test]
     fn only_client_text_with_quotes_or_backslashes_needs_escaping() {
         assert!(!RequestId::new("req-1").needs_json_escape());
@@ -372,6 +374,7 @@ mod tests {
             assert_eq!(format!("{id:?}"), format!("{:?}", id.as_str()));
         }
         let (id, header) = RequestId::generate_with_header();
+        #[cfg(any(feature = "rate-limit", feature = "concurrency"))]
         assert!(!id.needs_json_escape());
         assert_eq!(header, id.as_str());
         assert_eq!(id, RequestId::new(id.as_str()));

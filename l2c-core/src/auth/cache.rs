@@ -198,6 +198,8 @@ mod tests {
         let got = |t: &str| cache.get(t.as_bytes(), 1).unwrap().unwrap().client_id;
         assert_eq!(got(&a).as_str(), "cli_a");
         assert_eq!(got(&b).as_str(), "cli_b");
+        // A token ending in a cached token's signature but longer is no hit either.
+        assert_eq!(cache.get(format!("c{a}").as_bytes(), 1), None);
         assert_eq!(cache.len(), 2);
     }
 

@@ -10,7 +10,7 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::layer::ScopeChallenges;
 use super::rejection::{self, AuthRejection, Challenges};
-use super::verifier::{TokenError, TokenVerifier};
+use super::verifier::TokenVerifier;
 use crate::identity::{AuthenticatedClient, Scopes};
 
 /// The service made by [`JwtAuthLayer`](super::JwtAuthLayer).
@@ -52,10 +52,7 @@ fn authenticate(
     if credentials.is_empty() {
         return Err(AuthRejection::InvalidRequest);
     }
-    // Oversized tokens are refused before even their syntax is scanned.
-    if credentials.len() > verifier.max_token_len() {
-        return Err(AuthRejection::InvalidToken(TokenError::TooLarge));
-    }
+    // Oversized tokens are refused by the verifier before even their syntax is scanned.
     // No separate b64token scan (RFC 6750 §2.1) here: the verifier accepts only the JWS compact
     // alphabet, a subset of b64token, so anything outside it is refused as malformed there, and a
     // cache hit needs no scan at all.

@@ -282,42 +282,6 @@ fn unknown_scope_names_grant_nothing() {
     assert_eq!(client.scopes, Scopes::one(Scope::OrdersRead));
 }
 
-#[test]
-fn tokens_sharing_a_signature_tail_never_share_an_entry() {
-    use super::cache::{Verified, VerifiedCache};
-    let cache = VerifiedCache::new(10);
-    let tail = "s".repeat(64);
-    let (a, b) = (format!("aaa.{tail}"), format!("bbb.{tail}"));
-    let entry = |id: &str| Verified {
-        client: crate::AuthenticatedClient::new(id, Scopes::all()),
-        valid_from: 0,
-        valid_until: 100,
-    };
-    cache.insert(a.as_bytes(), entry("a"), 1);
-    assert!(cache.get(b.as_bytes(), 1).is_none());
-    cache.insert(b.as_bytes(), entry("b"), 1);
-    assert_eq!(
-        cache
-            .get(a.as_bytes(), 1)
-            .unwrap()
-            .unwrap()
-            .client_id
-            .as_str(),
-        "a"
-    );
-    assert_eq!(
-        cache
-            .get(b.as_bytes(), 1)
-            .unwrap()
-            .unwrap()
-            .client_id
-            .as_str(),
-        "b"
-    );
-    assert!(cache.get(format!("c{a}").as_bytes(), 1).is_none());
-    assert_eq!(cache.len(), 2);
-}
-
 #[cfg(feature = "api")]
 #[test]
 fn issued_token_converts_to_the_oauth_response() {

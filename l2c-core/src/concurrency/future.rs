@@ -8,8 +8,8 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use pin_project_lite::pin_project;
 
-use super::service::CapHeaders;
 use super::{Permit, PermitBody};
+use crate::limits::response::LimitHeaders;
 
 type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<PermitBody<B>>, E>> + Send>>;
 
@@ -25,14 +25,14 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F, B, E> {
-        Inner { #[pin] fut: F, permit: Option<Permit>, headers: Option<CapHeaders> },
+        Inner { #[pin] fut: F, permit: Option<Permit>, headers: Option<LimitHeaders> },
         Ready { res: Option<Response<PermitBody<B>>> },
         Boxed { fut: BoxFuture<B, E> },
     }
 }
 
 impl<F, B, E> ResponseFuture<F, B, E> {
-    pub(crate) fn inner(fut: F, permit: Option<Permit>, headers: Option<CapHeaders>) -> Self {
+    pub(crate) fn inner(fut: F, permit: Option<Permit>, headers: Option<LimitHeaders>) -> Self {
         Self {
             kind: Kind::Inner {
                 fut,
@@ -59,7 +59,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
 pub(crate) fn finish<B>(
     res: Response<B>,
     permit: Option<Permit>,
-    headers: Option<CapHeaders>,
+    headers: Option<LimitHeaders>,
 ) -> Response<PermitBody<B>> {
     let mut res = res.map(|body| match permit {
         Some(permit) => PermitBody::new(body, permit),

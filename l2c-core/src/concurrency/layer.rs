@@ -151,9 +151,22 @@ impl ConcurrencyCapLayer {
             ),
             unavailable: PrebuiltProblem::store_unavailable(),
             policy_header,
+            states: (0..=self.limit.min(MAX_PREBUILT_STATES))
+                .map(|free| state_value(&self.policy, free))
+                .collect(),
             policy: self.policy.clone(),
         }
     }
+}
+
+/// `RateLimit` values built ahead for caps up to this many slots (larger ones format the rest).
+const MAX_PREBUILT_STATES: u32 = 1024;
+
+/// `"<policy>";r=<free>`.
+pub(crate) fn state_value(policy: &str, free: u32) -> HeaderValue {
+    // A validated policy name is visible ASCII, so the value always is.
+    HeaderValue::try_from(format!("\"{policy}\";r={free}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"concurrency\";r=0"))
 }
 
 #[derive(Debug)]
@@ -167,5 +180,7 @@ pub(crate) struct Shared {
     pub(crate) rejection: PrebuiltProblem,
     pub(crate) unavailable: PrebuiltProblem,
     pub(crate) policy_header: HeaderValue,
+    /// `RateLimit` values by free slots, `0..=limit` (capped at `MAX_PREBUILT_STATES`).
+    pub(crate) states: Vec<HeaderValue>,
     pub(crate) policy: Arc<str>,
 }

@@ -14,7 +14,7 @@ use crate::limits::StoreError;
 /// zero, so only keys with requests in flight take memory.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryConcurrencyStore {
-    counts: Arc<DashMap<Box<str>, u32>>,
+    counts: Arc<DashMap<Arc<str>, u32>>,
 }
 
 impl MemoryConcurrencyStore {
@@ -40,17 +40,23 @@ impl MemoryConcurrencyStore {
 
     fn acquire_now(&self, key: &str, limit: u32) -> Acquire {
         let limit = limit.max(1);
-        let mut count = self.counts.entry(Box::from(key)).or_insert(0);
+        // A key already in flight costs no allocation; a new one allocates once, and its guard
+        // shares that allocation.
+        let mut count = match self.counts.get_mut(key) {
+            Some(count) => count,
+            None => self.counts.entry(Arc::from(key)).or_insert(0),
+        };
         if *count >= limit {
             return Acquire::Full;
         }
         *count += 1;
         let available = limit - *count;
+        let key = Arc::clone(count.key());
         drop(count);
         Acquire::Granted {
             permit: Permit::new(MemoryGuard {
                 counts: self.counts.clone(),
-                key: Some(Box::from(key)),
+                key: Some(key),
             }),
             available,
         }
@@ -58,8 +64,8 @@ impl MemoryConcurrencyStore {
 }
 
 struct MemoryGuard {
-    counts: Arc<DashMap<Box<str>, u32>>,
-    key: Option<Box<str>>,
+    counts: Arc<DashMap<Arc<str>, u32>>,
+    key: Option<Arc<str>>,
 }
 
 impl Drop for MemoryGuard {

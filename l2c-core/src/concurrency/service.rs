@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Extensions, HeaderMap, HeaderValue, Request, Response};
+use http::{Extensions, Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::layer::Shared;
+use super::layer::{Shared, state_value};
 use super::{Acquire, PermitBody};
-use crate::limits::response::{RATELIMIT, RATELIMIT_POLICY};
+use crate::limits::response::LimitHeaders;
 use crate::limits::{FailurePolicy, StoreError};
 
 /// Caps the requests in flight to `S` per partition key; the slot lives in the response body.
@@ -32,31 +32,22 @@ impl<S> ConcurrencyCap<S> {
     }
 }
 
-/// `RateLimit-Policy` and `RateLimit` of the cap.
-#[derive(Debug)]
-pub(crate) struct CapHeaders {
-    policy: HeaderValue,
-    state: HeaderValue,
-}
-
-impl CapHeaders {
-    pub(crate) fn apply(self, headers: &mut HeaderMap) {
-        headers.append(RATELIMIT_POLICY.clone(), self.policy);
-        headers.append(RATELIMIT.clone(), self.state);
-    }
-}
-
 pub(crate) enum Outcome<B> {
-    Pass(Option<super::Permit>, Option<CapHeaders>),
+    Pass(Option<super::Permit>, Option<LimitHeaders>),
     Reject(Response<PermitBody<B>>),
 }
 
 impl Shared {
-    fn headers(&self, free: u32) -> CapHeaders {
-        CapHeaders {
+    /// The cap's headers with `free` slots left; the values are built once per layer.
+    fn headers(&self, free: u32) -> LimitHeaders {
+        let state = usize::try_from(free)
+            .ok()
+            .and_then(|i| self.states.get(i))
+            .cloned()
+            .unwrap_or_else(|| state_value(&self.policy, free));
+        LimitHeaders {
             policy: self.policy_header.clone(),
-            state: HeaderValue::try_from(format!("\"{}\";r={free}", self.policy))
-                .unwrap_or_else(|_| HeaderValue::from_static("\"concurrency\";r=0")),
+            state,
         }
     }
 

@@ -18,6 +18,21 @@ pub(crate) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub(crate) const TEMPORARY_REDUCED_CAPACITY_TYPE: &str =
     "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity";
 
+/// The `RateLimit-Policy` and `RateLimit` values of one limited response, added on the way out.
+#[derive(Debug, Clone)]
+pub(crate) struct LimitHeaders {
+    pub(crate) policy: HeaderValue,
+    pub(crate) state: HeaderValue,
+}
+
+impl LimitHeaders {
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        // `append`: a route behind several limiters lists every policy (SF lists combine).
+        headers.append(RATELIMIT_POLICY.clone(), self.policy);
+        headers.append(RATELIMIT.clone(), self.state);
+    }
+}
+
 const CACHED_SECONDS: usize = 121;
 
 static SECONDS: LazyLock<Vec<HeaderValue>> =
@@ -76,7 +91,7 @@ impl PrebuiltProblem {
                 "Service Unavailable",
             )
             .with_type(TEMPORARY_REDUCED_CAPACITY_TYPE)
-            .with_detail("The rate limit store is unavailable; retry shortly."),
+            .with_detail("The limit store is unavailable; retry shortly."),
         )
     }
 

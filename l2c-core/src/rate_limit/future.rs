@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use pin_project_lite::pin_project;
 
-use super::service::RateHeaders;
+use crate::limits::response::LimitHeaders;
 
 type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
@@ -24,7 +24,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B, E> {
         // Allowed (or not limited): the inner service's future, headers added on the way out.
-        Inner { #[pin] fut: F, headers: Option<RateHeaders> },
+        Inner { #[pin] fut: F, headers: Option<LimitHeaders> },
         // Rejected without calling the inner service.
         Ready { res: Option<Response<B>> },
         // A store that needs I/O (Redis): check and call in one boxed future.
@@ -33,7 +33,7 @@ pin_project! {
 }
 
 impl<F, B, E> ResponseFuture<F, B, E> {
-    pub(crate) fn inner(fut: F, headers: Option<RateHeaders>) -> Self {
+    pub(crate) fn inner(fut: F, headers: Option<LimitHeaders>) -> Self {
         Self {
             kind: Kind::Inner { fut, headers },
         }

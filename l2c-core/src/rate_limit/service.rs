@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Extensions, HeaderMap, HeaderValue, Request, Response};
+use http::{Extensions, HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
 use super::layer::{ALLOWED_SLOTS, Shared, state_value};
 use super::{Decision, GcraParams};
-use crate::limits::response::{RATELIMIT, RATELIMIT_POLICY, ceil_secs, seconds_value};
+use crate::limits::response::{LimitHeaders, ceil_secs, seconds_value};
 use crate::limits::{FailurePolicy, StoreError};
 
 /// Rate-limits the requests to `S` per partition key.
@@ -32,23 +32,8 @@ impl<S> KeyedRateLimit<S> {
     }
 }
 
-/// The `RateLimit-Policy` and `RateLimit` values of an allowed response.
-#[derive(Debug, Clone)]
-pub(crate) struct RateHeaders {
-    policy: HeaderValue,
-    state: HeaderValue,
-}
-
-impl RateHeaders {
-    pub(crate) fn apply(self, headers: &mut HeaderMap) {
-        // `append`: a route behind several limiters lists every policy (SF lists combine).
-        headers.append(RATELIMIT_POLICY.clone(), self.policy);
-        headers.append(RATELIMIT.clone(), self.state);
-    }
-}
-
 pub(crate) enum Outcome<B> {
-    Pass(Option<RateHeaders>),
+    Pass(Option<LimitHeaders>),
     Reject(Response<B>),
 }
 
@@ -110,7 +95,7 @@ impl Shared {
         extensions: &Extensions,
     ) -> Outcome<B> {
         match result {
-            Ok(d) if d.allowed => Outcome::Pass(Some(RateHeaders {
+            Ok(d) if d.allowed => Outcome::Pass(Some(LimitHeaders {
                 policy: policy_header.clone(),
                 state: self.allowed_value(d.remaining, ceil_secs(d.reset_after_nanos)),
             })),
@@ -120,7 +105,7 @@ impl Shared {
                 let secs = ceil_secs(d.reset_after_nanos).max(1);
                 let (state, retry_after) = self.rejected_values(secs);
                 let mut res = self.rejection.response_with(extensions, retry_after);
-                RateHeaders {
+                LimitHeaders {
                     policy: policy_header.clone(),
                     state,
                 }
