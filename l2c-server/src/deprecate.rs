@@ -33,6 +33,8 @@ use tower::{Layer, ServiceExt};
 pub struct DeprecateRule {
     prefix: String,
     deprecation: Deprecation,
+    /// Built once here, not on every request under the prefix.
+    layer: DeprecationLayer,
 }
 
 /// Why a `--deprecate` value was refused.
@@ -87,6 +89,7 @@ impl FromStr for DeprecateRule {
         }
         Ok(Self {
             prefix: prefix.to_owned(),
+            layer: DeprecationLayer::new(deprecation.clone()),
             deprecation,
         })
     }
@@ -120,7 +123,7 @@ pub async fn apply(
     let path = req.uri().path();
     match rules.iter().find(|r| r.matches(path)) {
         Some(rule) => {
-            let svc = DeprecationLayer::new(rule.deprecation.clone()).layer(next);
+            let svc = rule.layer.layer(next);
             match svc.oneshot(req).await {
                 Ok(res) => res,
                 Err(never) => match never {},

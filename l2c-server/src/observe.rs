@@ -52,14 +52,20 @@ impl Histogram {
     }
 }
 
-type RouteKey = (&'static str, String);
-type StatusKey = (&'static str, String, u16);
+/// The series of one route template: request counters by (method, status), latency by method.
+#[derive(Debug, Default)]
+struct RouteSeries {
+    requests: RwLock<HashMap<(&'static str, u16), Arc<AtomicU64>>>,
+    latency: RwLock<HashMap<&'static str, Arc<Histogram>>>,
+}
 
 /// Request counters and latency histograms, shared by every request.
+///
+/// Keyed by route first, so counting a request looks the route up by `&str` and allocates
+/// nothing once its series exist (the route's `String` is made once, on its first request).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: RwLock<HashMap<StatusKey, Arc<AtomicU64>>>,
-    latency: RwLock<HashMap<RouteKey, Arc<Histogram>>>,
+    routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -93,41 +99,63 @@ impl Metrics {
         Self::default()
     }
 
+    /// The series of `route`, created on its first request.
+    fn route(&self, route: &str) -> Arc<RouteSeries> {
+        if let Some(series) = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+        {
+            return Arc::clone(series);
+        }
+        let mut write = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(write.entry(route.to_owned()).or_default())
+    }
+
     /// Counts one request.
     pub fn record(&self, method: &Method, route: &str, status: u16, latency: Duration) {
         let method = method_label(method);
-        get_or_insert(&self.requests, (method, route.to_owned(), status))
-            .fetch_add(1, Ordering::Relaxed);
-        get_or_insert(&self.latency, (method, route.to_owned())).observe(latency);
+        let series = self.route(route);
+        get_or_insert(&series.requests, (method, status)).fetch_add(1, Ordering::Relaxed);
+        get_or_insert(&series.latency, method).observe(latency);
     }
 
     /// The Prometheus text exposition (format 0.0.4), series sorted for stable output.
     pub fn render(&self) -> String {
+        // Copy the series out first: (method, route, status, count) and (method, route, histogram).
+        let mut requests: Vec<(&'static str, String, u16, u64)> = Vec::new();
+        let mut latency: Vec<(&'static str, String, Arc<Histogram>)> = Vec::new();
+        for (route, series) in self.routes.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            let counters = series.requests.read().unwrap_or_else(|e| e.into_inner());
+            for (&(method, status), n) in counters.iter() {
+                requests.push((method, route.clone(), status, n.load(Ordering::Relaxed)));
+            }
+            let histograms = series.latency.read().unwrap_or_else(|e| e.into_inner());
+            for (&method, h) in histograms.iter() {
+                latency.push((method, route.clone(), Arc::clone(h)));
+            }
+        }
+        requests.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+        latency.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+
         let mut out = String::new();
         out.push_str("# HELP l2c_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE l2c_http_requests_total counter\n");
-        let requests = self.requests.read().unwrap_or_else(|e| e.into_inner());
-        let mut rows: Vec<_> = requests.iter().collect();
-        rows.sort_by(|a, b| a.0.cmp(b.0));
-        for ((method, route, status), n) in rows {
+        for (method, route, status, n) in requests {
             let _ = writeln!(
                 out,
-                "l2c_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {}",
-                escape(route),
-                n.load(Ordering::Relaxed)
+                "l2c_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(&route),
             );
         }
-        drop(requests);
 
         out.push_str(
             "# HELP l2c_http_request_duration_seconds Time from request to response headers.\n",
         );
         out.push_str("# TYPE l2c_http_request_duration_seconds histogram\n");
-        let latency = self.latency.read().unwrap_or_else(|e| e.into_inner());
-        let mut rows: Vec<_> = latency.iter().collect();
-        rows.sort_by(|a, b| a.0.cmp(b.0));
-        for ((method, route), h) in rows {
-            let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
+        for (method, route, h) in latency {
+            let labels = format!("method=\"{method}\",route=\"{}\"", escape(&route));
             for (bucket, bound) in h.buckets.iter().zip(LATENCY_BUCKETS) {
                 let _ = writeln!(
                     out,
@@ -165,15 +193,14 @@ fn escape(value: &str) -> String {
 pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED.to_owned(), |p| p.as_str().to_owned());
+    // `MatchedPath` is a shared string: cloning it allocates nothing.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let request_id = req.extensions().get::<RequestId>().cloned();
     let res = next.run(req).await;
     let latency = start.elapsed();
     let status = res.status().as_u16();
-    metrics.record(&method, &route, status, latency);
+    metrics.record(&method, route, status, latency);
     let client_id = res
         .extensions()
         .get::<ClientId>()

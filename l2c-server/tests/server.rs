@@ -88,8 +88,13 @@ async fn metrics_count_requests_by_route_and_status() {
         )
     );
     assert!(text.contains("# TYPE l2c_http_request_duration_seconds histogram"));
-    // Unknown paths share one label value, so clients cannot create series at will.
+    // Unknown paths share one label value, so clients cannot create series at will, and are
+    // still counted.
     assert!(!text.contains("/nope"), "{text}");
+    assert!(
+        text.contains(r#"l2c_http_requests_total{method="GET",route="unmatched",status="404"} 1"#),
+        "{text}"
+    );
     assert!(text.contains(r#"status="401""#));
     s.stop().await;
 }
@@ -427,6 +432,9 @@ fn short_jwt_secret_is_refused_at_startup() {
 fn half_a_tls_configuration_is_refused() {
     let out = bin().args(["--tls-cert", "x.pem"]).output().unwrap();
     assert!(!out.status.success());
+    // Refused for the missing key, not for anything else (a busy port, a database).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--tls-key"), "{stderr}");
 }
 
 #[tokio::test]

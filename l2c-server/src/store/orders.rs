@@ -285,6 +285,23 @@ async fn create(
     })
 }
 
+/// The answer to a sync that changes nothing: the stored order, acknowledged as not applied.
+fn not_applied(stored: Stored, body: &SyncOrder) -> SyncOutcome {
+    SyncOutcome {
+        response: SyncOrderResponse::new(
+            OrderId::new(stored.id),
+            &body.external_order_no,
+            false,
+            false,
+            stored.status,
+            stored.payment_status,
+            stored.version,
+            0,
+        ),
+        events: Vec::new(),
+    }
+}
+
 async fn update(
     conn: &mut AnyConnection,
     body: &SyncOrder,
@@ -293,19 +310,7 @@ async fn update(
     now: i64,
 ) -> Result<SyncOutcome, SyncError> {
     if body.version <= stored.version {
-        return Ok(SyncOutcome {
-            response: SyncOrderResponse::new(
-                OrderId::new(stored.id),
-                &body.external_order_no,
-                false,
-                false,
-                stored.status,
-                stored.payment_status,
-                stored.version,
-                0,
-            ),
-            events: Vec::new(),
-        });
+        return Ok(not_applied(stored, body));
     }
     if !fulfilment_allowed(stored.status, body.status) {
         return Err(SyncError::IllegalTransition {
@@ -355,19 +360,7 @@ async fn update(
     .await?
     .rows_affected();
     if updated == 0 {
-        return Ok(SyncOutcome {
-            response: SyncOrderResponse::new(
-                OrderId::new(stored.id),
-                &body.external_order_no,
-                false,
-                false,
-                stored.status,
-                stored.payment_status,
-                stored.version,
-                0,
-            ),
-            events: Vec::new(),
-        });
+        return Ok(not_applied(stored, body));
     }
     history(conn, &stored.id, body, now).await?;
     let mut events = Vec::new();

@@ -23,6 +23,8 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashMap;
+
 use l2c_core::ClientId;
 use l2c_core::api::events::{EventData, EventType, WebhookEvent};
 use l2c_core::api::webhooks::{Delivery, DeliveryAttempt, DeliveryStatus, Webhook};
@@ -31,9 +33,32 @@ use sqlx::{AnyConnection, Row};
 
 use super::domain_util::{begin_write, millis_to_cst};
 use super::{Backend, Db, StoreError};
+use crate::domain::new_id;
 
-fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+/// A delivery row (`id, event_id, event_type, status, next_attempt_at, created_at`), without
+/// its attempts.
+fn delivery_from_row(r: &AnyRow) -> Result<Delivery, StoreError> {
+    let status = match r.try_get::<String, _>("status")?.as_str() {
+        "PENDING" => DeliveryStatus::Pending,
+        "SUCCEEDED" => DeliveryStatus::Succeeded,
+        "FAILED" => DeliveryStatus::Failed,
+        other => return Err(corrupt(format!("delivery status `{other}`"))),
+    };
+    let event_type: EventType = r
+        .try_get::<String, _>("event_type")?
+        .parse()
+        .map_err(|_| corrupt("event type"))?;
+    let mut d = Delivery::new(
+        r.try_get::<String, _>("id")?,
+        r.try_get::<String, _>("event_id")?,
+        event_type,
+        status,
+        millis_to_cst(r.try_get("created_at")?),
+    );
+    if status == DeliveryStatus::Pending {
+        d.next_attempt_at = Some(millis_to_cst(r.try_get("next_attempt_at")?));
+    }
+    Ok(d)
 }
 
 fn corrupt(detail: impl Into<String>) -> StoreError {
@@ -468,54 +493,59 @@ impl WebhookStore<'_> {
         .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(self.delivery_from_row(r).await?);
-        }
+        let ids = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut attempts = self.attempts_of(&ids).await?;
+        let out = rows
+            .iter()
+            .zip(&ids)
+            .map(|(r, id)| {
+                let mut d = delivery_from_row(r)?;
+                d.attempts = attempts.remove(id).unwrap_or_default();
+                Ok(d)
+            })
+            .collect::<Result<_, StoreError>>()?;
         Ok(Some(out))
     }
 
-    async fn delivery_from_row(&self, r: &AnyRow) -> Result<Delivery, StoreError> {
-        let id: String = r.try_get("id")?;
-        let status = match r.try_get::<String, _>("status")?.as_str() {
-            "PENDING" => DeliveryStatus::Pending,
-            "SUCCEEDED" => DeliveryStatus::Succeeded,
-            "FAILED" => DeliveryStatus::Failed,
-            other => return Err(corrupt(format!("delivery status `{other}`"))),
-        };
-        let event_type: EventType = r
-            .try_get::<String, _>("event_type")?
-            .parse()
-            .map_err(|_| corrupt("event type"))?;
-        let mut d = Delivery::new(
-            id.as_str(),
-            r.try_get::<String, _>("event_id")?,
-            event_type,
-            status,
-            millis_to_cst(r.try_get("created_at")?),
-        );
-        if status == DeliveryStatus::Pending {
-            d.next_attempt_at = Some(millis_to_cst(r.try_get("next_attempt_at")?));
+    /// The attempts of each of `ids`, in order, in one query (not one per delivery).
+    async fn attempts_of(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<DeliveryAttempt>>, StoreError> {
+        let mut by_delivery: HashMap<String, Vec<DeliveryAttempt>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(by_delivery);
         }
-        d.attempts = sqlx::query(
-            "SELECT attempted_at, response_status, latency_ms, error FROM webhook_attempts \
-             WHERE delivery_id = $1 ORDER BY attempt_no",
-        )
-        .bind(&id)
-        .fetch_all(self.db.pool())
-        .await?
-        .iter()
-        .map(|a| -> Result<DeliveryAttempt, StoreError> {
-            Ok(DeliveryAttempt::new(
+        let placeholders = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT delivery_id, attempted_at, response_status, latency_ms, error \
+             FROM webhook_attempts WHERE delivery_id IN ({placeholders}) \
+             ORDER BY delivery_id, attempt_no"
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id);
+        }
+        for a in query.fetch_all(self.db.pool()).await? {
+            let attempt = DeliveryAttempt::new(
                 millis_to_cst(a.try_get("attempted_at")?),
                 a.try_get::<Option<i64>, _>("response_status")?
                     .and_then(|s| u16::try_from(s).ok()),
                 u64::try_from(a.try_get::<i64, _>("latency_ms")?).unwrap_or(0),
                 a.try_get("error")?,
-            ))
-        })
-        .collect::<Result<_, _>>()?;
-        Ok(d)
+            );
+            by_delivery
+                .entry(a.try_get("delivery_id")?)
+                .or_default()
+                .push(attempt);
+        }
+        Ok(by_delivery)
     }
 
     /// Queues a delivery of one of the client's subscriptions again: pending, due now, with a
@@ -553,10 +583,16 @@ impl WebhookStore<'_> {
         .bind(subscription_id)
         .fetch_optional(self.db.pool())
         .await?;
-        match row {
-            Some(r) => Ok(Some(self.delivery_from_row(&r).await?)),
-            None => Ok(None),
-        }
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let mut d = delivery_from_row(&r)?;
+        d.attempts = self
+            .attempts_of(&[delivery_id.to_owned()])
+            .await?
+            .remove(delivery_id)
+            .unwrap_or_default();
+        Ok(Some(d))
     }
 
     /// Claims up to `limit` due deliveries for `owner` until `lease_until` (unix ms): pending,
