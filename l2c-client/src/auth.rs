@@ -21,7 +21,7 @@ use l2c_core::api::oauth::{TokenRequest, TokenResponse};
 use tokio::time::Instant;
 
 use crate::client::{ClientInner, RequestSpec, ResponseKind};
-use crate::error::{DecodeError, Error};
+use crate::error::Error;
 
 /// The token endpoint's path under the base URL.
 pub(crate) const TOKEN_PATH: &[&str] = &["api", "oauth", "token"];
@@ -195,17 +195,8 @@ impl TokenSource {
         let requested_at = Instant::now();
         tracing::debug!(client_id = %self.client_id, "requesting an access token");
         let response = client.execute(spec).await?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| Error::Decode {
-            status,
-            request_id: None,
-            source: DecodeError::body(e),
-        })?;
-        let token: TokenResponse = serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
-            status,
-            request_id: None,
-            source: DecodeError::json(e),
-        })?;
+        // Decoded like every other response, so a bad one still names its request id.
+        let token: TokenResponse = crate::client::decode_json(response).await?;
         let lifetime = Duration::from_secs(token.expires_in);
         Ok(Arc::new(CachedToken {
             value: Secret::new(token.access_token),

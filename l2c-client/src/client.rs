@@ -320,12 +320,13 @@ impl RequestSpec {
     }
 }
 
-/// Checks a caller-supplied `X-Request-Id`: 1–255 visible ASCII characters.
+/// Checks a caller-supplied `X-Request-Id` by the server's own rule (1–255 visible ASCII).
 pub(crate) fn validate_request_id(id: &str) -> Result<(), BuildError> {
-    if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(BuildError::InvalidRequestId);
+    if l2c_core::RequestId::is_valid(id.as_bytes()) {
+        Ok(())
+    } else {
+        Err(BuildError::InvalidRequestId)
     }
-    Ok(())
 }
 
 pub(crate) struct ClientInner {
@@ -491,12 +492,13 @@ fn is_stale_token_challenge(headers: &http::HeaderMap) -> bool {
 
 async fn error_from_response(response: reqwest::Response, kind: ResponseKind) -> (Error, Outcome) {
     let status = response.status();
-    let headers = response.headers().clone();
+    // Only three values are needed: read them (owned) instead of copying the whole header map.
+    let headers = response.headers();
     let retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-    let request_id = header_string(&headers, REQUEST_ID_HEADER);
-    let content_type = header_string(&headers, CONTENT_TYPE.as_str());
+    let request_id = header_string(headers, REQUEST_ID_HEADER);
+    let content_type = header_string(headers, CONTENT_TYPE.as_str());
     let body = read_capped(response, MAX_ERROR_BODY).await;
     let error = match kind {
         ResponseKind::Api => Error::from_response_parts(

@@ -52,7 +52,7 @@ use futures_core::Stream;
 use crate::error::Error;
 
 /// The largest `pageSize` the platform accepts.
-pub const MAX_PAGE_SIZE: u32 = 100;
+pub use l2c_core::api::showroom::MAX_PAGE_SIZE;
 
 /// One page of a list endpoint's response.
 pub trait Paginated {

@@ -107,7 +107,13 @@ async fn the_oauth_error_shape_is_decoded_into_an_auth_error() {
         1,
         "no API call without a token"
     );
-    assert!(client.authenticate().await.is_err());
+    // A refusal is not cached: the next call asks the token endpoint again, and is refused
+    // the same way.
+    assert!(matches!(
+        client.authenticate().await,
+        Err(Error::Auth { .. })
+    ));
+    assert_eq!(platform.token_requests().await, 2);
 }
 
 #[tokio::test]

@@ -216,7 +216,11 @@ fn webhook_verify_returns_the_typed_event_and_refuses_tampering() {
     );
 
     let other = WebhookSecret::generate();
-    assert!(webhook::verify(&other, delivery.headers(), delivery.body()).is_err());
+    assert_eq!(
+        webhook::verify(&other, delivery.headers(), delivery.body()).unwrap_err(),
+        VerifyError::SignatureMismatch,
+        "another secret's signature does not match"
+    );
 
     let stale = signed_webhook_at(&[&secret], &event, 1_700_000_000);
     assert_eq!(
