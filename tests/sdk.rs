@@ -152,7 +152,7 @@ async fn the_quickstart_flow_through_the_sdk() {
             .await
             .expect_err("illegal");
         assert_eq!(err.status(), Some(StatusCode::CONFLICT), "{err:?}");
-        assert!(err.code().is_some(), "{err:?}");
+        assert_eq!(err.code(), Some("illegal_payment_transition"), "{err:?}");
 
         let page = client
             .showroom()

@@ -58,14 +58,14 @@ pub const ISSUER: &str = "https://l2c.example/bench";
 pub const AUDIENCE: &str = "l2c-open-api";
 /// Client id (`sub`) of the benchmark tokens.
 pub const CLIENT_ID: &str = "cli_bench";
-/// Scope of the benchmark tokens.
-pub const SCOPE: &str = "orders:read";
+/// Scope of the benchmark tokens of the GET modes.
+pub const SCOPE: Scope = Scope::OrdersRead;
 
 /// Default HS256 secret: fine for a benchmark on loopback, never for anything else.
 const DEFAULT_SECRET: &str = "l2c-bench-secret-0123456789abcdef0123456789";
 
-/// How long the printed token stays valid.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+/// How long the printed token stays valid: l2c's own default.
+const TOKEN_LIFETIME: Duration = l2c_core::auth::DEFAULT_TTL;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -175,7 +175,7 @@ async fn push_lead(_body: axum::body::Bytes) -> (http::StatusCode, Json<serde_js
 
 /// The bare router every mode wraps (`l2c-replay` serves the POST route instead).
 fn handler_router(mode: Mode) -> Router {
-    if matches!(mode, Mode::L2cReplay | Mode::BarePost) {
+    if mode.is_post() {
         Router::new().route(REPLAY_ROUTE, axum::routing::post(push_lead))
     } else {
         Router::new().route(ROUTE, get(order_status))
@@ -191,9 +191,33 @@ struct BenchRequest {
 }
 
 impl Mode {
+    /// Whether the mode serves the POST of `l2c-replay` rather than the GET.
+    fn is_post(self) -> bool {
+        matches!(self, Mode::L2cReplay | Mode::BarePost)
+    }
+
+    /// Whether every request is meant to be rejected with 429.
+    fn rejects_all(self) -> bool {
+        matches!(self, Mode::Peer429 | Mode::L2c429)
+    }
+
+    /// Whether the stack needs the peer address (`ConnectInfo<SocketAddr>`) in the extensions.
+    fn needs_connect_info(self) -> bool {
+        matches!(self, Mode::Peer | Mode::Peer429)
+    }
+
+    /// The scope the route requires (and the mode's token grants).
+    fn scope(self) -> Scope {
+        if self.is_post() {
+            Scope::LeadsWrite
+        } else {
+            Scope::OrdersRead
+        }
+    }
+
     fn request(self) -> BenchRequest {
-        match self {
-            Mode::L2cReplay | Mode::BarePost => BenchRequest {
+        if self.is_post() {
+            BenchRequest {
                 method: http::Method::POST,
                 path: REPLAY_ROUTE,
                 headers: &[
@@ -201,22 +225,25 @@ impl Mode {
                     ("X-Request-Id", REPLAY_KEY),
                 ],
                 body: REPLAY_BODY,
-            },
-            _ => BenchRequest {
+            }
+        } else {
+            BenchRequest {
                 method: http::Method::GET,
                 path: ROUTE,
                 headers: &[],
                 body: "",
-            },
+            }
         }
     }
 
     /// The status every measured request must get.
     fn expected_status(self) -> http::StatusCode {
-        match self {
-            Mode::Peer429 | Mode::L2c429 => http::StatusCode::TOO_MANY_REQUESTS,
-            Mode::L2cReplay | Mode::BarePost => http::StatusCode::CREATED,
-            Mode::Bare | Mode::Peer | Mode::L2c => http::StatusCode::OK,
+        if self.rejects_all() {
+            http::StatusCode::TOO_MANY_REQUESTS
+        } else if self.is_post() {
+            http::StatusCode::CREATED
+        } else {
+            http::StatusCode::OK
         }
     }
 }
@@ -236,20 +263,9 @@ fn token_for(mode: Mode, secret: &str) -> Result<String, BoxError> {
         Mode::Bare | Mode::BarePost | Mode::Peer | Mode::Peer429 => {
             peer::issue_token(secret.as_bytes(), now_secs(), TOKEN_LIFETIME)
         }
-        Mode::L2c | Mode::L2c429 => l2c::issue_token(secret.as_bytes(), Scope::OrdersRead),
-        Mode::L2cReplay => l2c::issue_token(secret.as_bytes(), Scope::LeadsWrite),
-    }
-}
-
-impl Mode {
-    /// Whether every request is meant to be rejected with 429.
-    fn rejects_all(self) -> bool {
-        matches!(self, Mode::Peer429 | Mode::L2c429)
-    }
-
-    /// Whether the stack needs the peer address (`ConnectInfo<SocketAddr>`) in the extensions.
-    fn needs_connect_info(self) -> bool {
-        matches!(self, Mode::Peer | Mode::Peer429)
+        Mode::L2c | Mode::L2c429 | Mode::L2cReplay => {
+            l2c::issue_token(secret.as_bytes(), mode.scope())
+        }
     }
 }
 
@@ -263,10 +279,9 @@ fn app(mode: Mode, secret: &[u8]) -> Result<Router, BoxError> {
     let router = match mode {
         Mode::Bare | Mode::BarePost => router,
         Mode::Peer | Mode::Peer429 => peer::stack(router, secret, mode.rejects_all())?,
-        Mode::L2c | Mode::L2c429 => {
-            l2c::stack(router, secret, mode.rejects_all(), Scope::OrdersRead)?
+        Mode::L2c | Mode::L2c429 | Mode::L2cReplay => {
+            l2c::stack(router, secret, mode.rejects_all(), mode.scope())?
         }
-        Mode::L2cReplay => l2c::stack(router, secret, false, Scope::LeadsWrite)?,
     };
     Ok(router.with_state(()))
 }
@@ -368,8 +383,12 @@ fn main() -> Result<(), BoxError> {
         }
         return Ok(());
     }
-    if args.secret.len() < 32 {
-        return Err("--secret must be at least 32 bytes".into());
+    if args.secret.len() < l2c_core::auth::MIN_HMAC_KEY_LEN {
+        return Err(format!(
+            "--secret must be at least {} bytes",
+            l2c_core::auth::MIN_HMAC_KEY_LEN
+        )
+        .into());
     }
     if args.print_request {
         let spec = args.mode.request();

@@ -39,7 +39,7 @@ pub fn issue_token(secret: &[u8], now: u64, lifetime: Duration) -> Result<String
         iat: now,
         nbf: now,
         exp: now + lifetime.as_secs(),
-        scope: SCOPE.to_owned(),
+        scope: SCOPE.as_str().to_owned(),
     };
     let token = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
