@@ -13,6 +13,7 @@
 //! | `l2c-429` | the same with a quota so small that every request is rejected |
 //! | `bare-post` | nothing: plain axum serving the `POST` of `l2c-replay` (reads the ~150-byte body, answers ~1 KiB of JSON) |
 //! | `l2c-replay` | the full l2c stack on that `POST` retried with the same `X-Request-Id`: the first request runs the handler, every later one is the stored ~1 KiB response replayed by `IdempotencyLayer` |
+//! | `static-post` | nothing: plain axum answering that `POST` (body read) with the same ~1 KiB, serialized once at start — the exchange alone, the most any replay could reach |
 //!
 //! The server prints one line `token=<jwt>` (a bearer token valid for the selected mode) and one
 //! line `listening=<addr>` on stdout once it accepts connections; `--print-token` prints the token
@@ -87,6 +88,10 @@ enum Mode {
     /// The full l2c stack on a POST retried with one `X-Request-Id`: a stored ~1 KiB replay.
     #[value(name = "l2c-replay")]
     L2cReplay,
+    /// Plain axum answering the POST of `l2c-replay` with bytes serialized once: the exchange
+    /// alone, the ceiling of any replay.
+    #[value(name = "static-post")]
+    StaticPost,
 }
 
 #[derive(Debug, Parser)]
@@ -148,6 +153,33 @@ async fn order_status() -> Json<OrderStatus> {
 
 /// What a lead push answers in `l2c-replay`: about 1 KiB of JSON once serialized.
 async fn push_lead(_body: axum::body::Bytes) -> (http::StatusCode, Json<serde_json::Value>) {
+    (http::StatusCode::CREATED, Json(lead_pushed()))
+}
+
+/// `push_lead`'s answer serialized once, for `static-post`.
+static LEAD_PUSHED_BYTES: std::sync::LazyLock<axum::body::Bytes> = std::sync::LazyLock::new(|| {
+    serde_json::to_vec(&lead_pushed())
+        .unwrap_or_default()
+        .into()
+});
+
+/// `push_lead` without the work: the same status, content type and bytes.
+async fn push_lead_static(
+    _body: axum::body::Bytes,
+) -> (
+    http::StatusCode,
+    [(http::HeaderName, &'static str); 1],
+    axum::body::Bytes,
+) {
+    (
+        http::StatusCode::CREATED,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        LEAD_PUSHED_BYTES.clone(),
+    )
+}
+
+/// The body of a lead push's answer.
+fn lead_pushed() -> serde_json::Value {
     let history: Vec<serde_json::Value> = (1..=7)
         .map(|i| {
             serde_json::json!({
@@ -157,9 +189,7 @@ async fn push_lead(_body: axum::body::Bytes) -> (http::StatusCode, Json<serde_js
             })
         })
         .collect();
-    (
-        http::StatusCode::CREATED,
-        Json(serde_json::json!({
+    serde_json::json!({
             "leadId": "lead_01JD7Y3K9Q4M2X8V6T0R5N1B3C",
             "customerId": "cus_01JD7Y3K9Q4M2X8V6T0R5N1B3D",
             "duplicate": false,
@@ -169,13 +199,14 @@ async fn push_lead(_body: axum::body::Bytes) -> (http::StatusCode, Json<serde_js
             "intent": "全屋定制",
             "createdAt": "2026-11-26T09:30:00+08:00",
             "history": history,
-        })),
-    )
+    })
 }
 
 /// The bare router every mode wraps (`l2c-replay` serves the POST route instead).
 fn handler_router(mode: Mode) -> Router {
-    if mode.is_post() {
+    if mode == Mode::StaticPost {
+        Router::new().route(REPLAY_ROUTE, axum::routing::post(push_lead_static))
+    } else if mode.is_post() {
         Router::new().route(REPLAY_ROUTE, axum::routing::post(push_lead))
     } else {
         Router::new().route(ROUTE, get(order_status))
@@ -193,7 +224,7 @@ struct BenchRequest {
 impl Mode {
     /// Whether the mode serves the POST of `l2c-replay` rather than the GET.
     fn is_post(self) -> bool {
-        matches!(self, Mode::L2cReplay | Mode::BarePost)
+        matches!(self, Mode::L2cReplay | Mode::BarePost | Mode::StaticPost)
     }
 
     /// Whether every request is meant to be rejected with 429.
@@ -260,7 +291,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 fn token_for(mode: Mode, secret: &str) -> Result<String, BoxError> {
     match mode {
         // `bare` ignores the header; any token will do, so hand out the peer one.
-        Mode::Bare | Mode::BarePost | Mode::Peer | Mode::Peer429 => {
+        Mode::Bare | Mode::BarePost | Mode::StaticPost | Mode::Peer | Mode::Peer429 => {
             peer::issue_token(secret.as_bytes(), now_secs(), TOKEN_LIFETIME)
         }
         Mode::L2c | Mode::L2c429 | Mode::L2cReplay => {
@@ -277,7 +308,7 @@ fn token_for(mode: Mode, secret: &str) -> Result<String, BoxError> {
 fn app(mode: Mode, secret: &[u8]) -> Result<Router, BoxError> {
     let router = handler_router(mode);
     let router = match mode {
-        Mode::Bare | Mode::BarePost => router,
+        Mode::Bare | Mode::BarePost | Mode::StaticPost => router,
         Mode::Peer | Mode::Peer429 => peer::stack(router, secret, mode.rejects_all())?,
         Mode::L2c | Mode::L2c429 | Mode::L2cReplay => {
             l2c::stack(router, secret, mode.rejects_all(), mode.scope())?

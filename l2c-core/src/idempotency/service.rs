@@ -2,11 +2,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
@@ -110,8 +110,15 @@ where
         if !applies_to(req.method()) {
             return ResponseFuture::inner(self.inner.call(req));
         }
-        let key = match read_key(req.headers(), &self.config.key_headers) {
-            Ok(Some(key)) => key.into_owned(),
+        let record_key = match read_key(req.headers(), &self.config.key_headers) {
+            // Hashed here, while the key still borrows the headers: no copy of it is kept.
+            Ok(Some(key)) => {
+                let client = req
+                    .extensions()
+                    .get::<AuthenticatedClient>()
+                    .map(|c| c.client_id.as_str());
+                RecordKey::new(client, req.method(), req.uri().path(), &key)
+            }
             Ok(None) if !self.config.required => {
                 return ResponseFuture::inner(self.inner.call(req));
             }
@@ -184,7 +191,7 @@ where
             Arc::clone(&self.store),
             inner,
             req,
-            key,
+            record_key,
         )))
     }
 }
@@ -248,12 +255,77 @@ fn reject<F, B: From<Bytes>, E>(
 fn replay<B: From<Bytes>>(record: &StoredResponse) -> Response<B> {
     let mut response = Response::new(B::from(record.body().clone()));
     *response.status_mut() = record.status();
-    *response.headers_mut() = record.headers().clone();
-    response.headers_mut().insert(
+    // Sized for the outer layers' headers too (`RateLimit`, `X-Request-Id`, ...), so the map is
+    // not grown on the way out.
+    let stored = record.headers();
+    let mut headers = HeaderMap::with_capacity(stored.len() + REPLAY_HEADROOM);
+    for (name, value) in stored {
+        headers.append(name.clone(), value.clone());
+    }
+    headers.insert(
         IDEMPOTENT_REPLAYED.clone(),
         HeaderValue::from_static("true"),
     );
+    *response.headers_mut() = headers;
     response
+}
+
+/// Headers a replay leaves room for: `Idempotent-Replayed` and what the layers around this one
+/// usually add (`RateLimit-Policy`, `RateLimit`, `X-Request-Id`, `Deprecation`, `Sunset`, `Link`).
+const REPLAY_HEADROOM: usize = 7;
+
+/// Why a request body could not be buffered.
+enum ReadBodyError {
+    TooLarge,
+    Unreadable,
+}
+
+/// The whole body, at most `limit` bytes.
+///
+/// A body that arrives in one frame (nearly every JSON request) is kept as it is, without a
+/// copy; and once the body says it has ended (`is_end_stream`, e.g. a `Content-Length` reached)
+/// it is not polled again. Trailers are ignored.
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ReadBodyError>
+where
+    B: Body,
+{
+    let mut body = std::pin::pin!(body);
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.as_mut().frame().await {
+        let frame = frame.map_err(|_| ReadBodyError::Unreadable)?;
+        if let Ok(mut data) = frame.into_data() {
+            let len = data.remaining();
+            total = total.saturating_add(len);
+            if total > limit {
+                return Err(ReadBodyError::TooLarge);
+            }
+            if len > 0 {
+                let chunk = data.copy_to_bytes(len);
+                match (&mut joined, first.take()) {
+                    (Some(buf), _) => buf.put(chunk),
+                    (None, None) => first = Some(chunk),
+                    (None, Some(head)) => {
+                        let mut buf = BytesMut::with_capacity(head.len() + chunk.len());
+                        buf.put(head);
+                        buf.put(chunk);
+                        joined = Some(buf);
+                    }
+                }
+            }
+        }
+        if body.is_end_stream() {
+            break;
+        }
+    }
+    Ok(match joined {
+        Some(buf) => buf.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 /// Frees the claimed key unless disarmed: on a dropped future (client gone), a panic in the
@@ -283,7 +355,7 @@ async fn run<S, ReqBody, ResBody>(
     store: Arc<dyn IdempotencyStore>,
     mut inner: S,
     req: Request<ReqBody>,
-    key: String,
+    record_key: RecordKey,
 ) -> Result<Response<ResBody>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -298,15 +370,15 @@ where
         Ok(problem_response(problem, reason, request_id.as_ref()))
     };
 
-    let body = match Limited::new(body, config.max_body_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+    let body = match read_body(body, config.max_body_bytes).await {
+        Ok(body) => body,
+        Err(ReadBodyError::TooLarge) => {
             return reject(
                 too_large(config.max_body_bytes),
                 IdempotencyRejection::BodyTooLarge,
             );
         }
-        Err(_) => {
+        Err(ReadBodyError::Unreadable) => {
             return reject(
                 Problem::bad_request(
                     "unreadable_body",
@@ -319,11 +391,6 @@ where
 
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let fingerprint = Fingerprint::new(&parts.method, path_and_query, &body);
-    let client = parts
-        .extensions
-        .get::<AuthenticatedClient>()
-        .map(|c| c.client_id.as_str());
-    let record_key = RecordKey::new(client, &parts.method, parts.uri.path(), &key);
 
     let token = match store.claim(&record_key, &fingerprint, config.lease).await {
         Ok(Claim::Claimed(token)) => token,
@@ -492,7 +559,7 @@ pub struct NotExecuted;
 /// extension is removed from the response before it goes out.
 ///
 /// ```
-/// use bytes::Bytes;
+/// use bytes::{Buf, BufMut, Bytes, BytesMut};
 /// use http::Response;
 /// use l2c_core::idempotency::StoreRedacted;
 ///

@@ -1034,3 +1034,183 @@ async fn auth_rejections_from_inner_layers_are_not_recorded() {
     assert_eq!(third.headers()[&IDEMPOTENT_REPLAYED], "true");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// A request body delivered in the given frames (an `Err` is a broken connection), the way a
+/// server hands over a chunked or slowly arriving upload.
+struct Chunked {
+    frames: std::collections::VecDeque<Result<Bytes, std::io::Error>>,
+}
+
+impl Chunked {
+    fn new(frames: impl IntoIterator<Item = Result<&'static str, &'static str>>) -> Self {
+        Self {
+            frames: frames
+                .into_iter()
+                .map(|f| {
+                    f.map(|s| Bytes::from_static(s.as_bytes()))
+                        .map_err(std::io::Error::other)
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<Bytes> for Chunked {
+    fn from(bytes: Bytes) -> Self {
+        Self {
+            frames: [Ok(bytes)].into(),
+        }
+    }
+}
+
+impl http_body::Body for Chunked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        std::task::Poll::Ready(
+            self.frames
+                .pop_front()
+                .map(|f| f.map(http_body::Frame::data)),
+        )
+    }
+}
+
+/// The idempotency layer over a handler that counts its calls and answers 201 with the body it
+/// received, so a test sees exactly what the layer handed on.
+fn echo_service(
+    calls: &Arc<AtomicUsize>,
+    max_body_bytes: usize,
+) -> impl Service<Request<Chunked>, Response = Res, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ 'static {
+    let calls = Arc::clone(calls);
+    IdempotencyLayer::new()
+        .max_body_bytes(max_body_bytes)
+        .layer(service_fn(move |req: Request<Chunked>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .status(StatusCode::CREATED)
+                        .header("content-type", "text/plain")
+                        .body(Full::new(body))
+                        .unwrap(),
+                )
+            }
+        }))
+}
+
+fn chunked_post(key: &str, body: Chunked) -> Request<Chunked> {
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/mobile/leads/hook")
+        .header("x-request-id", key)
+        .body(body)
+        .unwrap();
+    req.extensions_mut()
+        .insert(AuthenticatedClient::new("c", Scopes::all()));
+    req
+}
+
+async fn send_chunked<S>(svc: &S, req: Request<Chunked>) -> Snapshot
+where
+    S: Service<Request<Chunked>, Response = Res, Error = Infallible> + Clone,
+{
+    snapshot(svc.clone().oneshot(req).await.unwrap()).await
+}
+
+#[tokio::test]
+async fn a_body_in_several_frames_reaches_the_handler_whole_and_replays_however_it_is_split() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = echo_service(&calls, 1024);
+    // Tried: the same JSON in three frames (with an empty one between), then in one frame, then
+    // in two frames split elsewhere; and one byte changed.
+    let first = send_chunked(
+        &svc,
+        chunked_post(
+            "k-frames",
+            Chunked::new([
+                Ok(r#"{"name":"#),
+                Ok(""),
+                Ok(r#""张三","city":"#),
+                Ok(r#""上海"}"#),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(first.body, r#"{"name":"张三","city":"上海"}"#);
+    assert!(!first.replayed());
+    let whole = send_chunked(
+        &svc,
+        chunked_post(
+            "k-frames",
+            Chunked::new([Ok(r#"{"name":"张三","city":"上海"}"#)]),
+        ),
+    )
+    .await;
+    whole.assert_replay_of(&first);
+    let split = send_chunked(
+        &svc,
+        chunked_post(
+            "k-frames",
+            Chunked::new([Ok(r#"{"name":"张三","#), Ok(r#""city":"上海"}"#)]),
+        ),
+    )
+    .await;
+    split.assert_replay_of(&first);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let changed = send_chunked(
+        &svc,
+        chunked_post(
+            "k-frames",
+            Chunked::new([Ok(r#"{"name":"张三","#), Ok(r#""city":"北京"}"#)]),
+        ),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(changed.rejection, Some(IdempotencyRejection::KeyReused));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_streamed_body_over_the_limit_or_broken_midway_is_refused_and_frees_the_key() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = echo_service(&calls, 16);
+    // Tried: 9 + 8 bytes in two frames with no Content-Length (one over the limit of 16).
+    let res = send_chunked(
+        &svc,
+        chunked_post("k-big", Chunked::new([Ok("123456789"), Ok("abcdefgh")])),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(res.rejection, Some(IdempotencyRejection::BodyTooLarge));
+    // Tried: a connection that breaks after the first frame.
+    let res = send_chunked(
+        &svc,
+        chunked_post("k-broken", Chunked::new([Ok("1234"), Err("reset")])),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.problem()["code"], "unreadable_body");
+    assert_eq!(res.rejection, Some(IdempotencyRejection::UnreadableBody));
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler must not run");
+    // Neither key was used up: the complete requests run now.
+    for key in ["k-big", "k-broken"] {
+        let res = send_chunked(
+            &svc,
+            chunked_post(key, Chunked::new([Ok("12345678"), Ok("abcdefgh")])),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{key}");
+        assert_eq!(res.body, "12345678abcdefgh");
+        assert!(!res.replayed());
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
