@@ -31,6 +31,7 @@
 mod l2c;
 mod peer;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +41,7 @@ use axum::{Json, Router};
 use clap::{Parser, ValueEnum};
 use l2c_core::Scope;
 use serde::Serialize;
+use tower::Service;
 
 /// The route every mode serves.
 pub const ROUTE: &str = "/api/mobile/orders/ord_01JD7Y3K9Q/status";
@@ -300,25 +302,72 @@ fn token_for(mode: Mode, secret: &str) -> Result<String, BoxError> {
     }
 }
 
-/// The handler behind the mode's middleware stack.
+/// What a mode serves: the router itself (`bare*`, `static-post`) or the router wrapped whole in
+/// a middleware stack, `ServiceBuilder::new().layer(..).service(router)`.
 ///
-/// `with_state(())` turns the handlers into routes, with their layers applied, once. Without it
-/// `axum::serve` does that for every connection and an in-process caller for every request (a
-/// server with real state calls `with_state` anyway).
-fn app(mode: Mode, secret: &[u8]) -> Result<Router, BoxError> {
-    let router = handler_router(mode);
-    let router = match mode {
-        Mode::Bare | Mode::BarePost | Mode::StaticPost => router,
-        Mode::Peer | Mode::Peer429 => peer::stack(router, secret, mode.rejects_all())?,
-        Mode::L2c | Mode::L2c429 | Mode::L2cReplay => {
-            l2c::stack(router, secret, mode.rejects_all(), mode.scope())?
+/// Every stack wraps the router from outside rather than through `Router::layer`, which puts
+/// the layers inside routing and boxes every route once more (another `Route`, `Oneshot` and
+/// boxed future per request, about 1,300 instructions): so the difference to `bare` is the cost
+/// of the middleware alone, the same way for the peer stack and for l2c's.
+pub trait Stacked:
+    Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<T> Stacked for T where
+    T: Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// Runs `$body` with `$app` bound to the mode's service (each mode has its own type).
+///
+/// `with_state(())` turns the handlers into routes once. Without it `axum::serve` does that for
+/// every connection and an in-process caller for every request (a server with real state calls
+/// `with_state` anyway).
+macro_rules! with_app {
+    ($mode:expr, $secret:expr, |$app:ident| $body:expr) => {{
+        let mode: Mode = $mode;
+        let router = handler_router(mode).with_state(());
+        match mode {
+            Mode::Bare | Mode::BarePost | Mode::StaticPost => {
+                let $app = router;
+                $body
+            }
+            Mode::Peer | Mode::Peer429 => {
+                let $app = peer::stack(router, $secret, mode.rejects_all())?;
+                $body
+            }
+            Mode::L2c | Mode::L2c429 | Mode::L2cReplay => {
+                let $app = l2c::stack(router, $secret, mode.rejects_all(), mode.scope())?;
+                $body
+            }
         }
-    };
-    Ok(router.with_state(()))
+    }};
 }
 
 async fn serve(args: Args, token: String) -> Result<(), BoxError> {
-    let app = app(args.mode, args.secret.as_bytes())?;
+    with_app!(args.mode, args.secret.as_bytes(), |app| {
+        serve_app(&args, &token, app).await
+    })
+}
+
+async fn serve_app<S: Stacked>(args: &Args, token: &str, app: S) -> Result<(), BoxError> {
+    use axum::ServiceExt;
+
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
@@ -330,11 +379,17 @@ async fn serve(args: Args, token: String) -> Result<(), BoxError> {
     if args.mode.needs_connect_info() {
         axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
+                app,
+            ),
         )
         .await?;
     } else {
-        axum::serve(listener, app).await?;
+        axum::serve(
+            listener,
+            ServiceExt::<axum::extract::Request>::into_make_service(app),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -344,11 +399,21 @@ async fn serve(args: Args, token: String) -> Result<(), BoxError> {
 /// Other processes can only make a batch slower, so the fastest batch is the least disturbed one,
 /// which keeps the figure usable on a busy machine.
 async fn in_process(mode: Mode, secret: &[u8], token: &str, requests: u32) -> Result<(), BoxError> {
+    with_app!(mode, secret, |app| {
+        drive_in_process(mode, app, token, requests).await
+    })
+}
+
+async fn drive_in_process<S: Stacked>(
+    mode: Mode,
+    mut svc: S,
+    token: &str,
+    requests: u32,
+) -> Result<(), BoxError> {
     use axum::body::Body;
     use axum::extract::ConnectInfo;
-    use tower::{Service, ServiceExt};
+    use tower::ServiceExt;
 
-    let mut svc = app(mode, secret)?.into_service::<Body>();
     let bearer = http::HeaderValue::try_from(format!("Bearer {token}"))?;
     let peer = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000)));
     let spec = mode.request();

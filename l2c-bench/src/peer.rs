@@ -13,10 +13,11 @@ use http::StatusCode;
 use http::header::AUTHORIZATION;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use tower::ServiceBuilder;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 
-use crate::{AUDIENCE, BoxError, CLIENT_ID, ISSUER, SCOPE};
+use crate::{AUDIENCE, BoxError, CLIENT_ID, ISSUER, SCOPE, Stacked};
 
 /// The claims the middleware checks and hands to handlers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,12 +73,13 @@ async fn require_bearer(
     Ok(next.run(req).await)
 }
 
-/// `router` behind tower_governor (outermost, keyed by peer IP) and the bearer middleware.
+/// `router` behind tower_governor (outermost, keyed by peer IP) and the bearer middleware,
+/// wrapped around the router as a whole (see [`crate::Stacked`]).
 ///
 /// With `reject_all` the quota is one request per hour, so after the first request every
 /// request is a 429; otherwise it is far above what one core can serve, so nothing is rejected.
-/// The router must be served with `into_make_service_with_connect_info::<SocketAddr>()`.
-pub fn stack(router: Router, secret: &[u8], reject_all: bool) -> Result<Router, BoxError> {
+/// The service must be served with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn stack(router: Router, secret: &[u8], reject_all: bool) -> Result<impl Stacked, BoxError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_issuer(&[ISSUER]);
     validation.set_audience(&[AUDIENCE]);
@@ -94,7 +96,8 @@ pub fn stack(router: Router, secret: &[u8], reject_all: bool) -> Result<Router, 
     }
     let config = builder.finish().ok_or("invalid governor quota")?;
 
-    Ok(router
+    Ok(ServiceBuilder::new()
+        .layer(GovernorLayer::new(config))
         .layer(middleware::from_fn_with_state(keys, require_bearer))
-        .layer(GovernorLayer::new(config)))
+        .service(router))
 }
