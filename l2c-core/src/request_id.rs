@@ -73,20 +73,28 @@ fn random_bytes() -> [u8; 16] {
     })
 }
 
-/// Lower-case hex digits.
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// The two lower-case hex digits of every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [DIGITS[i >> 4], DIGITS[i & 0x0f]];
+        i += 1;
+    }
+    table
+};
 
-/// `bytes` as `8-4-4-4-12` lower-case hex.
+/// Where the hex digits of each of the 16 bytes start in `8-4-4-4-12` text.
+const HYPHENATED_AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
+/// `bytes` as `8-4-4-4-12` lower-case hex: one table read per byte, fixed positions, no branch.
 fn encode_hyphenated(bytes: &[u8; 16], out: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) {
-    let mut j = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out[j] = b'-';
-            j += 1;
-        }
-        out[j] = HEX[usize::from(b >> 4)];
-        out[j + 1] = HEX[usize::from(b & 0x0f)];
-        j += 2;
+    for (b, at) in bytes.iter().zip(HYPHENATED_AT) {
+        out[at..at + 2].copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
+    }
+    for at in [8, 13, 18, 23] {
+        out[at] = b'-';
     }
 }
 
