@@ -96,6 +96,53 @@ impl MemoryIdempotencyStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn claim_sync(
+        &self,
+        key: &RecordKey,
+        fingerprint: &Fingerprint,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        match inner.map.get(key) {
+            Some(Slot::InFlight {
+                fingerprint, until, ..
+            }) if *until > now => {
+                return Ok(Claim::InFlight {
+                    fingerprint: *fingerprint,
+                });
+            }
+            Some(Slot::Done {
+                record, expires, ..
+            }) if *expires > now => return Ok(Claim::Completed(Arc::clone(record))),
+            Some(Slot::Done { generation, .. }) => {
+                let generation = *generation;
+                inner.remove_done(key, generation);
+            }
+            Some(Slot::InFlight { .. }) => {
+                inner.map.remove(key);
+            }
+            None => {}
+        }
+        inner.evict(now, self.max_entries, self.max_bytes);
+        if inner.map.len() >= self.max_entries {
+            return Err(StoreError::new(
+                StoreErrorKind::Capacity,
+                "too many requests in flight",
+            ));
+        }
+        let token = LeaseToken::generate();
+        inner.map.insert(
+            *key,
+            Slot::InFlight {
+                token,
+                fingerprint: *fingerprint,
+                until: now + lease,
+            },
+        );
+        Ok(Claim::Claimed(token))
+    }
+
     fn release_now(&self, key: &RecordKey, token: &LeaseToken) {
         let mut inner = self.lock();
         if matches!(inner.map.get(key), Some(Slot::InFlight { token: t, .. }) if t == token) {
@@ -160,45 +207,16 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         fingerprint: &Fingerprint,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
-        let now = Instant::now();
-        let mut inner = self.lock();
-        match inner.map.get(key) {
-            Some(Slot::InFlight {
-                fingerprint, until, ..
-            }) if *until > now => {
-                return Ok(Claim::InFlight {
-                    fingerprint: *fingerprint,
-                });
-            }
-            Some(Slot::Done {
-                record, expires, ..
-            }) if *expires > now => return Ok(Claim::Completed(Arc::clone(record))),
-            Some(Slot::Done { generation, .. }) => {
-                let generation = *generation;
-                inner.remove_done(key, generation);
-            }
-            Some(Slot::InFlight { .. }) => {
-                inner.map.remove(key);
-            }
-            None => {}
-        }
-        inner.evict(now, self.max_entries, self.max_bytes);
-        if inner.map.len() >= self.max_entries {
-            return Err(StoreError::new(
-                StoreErrorKind::Capacity,
-                "too many requests in flight",
-            ));
-        }
-        let token = LeaseToken::generate();
-        inner.map.insert(
-            *key,
-            Slot::InFlight {
-                token,
-                fingerprint: *fingerprint,
-                until: now + lease,
-            },
-        );
-        Ok(Claim::Claimed(token))
+        self.claim_sync(key, fingerprint, lease)
+    }
+
+    fn claim_now(
+        &self,
+        key: &RecordKey,
+        fingerprint: &Fingerprint,
+        lease: Duration,
+    ) -> Option<Result<Claim, StoreError>> {
+        Some(self.claim_sync(key, fingerprint, lease))
     }
 
     async fn complete(

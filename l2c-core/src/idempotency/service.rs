@@ -392,7 +392,11 @@ where
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let fingerprint = Fingerprint::new(&parts.method, path_and_query, &body);
 
-    let token = match store.claim(&record_key, &fingerprint, config.lease).await {
+    let claim = match store.claim_now(&record_key, &fingerprint, config.lease) {
+        Some(claim) => claim,
+        None => store.claim(&record_key, &fingerprint, config.lease).await,
+    };
+    let token = match claim {
         Ok(Claim::Claimed(token)) => token,
         Ok(Claim::Completed(record)) if *record.fingerprint() == fingerprint => {
             return Ok(replay(&record));

@@ -112,6 +112,19 @@ pub trait IdempotencyStore: fmt::Debug + Send + Sync + 'static {
         lease: Duration,
     ) -> Result<Claim, StoreError>;
 
+    /// The same claim answered without waiting, for stores that need no I/O (the in-memory
+    /// store). `None` (the default) means "use [`claim`](Self::claim)". The layer calls this
+    /// first, so an in-memory claim costs no boxed future.
+    fn claim_now(
+        &self,
+        key: &RecordKey,
+        fingerprint: &Fingerprint,
+        lease: Duration,
+    ) -> Option<Result<Claim, StoreError>> {
+        let _ = (key, fingerprint, lease);
+        None
+    }
+
     /// Replaces the lease held under `token` with the completed `response`, kept for `ttl`.
     ///
     /// Returns `Ok(false)` (and stores nothing) if the key is no longer held under `token`.
