@@ -24,7 +24,8 @@
 # root on Debian/Ubuntu, it installs it with `apt-get install -y wrk`; otherwise it stops and says
 # how to install it.
 #
-# What it measures, per mode: median requests/s over the rounds, the ratio to bare's median, and
+# What it measures, per mode: median requests/s over the rounds, the ratio to bare (the median of
+# the rounds' ratios, each round's run of the mode against that round's run of bare), and
 # server CPU per request (utime+stime deltas of the server process from /proc/<pid>/stat, divided
 # by the requests wrk completed). It checks that `peer`/`l2c`/`l2c-replay` answered 2xx only, that
 # `peer-429`/`l2c-429` answered non-2xx only (and that the status is really 429), and that
@@ -165,7 +166,7 @@ for m in "${modes[@]}"; do
 done
 
 # --- measured rounds: modes interleaved, start rotated every round ---------------------------
-declare -A rps_list cpu_list
+declare -A rps_list cpu_list rps_round
 failures=()
 n=${#modes[@]}
 for ((r = 0; r < ROUNDS; r++)); do
@@ -190,6 +191,7 @@ for ((r = 0; r < ROUNDS; r++)); do
         fi
         cpu_us=$(awk -v d="$((t1 - t0))" -v hz="$clk_tck" -v q="$reqs" 'BEGIN {printf "%.2f", d / hz * 1e6 / q}')
         rps_list[$m]+="$rps "
+        rps_round[$m,$r]=$rps
         cpu_list[$m]+="$cpu_us "
         printf 'round %d/%d  %-9s %10.0f req/s  %6s us CPU/req  non-2xx %s/%s\n' \
             $((r + 1)) "$ROUNDS" "$m" "$rps" "$cpu_us" "$non2xx" "$reqs" >&2
@@ -216,14 +218,20 @@ echo "machine: ${cpu_model:-unknown CPU}, $ncpu cores, $(uname -sr)"
 echo "setup:   server on core $SERVER_CPU ($WORKERS worker), wrk -t1 -c$CONNECTIONS on core $CLIENT_CPU," \
     "$ROUNDS round(s) x ${DURATION}s per mode, medians"
 echo
-bare_rps=$(median <<<"${rps_list[bare]}")
 bare_cpu=$(median <<<"${cpu_list[bare]}")
 printf '%-9s %12s %8s %12s %14s %16s\n' mode 'req/s' 'x bare' 'CPU us/req' 'vs bare (us)' 'in-proc ns/req'
 lines=()
 for m in "${modes[@]}"; do
     med_rps=$(median <<<"${rps_list[$m]}")
     med_cpu=$(median <<<"${cpu_list[$m]}")
-    ratio=$(awk -v a="$med_rps" -v b="$bare_rps" 'BEGIN {printf "%.2f", a / b}')
+    # The ratio of each round (the mode against bare's run of the same round), then the median
+    # of those: a machine that slows down or speeds up between rounds moves both sides of a
+    # round's ratio, where it would move one median and not the other.
+    ratios=""
+    for ((r = 0; r < ROUNDS; r++)); do
+        ratios+="$(awk -v a="${rps_round[$m,$r]}" -v b="${rps_round[bare,$r]}" 'BEGIN {print a / b}') "
+    done
+    ratio=$(median <<<"$ratios" | awk '{printf "%.2f", $1}')
     delta=$(awk -v a="$med_cpu" -v b="$bare_cpu" 'BEGIN {printf "%+.1f", a - b}')
     rps=$(awk -v q="$med_rps" 'BEGIN {printf "%.0f", q}')
     cpu=$(awk -v c="$med_cpu" 'BEGIN {printf "%.1f", c}')
