@@ -9,9 +9,11 @@
 //! - every address the host resolves to must be public: not loopback, private (RFC 1918),
 //!   link-local, unique-local, unspecified, multicast, broadcast, CGNAT (100.64/10),
 //!   documentation, benchmarking, reserved, or an IPv4-mapped/-compatible/NAT64 form of one;
-//! - the check runs when the subscription is created **and** before every delivery attempt, and
-//!   the attempt connects to exactly the vetted addresses ([`Destination::pinned`]), so a DNS
-//!   answer that changes between the check and the connection (DNS rebinding) cannot slip in.
+//! - the check runs when the subscription is created ([`vet`]) **and** on every connection a
+//!   delivery opens: the dispatcher's one HTTP client resolves names through a
+//!   [`VettingResolver`] and connects to exactly the addresses it vetted, so a DNS answer that
+//!   changes between the check and the connection (DNS rebinding) cannot slip in; IP literals,
+//!   which no resolver sees, are checked by [`check_url`] before each attempt.
 //!
 //! With `--allow-private-webhooks` (local demos and tests) every address is accepted.
 //!
@@ -61,25 +63,111 @@ pub enum SsrfError {
     NonPublic(IpAddr),
 }
 
-/// A vetted destination: the URL plus the addresses the attempt may connect to.
+/// A vetted destination: the URL plus the addresses it resolved to.
 #[derive(Debug, Clone)]
 pub struct Destination {
     /// The URL.
     pub url: Url,
-    /// The host name to pin (`None` for an IP literal, which needs no resolution).
+    /// The host name (`None` for an IP literal, which needs no resolution).
     pub host: Option<String>,
     /// The vetted addresses.
     pub addrs: Vec<SocketAddr>,
 }
 
-impl Destination {
-    /// A `reqwest` client builder that connects only to the vetted addresses (DNS pinning).
-    pub fn pinned(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
-        match &self.host {
-            Some(host) => builder.resolve_to_addrs(host, &self.addrs),
-            None => builder,
+/// A `reqwest` DNS resolver that refuses a name when any address it resolves to is not public.
+///
+/// reqwest connects to exactly the addresses its resolver returns, so an HTTP client built with
+/// this resolver can only ever open connections to vetted addresses — whatever the DNS answers
+/// next time — and can still keep those connections (and their TLS sessions) alive between
+/// requests. A refusal is the [`SsrfError`] in the request error's source chain. IP literals
+/// never reach a resolver: check those with [`check_url`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use l2c_server::ssrf::VettingResolver;
+///
+/// let client = reqwest::Client::builder()
+///     .dns_resolver(Arc::new(VettingResolver::new(false)))
+///     .build()
+///     .unwrap();
+/// # drop(client);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct VettingResolver {
+    allow_private: bool,
+}
+
+impl VettingResolver {
+    /// A resolver that refuses non-public addresses unless `allow_private`.
+    pub fn new(allow_private: bool) -> Self {
+        Self { allow_private }
+    }
+}
+
+impl reqwest::dns::Resolve for VettingResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            // Port 0: reqwest puts the URL's (or the scheme's) port on every address.
+            let addrs = resolve_vetted(name.as_str(), 0, allow_private).await?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Every address `host` resolves to (with `port`), if all of them may be used.
+async fn resolve_vetted(
+    host: &str,
+    port: u16,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, SsrfError> {
+    let unresolvable = || SsrfError::Unresolvable(host.to_owned());
+    let addrs: Vec<SocketAddr> =
+        tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
+            .await
+            .map_err(|_| unresolvable())?
+            .map_err(|_| unresolvable())?
+            .collect();
+    if addrs.is_empty() {
+        return Err(unresolvable());
+    }
+    vet_addrs(&addrs, allow_private)?;
+    Ok(addrs)
+}
+
+fn vet_addrs(addrs: &[SocketAddr], allow_private: bool) -> Result<(), SsrfError> {
+    if !allow_private {
+        if let Some(bad) = addrs.iter().map(SocketAddr::ip).find(|ip| !is_public(*ip)) {
+            return Err(SsrfError::NonPublic(bad));
         }
     }
+    Ok(())
+}
+
+/// The IP address of a URL whose host is a literal (`https://10.0.0.1/`, `https://[::1]/`).
+/// (The URL parser has already normalised other IPv4 spellings, `0x7f000001`, `127.1`, to
+/// dotted decimal.)
+fn literal_ip(url: &Url) -> Option<IpAddr> {
+    url.host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// Checks what can be checked without DNS: the syntax ([`parse_url`]) and, when the host is an
+/// IP literal, the address. A host name is left to a [`VettingResolver`] at connection time.
+///
+/// # Errors
+///
+/// The [`SsrfError`] naming the first rule broken.
+pub fn check_url(url: &str, allow_private: bool) -> Result<Url, SsrfError> {
+    let parsed = parse_url(url, allow_private)?;
+    if let Some(ip) = literal_ip(&parsed) {
+        let port = parsed.port_or_known_default().ok_or(SsrfError::Invalid)?;
+        vet_addrs(&[SocketAddr::new(ip, port)], allow_private)?;
+    }
+    Ok(parsed)
 }
 
 /// Checks the syntax of `url`: absolute, `https` (or `http` when `allow_private`), a host, no
@@ -115,33 +203,18 @@ pub fn parse_url(url: &str, allow_private: bool) -> Result<Url, SsrfError> {
 pub async fn vet(url: &str, allow_private: bool) -> Result<Destination, SsrfError> {
     let parsed = parse_url(url, allow_private)?;
     let port = parsed.port_or_known_default().ok_or(SsrfError::Invalid)?;
-    let host_str = parsed.host_str().ok_or(SsrfError::NoHost)?;
-    let literal = host_str
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .ok();
-    let (host, addrs) = match literal {
-        Some(ip) => (None, vec![SocketAddr::new(ip, port)]),
+    let (host, addrs) = match literal_ip(&parsed) {
+        Some(ip) => {
+            let addrs = vec![SocketAddr::new(ip, port)];
+            vet_addrs(&addrs, allow_private)?;
+            (None, addrs)
+        }
         None => {
-            let name = host_str.to_owned();
-            let lookup = tokio::net::lookup_host((name.as_str(), port));
-            let addrs: Vec<SocketAddr> = tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
-                .await
-                .map_err(|_| SsrfError::Unresolvable(name.clone()))?
-                .map_err(|_| SsrfError::Unresolvable(name.clone()))?
-                .collect();
-            if addrs.is_empty() {
-                return Err(SsrfError::Unresolvable(name));
-            }
+            let name = parsed.host_str().ok_or(SsrfError::NoHost)?.to_owned();
+            let addrs = resolve_vetted(&name, port, allow_private).await?;
             (Some(name), addrs)
         }
     };
-    if !allow_private {
-        if let Some(bad) = addrs.iter().map(SocketAddr::ip).find(|ip| !is_public(*ip)) {
-            return Err(SsrfError::NonPublic(bad));
-        }
-    }
     Ok(Destination {
         url: parsed,
         host,
@@ -225,6 +298,9 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     #[test]
@@ -332,38 +408,111 @@ mod tests {
         assert!(d.addrs.iter().all(|a| a.ip().is_loopback()));
     }
 
-    /// The attempt connects to the vetted addresses, never to a fresh DNS answer: a name that
-    /// does not resolve at all still reaches the pinned address.
-    #[tokio::test]
-    async fn pinned_client_connects_only_to_the_vetted_address() {
+    /// A tiny HTTP/1.1 server on loopback answering `204` to every request, counting the
+    /// connections it accepted.
+    async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>) {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let n = sock.read(&mut buf).await.unwrap();
-            let head = String::from_utf8_lossy(&buf[..n]).to_string();
-            sock.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
-                .await
-                .unwrap();
-            head
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = sock.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let reply = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
+                        if sock.write_all(reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
         });
-        let dest = Destination {
-            url: Url::parse(&format!("http://rebind.invalid:{}/hook", addr.port())).unwrap(),
-            host: Some("rebind.invalid".to_owned()),
-            addrs: vec![addr],
-        };
-        let client = dest
-            .pinned(reqwest::Client::builder().no_proxy())
+        (addr, accepted)
+    }
+
+    fn client(allow_private: bool) -> reqwest::Client {
+        reqwest::Client::builder()
+            .dns_resolver(Arc::new(VettingResolver::new(allow_private)))
+            .no_proxy()
             .build()
-            .unwrap();
-        let res = client.post(dest.url.clone()).send().await.unwrap();
-        assert_eq!(res.status(), 204);
-        let head = server.await.unwrap();
+            .unwrap()
+    }
+
+    /// The SSRF refusal inside a request error, as the dispatcher finds it.
+    fn refusal(error: &reqwest::Error) -> Option<SsrfError> {
+        let mut source = std::error::Error::source(error);
+        while let Some(inner) = source {
+            if let Some(refused) = inner.downcast_ref::<SsrfError>() {
+                return Some(refused.clone());
+            }
+            source = inner.source();
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_private_addresses_before_connecting() {
+        let (addr, accepted) = counting_server().await;
+        // Tried: `localhost` (loopback) with the rules on: refused at resolution, nothing sent.
+        let url = format!("http://localhost:{}/hook", addr.port());
+        let error = client(false).post(&url).send().await.unwrap_err();
         assert!(
-            head.to_ascii_lowercase().contains("host: rebind.invalid"),
-            "{head}"
+            matches!(refusal(&error), Some(SsrfError::NonPublic(ip)) if ip.is_loopback()),
+            "{error:?}"
         );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            0,
+            "a connection was opened"
+        );
+        // In development mode the same name connects.
+        let res = client(true).post(&url).send().await.unwrap();
+        assert_eq!(res.status(), 204);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn one_client_keeps_its_connection_between_requests() {
+        let (addr, accepted) = counting_server().await;
+        let client = client(true);
+        let url = format!("http://localhost:{}/hook", addr.port());
+        for _ in 0..3 {
+            let res = client.post(&url).body("{}").send().await.unwrap();
+            assert_eq!(res.status(), 204);
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "each request opened a connection"
+        );
+    }
+
+    #[test]
+    fn check_url_vets_literals_and_leaves_names_to_the_resolver() {
+        for url in [
+            "https://127.0.0.1/",
+            "https://[::1]:8443/",
+            "https://0x7f000001/",
+            "https://169.254.169.254/latest/meta-data",
+        ] {
+            assert!(
+                matches!(check_url(url, false), Err(SsrfError::NonPublic(_))),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            check_url("http://93.184.215.14/", false),
+            Err(SsrfError::NotHttps)
+        );
+        assert!(check_url("https://93.184.215.14/hook", false).is_ok());
+        // A name is not resolved here (the resolver vets it on connect).
+        assert!(check_url("https://localhost/hook", false).is_ok());
+        assert!(check_url("http://127.0.0.1:9/hook", true).is_ok());
     }
 }

@@ -12,12 +12,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use http::{HeaderMap, StatusCode};
@@ -36,6 +37,8 @@ struct Hit {
     body: Bytes,
     at: Instant,
     answered: u16,
+    /// The dispatcher's end of the connection the delivery came on.
+    peer: SocketAddr,
 }
 
 #[derive(Clone, Default)]
@@ -61,7 +64,12 @@ impl Drop for Receiver {
     }
 }
 
-async fn hook(State(st): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn hook(
+    State(st): State<ReceiverState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let answer = if *st.down.lock().unwrap() {
         503
     } else {
@@ -72,6 +80,7 @@ async fn hook(State(st): State<ReceiverState>, headers: HeaderMap, body: Bytes) 
         body,
         at: Instant::now(),
         answered: answer,
+        peer,
     });
     if answer == 302 {
         return (StatusCode::FOUND, [("location", "/elsewhere")]).into_response();
@@ -98,7 +107,12 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         Receiver {
             url: format!("http://{addr}/hook"),
@@ -458,48 +472,86 @@ async fn status_changes_and_payments_produce_their_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destinations_are_checked_again_at_delivery_time() {
-    for backend in Backend::available() {
-        let receiver = Receiver::start(&[]).await;
-        // Subscribed while private destinations were allowed …
-        let server = TestServer::start_with(backend, options("1s")).await;
-        let (token, sub) = {
-            let api = api(&server, Scopes::all()).await;
-            let (sub, _) = api.subscribe(&receiver.url, &["ORDER_CREATED"]).await;
-            (api.token, sub)
-        };
-        // (and switched to https, so only the address rule can refuse it) …
-        sqlx::query("UPDATE webhook_subscriptions SET url = replace(url, 'http://', 'https://')")
+    // Tried: an IP literal (checked before the attempt) and a host name resolving to loopback
+    // (refused by the dispatcher's resolver before any connection).
+    for (host, refused_at) in [
+        ("127.0.0.1", "ERP-WH-SSRF-IP"),
+        ("localhost", "ERP-WH-SSRF-NAME"),
+    ] {
+        for backend in Backend::available() {
+            let receiver = Receiver::start(&[]).await;
+            // Subscribed while private destinations were allowed …
+            let server = TestServer::start_with(backend, options("1s")).await;
+            let (token, sub) = {
+                let api = api(&server, Scopes::all()).await;
+                let (sub, _) = api.subscribe(&receiver.url, &["ORDER_CREATED"]).await;
+                (api.token, sub)
+            };
+            // (and switched to https, so only the address rule can refuse it) …
+            sqlx::query(
+                "UPDATE webhook_subscriptions SET url = replace(replace(url, 'http://', 'https://'), '127.0.0.1', $1)",
+            )
+            .bind(host)
             .execute(server.db.pool())
             .await
             .unwrap();
-        let test_db = server.shutdown().await;
-        // … then the server runs without the flag: the attempt is refused and recorded.
-        let mut strict = options("1s");
-        strict.config.webhooks.allow_private = false;
-        let server = TestServer::start_on(test_db, strict).await;
-        let api = Api {
-            server: &server,
-            token,
-        };
-        api.sync("ERP-WH-SSRF").await;
-        wait_for(Duration::from_secs(10), "a refused attempt", async || {
-            api.deliveries(&sub)
-                .await
-                .first()
-                .is_some_and(|d| !d["attempts"].as_array().unwrap().is_empty())
-        })
-        .await;
-        let log = api.deliveries(&sub).await;
-        let attempt = &log[0]["attempts"][0];
-        assert!(attempt.get("responseStatus").is_none(), "{attempt}");
-        assert!(
-            attempt["error"]
-                .as_str()
-                .unwrap()
-                .starts_with("destination refused: the host resolves to a non-public address"),
-            "{attempt}"
+            let test_db = server.shutdown().await;
+            // … then the server runs without the flag: the attempt is refused and recorded.
+            let mut strict = options("1s");
+            strict.config.webhooks.allow_private = false;
+            let server = TestServer::start_on(test_db, strict).await;
+            let api = Api {
+                server: &server,
+                token,
+            };
+            api.sync(refused_at).await;
+            wait_for(Duration::from_secs(10), "a refused attempt", async || {
+                api.deliveries(&sub)
+                    .await
+                    .first()
+                    .is_some_and(|d| !d["attempts"].as_array().unwrap().is_empty())
+            })
+            .await;
+            let log = api.deliveries(&sub).await;
+            let attempt = &log[0]["attempts"][0];
+            assert!(attempt.get("responseStatus").is_none(), "{host}: {attempt}");
+            assert!(
+                attempt["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("destination refused: the host resolves to a non-public address"),
+                "{host}: {attempt}"
+            );
+            assert!(receiver.hits().is_empty(), "{host}: something was sent");
+            server.stop().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_to_one_receiver_reuse_the_connection() {
+    for backend in Backend::available() {
+        let receiver = Receiver::start(&[]).await;
+        let server = TestServer::start_with(backend, options("1s")).await;
+        let api = api(&server, Scopes::all()).await;
+        let (_sub, _) = api.subscribe(&receiver.url, &["ORDER_CREATED"]).await;
+        // One delivery at a time, so each finds the previous one's connection idle in the pool.
+        for (i, no) in ["ERP-WH-KA-1", "ERP-WH-KA-2", "ERP-WH-KA-3"]
+            .iter()
+            .enumerate()
+        {
+            api.sync(no).await;
+            wait_for(Duration::from_secs(10), "the delivery", async || {
+                receiver.hits().len() > i
+            })
+            .await;
+        }
+        let peers: HashSet<SocketAddr> = receiver.hits().iter().map(|h| h.peer).collect();
+        assert_eq!(
+            peers.len(),
+            1,
+            "each delivery opened a connection: {peers:?}"
         );
-        assert!(receiver.hits().is_empty(), "nothing was sent");
         server.stop().await;
     }
 }

@@ -8,8 +8,10 @@
 //!
 //! One attempt (PROTOCOLS.md H9):
 //!
-//! - the destination is vetted again ([`crate::ssrf::vet`]) and the connection pinned to the
-//!   vetted addresses;
+//! - the destination is vetted again: the URL and an IP-literal host before the attempt
+//!   ([`crate::ssrf::check_url`]), a host name when a connection is opened (the dispatcher's one
+//!   HTTP client resolves through [`crate::ssrf::VettingResolver`] and connects only to the
+//!   addresses it vetted); connections to a receiver are kept alive between deliveries;
 //! - `POST` of the stored body with the headers of [`l2c_core::webhook::sign_headers`] (both
 //!   secrets sign during a rotation), a fresh timestamp per attempt, the same event id on all;
 //! - only 2xx is success; redirects are not followed (a 3xx is a failure); `410 Gone` fails the
@@ -61,6 +63,9 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 pub struct Dispatcher {
     db: Db,
     config: Arc<WebhookConfig>,
+    /// One client for every attempt: its pool keeps connections (and TLS sessions) to receivers
+    /// alive. `Err` if it could not be built; every attempt then fails with that message.
+    http: Result<reqwest::Client, String>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     owner: String,
@@ -95,9 +100,20 @@ impl Drop for DispatcherHandle {
 impl Dispatcher {
     /// A dispatcher over `db` with `config`, reading time from `clock`, woken early by `wake`.
     pub fn new(db: Db, config: WebhookConfig, clock: Arc<dyn Clock>, wake: Arc<Notify>) -> Self {
+        let http = reqwest::Client::builder()
+            .dns_resolver(Arc::new(ssrf::VettingResolver::new(config.allow_private)))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("l2c-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot build the webhook HTTP client");
+                format!("http client: {e}")
+            });
         Self {
             db,
             config: Arc::new(config),
+            http,
             clock,
             wake,
             owner: format!("dsp_{}", uuid::Uuid::new_v4().simple()),
@@ -275,8 +291,7 @@ impl Dispatcher {
         sub: &crate::store::webhooks::Subscription,
         now_ms: i64,
     ) -> Result<Answer, String> {
-        let dest = ssrf::vet(&sub.url, self.config.allow_private)
-            .await
+        let url = ssrf::check_url(&sub.url, self.config.allow_private)
             .map_err(|e| format!("destination refused: {e}"))?;
         let secrets = sub
             .signing_secrets(now_ms)
@@ -294,18 +309,10 @@ impl Dispatcher {
             job.payload.as_bytes(),
         )
         .map_err(|e| format!("cannot sign: {e}"))?;
-        let client = dest
-            .pinned(
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .timeout(self.config.attempt_timeout)
-                    .no_proxy()
-                    .user_agent(concat!("l2c-webhooks/", env!("CARGO_PKG_VERSION"))),
-            )
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
+        let client = self.http.as_ref().map_err(Clone::clone)?;
         let mut req = client
-            .post(dest.url.clone())
+            .post(url)
+            .timeout(self.config.attempt_timeout)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(job.payload.clone());
         for (name, value) in headers {
@@ -339,6 +346,14 @@ struct Answer {
 }
 
 fn describe(e: reqwest::Error) -> String {
+    // The resolver's refusal of a host name's addresses, found in the error's source chain.
+    let mut source = std::error::Error::source(&e);
+    while let Some(inner) = source {
+        if let Some(refused) = inner.downcast_ref::<ssrf::SsrfError>() {
+            return format!("destination refused: {refused}");
+        }
+        source = inner.source();
+    }
     if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {
