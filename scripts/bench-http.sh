@@ -3,7 +3,7 @@
 # would pick instead (tower_governor + a jsonwebtoken HS256 middleware); plus the l2c stack
 # replaying a stored ~1 KiB response to a retried POST. See l2c-bench/src/main.rs.
 #
-# Usage: scripts/bench-http.sh            (defaults: 3 rounds of 5 s per mode, ~2 min + build)
+# Usage: scripts/bench-http.sh            (defaults: 3 rounds of 5 s per mode, ~2.5 min + build)
 #        ROUNDS=1 DURATION=2 scripts/bench-http.sh
 #
 # Environment:
