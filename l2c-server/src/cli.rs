@@ -245,6 +245,10 @@ pub struct ServeArgs {
     /// How long the previous webhook secret keeps signing after a rotation.
     #[arg(long, env = "L2C_WEBHOOK_ROTATION_WINDOW", default_value = "24h", value_parser = crate::dispatch::parse_duration)]
     pub webhook_rotation_window: std::time::Duration,
+    /// How long finished webhook deliveries and their events are kept (`off`: forever); pending
+    /// deliveries are never removed.
+    #[arg(long, env = "L2C_WEBHOOK_RETENTION", default_value = crate::dispatch::DEFAULT_RETENTION)]
+    pub webhook_retention: crate::dispatch::Retention,
 }
 
 impl ServeArgs {
@@ -288,6 +292,7 @@ impl ServeArgs {
                 retry_schedule: self.webhook_retry_schedule.clone(),
                 attempt_timeout: self.webhook_timeout,
                 rotation_window: self.webhook_rotation_window,
+                retention: self.webhook_retention,
                 ..crate::dispatch::WebhookConfig::default()
             },
         };

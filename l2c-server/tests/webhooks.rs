@@ -25,6 +25,8 @@ use http::{HeaderMap, StatusCode};
 use l2c_core::api::events::{EventData, EventType};
 use l2c_core::webhook::{Verifier, WebhookSecret};
 use l2c_core::{Scope, Scopes};
+use l2c_server::dispatch::{Dispatcher, Retention};
+use l2c_server::store::webhooks::Purged;
 use l2c_server::testing::{Backend, TestDb, TestOptions, TestServer};
 use serde_json::{Value, json};
 
@@ -1174,4 +1176,103 @@ async fn sigkilled_server_delivers_every_event_after_restart() {
         db.close().await;
         test_db.cleanup().await;
     }
+}
+
+/// Rows left in the webhook tables: (deliveries, attempts, events).
+async fn webhook_rows(server: &TestServer) -> (i64, i64, i64) {
+    let mut counts = [0i64; 3];
+    for (n, table) in
+        counts
+            .iter_mut()
+            .zip(["webhook_deliveries", "webhook_attempts", "webhook_events"])
+    {
+        *n = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(server.db.pool())
+            .await
+            .unwrap();
+    }
+    (counts[0], counts[1], counts[2])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_deliveries_expire_after_the_retention_and_pending_ones_stay() {
+    for backend in Backend::available() {
+        let ok = Receiver::start(&[]).await;
+        let down = Receiver::start(&[]).await;
+        *down.state.down.lock().unwrap() = true;
+        // A failed attempt waits an hour: that delivery stays pending through the test.
+        let mut o = options("1h");
+        o.config.webhooks.retention = Retention::keep_for(Duration::from_millis(300));
+        let server = TestServer::start_with(backend, o).await;
+        let api = api(&server, Scopes::all()).await;
+        let (ok_sub, _) = api.subscribe(&ok.url, &["ORDER_CREATED"]).await;
+        let (down_sub, _) = api.subscribe(&down.url, &["ORDER_CREATED"]).await;
+        api.sync("ERP-WH-RET-1").await;
+        wait_for(Duration::from_secs(10), "both first attempts", async || {
+            let attempted = |d: Vec<Value>| {
+                d.first()
+                    .is_some_and(|d| !d["attempts"].as_array().unwrap().is_empty())
+            };
+            attempted(api.deliveries(&ok_sub).await) && attempted(api.deliveries(&down_sub).await)
+        })
+        .await;
+        // The sync made two events (ORDER_CREATED and PAYMENT_RECEIVED, the deposit); only the
+        // first has deliveries.
+        assert_eq!(webhook_rows(&server).await, (2, 2, 2));
+        let dispatcher = Dispatcher::from_state(&server.state);
+
+        // Too recent: nothing goes.
+        assert_eq!(dispatcher.purge().await.unwrap(), Purged::default());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+
+        // The succeeded delivery and its attempt go, and the event nobody was sent; the pending
+        // delivery (and so its event) stay.
+        let purged = dispatcher.purge().await.unwrap();
+        assert_eq!((purged.deliveries, purged.events), (1, 1));
+        assert_eq!(webhook_rows(&server).await, (1, 1, 1));
+        assert!(api.deliveries(&ok_sub).await.is_empty());
+        let pending = api.deliveries(&down_sub).await;
+        assert_eq!(pending[0]["status"], "PENDING", "{pending:?}");
+        assert_eq!(pending[0]["attempts"].as_array().unwrap().len(), 1);
+
+        // Once no delivery refers to the old event (its subscription was deleted), it goes too;
+        // a new event delivered just now stays.
+        let (status, body) = api
+            .send(
+                http::Method::DELETE,
+                &format!("/api/mobile/webhooks/{down_sub}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+        api.sync("ERP-WH-RET-2").await;
+        wait_for(Duration::from_secs(10), "the new delivery", async || {
+            ok.hits().len() == 2
+        })
+        .await;
+        let purged = dispatcher.purge().await.unwrap();
+        assert_eq!((purged.deliveries, purged.events), (0, 1));
+        assert_eq!(api.deliveries(&ok_sub).await.len(), 1);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn retention_off_keeps_everything_and_bad_values_are_refused() {
+    for backend in Backend::available() {
+        let mut o = options("1h");
+        o.config.webhooks.retention = Retention::forever();
+        let server = TestServer::start_with(backend, o).await;
+        let purged = Dispatcher::from_state(&server.state).purge().await.unwrap();
+        assert_eq!(purged, Purged::default());
+        server.stop().await;
+    }
+    // Tried: zero, a bare number, a negative number, an unknown unit, empty.
+    for bad in ["0s", "0", "30", "-1d", "3w", ""] {
+        assert!(bad.parse::<Retention>().is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        "12h".parse::<Retention>().unwrap().duration(),
+        Some(Duration::from_secs(12 * 3600))
+    );
 }

@@ -135,6 +135,9 @@ pub struct WebhookConfig {
     pub batch_size: u32,
     /// Whether this server runs a dispatcher at all (default true).
     pub dispatcher: bool,
+    /// How long finished deliveries (with their attempts) and their events are kept
+    /// (`--webhook-retention`, default 30 days).
+    pub retention: Retention,
 }
 
 impl Default for WebhookConfig {
@@ -147,6 +150,81 @@ impl Default for WebhookConfig {
             poll_interval: Duration::from_secs(1),
             batch_size: 16,
             dispatcher: true,
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// The default of `--webhook-retention`.
+pub const DEFAULT_RETENTION: &str = "30d";
+
+/// How long finished webhook deliveries, their attempts and their events are kept, or `off`
+/// (forever). Parsed from `30d`, `12h`, `off`; pending deliveries are never removed.
+///
+/// ```
+/// use std::time::Duration;
+/// use l2c_server::dispatch::Retention;
+///
+/// let r: Retention = "30d".parse().unwrap();
+/// assert_eq!(r.duration(), Some(Duration::from_secs(30 * 86_400)));
+/// assert_eq!(r.to_string(), "30d");
+/// assert_eq!("off".parse::<Retention>().unwrap().duration(), None);
+/// assert!("0s".parse::<Retention>().is_err()); // `off` says it
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(Option<Duration>);
+
+impl Retention {
+    /// Keep finished deliveries for `d` (at least a millisecond).
+    pub fn keep_for(d: Duration) -> Self {
+        Self(Some(d.max(Duration::from_millis(1))))
+    }
+
+    /// Never remove anything.
+    pub fn forever() -> Self {
+        Self(None)
+    }
+
+    /// The retention period (`None`: forever).
+    pub fn duration(&self) -> Option<Duration> {
+        self.0
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self::keep_for(Duration::from_secs(30 * 86_400))
+    }
+}
+
+/// A `--webhook-retention` value that is neither a positive duration nor `off`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a retention such as `30d`, `12h` or `off` (units ms, s, m, h, d)")]
+pub struct RetentionError(String);
+
+impl FromStr for Retention {
+    type Err = RetentionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(Self::forever());
+        }
+        let err = || RetentionError(s.trim().chars().take(64).collect());
+        match parse_duration(s) {
+            Ok(d) if !d.is_zero() => Ok(Self(Some(d))),
+            _ => Err(err()),
+        }
+    }
+}
+
+impl fmt::Display for Retention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("off"),
+            Some(d) if d.as_millis() % 86_400_000 == 0 => {
+                write!(f, "{}d", d.as_millis() / 86_400_000)
+            }
+            Some(d) => f.write_str(&format_duration(d)),
         }
     }
 }

@@ -35,7 +35,8 @@
 mod config;
 
 pub use config::{
-    DEFAULT_RETRY_SCHEDULE, RetrySchedule, ScheduleError, WebhookConfig, parse_duration,
+    DEFAULT_RETENTION, DEFAULT_RETRY_SCHEDULE, Retention, RetentionError, RetrySchedule,
+    ScheduleError, WebhookConfig, parse_duration,
 };
 
 use std::sync::Arc;
@@ -49,7 +50,7 @@ use tokio::task::JoinHandle;
 
 use crate::ssrf;
 use crate::state::AppState;
-use crate::store::webhooks::{AttemptRecord, Job, NextStep};
+use crate::store::webhooks::{AttemptRecord, Job, NextStep, Purged};
 use crate::store::{Db, StoreError, unix_millis};
 
 /// Longest `Retry-After` honoured.
@@ -57,6 +58,16 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Largest response body read (and discarded) from a receiver.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How often a dispatcher removes what the retention period let expire.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Rows deleted per statement (and transaction) while purging, so the database lock is held
+/// briefly.
+const PURGE_BATCH: i64 = 500;
+
+/// Batches one purge runs at most (the next purge goes on where it stopped).
+const PURGE_MAX_BATCHES: usize = 200;
 
 /// Delivers queued webhook events; see the [module docs](self).
 #[derive(Debug, Clone)]
@@ -149,9 +160,26 @@ impl Dispatcher {
     pub fn spawn(self) -> DispatcherHandle {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
+            let mut next_purge = tokio::time::Instant::now();
             loop {
                 if *stopped.borrow() {
                     break;
+                }
+                if tokio::time::Instant::now() >= next_purge {
+                    next_purge = tokio::time::Instant::now() + PURGE_INTERVAL;
+                    match self.purge().await {
+                        Ok(p) if p.deliveries + p.events > 0 => {
+                            tracing::info!(
+                                deliveries = p.deliveries,
+                                events = p.events,
+                                "purged expired webhook deliveries"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "purging expired webhook deliveries failed")
+                        }
+                    }
                 }
                 let claimed = match self.run_once().await {
                     Ok(n) => n,
@@ -175,6 +203,30 @@ impl Dispatcher {
             stop,
             task: Some(task),
         }
+    }
+
+    /// Removes finished deliveries (with their attempts) and events older than the retention
+    /// period ([`WebhookConfig::retention`]); pending deliveries stay. Runs in batches of
+    /// [`PURGE_BATCH`] rows; the dispatcher calls it at start and then hourly.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] from the database (what was deleted before stays deleted).
+    pub async fn purge(&self) -> Result<Purged, StoreError> {
+        let mut total = Purged::default();
+        let Some(retention) = self.config.retention.duration() else {
+            return Ok(total);
+        };
+        let cutoff = self.now() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX / 2);
+        for _ in 0..PURGE_MAX_BATCHES {
+            let batch = self.db.webhooks().purge(cutoff, PURGE_BATCH).await?;
+            total.deliveries += batch.deliveries;
+            total.events += batch.events;
+            if batch.deliveries < PURGE_BATCH as u64 && batch.events < PURGE_BATCH as u64 {
+                break;
+            }
+        }
+        Ok(total)
     }
 
     /// One round: claims the due deliveries (up to the batch size), attempts them concurrently

@@ -308,6 +308,31 @@ pub enum NextStep {
     Gone,
 }
 
+/// `$1, $2, …, $n`.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `query` with every id bound in order (for [`placeholders`]).
+fn bind_all<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ids: &'q [String],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    ids.iter().fold(query, |query, id| query.bind(id))
+}
+
+/// What one [`WebhookStore::purge`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Finished deliveries (with their attempts).
+    pub deliveries: u64,
+    /// Events no delivery referred to any more.
+    pub events: u64,
+}
+
 /// Webhook reads and writes. Get one with [`Db::webhooks`].
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookStore<'a> {
@@ -519,20 +544,16 @@ impl WebhookStore<'_> {
         if ids.is_empty() {
             return Ok(by_delivery);
         }
-        let placeholders = (1..=ids.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let sql = format!(
             "SELECT delivery_id, attempted_at, response_status, latency_ms, error \
-             FROM webhook_attempts WHERE delivery_id IN ({placeholders}) \
-             ORDER BY delivery_id, attempt_no"
+             FROM webhook_attempts WHERE delivery_id IN ({}) \
+             ORDER BY delivery_id, attempt_no",
+            placeholders(ids.len())
         );
-        let mut query = sqlx::query(&sql);
-        for id in ids {
-            query = query.bind(id);
-        }
-        for a in query.fetch_all(self.db.pool()).await? {
+        for a in bind_all(sqlx::query(&sql), ids)
+            .fetch_all(self.db.pool())
+            .await?
+        {
             let attempt = DeliveryAttempt::new(
                 millis_to_cst(a.try_get("attempted_at")?),
                 a.try_get::<Option<i64>, _>("response_status")?
@@ -593,6 +614,56 @@ impl WebhookStore<'_> {
             .remove(delivery_id)
             .unwrap_or_default();
         Ok(Some(d))
+    }
+
+    /// Deletes up to `limit` finished deliveries (succeeded or failed) last updated before
+    /// `cutoff` (unix ms) with their attempts, then up to `limit` events created before `cutoff`
+    /// that no delivery refers to any more. Pending deliveries and their events are never
+    /// touched, however old. Safe to run from several dispatchers at once.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn purge(&self, cutoff: i64, limit: i64) -> Result<Purged, StoreError> {
+        let lock = match self.db.backend() {
+            // A concurrent redeliver waits for this transaction instead of requeueing a row
+            // that is being deleted.
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let mut tx = begin_write(self.db).await?;
+        let ids: Vec<String> = sqlx::query(&format!(
+            "SELECT id FROM webhook_deliveries WHERE status <> 'PENDING' AND updated_at < $1              ORDER BY updated_at LIMIT $2{lock}"
+        ))
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("id"))
+        .collect::<Result<_, _>>()?;
+        let mut deliveries = 0;
+        if !ids.is_empty() {
+            let list = placeholders(ids.len());
+            // Attempts first: SQLite enforces ON DELETE CASCADE only with `foreign_keys` on.
+            let sql = format!("DELETE FROM webhook_attempts WHERE delivery_id IN ({list})");
+            bind_all(sqlx::query(&sql), &ids).execute(&mut *tx).await?;
+            let sql = format!("DELETE FROM webhook_deliveries WHERE id IN ({list})");
+            deliveries = bind_all(sqlx::query(&sql), &ids)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        let events = sqlx::query(
+            "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e              WHERE e.created_at < $1 AND NOT EXISTS              (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)              ORDER BY e.created_at LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(Purged { deliveries, events })
     }
 
     /// Claims up to `limit` due deliveries for `owner` until `lease_until` (unix ms): pending,
