@@ -76,22 +76,13 @@ pub struct Destination {
 
 /// A `reqwest` DNS resolver that refuses a name when any address it resolves to is not public.
 ///
-/// reqwest connects to exactly the addresses its resolver returns, so an HTTP client built with
-/// this resolver can only ever open connections to vetted addresses — whatever the DNS answers
-/// next time — and can still keep those connections (and their TLS sessions) alive between
-/// requests. A refusal is the [`SsrfError`] in the request error's source chain. IP literals
-/// never reach a resolver: check those with [`check_url`].
-///
-/// ```
-/// use std::sync::Arc;
-/// use l2c_server::ssrf::VettingResolver;
-///
-/// let client = reqwest::Client::builder()
-///     .dns_resolver(Arc::new(VettingResolver::new(false)))
-///     .build()
-///     .unwrap();
-/// # drop(client);
-/// ```
+/// reqwest connects to exactly the addresses its resolver returns, so a client built with this
+/// resolver, **no proxy and no redirects** ([`client_builder`] sets all three) opens connections
+/// only to vetted addresses — whatever the DNS answers next time — and can still keep those
+/// connections (and their TLS sessions) alive between requests. A refusal is the [`SsrfError`]
+/// in the request error's source chain. IP literals never reach a resolver: check each URL with
+/// [`check_url`] before sending. (A proxy would resolve the target itself, and a followed
+/// redirect to an IP literal would skip both checks.)
 #[derive(Debug, Clone, Copy)]
 pub struct VettingResolver {
     allow_private: bool,
@@ -113,6 +104,28 @@ impl reqwest::dns::Resolve for VettingResolver {
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+/// A `reqwest` client builder that connects only to vetted addresses: [`VettingResolver`] as
+/// its resolver, no proxy (a proxy would resolve the target itself) and no redirects (a
+/// `Location` may point at an IP literal no resolver sees). Check each URL with [`check_url`]
+/// before sending it.
+///
+/// One client's pool is shared by every request it sends: build one client per
+/// `allow_private` setting, never reuse one across settings.
+///
+/// ```
+/// use l2c_server::ssrf;
+///
+/// let client = ssrf::client_builder(false).build().unwrap();
+/// let url = ssrf::check_url("https://hooks.example.com/l2c", false).unwrap();
+/// let _request = client.post(url);
+/// ```
+pub fn client_builder(allow_private: bool) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(VettingResolver::new(allow_private)))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
 }
 
 /// Every address `host` resolves to (with `port`), if all of them may be used.
@@ -437,11 +450,7 @@ mod tests {
     }
 
     fn client(allow_private: bool) -> reqwest::Client {
-        reqwest::Client::builder()
-            .dns_resolver(Arc::new(VettingResolver::new(allow_private)))
-            .no_proxy()
-            .build()
-            .unwrap()
+        client_builder(allow_private).build().unwrap()
     }
 
     /// The SSRF refusal inside a request error, as the dispatcher finds it.
@@ -491,6 +500,37 @@ mod tests {
             1,
             "each request opened a connection"
         );
+    }
+
+    #[tokio::test]
+    async fn the_client_builder_follows_no_redirect() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        // Tried: a receiver answering 302 to a private IP literal, which no resolver would see.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let mut requests = 0;
+            while let Ok(Ok((mut sock, _))) =
+                tokio::time::timeout(std::time::Duration::from_millis(500), listener.accept()).await
+            {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                requests += 1;
+                let reply = format!(
+                    "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{port}/inner\r\n\
+                     content-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+            }
+            requests
+        });
+        let res = client(true)
+            .post(format!("http://localhost:{port}/hook"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302);
+        assert_eq!(server.await.unwrap(), 1, "the redirect was followed");
     }
 
     #[test]

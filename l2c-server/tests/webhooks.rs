@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
+use axum::serve::ListenerExt;
 use http::{HeaderMap, StatusCode};
 use l2c_core::api::events::{EventData, EventType};
 use l2c_core::webhook::{Verifier, WebhookSecret};
@@ -52,6 +54,9 @@ struct ReceiverState {
     /// While set, every request is answered 503 (no `Retry-After`).
     down: Arc<Mutex<bool>>,
     elsewhere: Arc<Mutex<usize>>,
+    /// TCP connections accepted, whether or not a request followed (a TLS attempt on this
+    /// plain-HTTP receiver still counts).
+    connections: Arc<AtomicUsize>,
 }
 
 struct Receiver {
@@ -108,6 +113,10 @@ impl Receiver {
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let connections = Arc::clone(&state.connections);
+        let listener = listener.tap_io(move |_| {
+            connections.fetch_add(1, Ordering::SeqCst);
+        });
         let task = tokio::spawn(async move {
             axum::serve(
                 listener,
@@ -525,6 +534,11 @@ async fn destinations_are_checked_again_at_delivery_time() {
                 "{host}: {attempt}"
             );
             assert!(receiver.hits().is_empty(), "{host}: something was sent");
+            assert_eq!(
+                receiver.state.connections.load(Ordering::SeqCst),
+                0,
+                "{host}: the dispatcher connected to a refused destination"
+            );
             server.stop().await;
         }
     }

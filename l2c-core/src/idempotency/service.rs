@@ -282,12 +282,15 @@ enum ReadBodyError {
 
 /// The whole body, at most `limit` bytes.
 ///
-/// A body that arrives in one frame (nearly every JSON request) is kept as it is, without a
-/// copy; and once the body says it has ended (`is_end_stream`, e.g. a `Content-Length` reached)
-/// it is not polled again. Trailers are ignored.
+/// A body that arrives in one frame (nearly every JSON request) is kept as that frame's
+/// `Bytes` (no copy when the body's data is `Bytes`, as hyper's and axum's is), with no
+/// intermediate frame list; several frames are joined into one buffer. Once the body says it
+/// has ended (`is_end_stream`, e.g. a `Content-Length` reached) it is not polled again.
+/// Trailers are ignored.
 async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ReadBodyError>
 where
     B: Body,
+    B::Error: Into<BoxError>,
 {
     let mut body = std::pin::pin!(body);
     if body.is_end_stream() {
@@ -297,7 +300,11 @@ where
     let mut joined: Option<BytesMut> = None;
     let mut total = 0usize;
     while let Some(frame) = body.as_mut().frame().await {
-        let frame = frame.map_err(|_| ReadBodyError::Unreadable)?;
+        let frame = frame.map_err(|error| {
+            let error: BoxError = error.into();
+            tracing::debug!(%error, "request body failed while buffering it");
+            ReadBodyError::Unreadable
+        })?;
         if let Ok(mut data) = frame.into_data() {
             let len = data.remaining();
             total = total.saturating_add(len);
@@ -563,7 +570,7 @@ pub struct NotExecuted;
 /// extension is removed from the response before it goes out.
 ///
 /// ```
-/// use bytes::{Buf, BufMut, Bytes, BytesMut};
+/// use bytes::Bytes;
 /// use http::Response;
 /// use l2c_core::idempotency::StoreRedacted;
 ///

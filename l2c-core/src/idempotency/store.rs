@@ -114,7 +114,9 @@ pub trait IdempotencyStore: fmt::Debug + Send + Sync + 'static {
 
     /// The same claim answered without waiting, for stores that need no I/O (the in-memory
     /// store). `None` (the default) means "use [`claim`](Self::claim)". The layer calls this
-    /// first, so an in-memory claim costs no boxed future.
+    /// first, so an in-memory claim costs no boxed future. When it returns `Some`, `claim` is
+    /// not called: the answer must be exactly what `claim` would give (same atomicity, same
+    /// lease), and it must not block.
     fn claim_now(
         &self,
         key: &RecordKey,

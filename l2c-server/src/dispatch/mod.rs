@@ -111,10 +111,9 @@ impl Drop for DispatcherHandle {
 impl Dispatcher {
     /// A dispatcher over `db` with `config`, reading time from `clock`, woken early by `wake`.
     pub fn new(db: Db, config: WebhookConfig, clock: Arc<dyn Clock>, wake: Arc<Notify>) -> Self {
-        let http = reqwest::Client::builder()
-            .dns_resolver(Arc::new(ssrf::VettingResolver::new(config.allow_private)))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
+        // One pool per dispatcher, built for its one `allow_private` setting (server-wide): a
+        // connection vetted under one setting is never reused under another.
+        let http = ssrf::client_builder(config.allow_private)
             .user_agent(concat!("l2c-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
