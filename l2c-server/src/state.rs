@@ -65,7 +65,8 @@ impl AppState {
         Self::with_clock(config, db, Arc::new(SystemClock)).await
     }
 
-    /// As [`AppState::new`], reading time from `clock` (tests).
+    /// As [`AppState::new`], reading time from `clock` (tests): tokens, limits, the dispatcher
+    /// and the timestamps the store writes all use it.
     ///
     /// # Errors
     ///
@@ -75,6 +76,7 @@ impl AppState {
         db: Db,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StateError> {
+        let db = db.with_clock(Arc::clone(&clock));
         let tokens = Tokens::load(&config, &db, Arc::clone(&clock)).await?;
         let limits = Limits::new(&config)?;
         limits.load_quotas(&db).await?;

@@ -243,7 +243,10 @@ impl TestServer {
     /// A server over an existing test database (e.g. to restart on the same data).
     pub async fn start_on(test_db: TestDb, mut options: TestOptions) -> TestServer {
         options.config.database_url.clone_from(&test_db.url);
-        let db = Db::connect(&test_db.url).await.expect("open test database");
+        let mut db = Db::connect(&test_db.url).await.expect("open test database");
+        if let Some(clock) = &options.clock {
+            db = db.with_clock(Arc::clone(clock));
+        }
         let state = match options.clock {
             Some(clock) => AppState::with_clock(options.config, db.clone(), clock).await,
             None => AppState::new(options.config, db.clone()).await,

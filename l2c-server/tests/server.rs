@@ -517,3 +517,53 @@ fn default_config_matches_the_documented_defaults() {
     assert_eq!(c.rate_limit.to_string(), "100/s");
     assert!(c.jwt_secret.is_none() && c.tls.is_none() && c.redis_url.is_none());
 }
+
+#[tokio::test]
+async fn a_test_clock_stamps_what_the_store_writes() {
+    use std::sync::Arc;
+
+    use l2c_core::clock::MockClock;
+
+    for backend in Backend::available() {
+        // 2026-01-02T03:04:05Z, far from the real time of the run.
+        let clock = MockClock::at_unix(1_767_323_045);
+        let options = TestOptions {
+            clock: Some(Arc::new(clock.clone())),
+            ..TestOptions::default()
+        };
+        let s = TestServer::start_with(backend, options).await;
+        let client = s.create_client(Scopes::all()).await;
+        let token = s.token(&client).await;
+        let order = serde_json::json!({
+            "externalOrderNo": "ERP-CLOCK-1",
+            "status": "DEPOSIT_PAID",
+            "paymentStatus": "DEPOSIT_PAID",
+            "amounts": {"total": 100_000, "deposit": 10_000, "paid": 10_000, "currency": "CNY"},
+            "items": [{"name": "书柜", "quantity": 1, "unitPrice": 100_000}],
+            "customer": {"name": "王五", "mobile": "13912345678"},
+            "version": 1
+        });
+        let res = s
+            .http()
+            .post(s.url("/api/mobile/orders/sync"))
+            .bearer_auth(&token)
+            .header("x-request-id", "clock-sync-1")
+            .json(&order)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        let res = s
+            .http()
+            .get(s.url("/api/mobile/orders/ERP-CLOCK-1/status"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let status: Value = res.json().await.unwrap();
+        // The row was stamped by the test clock, not the system's (shown in +08:00).
+        assert_eq!(status["updatedAt"], "2026-01-02T11:04:05+08:00", "{status}");
+        s.stop().await;
+    }
+}
