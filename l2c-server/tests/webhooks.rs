@@ -25,6 +25,7 @@ use axum::routing::{any, post};
 use axum::serve::ListenerExt;
 use http::{HeaderMap, StatusCode};
 use l2c_core::api::events::{EventData, EventType};
+use l2c_core::clock::MockClock;
 use l2c_core::webhook::{Verifier, WebhookSecret};
 use l2c_core::{Scope, Scopes};
 use l2c_server::dispatch::{Dispatcher, Retention};
@@ -1208,49 +1209,75 @@ async fn webhook_rows(server: &TestServer) -> (i64, i64, i64) {
     (counts[0], counts[1], counts[2])
 }
 
+/// Options on a test clock (which also stamps the rows) with `retention`.
+fn retention_options(clock: &MockClock, retention: Retention) -> TestOptions {
+    let mut o = options("1h");
+    o.clock = Some(Arc::new(clock.clone()));
+    o.config.webhooks.retention = retention;
+    o
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_deliveries_expire_after_the_retention_and_pending_ones_stay() {
     for backend in Backend::available() {
+        let clock = MockClock::at_unix(1_790_000_000);
         let ok = Receiver::start(&[]).await;
+        // 410: the delivery fails for good (and the subscription is disabled).
+        let gone = Receiver::start(&[410]).await;
+        // 503 with a retry an hour later: that delivery stays pending through the test.
         let down = Receiver::start(&[]).await;
         *down.state.down.lock().unwrap() = true;
-        // A failed attempt waits an hour: that delivery stays pending through the test.
-        let mut o = options("1h");
-        o.config.webhooks.retention = Retention::keep_for(Duration::from_millis(300));
-        let server = TestServer::start_with(backend, o).await;
+        let retention = Duration::from_secs(600);
+        let server = TestServer::start_with(
+            backend,
+            retention_options(&clock, Retention::keep_for(retention)),
+        )
+        .await;
         let api = api(&server, Scopes::all()).await;
         let (ok_sub, _) = api.subscribe(&ok.url, &["ORDER_CREATED"]).await;
+        let (gone_sub, _) = api.subscribe(&gone.url, &["ORDER_CREATED"]).await;
         let (down_sub, _) = api.subscribe(&down.url, &["ORDER_CREATED"]).await;
         api.sync("ERP-WH-RET-1").await;
-        wait_for(Duration::from_secs(10), "both first attempts", async || {
-            let attempted = |d: Vec<Value>| {
-                d.first()
-                    .is_some_and(|d| !d["attempts"].as_array().unwrap().is_empty())
-            };
-            attempted(api.deliveries(&ok_sub).await) && attempted(api.deliveries(&down_sub).await)
-        })
+        wait_for(
+            Duration::from_secs(10),
+            "the three first attempts",
+            async || {
+                let mut attempted = 0;
+                for sub in [&ok_sub, &gone_sub, &down_sub] {
+                    let log = api.deliveries(sub).await;
+                    if log
+                        .first()
+                        .is_some_and(|d| !d["attempts"].as_array().unwrap().is_empty())
+                    {
+                        attempted += 1;
+                    }
+                }
+                attempted == 3
+            },
+        )
         .await;
         // The sync made two events (ORDER_CREATED and PAYMENT_RECEIVED, the deposit); only the
         // first has deliveries.
-        assert_eq!(webhook_rows(&server).await, (2, 2, 2));
+        assert_eq!(webhook_rows(&server).await, (3, 3, 2));
         let dispatcher = Dispatcher::from_state(&server.state);
 
-        // Too recent: nothing goes.
+        // Not yet expired: nothing goes.
         assert_eq!(dispatcher.purge().await.unwrap(), Purged::default());
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        clock.advance(retention + Duration::from_secs(60));
 
-        // The succeeded delivery and its attempt go, and the event nobody was sent; the pending
-        // delivery (and so its event) stay.
+        // The succeeded and the failed delivery go with their attempts, and so does the event
+        // nobody was sent; the pending delivery (and so its event) stay.
         let purged = dispatcher.purge().await.unwrap();
-        assert_eq!((purged.deliveries, purged.events), (1, 1));
+        assert_eq!((purged.deliveries, purged.events), (2, 1));
         assert_eq!(webhook_rows(&server).await, (1, 1, 1));
         assert!(api.deliveries(&ok_sub).await.is_empty());
+        assert!(api.deliveries(&gone_sub).await.is_empty());
         let pending = api.deliveries(&down_sub).await;
         assert_eq!(pending[0]["status"], "PENDING", "{pending:?}");
         assert_eq!(pending[0]["attempts"].as_array().unwrap().len(), 1);
 
-        // Once no delivery refers to the old event (its subscription was deleted), it goes too;
-        // a new event delivered just now stays.
+        // Once no delivery refers to the old event (its last subscription was deleted), it goes
+        // too; what was delivered just now stays.
         let (status, body) = api
             .send(
                 http::Method::DELETE,
@@ -1264,21 +1291,49 @@ async fn finished_deliveries_expire_after_the_retention_and_pending_ones_stay() 
             ok.hits().len() == 2
         })
         .await;
+        wait_for(
+            Duration::from_secs(10),
+            "the new delivery's record",
+            async || {
+                api.deliveries(&ok_sub)
+                    .await
+                    .first()
+                    .is_some_and(|d| d["status"] == "SUCCEEDED")
+            },
+        )
+        .await;
         let purged = dispatcher.purge().await.unwrap();
         assert_eq!((purged.deliveries, purged.events), (0, 1));
         assert_eq!(api.deliveries(&ok_sub).await.len(), 1);
+        assert_eq!(webhook_rows(&server).await, (1, 1, 2));
         server.stop().await;
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_off_keeps_everything_and_bad_values_are_refused() {
     for backend in Backend::available() {
-        let mut o = options("1h");
-        o.config.webhooks.retention = Retention::forever();
-        let server = TestServer::start_with(backend, o).await;
+        let clock = MockClock::at_unix(1_790_000_000);
+        let ok = Receiver::start(&[]).await;
+        let server =
+            TestServer::start_with(backend, retention_options(&clock, Retention::forever())).await;
+        let api = api(&server, Scopes::all()).await;
+        let (sub, _) = api.subscribe(&ok.url, &["ORDER_CREATED"]).await;
+        api.sync("ERP-WH-RET-OFF").await;
+        wait_for(Duration::from_secs(10), "the delivery", async || {
+            api.deliveries(&sub)
+                .await
+                .first()
+                .is_some_and(|d| d["status"] == "SUCCEEDED")
+        })
+        .await;
+        let before = webhook_rows(&server).await;
+        assert_eq!(before, (1, 1, 2));
+        // A year later, nothing is old enough to go.
+        clock.advance(Duration::from_secs(400 * 86_400));
         let purged = Dispatcher::from_state(&server.state).purge().await.unwrap();
         assert_eq!(purged, Purged::default());
+        assert_eq!(webhook_rows(&server).await, before);
         server.stop().await;
     }
     // Tried: zero, a bare number, a negative number, an unknown unit, empty.

@@ -66,8 +66,12 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// briefly.
 const PURGE_BATCH: i64 = 500;
 
-/// Batches one purge runs at most (the next purge goes on where it stopped).
-const PURGE_MAX_BATCHES: usize = 200;
+/// The first purge runs this long after start, plus up to as long again at random (so replicas
+/// started together do not purge together, and a start-up is not slowed by it).
+const PURGE_FIRST_DELAY: Duration = Duration::from_secs(300);
+
+/// How long one purge pass may run; the next pass goes on where it stopped.
+const PURGE_PASS_TIME: Duration = Duration::from_secs(60);
 
 /// Delivers queued webhook events; see the [module docs](self).
 #[derive(Debug, Clone)]
@@ -88,13 +92,15 @@ pub struct Dispatcher {
 pub struct DispatcherHandle {
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    /// The retention purge, in a task of its own so it never delays a delivery.
+    purger: Option<JoinHandle<()>>,
 }
 
 impl DispatcherHandle {
     /// Stops claiming, lets the attempts in flight finish, and waits for the task.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.purger.take()].into_iter().flatten() {
             let _ = task.await;
         }
     }
@@ -102,7 +108,7 @@ impl DispatcherHandle {
 
 impl Drop for DispatcherHandle {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.purger.take()].into_iter().flatten() {
             task.abort();
         }
     }
@@ -158,27 +164,15 @@ impl Dispatcher {
     /// Starts the loop on the current Tokio runtime.
     pub fn spawn(self) -> DispatcherHandle {
         let (stop, mut stopped) = watch::channel(false);
+        let purger = self.config.retention.duration().is_some().then(|| {
+            let purger = self.clone();
+            let stopped = stop.subscribe();
+            tokio::spawn(async move { purger.purge_periodically(stopped).await })
+        });
         let task = tokio::spawn(async move {
-            let mut next_purge = tokio::time::Instant::now();
             loop {
                 if *stopped.borrow() {
                     break;
-                }
-                if tokio::time::Instant::now() >= next_purge {
-                    next_purge = tokio::time::Instant::now() + PURGE_INTERVAL;
-                    match self.purge().await {
-                        Ok(p) if p.deliveries + p.events > 0 => {
-                            tracing::info!(
-                                deliveries = p.deliveries,
-                                events = p.events,
-                                "purged expired webhook deliveries"
-                            );
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(error = %e, "purging expired webhook deliveries failed")
-                        }
-                    }
                 }
                 let claimed = match self.run_once().await {
                     Ok(n) => n,
@@ -201,31 +195,69 @@ impl Dispatcher {
         DispatcherHandle {
             stop,
             task: Some(task),
+            purger,
         }
     }
 
     /// Removes finished deliveries (with their attempts) and events older than the retention
     /// period ([`WebhookConfig::retention`]); pending deliveries stay. Runs in batches of
-    /// [`PURGE_BATCH`] rows; the dispatcher calls it at start and then hourly.
+    /// [`PURGE_BATCH`] rows for at most [`PURGE_PASS_TIME`]; a spawned dispatcher runs it a few
+    /// minutes after start and then hourly, in a task of its own.
     ///
     /// # Errors
     ///
     /// [`StoreError`] from the database (what was deleted before stays deleted).
     pub async fn purge(&self) -> Result<Purged, StoreError> {
+        self.purge_pass(None).await
+    }
+
+    async fn purge_pass(
+        &self,
+        stopped: Option<&watch::Receiver<bool>>,
+    ) -> Result<Purged, StoreError> {
         let mut total = Purged::default();
         let Some(retention) = self.config.retention.duration() else {
             return Ok(total);
         };
-        let cutoff = self.now() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX / 2);
-        for _ in 0..PURGE_MAX_BATCHES {
+        let retention = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = self.now().saturating_sub(retention);
+        let started = Instant::now();
+        loop {
             let batch = self.db.webhooks().purge(cutoff, PURGE_BATCH).await?;
             total.deliveries += batch.deliveries;
             total.events += batch.events;
-            if batch.deliveries < PURGE_BATCH as u64 && batch.events < PURGE_BATCH as u64 {
-                break;
+            let full = batch.deliveries >= PURGE_BATCH.unsigned_abs()
+                || batch.events >= PURGE_BATCH.unsigned_abs();
+            if !full || started.elapsed() >= PURGE_PASS_TIME || stopped.is_some_and(|s| *s.borrow())
+            {
+                return Ok(total);
             }
         }
-        Ok(total)
+    }
+
+    /// The purge schedule of a spawned dispatcher: a first pass [`PURGE_FIRST_DELAY`] (plus
+    /// jitter) after start, then every [`PURGE_INTERVAL`], until stopped.
+    async fn purge_periodically(&self, mut stopped: watch::Receiver<bool>) {
+        let jitter = PURGE_FIRST_DELAY.mul_f64(rand::thread_rng().gen_range(0.0..1.0));
+        let mut delay = PURGE_FIRST_DELAY + jitter;
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            match self.purge_pass(Some(&stopped)).await {
+                Ok(p) if p.deliveries + p.events > 0 => {
+                    tracing::info!(
+                        deliveries = p.deliveries,
+                        events = p.events,
+                        "purged expired webhook deliveries"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging expired webhook deliveries failed"),
+            }
+            delay = PURGE_INTERVAL;
+        }
     }
 
     /// One round: claims the due deliveries (up to the batch size), attempts them concurrently

@@ -444,6 +444,14 @@ impl WebhookStore<'_> {
         if !owned {
             return Ok(false);
         }
+        if self.db.backend() == Backend::Postgres {
+            // Deliveries before attempts, the order the purge and `finish` lock them in: taking
+            // the attempts first could deadlock with a purge of the same deliveries.
+            sqlx::query("SELECT id FROM webhook_deliveries WHERE subscription_id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "DELETE FROM webhook_attempts WHERE delivery_id IN \
              (SELECT id FROM webhook_deliveries WHERE subscription_id = $1)",
@@ -633,7 +641,8 @@ impl WebhookStore<'_> {
         };
         let mut tx = begin_write(self.db).await?;
         let ids: Vec<String> = sqlx::query(&format!(
-            "SELECT id FROM webhook_deliveries WHERE status <> 'PENDING' AND updated_at < $1              ORDER BY updated_at LIMIT $2{lock}"
+            "SELECT id FROM webhook_deliveries WHERE status IN ('SUCCEEDED', 'FAILED') \
+             AND updated_at < $1 ORDER BY updated_at LIMIT $2{lock}"
         ))
         .bind(cutoff)
         .bind(limit)
@@ -655,7 +664,10 @@ impl WebhookStore<'_> {
                 .rows_affected();
         }
         let events = sqlx::query(
-            "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e              WHERE e.created_at < $1 AND NOT EXISTS              (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)              ORDER BY e.created_at LIMIT $2)",
+            "DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e \
+             WHERE e.created_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id) \
+             ORDER BY e.created_at LIMIT $2)",
         )
         .bind(cutoff)
         .bind(limit)
