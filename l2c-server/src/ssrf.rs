@@ -63,17 +63,6 @@ pub enum SsrfError {
     NonPublic(IpAddr),
 }
 
-/// A vetted destination: the URL plus the addresses it resolved to.
-#[derive(Debug, Clone)]
-pub struct Destination {
-    /// The URL.
-    pub url: Url,
-    /// The host name (`None` for an IP literal, which needs no resolution).
-    pub host: Option<String>,
-    /// The vetted addresses.
-    pub addrs: Vec<SocketAddr>,
-}
-
 /// A `reqwest` DNS resolver that refuses a name when any address it resolves to is not public.
 ///
 /// reqwest connects to exactly the addresses its resolver returns, so a client built with this
@@ -208,31 +197,32 @@ pub fn parse_url(url: &str, allow_private: bool) -> Result<Url, SsrfError> {
     Ok(parsed)
 }
 
-/// Parses `url`, resolves its host and vets every address (unless `allow_private`).
+/// [`check_url`], then resolves a host name and vets every address it resolves to (unless
+/// `allow_private`): the check of a subscription's URL when it is created.
 ///
 /// # Errors
 ///
 /// [`SsrfError`] for a bad URL, a host that does not resolve, or any non-public address.
-pub async fn vet(url: &str, allow_private: bool) -> Result<Destination, SsrfError> {
-    let parsed = parse_url(url, allow_private)?;
-    let port = parsed.port_or_known_default().ok_or(SsrfError::Invalid)?;
-    let (host, addrs) = match literal_ip(&parsed) {
-        Some(ip) => {
-            let addrs = vec![SocketAddr::new(ip, port)];
-            vet_addrs(&addrs, allow_private)?;
-            (None, addrs)
+pub async fn vet(url: &str, allow_private: bool) -> Result<Url, SsrfError> {
+    let parsed = check_url(url, allow_private)?;
+    if literal_ip(&parsed).is_none() {
+        let host = parsed.host_str().ok_or(SsrfError::NoHost)?;
+        let port = parsed.port_or_known_default().ok_or(SsrfError::Invalid)?;
+        resolve_vetted(host, port, allow_private).await?;
+    }
+    Ok(parsed)
+}
+
+/// The refusal of a [`VettingResolver`] inside a request error, if that is why it failed.
+pub fn refusal(error: &reqwest::Error) -> Option<&SsrfError> {
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(refused) = inner.downcast_ref::<SsrfError>() {
+            return Some(refused);
         }
-        None => {
-            let name = parsed.host_str().ok_or(SsrfError::NoHost)?.to_owned();
-            let addrs = resolve_vetted(&name, port, allow_private).await?;
-            (Some(name), addrs)
-        }
-    };
-    Ok(Destination {
-        url: parsed,
-        host,
-        addrs,
-    })
+        source = inner.source();
+    }
+    None
 }
 
 /// Whether `ip` is a globally routable unicast address a webhook may be sent to.
@@ -413,12 +403,17 @@ mod tests {
                 "{url}"
             );
         }
-        let d = vet("http://127.0.0.1:9/x", true).await.unwrap();
-        assert_eq!(d.addrs, vec!["127.0.0.1:9".parse().unwrap()]);
-        assert!(d.host.is_none());
-        let d = vet("https://localhost:9/x", true).await.unwrap();
-        assert_eq!(d.host.as_deref(), Some("localhost"));
-        assert!(d.addrs.iter().all(|a| a.ip().is_loopback()));
+        let url = vet("http://127.0.0.1:9/x", true).await.unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9/x");
+        assert!(vet("https://localhost:9/x", true).await.is_ok());
+        // What the name resolves to, in development mode: loopback, with the URL's port.
+        let addrs = resolve_vetted("localhost", 9, true).await.unwrap();
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 9));
+        assert!(matches!(
+            resolve_vetted("localhost", 9, false).await,
+            Err(SsrfError::NonPublic(ip)) if ip.is_loopback()
+        ));
     }
 
     /// A tiny HTTP/1.1 server on loopback answering `204` to every request, counting the
@@ -451,18 +446,6 @@ mod tests {
 
     fn client(allow_private: bool) -> reqwest::Client {
         client_builder(allow_private).build().unwrap()
-    }
-
-    /// The SSRF refusal inside a request error, as the dispatcher finds it.
-    fn refusal(error: &reqwest::Error) -> Option<SsrfError> {
-        let mut source = std::error::Error::source(error);
-        while let Some(inner) = source {
-            if let Some(refused) = inner.downcast_ref::<SsrfError>() {
-                return Some(refused.clone());
-            }
-            source = inner.source();
-        }
-        None
     }
 
     #[tokio::test]

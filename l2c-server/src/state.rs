@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use l2c_core::clock::{Clock, SystemClock};
+use l2c_core::clock::Clock;
 
 use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
@@ -54,15 +54,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `config` over an open database, with the system clock. The per-client quotas
-    /// are loaded from the database; Redis (with `--redis-url`) is not contacted yet.
+    /// State for `config` over an open database, reading time from the database's clock (the
+    /// system clock unless [`Db::with_clock`] set another). The per-client quotas are loaded
+    /// from the database; Redis (with `--redis-url`) is not contacted yet.
     ///
     /// # Errors
     ///
     /// [`StateError`] when the signing key cannot be loaded or generated, the Redis URL is
     /// invalid or the clients cannot be read.
     pub async fn new(config: Config, db: Db) -> Result<Self, StateError> {
-        Self::with_clock(config, db, Arc::new(SystemClock)).await
+        let clock = db.clock();
+        Self::with_clock(config, db, clock).await
     }
 
     /// As [`AppState::new`], reading time from `clock` (tests): tokens, limits, the dispatcher

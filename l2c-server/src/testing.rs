@@ -247,11 +247,9 @@ impl TestServer {
         if let Some(clock) = &options.clock {
             db = db.with_clock(Arc::clone(clock));
         }
-        let state = match options.clock {
-            Some(clock) => AppState::with_clock(options.config, db.clone(), clock).await,
-            None => AppState::new(options.config, db.clone()).await,
-        }
-        .expect("app state");
+        let state = AppState::new(options.config, db.clone())
+            .await
+            .expect("app state");
         Self::start_state_with(test_db, db, state, options.extra_routes).await
     }
 

@@ -83,7 +83,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, ScheduleError> {
 
 fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 3_600_000 == 0 && ms > 0 {
+    if ms % 86_400_000 == 0 && ms > 0 {
+        format!("{}d", ms / 86_400_000)
+    } else if ms % 3_600_000 == 0 && ms > 0 {
         format!("{}h", ms / 3_600_000)
     } else if ms % 60_000 == 0 && ms > 0 {
         format!("{}m", ms / 60_000)
@@ -221,9 +223,6 @@ impl fmt::Display for Retention {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             None => f.write_str("off"),
-            Some(d) if d.as_millis() % 86_400_000 == 0 => {
-                write!(f, "{}d", d.as_millis() / 86_400_000)
-            }
             Some(d) => f.write_str(&format_duration(d)),
         }
     }

@@ -429,13 +429,9 @@ struct Answer {
 }
 
 fn describe(e: reqwest::Error) -> String {
-    // The resolver's refusal of a host name's addresses, found in the error's source chain.
-    let mut source = std::error::Error::source(&e);
-    while let Some(inner) = source {
-        if let Some(refused) = inner.downcast_ref::<ssrf::SsrfError>() {
-            return format!("destination refused: {refused}");
-        }
-        source = inner.source();
+    // The resolver refused the addresses of the host name.
+    if let Some(refused) = ssrf::refusal(&e) {
+        return format!("destination refused: {refused}");
     }
     if e.is_timeout() {
         "timed out".to_owned()

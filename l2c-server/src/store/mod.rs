@@ -197,6 +197,11 @@ impl Db {
         self
     }
 
+    /// The clock that stamps what the store writes.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
+    }
+
     /// The current time in unix milliseconds, from the store's clock.
     pub fn now_millis(&self) -> i64 {
         unix_millis(self.clock.now())
