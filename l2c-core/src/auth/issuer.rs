@@ -4,9 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::Mac as _;
 use serde::Serialize;
 
 use super::keys::SigningKey;
@@ -16,10 +13,9 @@ use crate::identity::{ClientId, Scopes};
 /// The default access-token lifetime: 7200 s, the spec's `expires_in`.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(7200);
 
-pub(crate) type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
 /// Issues signed access tokens: header `typ: at+jwt`, claims `iss aud sub client_id iat nbf exp
-/// jti scope`, integer NumericDates, `exp = iat + ttl` from one clock reading.
+/// jti scope`, integer NumericDates, `exp = iat + ttl` from one clock reading. The JWS is
+/// produced by [`jsonwebtoken::encode`].
 ///
 /// ```
 /// use std::sync::Arc;
@@ -44,9 +40,9 @@ pub struct TokenIssuer {
     issuer: Arc<str>,
     audience: Arc<str>,
     key: SigningKey,
-    hmac: Option<HmacSha256>,
-    /// base64url of the header JSON followed by `.`.
-    header_prefix: Arc<str>,
+    /// `alg`, `typ: at+jwt` and the key's `kid`, built once.
+    header: Arc<jsonwebtoken::Header>,
+    encoding_key: Arc<jsonwebtoken::EncodingKey>,
     ttl: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -58,31 +54,25 @@ impl TokenIssuer {
     /// With [`SigningKey::Hmac`], a `kid` must be 1-64 characters of `A-Z a-z 0-9 - _ .` for a
     /// [`TokenVerifier`](super::TokenVerifier) to accept it.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>, key: SigningKey) -> Self {
-        #[derive(Serialize)]
-        struct Header<'a> {
-            alg: &'a str,
-            typ: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            kid: Option<&'a str>,
-        }
-        let header = Header {
-            alg: key.algorithm(),
-            typ: "at+jwt",
-            kid: key.kid(),
+        let (algorithm, encoding_key) = match &key {
+            SigningKey::Hmac(secret, _) => (
+                jsonwebtoken::Algorithm::HS256,
+                jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+            ),
+            SigningKey::Ed25519(pair) => (
+                jsonwebtoken::Algorithm::EdDSA,
+                jsonwebtoken::EncodingKey::from_ed_der(&pair.to_pkcs8_der()),
+            ),
         };
-        let header_json = serde_json::to_vec(&header).unwrap_or_default();
-        let mut header_prefix = URL_SAFE_NO_PAD.encode(header_json);
-        header_prefix.push('.');
-        let hmac = match &key {
-            SigningKey::Hmac(secret, _) => HmacSha256::new_from_slice(secret.as_bytes()).ok(),
-            SigningKey::Ed25519(_) => None,
-        };
+        let mut header = jsonwebtoken::Header::new(algorithm);
+        header.typ = Some("at+jwt".to_owned());
+        header.kid = key.kid().map(str::to_owned);
         Self {
             issuer: issuer.into().into(),
             audience: audience.into().into(),
             key,
-            hmac,
-            header_prefix: header_prefix.into(),
+            header: Arc::new(header),
+            encoding_key: Arc::new(encoding_key),
             ttl: DEFAULT_TTL,
             clock: Arc::new(SystemClock),
         }
@@ -148,24 +138,11 @@ impl TokenIssuer {
             jti: &jti,
             scope: &scope,
         };
-        // A struct of strings and integers always serializes.
-        let claims_json = serde_json::to_vec(&claims).unwrap_or_default();
-
-        let mut token = String::with_capacity(self.header_prefix.len() + claims_json.len() * 2);
-        token.push_str(&self.header_prefix);
-        URL_SAFE_NO_PAD.encode_string(&claims_json, &mut token);
-        let signature: Vec<u8> = match (&self.key, &self.hmac) {
-            (SigningKey::Ed25519(key), _) => key.sign(token.as_bytes()).to_vec(),
-            (SigningKey::Hmac(..), Some(mac)) => {
-                let mut mac = mac.clone();
-                mac.update(token.as_bytes());
-                mac.finalize().into_bytes().to_vec()
-            }
-            // HMAC accepts keys of any length, so the prepared state always exists.
-            (SigningKey::Hmac(..), None) => Vec::new(),
-        };
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        // Claims of strings and integers always serialize, an HMAC accepts a key of any length
+        // and the Ed25519 key is our own PKCS#8 encoding: signing cannot fail. Were it ever to,
+        // the empty token is refused by every verifier.
+        let token =
+            jsonwebtoken::encode(&self.header, &claims, &self.encoding_key).unwrap_or_default();
 
         IssuedToken {
             access_token: token,

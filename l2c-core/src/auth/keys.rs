@@ -166,11 +166,6 @@ impl Ed25519Key {
     pub fn public_jwk(&self) -> PublicJwk {
         self.public_key().to_jwk()
     }
-
-    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
-        use ed25519_dalek::Signer as _;
-        self.key.sign(message).to_bytes()
-    }
 }
 
 impl fmt::Debug for Ed25519Key {
@@ -247,10 +242,6 @@ impl Ed25519PublicKey {
             alg: Some("EdDSA".into()),
             use_: Some("sig".into()),
         }
-    }
-
-    pub(crate) fn verifying_key(&self) -> &ed25519_dalek::VerifyingKey {
-        &self.key
     }
 
     pub(crate) fn kid_arc(&self) -> &Arc<str> {

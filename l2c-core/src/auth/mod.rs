@@ -1,4 +1,5 @@
-//! JWT access tokens: issuing, verification, the JWK Set, and the tower middleware.
+//! JWT access tokens: issuing, verification, the JWK Set, and the tower middleware. Tokens are
+//! signed and their signatures checked by [`jsonwebtoken`] (RustCrypto backend).
 //!
 //! - [`TokenIssuer`] signs RFC 9068 access tokens (`typ: at+jwt`, claims `iss aud sub client_id
 //!   iat nbf exp jti scope`) with an HS256 [`HmacKey`] or an EdDSA [`Ed25519Key`].

@@ -275,7 +275,7 @@ fn unknown_scope_names_grant_nothing() {
             "exp": 1_800_000_100u64, "jti": "j", "scope": "orders:read admin:all",
         }))
     );
-    let mut mac = super::issuer::HmacSha256::new_from_slice(&[7u8; 32]).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&[7u8; 32]).unwrap();
     mac.update(input.as_bytes());
     let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     let client = verifier.verify(&format!("{input}.{sig}")).unwrap();
@@ -293,4 +293,48 @@ fn issued_token_converts_to_the_oauth_response() {
     assert_eq!(response.expires_in, 7200);
     assert_eq!(response.token_type, "Bearer");
     assert_eq!(response.scope.as_deref(), Some("orders:read"));
+}
+
+#[test]
+fn ed25519_signatures_with_a_small_order_r_are_refused_before_jsonwebtoken() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let clock = MockClock::at_unix(1_800_000_000);
+    let key = Ed25519Key::generate("k1").unwrap();
+    let issuer = TokenIssuer::new("iss", "aud", SigningKey::Ed25519(key.clone()))
+        .with_clock(Arc::new(clock.clone()));
+    let verifier = TokenVerifier::builder("iss", "aud")
+        .ed25519_public_key(key.public_key())
+        .cache_capacity(0)
+        .with_clock(Arc::new(clock))
+        .build()
+        .unwrap();
+    let token = issuer
+        .issue(&ClientId::new("c1"), Scopes::all())
+        .access_token;
+    assert!(verifier.verify(&token).is_ok());
+
+    let (input, signature_b64) = token.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature_b64).unwrap();
+    assert!(verifier::check_strict_ed25519_r(signature_b64).is_ok());
+    // Every point of the eight-torsion subgroup as R, the real S kept: what `verify_strict`
+    // refuses and the plain check would only refuse through the equation.
+    for point in curve25519_dalek::constants::EIGHT_TORSION {
+        let mut forged = signature.clone();
+        forged[..32].copy_from_slice(point.compress().as_bytes());
+        let forged_b64 = URL_SAFE_NO_PAD.encode(&forged);
+        assert_eq!(
+            verifier::check_strict_ed25519_r(&forged_b64),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verifier.verify(&format!("{input}.{forged_b64}")),
+            Err(TokenError::BadSignature)
+        );
+    }
+    // A short signature never reaches the curve.
+    assert_eq!(
+        verifier::check_strict_ed25519_r(&signature_b64[..40]),
+        Err(TokenError::BadSignature)
+    );
 }

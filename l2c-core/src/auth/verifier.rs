@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::Mac as _;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use super::cache::{Verified, VerifiedCache};
-use super::issuer::{DEFAULT_TTL, HmacSha256};
+use super::issuer::DEFAULT_TTL;
 use super::keys::{Ed25519PublicKey, HmacKey, Jwks, KeyError, SigningKey, checked_kid};
 use crate::clock::{Clock, SystemClock};
 use crate::identity::{AuthenticatedClient, ClientId, Scope, Scopes};
@@ -123,21 +124,60 @@ pub enum ConfigError {
 
 #[derive(Clone)]
 enum KeyMaterial {
-    Hs256(HmacSha256),
+    Hs256(HmacKey),
     EdDsa(Ed25519PublicKey),
 }
 
+/// A key as configured on the builder.
 #[derive(Clone)]
-struct VerificationKey {
+struct KeySpec {
     kid: Option<Arc<str>>,
     material: KeyMaterial,
 }
 
-impl VerificationKey {
+impl KeySpec {
     fn alg(&self) -> &'static str {
         match self.material {
             KeyMaterial::Hs256(_) => "HS256",
             KeyMaterial::EdDsa(_) => "EdDSA",
+        }
+    }
+}
+
+/// A key ready for [`jsonwebtoken::decode`]: its decoding key and a [`Validation`] pinned to
+/// the key's one algorithm, built once.
+struct VerificationKey {
+    spec: KeySpec,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl VerificationKey {
+    fn new(spec: KeySpec, issuer: &str, audience: &str) -> Self {
+        let (algorithm, decoding) = match &spec.material {
+            KeyMaterial::Hs256(secret) => (
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret.as_bytes()),
+            ),
+            // jsonwebtoken reads the 32 raw bytes of the public key.
+            KeyMaterial::EdDsa(public) => (
+                Algorithm::EdDSA,
+                DecodingKey::from_ed_der(&public.to_bytes()),
+            ),
+        };
+        let mut validation = Validation::new(algorithm);
+        // Time claims are checked by `check_claims` against the verifier's injected clock
+        // (jsonwebtoken reads the system clock), with the same leeway for every one of them.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        Self {
+            spec,
+            decoding,
+            validation,
         }
     }
 }
@@ -147,7 +187,7 @@ impl VerificationKey {
 pub struct TokenVerifierBuilder {
     issuer: String,
     audience: String,
-    keys: Vec<VerificationKey>,
+    keys: Vec<KeySpec>,
     error: Option<ConfigError>,
     leeway: Duration,
     max_lifetime: Duration,
@@ -175,7 +215,7 @@ impl TokenVerifierBuilder {
     /// Accepts EdDSA tokens whose header names this key's `kid`. Call it once per key to accept
     /// several during a rotation; a token's `kid` picks the one key that is tried.
     pub fn ed25519_public_key(mut self, key: Ed25519PublicKey) -> Self {
-        self.keys.push(VerificationKey {
+        self.keys.push(KeySpec {
             kid: Some(key.kid_arc().clone()),
             material: KeyMaterial::EdDsa(key),
         });
@@ -263,10 +303,15 @@ impl TokenVerifierBuilder {
                 });
             }
         }
+        let keys = self
+            .keys
+            .into_iter()
+            .map(|spec| VerificationKey::new(spec, &self.issuer, &self.audience))
+            .collect();
         Ok(TokenVerifier {
             issuer: self.issuer.into(),
             audience: self.audience.into(),
-            keys: self.keys.into(),
+            keys,
             leeway: self.leeway.as_secs(),
             max_lifetime: self.max_lifetime.as_secs(),
             max_token_len: self.max_token_len,
@@ -276,13 +321,10 @@ impl TokenVerifierBuilder {
     }
 
     fn push_hmac(&mut self, kid: Option<Arc<str>>, key: &HmacKey) {
-        match HmacSha256::new_from_slice(key.as_bytes()) {
-            Ok(mac) => self.keys.push(VerificationKey {
-                kid,
-                material: KeyMaterial::Hs256(mac),
-            }),
-            Err(_) => self.fail(KeyError::HmacKeyTooShort(key.as_bytes().len()).into()),
-        }
+        self.keys.push(KeySpec {
+            kid,
+            material: KeyMaterial::Hs256(key.clone()),
+        });
     }
 
     fn fail(&mut self, error: ConfigError) {
@@ -307,9 +349,11 @@ impl fmt::Debug for TokenVerifierBuilder {
 /// Serialization (three base64url segments, nothing else); a JSON header whose `alg` is `HS256`
 /// or `EdDSA` (case-sensitive, never `none`), whose `typ` is `at+jwt` or `application/at+jwt`
 /// and without `crit`; the one key with that `alg` and `kid` (an unknown `kid` is refused at
-/// once, no key is tried in turn, and an HS256 header never selects an Ed25519 key); the
-/// signature (HMAC compared in constant time, Ed25519 `verify_strict`); then the claims: `iss`
-/// equal to the issuer, the audience in `aud` (string or array), integer `exp`, `iat` and
+/// once, no key is tried in turn, and an HS256 header never selects an Ed25519 key); for EdDSA,
+/// an `R` that is a point of small order is refused (as `verify_strict` does); then
+/// [`jsonwebtoken::decode`] with a [`Validation`] pinned to that key's one algorithm checks the
+/// signature (HMAC compared in constant time), `iss` equal to the issuer and the audience in
+/// `aud` (string or array); last, against the verifier's own clock: integer `exp`, `iat` and
 /// optional `nbf` with the leeway, `exp - iat` at most the maximum lifetime, a `sub`, a `jti`,
 /// and `client_id` equal to `sub` when present. Unknown scope names in `scope` are ignored (they
 /// grant nothing).
@@ -372,7 +416,7 @@ impl TokenVerifier {
 
     /// The JWK Set of the verifier's Ed25519 public keys; HMAC keys are never in it.
     pub fn jwks(&self) -> Jwks {
-        Jwks::from_keys(self.keys.iter().filter_map(|k| match &k.material {
+        Jwks::from_keys(self.keys.iter().filter_map(|k| match &k.spec.material {
             KeyMaterial::EdDsa(public) => Some(public.clone()),
             KeyMaterial::Hs256(_) => None,
         }))
@@ -454,43 +498,20 @@ impl TokenVerifier {
         let key = self
             .keys
             .iter()
-            .find(|k| k.alg() == alg && k.kid.as_deref() == kid)
+            .find(|k| k.spec.alg() == alg && k.spec.kid.as_deref() == kid)
             .ok_or(TokenError::UnknownKey)?;
 
-        // Signature over `header.claims`.
-        let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
-        if signature_b64.len() > 86 {
-            return Err(TokenError::BadSignature);
-        }
-        let mut signature = [0u8; 64];
-        let signature_len = URL_SAFE_NO_PAD
-            .decode_slice(signature_b64, &mut signature)
-            .map_err(|_| TokenError::BadSignature)?;
-        match &key.material {
-            KeyMaterial::Hs256(mac) => {
-                let mut mac = mac.clone();
-                mac.update(signing_input.as_bytes());
-                mac.verify_slice(&signature[..signature_len])
-                    .map_err(|_| TokenError::BadSignature)?;
-            }
-            KeyMaterial::EdDsa(public) => {
-                if signature_len != 64 {
-                    return Err(TokenError::BadSignature);
-                }
-                let signature = ed25519_dalek::Signature::from_bytes(&signature);
-                public
-                    .verifying_key()
-                    .verify_strict(signing_input.as_bytes(), &signature)
-                    .map_err(|_| TokenError::BadSignature)?;
-            }
+        // Strict Ed25519 (`verify_strict`): jsonwebtoken's RustCrypto backend runs the plain
+        // check, which accepts a signature whose `R` is a small-order point; refuse those first.
+        // (Weak public keys are refused when the key is built.)
+        if let KeyMaterial::EdDsa(_) = key.spec.material {
+            check_strict_ed25519_r(signature_b64)?;
         }
 
-        // Claims, only once the signature is known good.
-        let claims_json = URL_SAFE_NO_PAD
-            .decode(claims_b64)
-            .map_err(|_| TokenError::Malformed)?;
-        let claims: Claims<'_> =
-            serde_json::from_slice(&claims_json).map_err(|_| TokenError::Malformed)?;
+        // Signature, then `iss`, `aud` and the required claims: jsonwebtoken.
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation)
+            .map_err(|e| token_error(e.kind()))?
+            .claims;
         self.check_claims(&claims, now)?;
 
         let scopes = claims
@@ -515,17 +536,9 @@ impl TokenVerifier {
         })
     }
 
-    fn check_claims(&self, claims: &Claims<'_>, now: u64) -> Result<(), TokenError> {
-        if claims.iss != *self.issuer {
-            return Err(TokenError::InvalidIssuer);
-        }
-        let audience_ok = match &claims.aud {
-            Audience::One(aud) => *aud == *self.audience,
-            Audience::Many(auds) => auds.iter().any(|aud| *aud == *self.audience),
-        };
-        if !audience_ok {
-            return Err(TokenError::InvalidAudience);
-        }
+    /// The checks jsonwebtoken does not make: the time claims against the verifier's clock,
+    /// the lifetime, a non-empty `sub` and `jti`, `client_id == sub`.
+    fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), TokenError> {
         if claims.sub.is_empty()
             || claims.jti.is_empty()
             || claims
@@ -560,7 +573,7 @@ impl fmt::Debug for TokenVerifier {
         let kids: Vec<_> = self
             .keys
             .iter()
-            .map(|k| (k.alg(), k.kid.as_deref()))
+            .map(|k| (k.spec.alg(), k.spec.kid.as_deref()))
             .collect();
         f.debug_struct("TokenVerifier")
             .field("issuer", &self.issuer)
@@ -585,28 +598,56 @@ struct Header<'a> {
     crit: Option<serde::de::IgnoredAny>,
 }
 
+/// The claims read after jsonwebtoken has checked the signature, `iss` and `aud`.
 #[derive(Deserialize)]
-struct Claims<'a> {
-    #[serde(borrow)]
-    iss: Cow<'a, str>,
-    #[serde(borrow)]
-    sub: Cow<'a, str>,
-    aud: Audience,
+struct Claims {
+    sub: String,
     exp: u64,
     iat: u64,
     #[serde(default)]
     nbf: Option<u64>,
-    #[serde(borrow)]
-    jti: Cow<'a, str>,
-    #[serde(borrow, default)]
-    scope: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    client_id: Option<Cow<'a, str>>,
+    jti: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
+/// What each jsonwebtoken refusal means here.
+fn token_error(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature | ErrorKind::InvalidEddsaKey => TokenError::BadSignature,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::MissingAlgorithm => TokenError::UnsupportedAlgorithm,
+        ErrorKind::InvalidIssuer => TokenError::InvalidIssuer,
+        ErrorKind::InvalidAudience => TokenError::InvalidAudience,
+        ErrorKind::InvalidSubject => TokenError::InvalidClaims,
+        // A claim that is missing or of the wrong type: the claims set does not parse.
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
+            TokenError::Malformed
+        }
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        _ => TokenError::Malformed,
+    }
+}
+
+/// Refuses an EdDSA signature whose `R` (its first 32 bytes) is not a point or is of small
+/// order, as `ed25519_dalek::VerifyingKey::verify_strict` does.
+pub(super) fn check_strict_ed25519_r(signature_b64: &str) -> Result<(), TokenError> {
+    if signature_b64.len() != 86 {
+        return Err(TokenError::BadSignature);
+    }
+    let mut signature = [0u8; 64];
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(signature_b64, &mut signature)
+        .map_err(|_| TokenError::BadSignature)?;
+    let r: [u8; 32] = signature[..32]
+        .try_into()
+        .map_err(|_| TokenError::BadSignature)?;
+    match curve25519_dalek::edwards::CompressedEdwardsY(r).decompress() {
+        Some(point) if len == 64 && !point.is_small_order() => Ok(()),
+        _ => Err(TokenError::BadSignature),
+    }
 }
