@@ -218,7 +218,8 @@ fn backoff(policy: &RetryPolicy, attempt: u32, jitter: f64) -> Duration {
 }
 
 /// Parses a `Retry-After` value: delta-seconds (`120`) or an HTTP-date
-/// (`Wed, 21 Oct 2015 07:28:00 GMT`), relative to `now`. A date in the past means zero.
+/// (`Wed, 21 Oct 2015 07:28:00 GMT`), relative to `now`. A date in the past means zero. The
+/// rules are [`l2c_core::retry_after`]'s, shared with the server's webhook dispatcher.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -234,13 +235,7 @@ fn backoff(policy: &RetryPolicy, attempt: u32, jitter: f64) -> Duration {
 /// assert_eq!(parse_retry_after(&HeaderValue::from_static("soon"), now), None);
 /// ```
 pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
-    let s = value.to_str().ok()?.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse::<u64>().ok().map(Duration::from_secs);
-    }
-    let date = chrono::DateTime::parse_from_rfc2822(s).ok()?;
-    let at = SystemTime::from(date);
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    l2c_core::retry_after::parse(value.as_bytes(), now)
 }
 
 /// Whether a method can be sent twice without changing the outcome (RFC 9110 §9.2.2).

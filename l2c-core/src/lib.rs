@@ -28,6 +28,7 @@ pub mod clock;
 pub mod identity;
 pub mod problem;
 pub mod request_id;
+pub mod retry_after;
 
 #[cfg(feature = "api")]
 pub mod api;

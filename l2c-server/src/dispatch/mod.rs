@@ -406,8 +406,7 @@ impl Dispatcher {
         let retry_after = res
             .headers()
             .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, self.clock.now()));
+            .and_then(|v| l2c_core::retry_after::parse(v.as_bytes(), self.clock.now()));
         // Drain a bounded amount so the connection closes cleanly; the content is ignored.
         let mut read = 0usize;
         while read < MAX_RESPONSE_BYTES {
@@ -454,38 +453,24 @@ fn jitter(delay: Duration) -> Duration {
     delay.mul_f64(rand::thread_rng().gen_range(0.9..1.1))
 }
 
-/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), relative to `now`.
-pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let at = std::time::SystemTime::UNIX_EPOCH
-        + Duration::from_secs(u64::try_from(at.timestamp()).ok()?);
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn retry_after_forms() {
+        let parse = l2c_core::retry_after::parse;
         let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(parse(b"120", now), Some(Duration::from_secs(120)));
         assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            parse(b"Sun, 06 Nov 1994 08:49:37 GMT", now),
             Some(Duration::ZERO)
         );
         assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:51:37 GMT", now),
+            parse(b"Sun, 06 Nov 1994 08:51:37 GMT", now),
             Some(Duration::from_secs(120))
         );
-        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse(b"soon", now), None);
     }
 
     #[test]
