@@ -471,7 +471,7 @@ async fn order_numbers_are_per_client_and_the_grant_opens_no_orders() {
             .post_json(
                 &env.b_token,
                 SYNC,
-                &order("ERP-SAME", 1, "13900000000", "李四", "wx-S-1"),
+                &order("ERP-SAME", 1, "13900000000", "李四", "wx-S-2"),
             )
             .await;
         assert_eq!(status, 201, "{text}");
