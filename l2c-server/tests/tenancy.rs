@@ -354,6 +354,41 @@ async fn lead_ids_are_unique_per_client_and_reveal_nothing() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pushes_of_one_lead_id_make_one_lead_per_client() {
+    for backend in Backend::available() {
+        let env = Env::start(backend).await;
+        let body = lead("DOUYIN", "dy-RACE", "张三丰", MOBILE_A, "杭州市");
+        let pushes = (0..8).map(|i| {
+            let token = if i % 2 == 0 {
+                &env.a_token
+            } else {
+                &env.b_token
+            };
+            env.post_json(token, LEADS, &body)
+        });
+        let answers = futures_util::future::join_all(pushes).await;
+        let mut created = [0, 0];
+        let mut lead_ids = [
+            std::collections::HashSet::new(),
+            std::collections::HashSet::new(),
+        ];
+        for (i, (status, text, v)) in answers.into_iter().enumerate() {
+            assert!(status == 201 || status == 200, "{status}: {text}");
+            if status == 201 {
+                created[i % 2] += 1;
+            }
+            lead_ids[i % 2].insert(v["leadId"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(created, [1, 1], "{backend:?}");
+        assert_eq!(lead_ids[0].len(), 1);
+        assert_eq!(lead_ids[1].len(), 1);
+        assert!(lead_ids[0].is_disjoint(&lead_ids[1]));
+        assert_eq!(env.server.db.leads().count().await.unwrap(), 2);
+        env.server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn payments_are_unique_per_client() {
     for backend in Backend::available() {
@@ -491,6 +526,21 @@ async fn order_numbers_are_per_client_and_the_grant_opens_no_orders() {
             assert_eq!(status, 200);
             assert_eq!(view["orderId"], own["orderId"]);
         }
+
+        // Ungranted, B can neither read A's customer nor attach an order to it by id.
+        assert_eq!(env.customer(&env.b_token, &customer).await.0, 404);
+        let mut by_id = order("ERP-B-BY-ID", 1, MOBILE_A, "李四", "wx-S-3");
+        by_id.as_object_mut().unwrap().remove("customer");
+        by_id["customerId"] = json!(customer);
+        let (status, text, p) = env.post_json(&env.b_token, SYNC, &by_id).await;
+        assert_eq!(status, 422, "{text}");
+        assert_eq!(p["field"], "customerId");
+        assert_eq!(
+            env.customer(&env.b_token, &customer).await.0,
+            404,
+            "no link"
+        );
+        assert_eq!(env.server.db.orders().count().await.unwrap(), 3);
 
         // B granted every customer reads A's customer, but none of A's orders.
         assert!(
