@@ -137,10 +137,11 @@ async fn the_quickstart_flow_through_the_sdk() {
         assert_eq!(status.status, OrderStatus::DepositPaid);
         assert_eq!(status.payment_status_label, "已付定金");
 
-        // An illegal transition (payment going back to UNPAID) is a typed 409.
+        // An illegal transition (payment going back to UNPAID) is a typed 409. (CANCELLED is
+        // the one status that may be UNPAID at all; with any other the body itself is a 422.)
         let backwards = SyncOrder::new(
             "ERP-E2E-1",
-            OrderStatus::DepositPaid,
+            OrderStatus::Cancelled,
             PaymentStatus::Unpaid,
             OrderAmounts::cny(1_990_000, 200_000, 0),
             2,

@@ -230,7 +230,8 @@ pub struct ServeArgs {
         value_name = "PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]"
     )]
     pub deprecate: Vec<crate::deprecate::DeprecateRule>,
-    /// Do not create the demo client on an empty database.
+    /// Do not create the demo client on an empty database (it is only ever created when
+    /// listening on a loopback address).
     #[arg(long, env = "L2C_NO_DEMO_CLIENT")]
     pub no_demo_client: bool,
     /// Accept plain-http and private/loopback webhook destinations (local development only).

@@ -196,7 +196,8 @@ pub struct Config {
     /// A TLS terminator sits in front: plain-HTTP token requests from non-loopback peers are
     /// accepted (RFC 6749 §3.2 requires TLS for the token endpoint).
     pub trust_proxy_tls: bool,
-    /// Create a demo client (and print its credentials) when the database has no client.
+    /// Create a demo client (and print its credentials) when the database has no client and
+    /// `listen` is a loopback address.
     pub demo_client: bool,
     /// Route prefixes marked deprecated (`--deprecate`).
     pub deprecations: Vec<crate::deprecate::DeprecateRule>,

@@ -261,6 +261,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         tracing::info!(items = seeded, "seeded the demo showroom catalogue");
     }
     let demo = config.demo_client;
+    let listen = config.listen;
     let state = AppState::new(config, db.clone()).await?;
     if state.config.redis_url.is_some() {
         state.limits.connect().await.map_err(StartError::Redis)?;
@@ -271,26 +272,47 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     let server = Server::bind(state).await?;
     if demo {
-        create_demo_client(&db, &server.base_url()).await?;
+        create_demo_client(&db, listen, &server.base_url()).await?;
     }
     server.run().await?;
     db.close().await;
     Ok(())
 }
 
-/// On a database without clients, creates `demo` with every scope and prints its credentials
-/// and a ready-to-paste curl to stdout. Returns whether it did.
+/// On a database without clients, when the server is configured to listen on a loopback
+/// address (`listen`), creates `demo` with every scope and prints its credentials and a
+/// ready-to-paste curl to stdout. Returns whether it did.
+///
+/// The demo client reads only the customers of its own leads and orders, like any client: the
+/// all-customers grant is an operator's decision (`l2c-server client grant --all-customers`).
+/// On any other listen address (`0.0.0.0`, a LAN or public IP) a client with well-known
+/// scopes and a secret printed to a log must not appear by itself, so none is created and a
+/// warning says how to create a client instead.
 ///
 /// # Errors
 ///
 /// [`StoreError`] on a database failure.
-pub async fn create_demo_client(db: &Db, base_url: &str) -> Result<bool, StoreError> {
+pub async fn create_demo_client(
+    db: &Db,
+    listen: SocketAddr,
+    base_url: &str,
+) -> Result<bool, StoreError> {
+    if !listen.ip().is_loopback() {
+        if db.clients().count().await? == 0 {
+            tracing::warn!(
+                address = %listen,
+                "no demo client created: the server does not listen on a loopback address; \
+                 create clients with `l2c-server client create`"
+            );
+        }
+        return Ok(false);
+    }
     if db.clients().count().await? > 0 {
         return Ok(false);
     }
     let (client, secret) = db
         .clients()
-        .create(&NewClient::new("demo", Scopes::all()).all_customers(true))
+        .create(&NewClient::new("demo", Scopes::all()))
         .await?;
     let id = client.id.as_str();
     let secret = secret.expose();

@@ -420,9 +420,11 @@ impl Drop for TestServer {
     }
 }
 
-/// Prints the demo credentials the way `serve` does (used by tests of that output).
+/// Prints the demo credentials the way `serve` does for a server listening on loopback (used
+/// by tests of that output).
 pub async fn demo_client(db: &Db, base_url: &str) -> bool {
-    server::create_demo_client(db, base_url)
+    let loopback = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+    server::create_demo_client(db, loopback, base_url)
         .await
         .expect("demo client")
 }

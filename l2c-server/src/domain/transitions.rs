@@ -17,6 +17,19 @@
 //! Payment ([`PaymentStatus`]) moves forward UNPAID → DEPOSIT_PAID → PARTIALLY_PAID → FULLY_PAID
 //! (skipping allowed); any paid status may go to REFUNDING, which ends in REFUNDED or, when the
 //! refund is withdrawn, back at a paid status. REFUNDED is final.
+//!
+//! The two fields must also agree ([`status_agrees_with_payment`]): an order exists on the
+//! platform once its deposit is paid (`ORDER_CREATED`, 新订单已创建（并付定金）), so every
+//! fulfilment status implies a paid deposit except CANCELLED, and none of them goes with an
+//! UNPAID payment status. The cases looked at:
+//!
+//! - DEPOSIT_PAID and every later main-path status: the deposit is paid by definition;
+//! - AFTER_SALES: reached only from INSTALLED or COMPLETED, so it was paid; after a refund its
+//!   payment status is REFUNDING or REFUNDED, never UNPAID again (payment never moves back to
+//!   UNPAID);
+//! - CANCELLED: an ERP may report an order cancelled before its deposit was taken, so any
+//!   payment status goes, UNPAID included; such an order emits no `ORDER_CREATED`;
+//! - REFUNDING and REFUNDED are not UNPAID and go with any status.
 
 use l2c_core::api::status::{OrderStatus, PaymentStatus};
 
@@ -86,6 +99,18 @@ pub fn valid_initial_status(s: OrderStatus) -> bool {
     s != S::AfterSales
 }
 
+/// Whether fulfilment status `s` implies that the deposit has been paid: every status but
+/// CANCELLED (see the module docs).
+pub fn implies_deposit_paid(s: OrderStatus) -> bool {
+    s != S::Cancelled
+}
+
+/// Whether an order may be in fulfilment status `status` with payment status `payment`: not
+/// UNPAID while the status [implies a paid deposit](implies_deposit_paid).
+pub fn status_agrees_with_payment(status: OrderStatus, payment: PaymentStatus) -> bool {
+    !(payment == PaymentStatus::Unpaid && implies_deposit_paid(status))
+}
+
 fn paid_rank(p: PaymentStatus) -> Option<u8> {
     match p {
         PaymentStatus::Unpaid => Some(0),
@@ -120,6 +145,25 @@ pub fn payment_allowed(from: PaymentStatus, to: PaymentStatus) -> bool {
 mod tests {
     use super::*;
     use PaymentStatus as P;
+
+    #[test]
+    fn unpaid_goes_only_with_cancelled() {
+        for &status in OrderStatus::ALL {
+            assert_eq!(
+                status_agrees_with_payment(status, PaymentStatus::Unpaid),
+                status == S::Cancelled,
+                "{status}"
+            );
+            for &payment in PaymentStatus::ALL {
+                if payment != PaymentStatus::Unpaid {
+                    assert!(
+                        status_agrees_with_payment(status, payment),
+                        "{status} {payment}"
+                    );
+                }
+            }
+        }
+    }
 
     /// The full fulfilment table, written out by hand: row = from, the listed statuses are the
     /// allowed targets besides staying put. Every (from, to) pair is checked against it.

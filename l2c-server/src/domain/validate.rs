@@ -8,23 +8,42 @@ use l2c_core::api::showroom::{DEFAULT_PAGE, DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAG
 use l2c_core::api::status::PaymentStatus;
 
 use super::mobile::Mobile;
+use super::transitions::status_agrees_with_payment;
 
-/// A field that failed validation: its path (`payments[0].amount`) and what is wrong.
+/// A field that failed validation: its path (`payments[0].amount`), what is wrong, and the
+/// problem `code` it is answered with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
     /// The field's path in the request, e.g. `mobile`, `amounts.total`, `payments[1].amount`.
     pub field: String,
     /// What is wrong, in words that help the caller fix it.
     pub message: String,
+    /// The stable problem code: [`INVALID_FIELD`] unless a rule has a code of its own.
+    pub code: &'static str,
 }
 
+/// The problem code of a field the domain refuses.
+pub const INVALID_FIELD: &str = "invalid_field";
+
+/// The problem code of an order whose `status` implies a paid deposit while its
+/// `paymentStatus` is `UNPAID` (see [`status_agrees_with_payment`]).
+pub const STATUS_PAYMENT_MISMATCH: &str = "status_payment_mismatch";
+
 impl FieldError {
-    /// A field error.
+    /// A field error with code [`INVALID_FIELD`].
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             message: message.into(),
+            code: INVALID_FIELD,
         }
+    }
+
+    /// The same error answered with another problem `code`.
+    #[must_use]
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
     }
 }
 
@@ -184,6 +203,17 @@ pub fn sync_order(o: &SyncOrder) -> Result<Option<Mobile>, FieldError> {
     text("externalOrderNo", &o.external_order_no, 1, 64)?;
     if o.version < 1 {
         return Err(FieldError::new("version", "must be at least 1"));
+    }
+    if !status_agrees_with_payment(o.status, o.payment_status) {
+        return Err(FieldError::new(
+            "paymentStatus",
+            format!(
+                "must not be `{}` when `status` is `{}`: every status but `CANCELLED` means \
+                 the deposit is paid",
+                o.payment_status, o.status
+            ),
+        )
+        .with_code(STATUS_PAYMENT_MISMATCH));
     }
     amounts(&o.amounts, o.payment_status)?;
     if o.items.len() > 200 {
@@ -393,6 +423,34 @@ mod tests {
             assert_eq!(sync_order(&o).unwrap_err().field, field);
         }
         assert!(sync_order(&an_order()).unwrap().is_some());
+    }
+
+    #[test]
+    fn unpaid_is_refused_with_a_status_that_implies_a_deposit() {
+        for status in [
+            OrderStatus::DepositPaid,
+            OrderStatus::Scheduling,
+            OrderStatus::Completed,
+            OrderStatus::AfterSales,
+        ] {
+            let mut o = an_order();
+            o.status = status;
+            o.payment_status = PaymentStatus::Unpaid;
+            o.amounts.paid = 0;
+            o.payments.clear();
+            let e = sync_order(&o).unwrap_err();
+            assert_eq!(e.field, "paymentStatus", "{status}");
+            assert_eq!(e.code, STATUS_PAYMENT_MISMATCH, "{status}");
+            assert!(e.message.contains("`status`"), "{e}");
+        }
+        let mut o = an_order();
+        o.status = OrderStatus::Cancelled;
+        o.payment_status = PaymentStatus::Unpaid;
+        o.amounts.paid = 0;
+        assert!(sync_order(&o).is_ok());
+        o.status = OrderStatus::AfterSales;
+        o.payment_status = PaymentStatus::Refunded;
+        assert!(sync_order(&o).is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | not JSON / truncated | 400 | `malformed_json` |
 //! | wrong shape (missing field, wrong type, unknown enum value) | 422 | `invalid_body` |
 //! | a value the domain refuses (bad mobile, negative amount, …) | 422 | `invalid_field` |
+//! | `status` implies a paid deposit, `paymentStatus` is `UNPAID` | 422 | `status_payment_mismatch` |
 //!
 //! Problems about one field carry it in the `field` extension member as well as in `detail`.
 //! Every rejection is a [`Refused`]: its response carries
@@ -220,11 +221,11 @@ where
     }
 }
 
-/// 422 `invalid_field` naming the field.
+/// 422 naming the field, with the error's code (`invalid_field` unless the rule has its own).
 pub fn invalid_field(err: &FieldError) -> Problem {
     Problem::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_field",
+        err.code,
         "Unprocessable Content",
     )
     .with_detail(err.to_string())

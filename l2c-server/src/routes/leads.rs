@@ -15,7 +15,7 @@ use crate::domain::validate;
 use crate::error::AppError;
 use crate::extract::Json;
 use crate::state::AppState;
-use crate::store::leads::{NewLead, PushLeadError};
+use crate::store::leads::NewLead;
 
 /// The lead routes, relative to `/api/mobile`.
 pub fn routes() -> Router<AppState> {
@@ -27,9 +27,9 @@ pub fn routes() -> Router<AppState> {
 
 /// Stores a lead and links its customer by mobile number.
 ///
-/// New → 201; the same `(source, externalLeadId)` again → 200 with the original ids and
-/// `duplicate: true`, nothing overwritten; the same pair already pushed by another client → 409
-/// `lead_conflict`, revealing none of its ids.
+/// New → 201; the same `(source, externalLeadId)` again from the same client → 200 with the
+/// original ids and `duplicate: true`, nothing overwritten. The pair is unique per client: the
+/// same pair from another client is a lead of its own (201), and nothing of the first shows.
 #[utoipa::path(
     post,
     path = "/api/mobile/leads/hook",
@@ -42,7 +42,6 @@ pub fn routes() -> Router<AppState> {
         (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks `leads:write`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "Another client already pushed this `(source, externalLeadId)` (`lead_conflict`); no id is revealed", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing, of the wrong type or invalid (named in `field`)", body = ProblemDoc, content_type = "application/problem+json"),
@@ -67,16 +66,7 @@ pub async fn push_lead(
             mobile: &mobile,
             raw_payload: raw,
         })
-        .await
-        .map_err(|e| match e {
-            PushLeadError::OwnedByAnother => AppError::from(
-                Problem::new(StatusCode::CONFLICT, "lead_conflict", "Lead Conflict").with_detail(
-                    "another client already pushed a lead with this `source` and \
-                     `externalLeadId`; use your own externalLeadId",
-                ),
-            ),
-            PushLeadError::Store(e) => AppError::from(e),
-        })?;
+        .await?;
     let status = if response.duplicate {
         StatusCode::OK
     } else {

@@ -58,7 +58,7 @@ pub struct ProblemDoc {
     /// A stable machine-readable code: `malformed_json`, `invalid_body`, `invalid_field`,
     /// `invalid_query_parameter`, `unsupported_media_type`, `payload_too_large`, `not_found`,
     /// `illegal_transition`, `illegal_payment_transition`, `customer_mismatch`,
-    /// `payment_conflict`, `lead_conflict`, `invalid_text`, `invalid_token`, `insufficient_scope`, `rate_limited`,
+    /// `payment_conflict`, `status_payment_mismatch`, `invalid_text`, `invalid_token`, `insufficient_scope`, `rate_limited`,
     /// `too_many_webhooks`, `webhook_disabled`, `idempotency_key_missing`,
     /// `idempotency_key_invalid`, `idempotency_key_conflict`, `idempotency_key_in_use`,
     /// `idempotency_key_reused`, …

@@ -82,7 +82,8 @@ pub fn sync_problem(err: SyncError) -> AppError {
 ///
 /// One database transaction per call. A `version` not above the stored one is acknowledged with
 /// `applied: false` and changes nothing. Payments are recorded once each, keyed by `method` +
-/// `channelTransactionId`.
+/// `channelTransactionId` per client (like `externalOrderNo`). `paymentStatus: UNPAID` goes
+/// only with `status: CANCELLED`: every other status means the deposit is paid.
 #[utoipa::path(
     post,
     path = "/api/mobile/orders/sync",
@@ -95,10 +96,10 @@ pub fn sync_problem(err: SyncError) -> AppError {
         (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks `orders:write`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "Illegal status or payment transition (`from`, `to`), payment recorded on another order, or another customer", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Illegal status or payment transition (`from`, `to`), payment recorded on another of the caller's orders, or another customer", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or invalid (named in `field`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or invalid (named in `field`); `status_payment_mismatch` when `status` implies a paid deposit (every status but CANCELLED) while `paymentStatus` is UNPAID", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["orders:write"]))

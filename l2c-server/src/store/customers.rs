@@ -91,7 +91,30 @@ pub async fn id_by_mobile(
     })
 }
 
-/// Links a client to a customer (idempotent).
+/// What a client said about a customer when it first linked to it: the part of the customer
+/// view that comes from the client's own leads and orders.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkDetails<'a> {
+    /// The name the client gave.
+    pub name: &'a str,
+    /// The province the client gave.
+    pub province: Option<&'a str>,
+    /// The city the client gave.
+    pub city: Option<&'a str>,
+}
+
+impl<'a> From<CustomerContact<'a>> for LinkDetails<'a> {
+    fn from(c: CustomerContact<'a>) -> Self {
+        Self {
+            name: c.name,
+            province: c.province,
+            city: c.city,
+        }
+    }
+}
+
+/// Links a client to a customer with the details it gave (idempotent: the first link's details
+/// and time are kept).
 ///
 /// # Errors
 ///
@@ -100,10 +123,39 @@ pub async fn link(
     conn: &mut AnyConnection,
     client: &ClientId,
     customer: &CustomerId,
+    details: LinkDetails<'_>,
     now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO client_customers (client_id, customer_id, linked_at) VALUES ($1, $2, $3) \
+        "INSERT INTO client_customers (client_id, customer_id, linked_at, name, province, city) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id, customer_id) DO NOTHING",
+    )
+    .bind(client.as_str())
+    .bind(customer.as_str())
+    .bind(now)
+    .bind(details.name.trim())
+    .bind(details.province.map(str::trim))
+    .bind(details.city.map(str::trim))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Links a client that names an existing customer by id (it holds the all-customers grant, or
+/// is linked already) with the customer's own details (idempotent like [`link`]).
+///
+/// # Errors
+///
+/// [`StoreError::Database`] when the query fails.
+pub async fn link_by_id(
+    conn: &mut AnyConnection,
+    client: &ClientId,
+    customer: &CustomerId,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO client_customers (client_id, customer_id, linked_at, name, province, city) \
+         SELECT $1, c.id, $3, c.name, c.province, c.city FROM customers c WHERE c.id = $2 \
          ON CONFLICT (client_id, customer_id) DO NOTHING",
     )
     .bind(client.as_str())
@@ -140,6 +192,14 @@ impl CustomerStore<'_> {
     /// The masked view of customer `id` as `client` may see it; `None` when it does not exist
     /// or the client may not see it (the two are deliberately indistinguishable).
     ///
+    /// A client linked to the customer reads only what its own leads and orders say: the name
+    /// and region it first gave, its own leads' sources as tags, stage `CUSTOMER` only when it
+    /// has an order for the customer, and its first link as `createdAt`. Another client that
+    /// brought the same person in changes nothing of that view. A client holding the
+    /// all-customers grant reads the brand's single view of any customer (every lead's source,
+    /// the stage from every order, the region and time the customer was first seen). The grant
+    /// widens customers only: `orderIds` always lists the caller's own orders alone.
+    ///
     /// # Errors
     ///
     /// [`StoreError::Database`] when a query fails, [`StoreError::Corrupt`] for a broken row.
@@ -149,17 +209,28 @@ impl CustomerStore<'_> {
         id: &str,
     ) -> Result<Option<Customer>, StoreError> {
         let mut conn = self.db.pool().acquire().await?;
-        if !visible_to(&mut conn, client, id).await? {
-            return Ok(None);
-        }
-        let Some(row) = sqlx::query(
-            "SELECT id, mobile_e164, name, province, city, district, created_at \
-             FROM customers WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        else {
+        let all = all_customers_granted(&mut conn, client).await?;
+        let row = if all {
+            sqlx::query(
+                "SELECT id, mobile_e164, name, province, city, district, created_at \
+                 FROM customers WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        } else {
+            sqlx::query(
+                "SELECT c.id, c.mobile_e164, l.name, l.province, l.city, \
+                 l.linked_at AS created_at \
+                 FROM client_customers l JOIN customers c ON c.id = l.customer_id \
+                 WHERE l.client_id = $1 AND l.customer_id = $2",
+            )
+            .bind(client.as_str())
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        };
+        let Some(row) = row else {
             return Ok(None);
         };
         let mobile: String = row.try_get("mobile_e164")?;
@@ -167,54 +238,54 @@ impl CustomerStore<'_> {
             table: "customers",
             detail: "mobile_e164 is not a valid number".into(),
         })?;
-        let name: String = row.try_get("name")?;
-        let all = all_customers_granted(&mut conn, client).await?;
-        let order_rows = sqlx::query(
-            "SELECT id FROM orders WHERE customer_id = $1 AND (client_id = $2 OR $3 = 1) \
+        // Only the customer record has a district; a client's link holds province and city.
+        let district = if all { row.try_get("district")? } else { None };
+        let order_ids = sqlx::query(
+            "SELECT id FROM orders WHERE customer_id = $1 AND client_id = $2 \
              ORDER BY created_at, id",
+        )
+        .bind(id)
+        .bind(client.as_str())
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("id").map(OrderId::new))
+        .collect::<Result<Vec<_>, _>>()?;
+        let any_order = !order_ids.is_empty()
+            || (all
+                && sqlx::query("SELECT 1 AS one FROM orders WHERE customer_id = $1 LIMIT 1")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .is_some());
+        // `$3 = 1`: the brand's view (granted); otherwise the caller's own leads only.
+        let tags = sqlx::query(
+            "SELECT DISTINCT source FROM leads \
+             WHERE customer_id = $1 AND (client_id = $2 OR $3 = 1) ORDER BY source",
         )
         .bind(id)
         .bind(client.as_str())
         .bind(i64::from(all))
         .fetch_all(&mut *conn)
-        .await?;
-        let any_order: Option<i64> =
-            sqlx::query("SELECT 1 AS one FROM orders WHERE customer_id = $1 LIMIT 1")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|r| r.try_get::<i64, _>("one"))
-                .transpose()?;
-        let tags =
-            sqlx::query("SELECT DISTINCT source FROM leads WHERE customer_id = $1 ORDER BY source")
-                .bind(id)
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(|r| r.try_get::<String, _>("source"))
-                .collect::<Result<Vec<_>, _>>()?;
-        let stage = if any_order.is_some() {
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("source"))
+        .collect::<Result<Vec<_>, _>>()?;
+        let stage = if any_order {
             CustomerStage::Customer
         } else {
             CustomerStage::Lead
         };
         let mut view = Customer::new(
             CustomerId::new(row.try_get::<String, _>("id")?),
-            mask_name(&name),
+            mask_name(&row.try_get::<String, _>("name")?),
             mobile.masked(),
             stage,
             millis_to_cst(row.try_get("created_at")?),
         );
-        view.region = Region::new(
-            row.try_get("province")?,
-            row.try_get("city")?,
-            row.try_get("district")?,
-        );
+        view.region = Region::new(row.try_get("province")?, row.try_get("city")?, district);
         view.tags = tags;
-        view.order_ids = order_rows
-            .iter()
-            .map(|r| r.try_get::<String, _>("id").map(OrderId::new))
-            .collect::<Result<_, _>>()?;
+        view.order_ids = order_ids;
         Ok(Some(view))
     }
 }

@@ -5,7 +5,7 @@ use l2c_core::api::leads::{PushLead, PushLeadResponse};
 use l2c_core::api::{CustomerId, LeadId};
 use sqlx::{AnyConnection, Row};
 
-use super::customers::{self, CustomerContact};
+use super::customers::{self, CustomerContact, LinkDetails};
 use super::domain_util::begin_write;
 use super::{Db, StoreError};
 use crate::domain::{Mobile, new_id};
@@ -36,30 +36,13 @@ pub struct NewLead<'a> {
     pub raw_payload: &'a str,
 }
 
-/// Why a lead push failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PushLeadError {
-    /// Another client already pushed a lead with this `(source, externalLeadId)`; its ids are
-    /// not the caller's to see, and the caller is not linked to its customer.
-    #[error("the lead is already stored for another client")]
-    OwnedByAnother,
-    /// A database failure.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sqlx::Error> for PushLeadError {
-    fn from(e: sqlx::Error) -> Self {
-        PushLeadError::Store(StoreError::Database(e))
-    }
-}
-
-/// A stored lead with the same `(source, externalLeadId)`: its ids and whether `client` owns it.
+/// The lead the same client already stored with this `(source, externalLeadId)`.
 struct Existing {
     lead_id: LeadId,
     customer_id: CustomerId,
-    owned: bool,
+    name: String,
+    province: Option<String>,
+    city: Option<String>,
 }
 
 async fn existing(
@@ -68,9 +51,10 @@ async fn existing(
     lead: &PushLead,
 ) -> Result<Option<Existing>, StoreError> {
     let row = sqlx::query(
-        "SELECT id, customer_id, client_id FROM leads \
-         WHERE source = $1 AND external_lead_id = $2",
+        "SELECT id, customer_id, name, province, city FROM leads \
+         WHERE client_id = $1 AND source = $2 AND external_lead_id = $3",
     )
+    .bind(client.as_str())
     .bind(lead.source.as_str())
     .bind(&lead.external_lead_id)
     .fetch_optional(&mut *conn)
@@ -79,24 +63,28 @@ async fn existing(
         Some(r) => Some(Existing {
             lead_id: LeadId::new(r.try_get::<String, _>("id")?),
             customer_id: CustomerId::new(r.try_get::<String, _>("customer_id")?),
-            owned: r.try_get::<String, _>("client_id")? == client.as_str(),
+            name: r.try_get("name")?,
+            province: r.try_get("province")?,
+            city: r.try_get("city")?,
         }),
         None => None,
     })
 }
 
-/// Answers a push that found `found` already stored: the original ids when the caller owns it
-/// (re-linking the caller to its customer), [`PushLeadError::OwnedByAnother`] otherwise.
+/// Answers a push that found `found` already stored by the caller: the original ids, with the
+/// caller (re-)linked to its customer by the stored lead's details, not the retry's.
 async fn duplicate(
     conn: &mut AnyConnection,
     client: &ClientId,
     found: Existing,
     now: i64,
-) -> Result<PushLeadResponse, PushLeadError> {
-    if !found.owned {
-        return Err(PushLeadError::OwnedByAnother);
-    }
-    customers::link(conn, client, &found.customer_id, now).await?;
+) -> Result<PushLeadResponse, StoreError> {
+    let details = LinkDetails {
+        name: &found.name,
+        province: found.province.as_deref(),
+        city: found.city.as_deref(),
+    };
+    customers::link(conn, client, &found.customer_id, details, now).await?;
     Ok(PushLeadResponse::new(
         found.lead_id,
         found.customer_id,
@@ -106,40 +94,33 @@ async fn duplicate(
 
 impl LeadStore<'_> {
     /// Stores a lead in one transaction: finds or creates the customer by mobile number, links
-    /// the client to it and keeps the raw payload. A lead whose `(source, externalLeadId)` is
-    /// already stored by the same client is answered with the original ids and
-    /// `duplicate: true`; nothing of it is overwritten. One stored by another client is refused
-    /// without revealing any of its ids, and the caller is not linked to its customer.
+    /// the client to it (with the lead's name and region, see
+    /// [`CustomerStore::masked_view`](super::customers::CustomerStore::masked_view)) and keeps
+    /// the raw payload.
+    ///
+    /// `(source, externalLeadId)` is unique per client: a lead the same client already stored
+    /// is answered with the original ids and `duplicate: true`, nothing of it overwritten; the
+    /// same pair pushed by another client is another lead, and nothing about it shows.
     ///
     /// # Errors
     ///
-    /// [`PushLeadError::OwnedByAnother`] when another client pushed this
-    /// `(source, externalLeadId)`; [`PushLeadError::Store`] when a query fails. Nothing is
-    /// written then.
-    pub async fn push(&self, new: NewLead<'_>) -> Result<PushLeadResponse, PushLeadError> {
+    /// [`StoreError`] when a query fails; nothing is written then.
+    pub async fn push(&self, new: NewLead<'_>) -> Result<PushLeadResponse, StoreError> {
         let now = self.db.now_millis();
         let mut tx = begin_write(self.db).await?;
         if let Some(found) = existing(&mut tx, new.client, new.lead).await? {
-            let answer = duplicate(&mut tx, new.client, found, now).await;
-            if answer.is_ok() {
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-            return answer;
+            let answer = duplicate(&mut tx, new.client, found, now).await?;
+            tx.commit().await?;
+            return Ok(answer);
         }
         let lead = new.lead;
-        let (customer_id, _) = customers::find_or_create(
-            &mut tx,
-            CustomerContact {
-                mobile: new.mobile,
-                name: &lead.name,
-                province: lead.province.as_deref(),
-                city: lead.city.as_deref(),
-            },
-            now,
-        )
-        .await?;
+        let contact = CustomerContact {
+            mobile: new.mobile,
+            name: &lead.name,
+            province: lead.province.as_deref(),
+            city: lead.city.as_deref(),
+        };
+        let (customer_id, _) = customers::find_or_create(&mut tx, contact, now).await?;
         let lead_id = new_id("lead");
         let form_fields = serde_json::to_string(&lead.form_fields)
             .map_err(|e| StoreError::Invalid(format!("formFields: {e}")))?;
@@ -154,7 +135,7 @@ impl LeadStore<'_> {
              mobile_e164, province, city, intent, form_fields, attribution, submitted_at, \
              raw_payload, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             ON CONFLICT (source, external_lead_id) DO NOTHING",
+             ON CONFLICT (client_id, source, external_lead_id) DO NOTHING",
         )
         .bind(&lead_id)
         .bind(new.client.as_str())
@@ -184,18 +165,13 @@ impl LeadStore<'_> {
                 return Err(StoreError::Corrupt {
                     table: "leads",
                     detail: "conflicting lead vanished".into(),
-                }
-                .into());
+                });
             };
-            let answer = duplicate(&mut tx, new.client, found, now).await;
-            if answer.is_ok() {
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-            return answer;
+            let answer = duplicate(&mut tx, new.client, found, now).await?;
+            tx.commit().await?;
+            return Ok(answer);
         }
-        customers::link(&mut tx, new.client, &customer_id, now).await?;
+        customers::link(&mut tx, new.client, &customer_id, contact.into(), now).await?;
         tx.commit().await?;
         Ok(PushLeadResponse::new(
             LeadId::new(lead_id),

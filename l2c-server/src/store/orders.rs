@@ -65,8 +65,11 @@ pub enum SyncError {
     /// The body names another customer than the order has.
     #[error("the order belongs to another customer")]
     CustomerMismatch,
-    /// A payment's `(method, channelTransactionId)` is already recorded on another order.
-    #[error("payment {method}/{channel_transaction_id} is already recorded on another order")]
+    /// A payment's `(method, channelTransactionId)` is already recorded on another order of the
+    /// same client (other clients' payments never conflict).
+    #[error(
+        "payment {method}/{channel_transaction_id} is already recorded on another of your orders"
+    )]
     PaymentConflict {
         /// The payment method.
         method: &'static str,
@@ -138,7 +141,7 @@ fn version_u64(v: i64) -> u64 {
 /// - otherwise the transitions are checked, the order updated and a history row added.
 ///
 /// Each new payment of the body is recorded once; a payment already recorded on this order is
-/// skipped.
+/// skipped. `(method, channelTransactionId)` is unique per client, like `externalOrderNo`.
 ///
 /// # Errors
 ///
@@ -178,10 +181,13 @@ pub async fn sync_in(
     };
     match stored {
         None => create(conn, client, body, customer_mobile, now).await,
-        Some(s) => update(conn, body, customer_mobile, s, now).await,
+        Some(s) => update(conn, client, body, customer_mobile, s, now).await,
     }
 }
 
+/// The customer a new order names, linked to `client`: `customerId` (one the client may see,
+/// linked with the customer's own details) or `customer` (found or created by mobile, linked
+/// with the name given). `None` when the body names neither.
 async fn resolve_customer(
     conn: &mut AnyConnection,
     client: &ClientId,
@@ -193,21 +199,19 @@ async fn resolve_customer(
         if !customers::visible_to(conn, client, id.as_str()).await? {
             return Err(SyncError::UnknownCustomer);
         }
+        customers::link_by_id(conn, client, id, now).await?;
         return Ok(Some(id.clone()));
     }
     match (&body.customer, customer_mobile) {
         (Some(c), Some(mobile)) => {
-            let (id, _) = customers::find_or_create(
-                conn,
-                CustomerContact {
-                    mobile,
-                    name: &c.name,
-                    province: None,
-                    city: None,
-                },
-                now,
-            )
-            .await?;
+            let contact = CustomerContact {
+                mobile,
+                name: &c.name,
+                province: None,
+                city: None,
+            };
+            let (id, _) = customers::find_or_create(conn, contact, now).await?;
+            customers::link(conn, client, &id, contact.into(), now).await?;
             Ok(Some(id))
         }
         _ => Ok(None),
@@ -259,17 +263,21 @@ async fn create(
         return Err(SyncError::ConcurrentCreate);
     }
     history(conn, &id, body, now).await?;
-    customers::link(conn, client, &customer_id, now).await?;
-    let mut events = vec![EventData::OrderCreated(OrderCreated::new(
-        &id,
-        &body.external_order_no,
-        body.status,
-        body.payment_status,
-        body.amounts.clone(),
-        customer_id.as_str(),
-        version_u64(body.version),
-    ))];
-    let recorded = payments(conn, &id, body, now, &mut events).await?;
+    let mut events = Vec::new();
+    // ORDER_CREATED means "created with its deposit paid" (spec §5); validation lets an order
+    // be UNPAID only when it is CANCELLED, and such an order is stored without the event.
+    if body.payment_status != PaymentStatus::Unpaid {
+        events.push(EventData::OrderCreated(OrderCreated::new(
+            &id,
+            &body.external_order_no,
+            body.status,
+            body.payment_status,
+            body.amounts.clone(),
+            customer_id.as_str(),
+            version_u64(body.version),
+        )));
+    }
+    let recorded = payments(conn, client, &id, body, now, &mut events).await?;
     Ok(SyncOutcome {
         response: SyncOrderResponse::new(
             OrderId::new(id),
@@ -304,6 +312,7 @@ fn not_applied(stored: Stored, body: &SyncOrder) -> SyncOutcome {
 
 async fn update(
     conn: &mut AnyConnection,
+    client: &ClientId,
     body: &SyncOrder,
     customer_mobile: Option<&Mobile>,
     stored: Stored,
@@ -375,7 +384,7 @@ async fn update(
             millis_to_cst(now),
         )));
     }
-    let recorded = payments(conn, &stored.id, body, now, &mut events).await?;
+    let recorded = payments(conn, client, &stored.id, body, now, &mut events).await?;
     Ok(SyncOutcome {
         response: SyncOrderResponse::new(
             OrderId::new(stored.id),
@@ -411,8 +420,13 @@ async fn history(
     Ok(())
 }
 
+/// Records the body's payments on order `order_id` of `client`. `(method,
+/// channelTransactionId)` is unique per client: one already on this order is skipped, one on
+/// another order of the same client is [`SyncError::PaymentConflict`], and other clients'
+/// payments are never consulted.
 async fn payments(
     conn: &mut AnyConnection,
+    client: &ClientId,
     order_id: &str,
     body: &SyncOrder,
     now: i64,
@@ -422,12 +436,13 @@ async fn payments(
     for p in &body.payments {
         let id = new_id("pay");
         let inserted = sqlx::query(
-            "INSERT INTO payments (id, order_id, kind, method, amount_fen, \
+            "INSERT INTO payments (id, client_id, order_id, kind, method, amount_fen, \
              channel_transaction_id, paid_at, recorded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (method, channel_transaction_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (client_id, method, channel_transaction_id) DO NOTHING",
         )
         .bind(&id)
+        .bind(client.as_str())
         .bind(order_id)
         .bind(p.kind.as_str())
         .bind(p.method.as_str())
@@ -454,8 +469,10 @@ async fn payments(
             continue;
         }
         let owner: String = sqlx::query(
-            "SELECT order_id FROM payments WHERE method = $1 AND channel_transaction_id = $2",
+            "SELECT order_id FROM payments \
+             WHERE client_id = $1 AND method = $2 AND channel_transaction_id = $3",
         )
+        .bind(client.as_str())
         .bind(p.method.as_str())
         .bind(&p.channel_transaction_id)
         .fetch_one(&mut *conn)
@@ -501,8 +518,10 @@ pub const EXPORT_COLUMNS: [&str; 12] = [
 ];
 
 impl OrderStore<'_> {
-    /// The status view of an order `client` may see, by platform id or by the client's own
-    /// `externalOrderNo`; `None` when there is no such order for this client.
+    /// The status view of one of `client`'s own orders, by platform id or by its
+    /// `externalOrderNo`; `None` when the client has no such order. Other clients' orders are
+    /// never shown, whatever the client's grants (the all-customers grant widens customers
+    /// only).
     ///
     /// # Errors
     ///
@@ -513,17 +532,14 @@ impl OrderStore<'_> {
         id_or_external_no: &str,
     ) -> Result<Option<OrderStatusView>, StoreError> {
         let mut conn = self.db.pool().acquire().await?;
-        let all = customers::all_customers_granted(&mut conn, client).await?;
         let row = sqlx::query(
             "SELECT id, external_order_no, status, payment_status, total_fen, deposit_fen, \
              paid_fen, currency, version, updated_at FROM orders \
-             WHERE (id = $1 AND (client_id = $2 OR $3 = 1)) \
-                OR (client_id = $2 AND external_order_no = $1) \
+             WHERE client_id = $2 AND (id = $1 OR external_order_no = $1) \
              ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1",
         )
         .bind(id_or_external_no)
         .bind(client.as_str())
-        .bind(i64::from(all))
         .fetch_optional(&mut *conn)
         .await?;
         let Some(row) = row else {
