@@ -22,6 +22,11 @@
 //! listener keeps accepting and closes the new socket at once, so a flood never stops the
 //! server from accepting once slots free up (the head timeout frees them).
 //!
+//! [`ConnectionMetrics`] counts what the public listener does, on `/metrics`:
+//! `l2c_connections_open` and `l2c_connections_closed_total{reason}` with the reasons
+//! `over_capacity`, `header_timeout`, `idle_timeout`, `tls_handshake` and `drain_timeout`
+//! (connections ending normally are not counted there).
+//!
 //! ```
 //! use l2c_server::connections::derive_max_connections;
 //!
@@ -32,11 +37,12 @@
 //! ```
 
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -192,6 +198,64 @@ impl HttpBody for WatchedBody {
     }
 }
 
+/// What a listener's connections did, rendered on `/metrics` (see the module docs).
+#[derive(Debug, Default)]
+pub struct ConnectionMetrics {
+    open: AtomicU64,
+    over_capacity: AtomicU64,
+    header_timeout: AtomicU64,
+    idle_timeout: AtomicU64,
+    tls_handshake: AtomicU64,
+    drain_timeout: AtomicU64,
+}
+
+impl ConnectionMetrics {
+    /// Appends the series in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        out.push_str("# HELP l2c_connections_open Connections open on the public listener.\n");
+        out.push_str("# TYPE l2c_connections_open gauge\n");
+        let _ = writeln!(out, "l2c_connections_open {}", load(&self.open));
+        out.push_str(
+            "# HELP l2c_connections_closed_total Connections the server closed, by reason.\n",
+        );
+        out.push_str("# TYPE l2c_connections_closed_total counter\n");
+        for (reason, n) in [
+            ("over_capacity", &self.over_capacity),
+            ("header_timeout", &self.header_timeout),
+            ("idle_timeout", &self.idle_timeout),
+            ("tls_handshake", &self.tls_handshake),
+            ("drain_timeout", &self.drain_timeout),
+        ] {
+            let _ = writeln!(
+                out,
+                "l2c_connections_closed_total{{reason=\"{reason}\"}} {}",
+                load(n)
+            );
+        }
+    }
+
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One open connection in [`ConnectionMetrics::open`], until dropped (aborted tasks too).
+struct OpenGuard(Arc<ConnectionMetrics>);
+
+impl OpenGuard {
+    fn new(metrics: &Arc<ConnectionMetrics>) -> Self {
+        metrics.open.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(metrics))
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A bound listener and what its connections are served with.
 pub(crate) struct Endpoint {
     /// The listening socket.
@@ -204,11 +268,14 @@ pub(crate) struct Endpoint {
     pub(crate) max_connections: usize,
     /// For the logs.
     pub(crate) name: &'static str,
+    /// Where its connections are counted.
+    pub(crate) metrics: Arc<ConnectionMetrics>,
 }
 
 struct Shared {
     builder: auto::Builder<TokioExecutor>,
     config: ConnectionConfig,
+    metrics: Arc<ConnectionMetrics>,
 }
 
 fn builder(config: &ConnectionConfig) -> auto::Builder<TokioExecutor> {
@@ -239,6 +306,7 @@ pub(crate) async fn serve(
     let shared = Arc::new(Shared {
         builder: builder(&config),
         config,
+        metrics: endpoint.metrics,
     });
     let cap = Arc::new(Semaphore::new(endpoint.max_connections));
     let mut tasks = JoinSet::new();
@@ -248,6 +316,7 @@ pub(crate) async fn serve(
             accepted = endpoint.tcp.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(permit) = Arc::clone(&cap).try_acquire_owned() else {
+                        ConnectionMetrics::count(&shared.metrics.over_capacity);
                         tracing::debug!(%peer, listener = name, "connection cap reached: closing the new connection");
                         drop(stream);
                         continue;
@@ -282,6 +351,11 @@ pub(crate) async fn serve(
             connections = tasks.len(),
             "drain timeout reached: closing the remaining connections"
         );
+        let cut = u64::try_from(tasks.len()).unwrap_or(u64::MAX);
+        shared
+            .metrics
+            .drain_timeout
+            .fetch_add(cut, Ordering::Relaxed);
         tasks.shutdown().await;
     }
 }
@@ -295,15 +369,21 @@ async fn connection(
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let _permit = permit;
+    let _open = (permit, OpenGuard::new(&shared.metrics));
     let Some(acceptor) = tls else {
         return serve_io(stream, peer, router, &shared, shutdown).await;
     };
     let handshake = acceptor.accept(stream);
     match tokio::time::timeout(shared.config.tls_handshake_timeout, handshake).await {
         Ok(Ok(stream)) => serve_io(stream, peer, router, &shared, shutdown).await,
-        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        Ok(Err(e)) => {
+            ConnectionMetrics::count(&shared.metrics.tls_handshake);
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            ConnectionMetrics::count(&shared.metrics.tls_handshake);
+            tracing::debug!(%peer, "TLS handshake timed out");
+        }
     }
 }
 
@@ -353,10 +433,12 @@ async fn serve_io<S>(
                 }
                 match activity.expired(now) {
                     Some(Phase::Head { .. }) => {
+                        ConnectionMetrics::count(&shared.metrics.header_timeout);
                         tracing::debug!(%peer, "request head not received in time: closing");
                         return;
                     }
                     Some(_) => {
+                        ConnectionMetrics::count(&shared.metrics.idle_timeout);
                         conn.as_mut().graceful_shutdown();
                         hard_stop = Some(now + IDLE_CLOSE_GRACE);
                     }

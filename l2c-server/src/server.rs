@@ -229,6 +229,8 @@ impl Server {
                     router: crate::metrics_app(self.state.clone()),
                     max_connections: connections::METRICS_MAX_CONNECTIONS,
                     name: "metrics",
+                    // Scrapes are not counted with the public listener's connections.
+                    metrics: std::sync::Arc::default(),
                 },
                 config.clone(),
                 stopping.clone(),
@@ -248,6 +250,7 @@ impl Server {
                 router: self.app,
                 max_connections: self.max_connections,
                 name: "public",
+                metrics: std::sync::Arc::clone(self.state.metrics.connections()),
             },
             config,
             stopping,

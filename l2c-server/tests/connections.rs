@@ -64,6 +64,25 @@ async fn read_response(conn: &mut TcpStream, end: &str) -> String {
 
 const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
 
+/// `l2c_connections_closed_total{reason}` from the metrics listener.
+async fn closed_total(s: &TestServer, reason: &str) -> u64 {
+    let text = s
+        .http()
+        .get(s.metrics_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("l2c_connections_closed_total{{reason=\"{reason}\"}} ");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .expect(&prefix);
+    line[prefix.len()..].parse().unwrap()
+}
+
 /// 300 sockets sending only a request line against a cap of 64: the excess is closed at once,
 /// the rest at the head timeout, and a normal request gets through within the head timeout
 /// plus 2 s.
@@ -113,6 +132,9 @@ async fn a_slow_header_flood_cannot_starve_a_normal_request() {
             String::from_utf8_lossy(&read)
         );
     }
+    // Both ways of closing are counted for the operator.
+    assert!(closed_total(&s, "over_capacity").await >= 100);
+    assert!(closed_total(&s, "header_timeout").await >= 32);
     s.stop().await;
 }
 
@@ -259,6 +281,8 @@ async fn idle_connections_outlive_the_head_timeout_but_not_the_idle_timeout() {
         elapsed >= idle - Duration::from_millis(200),
         "closed after {elapsed:?}"
     );
+    assert_eq!(closed_total(&s, "idle_timeout").await, 1);
+    assert_eq!(closed_total(&s, "header_timeout").await, 0);
     s.stop().await;
 }
 
@@ -377,6 +401,8 @@ async fn the_tls_handshake_is_bounded_and_counted() {
     // The slots are free again.
     let res = https.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
+    assert_eq!(closed_total(&s, "tls_handshake").await, 2);
+    assert_eq!(closed_total(&s, "over_capacity").await, 1);
     s.stop().await;
 }
 
