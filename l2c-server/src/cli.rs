@@ -22,7 +22,7 @@
 //! | `--deprecate PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]` | `L2C_DEPRECATE` (`;`-separated) | none |
 //! | `--metrics-listen` | `L2C_METRICS_LISTEN` | `127.0.0.1:9464` (`off`: no metrics listener) |
 //! | `--header-read-timeout` | `L2C_HEADER_READ_TIMEOUT` | `10s` (whole request head) |
-//! | `--idle-timeout` | `L2C_IDLE_TIMEOUT` | `60s` (no request in flight) |
+//! | `--idle-timeout` | `L2C_IDLE_TIMEOUT` | `60s` (no request in flight, or a response not read) |
 //! | `--body-timeout` | `L2C_BODY_TIMEOUT` | `30s` (whole request body, then 408) |
 //! | `--max-connections` | `L2C_MAX_CONNECTIONS` | `RLIMIT_NOFILE` soft limit minus a reserve |
 //! | `--tls-handshake-timeout` | `L2C_TLS_HANDSHAKE_TIMEOUT` | `10s` |
@@ -301,7 +301,8 @@ pub struct ServeArgs {
     /// of the next request on a kept-alive connection); trickling bytes do not extend it.
     #[arg(long, env = "L2C_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = crate::dispatch::parse_duration)]
     pub header_read_timeout: std::time::Duration,
-    /// How long a connection may stay open with no request in flight.
+    /// How long a connection may stay open with no request in flight, or with a response the
+    /// client has stopped reading.
     #[arg(long, env = "L2C_IDLE_TIMEOUT", default_value = "60s", value_parser = crate::dispatch::parse_duration)]
     pub idle_timeout: std::time::Duration,
     /// Longest time to receive a whole request body after its head; then 408.

@@ -120,7 +120,8 @@ pub struct ConnectionConfig {
     /// connection, to the end of the request head; bytes trickling in do not extend it
     /// (`--header-read-timeout`).
     pub header_read_timeout: Duration,
-    /// How long a connection may stay open with no request in flight (`--idle-timeout`).
+    /// How long a connection may stay open with no request in flight, or with a response the
+    /// client has stopped reading (no byte accepted) (`--idle-timeout`).
     pub idle_timeout: Duration,
     /// How long a request body may take to arrive, from the end of its head; past it the
     /// request is answered 408 (`--body-timeout`).

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | request head | `--header-read-timeout` (10 s) | the socket is closed |
 //! | no request in flight | `--idle-timeout` (60 s) | closed (HTTP/2 with a GOAWAY first) |
+//! | a response the client stops reading | `--idle-timeout` (60 s without a byte accepted) | closed |
 //! | request body | `--body-timeout` (30 s) | 408 `request_timeout`, then closed |
 //! | TLS handshake | `--tls-handshake-timeout` (10 s) | the socket is closed |
 //! | open connections | `--max-connections` ([`derive_max_connections`]) | new ones are closed at once |
@@ -24,7 +25,8 @@
 //!
 //! [`ConnectionMetrics`] counts what the public listener does, on `/metrics`:
 //! `l2c_connections_open` and `l2c_connections_closed_total{reason}` with the reasons
-//! `over_capacity`, `header_timeout`, `idle_timeout`, `tls_handshake` and `drain_timeout`
+//! `over_capacity`, `header_timeout`, `idle_timeout`, `send_stalled`, `tls_handshake` and
+//! `drain_timeout`
 //! (connections ending normally are not counted there).
 //!
 //! ```
@@ -205,6 +207,7 @@ pub struct ConnectionMetrics {
     over_capacity: AtomicU64,
     header_timeout: AtomicU64,
     idle_timeout: AtomicU64,
+    send_stalled: AtomicU64,
     tls_handshake: AtomicU64,
     drain_timeout: AtomicU64,
 }
@@ -224,6 +227,7 @@ impl ConnectionMetrics {
             ("over_capacity", &self.over_capacity),
             ("header_timeout", &self.header_timeout),
             ("idle_timeout", &self.idle_timeout),
+            ("send_stalled", &self.send_stalled),
             ("tls_handshake", &self.tls_handshake),
             ("drain_timeout", &self.drain_timeout),
         ] {
@@ -437,7 +441,14 @@ async fn serve_io<S>(
                         tracing::debug!(%peer, "request head not received in time: closing");
                         return;
                     }
-                    Some(_) => {
+                    Some(Phase::Busy { .. }) => {
+                        // The client stopped reading: nothing more can be sent, not even a
+                        // GOAWAY.
+                        ConnectionMetrics::count(&shared.metrics.send_stalled);
+                        tracing::debug!(%peer, "response not read by the client in time: closing");
+                        return;
+                    }
+                    Some(Phase::Idle { .. }) => {
                         ConnectionMetrics::count(&shared.metrics.idle_timeout);
                         conn.as_mut().graceful_shutdown();
                         hard_stop = Some(now + IDLE_CLOSE_GRACE);
@@ -466,8 +477,12 @@ async fn sleep_until(deadline: Option<Instant>) {
 enum Phase {
     /// Waiting for (the rest of) a request head.
     Head { deadline: Instant },
-    /// Requests in flight: no deadline here (the body timeout bounds uploads).
-    Busy { requests: usize },
+    /// Requests in flight: no deadline here (the body timeout bounds uploads), unless the
+    /// client has stopped accepting response bytes since `stalled`.
+    Busy {
+        requests: usize,
+        stalled: Option<Instant>,
+    },
     /// No request in flight.
     Idle { deadline: Instant },
 }
@@ -479,6 +494,8 @@ struct Activity {
     /// Whether the connection speaks HTTP/2, whose reads (pings, window updates) say nothing
     /// about a request head.
     http2: AtomicBool,
+    /// Whether a write is blocked (the `Busy` phase has `stalled` set): the fast path of writes.
+    write_blocked: AtomicBool,
     changed: Notify,
     header_read_timeout: Duration,
     idle_timeout: Duration,
@@ -491,6 +508,7 @@ impl Activity {
                 deadline: Instant::now() + config.header_read_timeout,
             }),
             http2: AtomicBool::new(false),
+            write_blocked: AtomicBool::new(false),
             changed: Notify::new(),
             header_read_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
@@ -510,7 +528,7 @@ impl Activity {
     fn deadline(&self) -> Option<Instant> {
         match *self.phase() {
             Phase::Head { deadline } | Phase::Idle { deadline } => Some(deadline),
-            Phase::Busy { .. } => None,
+            Phase::Busy { stalled, .. } => stalled.map(|since| since + self.idle_timeout),
         }
     }
 
@@ -519,7 +537,42 @@ impl Activity {
         let phase = *self.phase();
         match phase {
             Phase::Head { deadline } | Phase::Idle { deadline } if deadline <= now => Some(phase),
+            Phase::Busy {
+                stalled: Some(since),
+                ..
+            } if since + self.idle_timeout <= now => Some(phase),
             _ => None,
+        }
+    }
+
+    /// A write could not proceed: while busy, the response stalls from now on (unless it
+    /// already did).
+    fn write_blocked(&self) {
+        if self.write_blocked.load(Ordering::Relaxed) {
+            return;
+        }
+        let phase = self.phase();
+        if let Phase::Busy {
+            requests,
+            stalled: None,
+        } = *phase
+        {
+            self.write_blocked.store(true, Ordering::Relaxed);
+            let stalled = Some(Instant::now());
+            self.set(phase, Phase::Busy { requests, stalled });
+        }
+    }
+
+    /// A write went through: the client reads again.
+    fn write_progressed(&self) {
+        if !self.write_blocked.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut phase = self.phase();
+        self.write_blocked.store(false, Ordering::Relaxed);
+        if let Phase::Busy { stalled, .. } = &mut *phase {
+            // A later deadline: the connection task finds it when the old one fires.
+            *stalled = None;
         }
     }
 
@@ -541,23 +594,33 @@ impl Activity {
             self.http2.store(true, Ordering::Relaxed);
         }
         let phase = self.phase();
-        let requests = match *phase {
-            Phase::Busy { requests } => requests + 1,
-            Phase::Head { .. } | Phase::Idle { .. } => 1,
+        let next = match *phase {
+            Phase::Busy { requests, stalled } => Phase::Busy {
+                requests: requests + 1,
+                stalled,
+            },
+            Phase::Head { .. } | Phase::Idle { .. } => Phase::Busy {
+                requests: 1,
+                stalled: None,
+            },
         };
-        self.set(phase, Phase::Busy { requests });
+        self.set(phase, next);
         RequestGuard(Arc::clone(self))
     }
 
     fn request_finished(&self) {
         let phase = self.phase();
         let next = match *phase {
-            Phase::Busy { requests } if requests > 1 => Phase::Busy {
+            Phase::Busy { requests, stalled } if requests > 1 => Phase::Busy {
                 requests: requests - 1,
+                stalled,
             },
-            _ => Phase::Idle {
-                deadline: Instant::now() + self.idle_timeout,
-            },
+            _ => {
+                self.write_blocked.store(false, Ordering::Relaxed);
+                Phase::Idle {
+                    deadline: Instant::now() + self.idle_timeout,
+                }
+            }
         };
         self.set(phase, next);
     }
@@ -572,7 +635,7 @@ impl Drop for RequestGuard {
     }
 }
 
-/// The connection's socket, reporting reads to its [`Activity`].
+/// The connection's socket, reporting reads and blocked writes to its [`Activity`].
 struct TrackedIo<S> {
     inner: S,
     activity: Arc<Activity>,
@@ -593,13 +656,25 @@ impl<S: AsyncRead + Unpin> AsyncRead for TrackedIo<S> {
     }
 }
 
+impl<S> TrackedIo<S> {
+    fn wrote(&self, polled: &Poll<io::Result<usize>>) {
+        match polled {
+            Poll::Pending => self.activity.write_blocked(),
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.write_progressed(),
+            Poll::Ready(_) => {}
+        }
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for TrackedIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(&polled);
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -615,7 +690,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TrackedIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -730,6 +807,25 @@ mod tests {
         let head = Instant::now() + Duration::from_secs(2);
         assert_eq!(a.deadline(), Some(head));
         assert!(matches!(a.expired(head), Some(Phase::Head { .. })));
+
+        // A response the client stops reading: the idle timeout runs from the blocked write,
+        // and a write that goes through stops it.
+        let busy = a.request_started(Version::HTTP_11);
+        assert_eq!(a.deadline(), None);
+        a.write_blocked();
+        let stalled = Instant::now() + Duration::from_secs(5);
+        assert_eq!(a.deadline(), Some(stalled));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        a.write_blocked();
+        assert_eq!(
+            a.deadline(),
+            Some(stalled),
+            "a second block does not extend it"
+        );
+        assert!(matches!(a.expired(stalled), Some(Phase::Busy { .. })));
+        a.write_progressed();
+        assert_eq!(a.deadline(), None);
+        drop(busy);
 
         // HTTP/2: reads on an idle connection are pings and window updates, not a head.
         let h2 = Activity::new(&config);

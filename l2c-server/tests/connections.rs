@@ -475,6 +475,60 @@ async fn shutdown_is_bounded_by_the_drain_timeout() {
     s.stop().await;
 }
 
+/// A client that asks for a large response and stops reading it is closed once no byte has
+/// gone out for the idle timeout; the slot does not stay taken.
+#[tokio::test]
+async fn a_response_the_client_stops_reading_is_cut_after_the_idle_timeout() {
+    let idle = Duration::from_secs(1);
+    let mut o = options(Duration::from_secs(10), idle, Duration::from_secs(30));
+    o.extra_routes = ExtraRoutes::new().routes(Router::new().route(
+        "/test/large",
+        get(|| async {
+            // 256 MiB, made as it is sent: far beyond the socket buffers.
+            let chunk = bytes::Bytes::from(vec![b'x'; 256 * 1024]);
+            let chunks = futures_util::stream::iter(
+                (0..1024).map(move |_| Ok::<_, std::convert::Infallible>(chunk.clone())),
+            );
+            axum::body::Body::from_stream(chunks)
+        }),
+    ));
+    let s = TestServer::start_with(Backend::Sqlite, o).await;
+    let c = s.create_client(Scopes::all()).await;
+    let token = s.token(&c).await;
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut conn = socket.connect(s.addr).await.unwrap();
+    conn.write_all(
+        format!("GET /api/mobile/test/large HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // Never read: the server's writes block, and after the idle timeout it gives up.
+    let start = Instant::now();
+    while closed_total(&s, "send_stalled").await == 0 {
+        assert!(
+            start.elapsed() < idle + Duration::from_secs(10),
+            "a stalled response kept its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(start.elapsed() >= idle);
+    // What the buffers held, then the end: the connection is gone.
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(MARGIN, conn.read(&mut buf)).await {
+            Err(_) => panic!("still open after {received} bytes"),
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+        }
+    }
+    assert!(received < 256 * 1024 * 1024, "the whole response arrived");
+    s.stop().await;
+}
+
 /// `/metrics` is not on the public listener; the metrics listener serves it (and nothing else),
 /// and `off` binds no metrics listener.
 #[tokio::test]
