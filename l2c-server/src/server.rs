@@ -199,7 +199,9 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// An I/O error from the listener.
+    /// None today: a failed `accept` (out of file descriptors and the like) is logged and
+    /// retried after a short pause, so the listener never stops accepting. The `Result` is kept
+    /// for embedders matching on it.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -277,7 +279,9 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// An I/O error from the listener.
+    /// None today: a failed `accept` (out of file descriptors and the like) is logged and
+    /// retried after a short pause, so the listener never stops accepting. The `Result` is kept
+    /// for embedders matching on it.
     pub async fn run(self) -> io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
