@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
+use futures_util::StreamExt as _;
 use l2c_core::Scopes;
 use l2c_server::ExtraRoutes;
 use l2c_server::config::TlsFiles;
@@ -349,6 +350,59 @@ async fn http2_is_served_with_limits() {
     conn.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
     let read = read_until_closed(&mut conn, header + MARGIN).await;
     assert!(read.is_some(), "a half preface kept the connection open");
+    s.stop().await;
+}
+
+/// HTTP/2 connections get the body timeout (408 on the stream) and the idle timeout (closed
+/// with a GOAWAY; the client simply opens a new connection).
+#[tokio::test]
+async fn http2_streams_and_connections_are_timed_out_too() {
+    let idle = Duration::from_secs(1);
+    let body_timeout = Duration::from_secs(1);
+    let s = TestServer::start_with(
+        Backend::Sqlite,
+        options(Duration::from_secs(10), idle, body_timeout),
+    )
+    .await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .no_proxy()
+        .build()
+        .unwrap();
+
+    // A body that sends one chunk and stalls.
+    let stalled = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"{\"grant_type\":",
+    ))])
+    .chain(futures_util::stream::pending());
+    let start = Instant::now();
+    let res = tokio::time::timeout(
+        body_timeout + MARGIN,
+        h2.post(s.url("/api/oauth/token"))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(stalled))
+            .send(),
+    )
+    .await
+    .expect("answered at the body timeout")
+    .unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.status(), 408);
+    assert!(start.elapsed() >= body_timeout - Duration::from_millis(100));
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "request_timeout");
+
+    // Now idle: the server closes the connection after the idle timeout.
+    let start = Instant::now();
+    while closed_total(&s, "idle_timeout").await == 0 {
+        assert!(
+            start.elapsed() < idle + MARGIN,
+            "an idle HTTP/2 connection stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = h2.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
     s.stop().await;
 }
 
