@@ -20,6 +20,17 @@
 //! | `--trust-proxy-tls` | `L2C_TRUST_PROXY_TLS` | off |
 //! | `--no-demo-client` | `L2C_NO_DEMO_CLIENT` | off |
 //! | `--deprecate PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]` | `L2C_DEPRECATE` (`;`-separated) | none |
+//! | `--metrics-listen` | `L2C_METRICS_LISTEN` | `127.0.0.1:9464` (`off`: no metrics listener) |
+//! | `--header-read-timeout` | `L2C_HEADER_READ_TIMEOUT` | `10s` (whole request head) |
+//! | `--idle-timeout` | `L2C_IDLE_TIMEOUT` | `60s` (no request in flight, or a response not read) |
+//! | `--body-timeout` | `L2C_BODY_TIMEOUT` | `30s` (whole request body, then 408) |
+//! | `--max-connections` | `L2C_MAX_CONNECTIONS` | `RLIMIT_NOFILE` soft limit minus a reserve |
+//! | `--tls-handshake-timeout` | `L2C_TLS_HANDSHAKE_TIMEOUT` | `10s` |
+//! | `--http2-max-concurrent-streams` | `L2C_HTTP2_MAX_CONCURRENT_STREAMS` | `100` |
+//! | `--http2-max-header-list-size` | `L2C_HTTP2_MAX_HEADER_LIST_SIZE` | `16384` (bytes) |
+//! | `--http2-keep-alive-interval` | `L2C_HTTP2_KEEP_ALIVE_INTERVAL` | `30s` (`off`: no pings) |
+//! | `--http2-keep-alive-timeout` | `L2C_HTTP2_KEEP_ALIVE_TIMEOUT` | `20s` |
+//! | `--drain-timeout` | `L2C_DRAIN_TIMEOUT` | `30s` (in-flight requests on shutdown) |
 //!
 //! ```
 //! use clap::Parser;
@@ -83,7 +94,8 @@ pub enum Command {
     /// Manage client applications.
     Client {
         /// The database to use.
-        #[arg(long, env = "L2C_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL, global = true)]
+        #[arg(long, env = "L2C_DATABASE_URL", hide_env_values = true,
+              default_value = crate::config::DEFAULT_DATABASE_URL, global = true)]
         database_url: String,
         /// The client operation.
         #[command(subcommand)]
@@ -147,6 +159,38 @@ pub enum ClientCommand {
     },
 }
 
+/// An address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrOrOff(pub Option<SocketAddr>);
+
+impl std::str::FromStr for AddrOrOff {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            Ok(Self(None))
+        } else {
+            s.trim().parse().map(|a| Self(Some(a)))
+        }
+    }
+}
+
+/// A duration such as `30s`, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationOrOff(pub Option<std::time::Duration>);
+
+impl std::str::FromStr for DurationOrOff {
+    type Err = crate::dispatch::ScheduleError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            Ok(Self(None))
+        } else {
+            crate::dispatch::parse_duration(s).map(|d| Self(Some(d)))
+        }
+    }
+}
+
 /// A secret given on the command line: validated later, so clap never echoes it in an error,
 /// and redacted in `Debug`.
 #[derive(Clone)]
@@ -177,7 +221,8 @@ pub struct ServeArgs {
     #[arg(long, env = "L2C_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// `sqlite://FILE?mode=rwc` or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "L2C_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "L2C_DATABASE_URL", hide_env_values = true,
+          default_value = crate::config::DEFAULT_DATABASE_URL)]
     pub database_url: String,
     /// Redis for rate limits, the export cap and idempotency, shared by replicas (in memory when
     /// unset).
@@ -250,6 +295,47 @@ pub struct ServeArgs {
     /// deliveries are never removed.
     #[arg(long, env = "L2C_WEBHOOK_RETENTION", default_value = crate::dispatch::DEFAULT_RETENTION)]
     pub webhook_retention: crate::dispatch::Retention,
+    /// Address of the listener serving `GET /metrics` (kept off the public listener), or `off`.
+    #[arg(long, env = "L2C_METRICS_LISTEN", default_value = crate::config::DEFAULT_METRICS_LISTEN)]
+    pub metrics_listen: AddrOrOff,
+    /// Longest time to receive a whole request head, counted from accept (or from the first byte
+    /// of the next request on a kept-alive connection); trickling bytes do not extend it.
+    #[arg(long, env = "L2C_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = crate::dispatch::parse_duration)]
+    pub header_read_timeout: std::time::Duration,
+    /// How long a connection may stay open with no request in flight, or with a response the
+    /// client has stopped reading.
+    #[arg(long, env = "L2C_IDLE_TIMEOUT", default_value = "60s", value_parser = crate::dispatch::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// Longest time to receive a whole request body after its head; then 408.
+    #[arg(long, env = "L2C_BODY_TIMEOUT", default_value = "30s", value_parser = crate::dispatch::parse_duration)]
+    pub body_timeout: std::time::Duration,
+    /// Most open connections (TLS handshakes included); further ones are closed at once. Default:
+    /// the RLIMIT_NOFILE soft limit minus a reserve for the database, Redis and webhooks.
+    #[arg(long, env = "L2C_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Longest time a client may take to complete the TLS handshake.
+    #[arg(long, env = "L2C_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = crate::dispatch::parse_duration)]
+    pub tls_handshake_timeout: std::time::Duration,
+    /// Most concurrent streams of one HTTP/2 connection.
+    #[arg(long, env = "L2C_HTTP2_MAX_CONCURRENT_STREAMS",
+          default_value_t = crate::config::DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_concurrent_streams: u32,
+    /// Largest HTTP/2 header list, in bytes.
+    #[arg(long, env = "L2C_HTTP2_MAX_HEADER_LIST_SIZE",
+          default_value_t = crate::config::DEFAULT_HTTP2_MAX_HEADER_LIST_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_header_list_size: u32,
+    /// Interval of HTTP/2 keep-alive pings, or `off`.
+    #[arg(long, env = "L2C_HTTP2_KEEP_ALIVE_INTERVAL", default_value = "30s")]
+    pub http2_keep_alive_interval: DurationOrOff,
+    /// How long an HTTP/2 keep-alive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "L2C_HTTP2_KEEP_ALIVE_TIMEOUT", default_value = "20s", value_parser = crate::dispatch::parse_duration)]
+    pub http2_keep_alive_timeout: std::time::Duration,
+    /// On shutdown, how long in-flight requests get to finish before the remaining connections
+    /// are closed.
+    #[arg(long, env = "L2C_DRAIN_TIMEOUT", default_value = "30s", value_parser = crate::dispatch::parse_duration)]
+    pub drain_timeout: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -296,6 +382,21 @@ impl ServeArgs {
                 retention: self.webhook_retention,
                 ..crate::dispatch::WebhookConfig::default()
             },
+            connections: crate::config::ConnectionConfig {
+                header_read_timeout: self.header_read_timeout,
+                idle_timeout: self.idle_timeout,
+                body_timeout: self.body_timeout,
+                max_connections: self
+                    .max_connections
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                tls_handshake_timeout: self.tls_handshake_timeout,
+                http2_max_concurrent_streams: self.http2_max_concurrent_streams,
+                http2_max_header_list_size: self.http2_max_header_list_size,
+                http2_keep_alive_interval: self.http2_keep_alive_interval.0,
+                http2_keep_alive_timeout: self.http2_keep_alive_timeout,
+                drain_timeout: self.drain_timeout,
+            },
+            metrics_listen: self.metrics_listen.0,
         };
         config.validate()?;
         Ok(config)
@@ -481,4 +582,104 @@ async fn grant(
 
 fn rfc3339(t: std::time::SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::ConnectionConfig;
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(std::iter::once("l2c-server").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.serve_args()
+            .unwrap()
+            .to_config()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn connection_flag_defaults_are_the_config_defaults() {
+        // `try_parse_from` also reads the variables: one set for these flags would change a
+        // default (the test variables, L2C_TEST_*, are not among them).
+        let flags = [
+            "METRICS_LISTEN",
+            "HEADER_READ_TIMEOUT",
+            "IDLE_TIMEOUT",
+            "BODY_TIMEOUT",
+            "MAX_CONNECTIONS",
+            "TLS_HANDSHAKE_TIMEOUT",
+            "HTTP2_MAX_CONCURRENT_STREAMS",
+            "HTTP2_MAX_HEADER_LIST_SIZE",
+            "HTTP2_KEEP_ALIVE_INTERVAL",
+            "HTTP2_KEEP_ALIVE_TIMEOUT",
+            "DRAIN_TIMEOUT",
+        ];
+        if let Some(set) = flags
+            .iter()
+            .find(|f| std::env::var_os(format!("L2C_{f}")).is_some())
+        {
+            eprintln!("skipping: L2C_{set} is set");
+            return;
+        }
+        let c = config(&[]).unwrap();
+        assert_eq!(c.connections, ConnectionConfig::default());
+        assert_eq!(c.metrics_listen, Config::default().metrics_listen);
+    }
+
+    #[test]
+    fn connection_flags_are_parsed_and_checked() {
+        let c = config(&[
+            "--metrics-listen",
+            "off",
+            "--header-read-timeout",
+            "2s",
+            "--idle-timeout",
+            "500ms",
+            "--body-timeout",
+            "1m",
+            "--max-connections",
+            "64",
+            "--http2-keep-alive-interval",
+            "off",
+            "--drain-timeout",
+            "0s",
+        ])
+        .unwrap();
+        assert_eq!(c.metrics_listen, None);
+        assert_eq!(
+            c.connections.header_read_timeout,
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(
+            c.connections.idle_timeout,
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(
+            c.connections.body_timeout,
+            std::time::Duration::from_secs(60)
+        );
+        assert_eq!(c.connections.max_connections, Some(64));
+        assert_eq!(c.connections.http2_keep_alive_interval, None);
+        assert!(c.connections.drain_timeout.is_zero());
+        let c = config(&["--metrics-listen", "0.0.0.0:9100"]).unwrap();
+        assert_eq!(c.metrics_listen.unwrap().port(), 9100);
+
+        for bad in [
+            &["--max-connections", "0"][..],
+            &["--header-read-timeout", "0s"],
+            &["--header-read-timeout", "10"],
+            &["--http2-max-concurrent-streams", "0"],
+            &["--metrics-listen", "nowhere"],
+        ] {
+            assert!(config(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            config(&["--body-timeout", "0s"])
+                .unwrap_err()
+                .contains("--body-timeout must be greater than zero")
+        );
+    }
 }

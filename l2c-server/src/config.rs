@@ -44,6 +44,30 @@ pub const DEFAULT_TOKEN_RATE_LIMIT: &str = "60/min";
 pub const DEFAULT_EXPORT_CONCURRENCY: u32 = 5;
 /// The default interval at which per-client quotas are re-read from the database.
 pub const DEFAULT_QUOTA_REFRESH: Duration = Duration::from_secs(30);
+/// The default address of the metrics listener (`--metrics-listen`; `off` disables it).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+/// The default longest a client may take to send a whole request head (`--header-read-timeout`).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default longest a connection may stay open with no request in flight (`--idle-timeout`).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default longest a request body may take to arrive, counted from the end of its head
+/// (`--body-timeout`).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default longest a client may take to complete the TLS handshake
+/// (`--tls-handshake-timeout`).
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time in-flight requests get to finish on shutdown (`--drain-timeout`).
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default most concurrent streams of one HTTP/2 connection
+/// (`--http2-max-concurrent-streams`).
+pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// The default largest HTTP/2 header list in bytes (`--http2-max-header-list-size`).
+pub const DEFAULT_HTTP2_MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+/// The default interval of HTTP/2 keep-alive pings (`--http2-keep-alive-interval`).
+pub const DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// The default time an HTTP/2 keep-alive ping may go unanswered before the connection is
+/// closed (`--http2-keep-alive-timeout`).
+pub const DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The minimum length of `L2C_JWT_SECRET` in bytes (256 bits, RFC 7518 §3.2).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -83,6 +107,100 @@ pub enum ConfigError {
     /// The database URL is neither `sqlite:` nor `postgres://`.
     #[error("unsupported database URL: expected sqlite://… or postgres://…")]
     UnsupportedDatabaseUrl,
+    /// A connection limit (named by its flag) is zero, which would refuse every connection.
+    #[error("--{0} must be greater than zero")]
+    ZeroConnectionLimit(&'static str),
+}
+
+/// What every connection lives under (see [`crate::connections`] for how they apply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionConfig {
+    /// From accept, or from the first byte of a following request on a kept-alive HTTP/1.1
+    /// connection, to the end of the request head; bytes trickling in do not extend it
+    /// (`--header-read-timeout`).
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay open with no request in flight, or with a response the
+    /// client has stopped reading (no byte accepted) (`--idle-timeout`).
+    pub idle_timeout: Duration,
+    /// How long a request body may take to arrive, from the end of its head; past it the
+    /// request is answered 408 (`--body-timeout`).
+    pub body_timeout: Duration,
+    /// The most connections open at once on the public listener, TLS handshakes included;
+    /// `None` derives it from `RLIMIT_NOFILE` ([`crate::connections::derive_max_connections`])
+    /// (`--max-connections`).
+    pub max_connections: Option<usize>,
+    /// How long a TLS handshake may take (`--tls-handshake-timeout`).
+    pub tls_handshake_timeout: Duration,
+    /// The most concurrent streams of one HTTP/2 connection (`--http2-max-concurrent-streams`).
+    pub http2_max_concurrent_streams: u32,
+    /// The largest HTTP/2 header list, in bytes (`--http2-max-header-list-size`).
+    pub http2_max_header_list_size: u32,
+    /// The interval of HTTP/2 keep-alive pings; `None` sends none
+    /// (`--http2-keep-alive-interval`).
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// How long a keep-alive ping may go unanswered (`--http2-keep-alive-timeout`).
+    pub http2_keep_alive_timeout: Duration,
+    /// How long in-flight requests get to finish on shutdown before the remaining connections
+    /// are closed (`--drain-timeout`).
+    pub drain_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections: None,
+            tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+            http2_max_header_list_size: DEFAULT_HTTP2_MAX_HEADER_LIST_SIZE,
+            http2_keep_alive_interval: Some(DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL),
+            http2_keep_alive_timeout: DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+impl ConnectionConfig {
+    /// Refuses a zero timeout, cap or HTTP/2 limit (the drain timeout may be zero: close at
+    /// once on shutdown).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroConnectionLimit`] naming the flag.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let durations = [
+            ("header-read-timeout", self.header_read_timeout),
+            ("idle-timeout", self.idle_timeout),
+            ("body-timeout", self.body_timeout),
+            ("tls-handshake-timeout", self.tls_handshake_timeout),
+            ("http2-keep-alive-timeout", self.http2_keep_alive_timeout),
+        ];
+        if let Some((flag, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
+            return Err(ConfigError::ZeroConnectionLimit(flag));
+        }
+        if self.http2_keep_alive_interval.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::ZeroConnectionLimit(
+                "http2-keep-alive-interval",
+            ));
+        }
+        if self.max_connections == Some(0) {
+            return Err(ConfigError::ZeroConnectionLimit("max-connections"));
+        }
+        if self.http2_max_concurrent_streams == 0 {
+            return Err(ConfigError::ZeroConnectionLimit(
+                "http2-max-concurrent-streams",
+            ));
+        }
+        if self.http2_max_header_list_size == 0 {
+            return Err(ConfigError::ZeroConnectionLimit(
+                "http2-max-header-list-size",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The HS256 secret from `L2C_JWT_SECRET`: its UTF-8 bytes, at least 32 of them.
@@ -203,6 +321,10 @@ pub struct Config {
     pub deprecations: Vec<crate::deprecate::DeprecateRule>,
     /// Webhook delivery settings.
     pub webhooks: crate::dispatch::WebhookConfig,
+    /// Timeouts and caps of the served connections.
+    pub connections: ConnectionConfig,
+    /// Where `GET /metrics` is served, apart from the public listener; `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl fmt::Debug for Config {
@@ -225,6 +347,8 @@ impl fmt::Debug for Config {
             .field("demo_client", &self.demo_client)
             .field("deprecations", &self.deprecations)
             .field("webhooks", &self.webhooks)
+            .field("connections", &self.connections)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -270,6 +394,8 @@ impl Default for Config {
             demo_client: true,
             deprecations: Vec::new(),
             webhooks: crate::dispatch::WebhookConfig::default(),
+            connections: ConnectionConfig::default(),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
         }
     }
 }
@@ -282,8 +408,9 @@ impl Config {
     /// [`ConfigError::UnsupportedDatabaseUrl`] for a database URL of another scheme,
     /// [`ConfigError::SecretWithEdDsa`] for an HS256 secret given with EdDSA,
     /// [`ConfigError::InvalidRedisUrl`], [`ConfigError::InvalidRedisPrefix`],
-    /// [`ConfigError::ZeroConcurrency`].
+    /// [`ConfigError::ZeroConcurrency`], [`ConfigError::ZeroConnectionLimit`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.connections.validate()?;
         if let Some(url) = &self.redis_url
             && redis::Client::open(url.as_str()).is_err()
         {
@@ -371,6 +498,46 @@ mod tests {
         assert!(c.validate().is_ok());
         c.export_concurrency = 0;
         assert_eq!(c.validate(), Err(ConfigError::ZeroConcurrency));
+    }
+
+    #[test]
+    fn zero_connection_limits_are_refused_by_flag_name() {
+        let mut c = Config::default();
+        assert_eq!(
+            c.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some(DEFAULT_METRICS_LISTEN)
+        );
+        c.connections.header_read_timeout = Duration::ZERO;
+        let err = c.validate().unwrap_err();
+        assert_eq!(err, ConfigError::ZeroConnectionLimit("header-read-timeout"));
+        assert_eq!(
+            err.to_string(),
+            "--header-read-timeout must be greater than zero"
+        );
+        c.connections = ConnectionConfig {
+            max_connections: Some(0),
+            ..ConnectionConfig::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::ZeroConnectionLimit("max-connections"))
+        );
+        c.connections = ConnectionConfig {
+            http2_keep_alive_interval: Some(Duration::ZERO),
+            ..ConnectionConfig::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::ZeroConnectionLimit(
+                "http2-keep-alive-interval"
+            ))
+        );
+        c.connections = ConnectionConfig {
+            http2_keep_alive_interval: None,
+            drain_timeout: Duration::ZERO,
+            ..ConnectionConfig::default()
+        };
+        assert!(c.validate().is_ok());
     }
 
     #[test]

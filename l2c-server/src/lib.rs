@@ -1,8 +1,8 @@
 //! The L2C open platform reference server.
 //!
 //! An axum application assembling the `l2c-core` layers: the OAuth2 client-credentials token
-//! endpoint, the `/api/mobile` API behind JWT bearer auth, health and metrics endpoints, and a
-//! SQLite or PostgreSQL store. `cargo run -p l2c-server` starts it with no setup; see
+//! endpoint, the `/api/mobile` API behind JWT bearer auth, health endpoints, metrics on a
+//! listener of their own ([`metrics_app`]), and a SQLite or PostgreSQL store. `cargo run -p l2c-server` starts it with no setup; see
 //! [`config`] for every flag and `L2C_*` variable.
 //!
 //! [`app`] builds the router from an [`AppState`]; [`Server`] binds and serves it with graceful
@@ -23,6 +23,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod deprecate;
 pub mod dispatch;
 pub mod domain;
@@ -58,7 +59,8 @@ pub use state::AppState;
 ///
 /// Layers, outermost first: request id (kept in the request extensions only, echoed as
 /// `X-Request-Id` on every response), one log line and one metrics sample per request,
-/// `requestId` in problem bodies, panic → 500 problem. Then, per group:
+/// `requestId` in problem bodies, the body timeout (408 when a body has not arrived within
+/// `--body-timeout`, see [`connections::body_timeout`]), panic → 500 problem. Then, per group:
 ///
 /// - `POST /api/oauth/token`: the per-peer-address rate limit (`--token-rate-limit`), whose 429
 ///   keeps the RFC 6749 error shape;
@@ -150,7 +152,6 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         .route("/.well-known/jwks.json", get(routes::well_known::jwks))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::health::metrics))
         .merge(routes::openapi::routes())
         .method_not_allowed_fallback(routes::method_not_allowed)
         .nest("/api/mobile", mobile.clone())
@@ -165,9 +166,24 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
                     observe::observe,
                 ))
                 .layer(from_fn(error::problem_request_id))
+                .layer(from_fn_with_state(
+                    state.config.connections.body_timeout,
+                    connections::body_timeout,
+                ))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(from_fn_with_state(deprecations, deprecate::apply)),
         )
+        .with_state(state)
+}
+
+/// The metrics listener's application (`--metrics-listen`): `GET /metrics` in the Prometheus
+/// text format, 404 for anything else. The public listener does not serve it, so business
+/// volume per route stays with whoever can reach this address (loopback by default).
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::health::metrics))
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .fallback(routes::not_found)
         .with_state(state)
 }
 

@@ -6,6 +6,8 @@
 //!
 //! - `l2c_http_requests_total{method,route,status}` — a counter;
 //! - `l2c_http_request_duration_seconds{method,route}` — a histogram (time to response headers).
+//! - `l2c_connections_open` and `l2c_connections_closed_total{reason}` — the public listener's
+//!   connections (see [`crate::connections`]).
 //!
 //! The `route` label is the route template (`/api/mobile/orders/{id}/status`), or `unmatched`, so
 //! the number of series stays bounded whatever paths clients send. The encoder is hand-written
@@ -66,6 +68,7 @@ struct RouteSeries {
 #[derive(Debug, Default)]
 pub struct Metrics {
     routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
+    connections: Arc<crate::connections::ConnectionMetrics>,
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -111,6 +114,11 @@ impl Metrics {
         }
         let mut write = self.routes.write().unwrap_or_else(|e| e.into_inner());
         Arc::clone(write.entry(route.to_owned()).or_default())
+    }
+
+    /// The public listener's connection counters (rendered with the request series).
+    pub fn connections(&self) -> &Arc<crate::connections::ConnectionMetrics> {
+        &self.connections
     }
 
     /// Counts one request.
@@ -178,6 +186,7 @@ impl Metrics {
                 "l2c_http_request_duration_seconds_count{{{labels}}} {count}"
             );
         }
+        self.connections.render(&mut out);
         out
     }
 }

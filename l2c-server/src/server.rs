@@ -2,21 +2,25 @@
 //!
 //! [`serve`] is `l2c-server serve`: connect to the database (migrating it), create the demo
 //! client on an empty database, bind, log the address, and serve until SIGINT/SIGTERM, letting
-//! in-flight requests finish. [`Server`] is the same in parts, for tests and embedders.
+//! in-flight requests finish within `--drain-timeout`. [`Server`] is the same in parts, for
+//! tests and embedders. Connections are accepted and bounded by [`crate::connections`]; `GET
+//! /metrics` has a listener of its own (`--metrics-listen`), never the public one.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use l2c_core::Scopes;
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ConfigError};
+use crate::connections::{self, Endpoint};
 use crate::state::{AppState, StateError};
 use crate::store::{Db, NewClient, StoreError};
-use crate::tls::{TlsListener, load_server_config};
+use crate::tls::load_server_config;
 use crate::tokens::TokensError;
 
 /// Why the server could not start.
@@ -48,17 +52,14 @@ pub enum StartError {
     Io(#[from] io::Error),
 }
 
-enum Bound {
-    Plain(TcpListener),
-    Tls(TlsListener),
-}
-
 /// A bound server, not yet accepting.
 pub struct Server {
-    bound: Bound,
+    tcp: TcpListener,
+    acceptor: Option<TlsAcceptor>,
     local_addr: SocketAddr,
+    metrics: Option<(TcpListener, SocketAddr)>,
+    max_connections: usize,
     app: Router,
-    tls: bool,
     dispatcher: Option<crate::dispatch::Dispatcher>,
     state: AppState,
 }
@@ -67,9 +68,28 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr)
-            .field("tls", &self.tls)
+            .field("tls", &self.acceptor.is_some())
+            .field("metrics_addr", &self.metrics_addr())
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
+}
+
+/// Descriptors the server needs besides its connections: the database pool, Redis, webhook
+/// deliveries (one connection each of a batch), and a margin for the listeners, logs and files.
+fn fd_reserve(state: &AppState) -> u64 {
+    let pool = u64::from(state.db.max_connections());
+    let redis = if state.config.redis_url.is_some() {
+        2
+    } else {
+        0
+    };
+    let webhooks = if state.config.webhooks.dispatcher {
+        u64::from(state.config.webhooks.batch_size)
+    } else {
+        0
+    };
+    pool + redis + webhooks + 16
 }
 
 impl Server {
@@ -77,8 +97,8 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`StartError::Bind`] when the address is taken, [`StartError::Config`] for unusable TLS
-    /// files.
+    /// [`StartError::Bind`] when the address (or the metrics address) is taken,
+    /// [`StartError::Config`] for unusable TLS files.
     pub async fn bind(state: AppState) -> Result<Self, StartError> {
         Self::bind_with(state, crate::ExtraRoutes::default()).await
     }
@@ -100,10 +120,27 @@ impl Server {
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = tcp.local_addr()?;
-        let bound = match tls {
-            Some(config) => Bound::Tls(TlsListener::new(tcp, config)?),
-            None => Bound::Plain(tcp),
+        let metrics = match state.config.metrics_listen {
+            Some(addr) => {
+                let tcp = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let bound = tcp.local_addr()?;
+                Some((tcp, bound))
+            }
+            None => None,
         };
+        let max_connections = state
+            .config
+            .connections
+            .max_connections
+            .unwrap_or_else(|| {
+                connections::derive_max_connections(
+                    connections::open_files_soft_limit(),
+                    fd_reserve(&state),
+                )
+            })
+            .min(Semaphore::MAX_PERMITS);
         let dispatcher = state
             .config
             .webhooks
@@ -111,12 +148,25 @@ impl Server {
             .then(|| crate::dispatch::Dispatcher::from_state(&state));
         Ok(Self {
             dispatcher,
-            tls: matches!(bound, Bound::Tls(_)),
-            bound,
+            acceptor: tls.map(TlsAcceptor::from),
+            tcp,
             local_addr,
+            metrics,
+            max_connections,
             app: crate::app_with(state.clone(), extra),
             state,
         })
+    }
+
+    /// The address of the metrics listener (the real port when configured with port 0), or
+    /// `None` when `--metrics-listen off`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
+    }
+
+    /// The cap on open connections of the public listener (`--max-connections` or derived).
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     /// The bound address (the real port when configured with port 0).
@@ -130,10 +180,16 @@ impl Server {
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        format!("{}://{addr}", if self.tls { "https" } else { "http" })
+        let scheme = if self.acceptor.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}")
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests.
+    /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests
+    /// (at most `--drain-timeout`, then the remaining connections are closed).
     /// While serving, the per-client quotas are re-read from the database every
     /// `quota_refresh` (see [`crate::limits`]).
     ///
@@ -143,7 +199,9 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// An I/O error from the listener.
+    /// None today: a failed `accept` (out of file descriptors and the like) is logged and
+    /// retried after a short pause, so the listener never stops accepting. The `Result` is kept
+    /// for embedders matching on it.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -161,26 +219,55 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
-        tracing::info!(address = %self.local_addr, tls = self.tls, "l2c-server listening");
+        let config = self.state.config.connections.clone();
+        let (stop, stopping) = watch::channel(false);
+        let metrics = self.metrics.map(|(tcp, addr)| {
+            // Logged before "l2c-server listening", which tools wait for.
+            tracing::info!(address = %addr, "metrics endpoint listening (GET /metrics)");
+            connections::serve(
+                Endpoint {
+                    tcp,
+                    tls: None,
+                    router: crate::metrics_app(self.state.clone()),
+                    max_connections: connections::METRICS_MAX_CONNECTIONS,
+                    name: "metrics",
+                    // Scrapes are not counted with the public listener's connections.
+                    metrics: std::sync::Arc::default(),
+                },
+                config.clone(),
+                stopping.clone(),
+            )
+        });
+        tracing::info!(
+            address = %self.local_addr,
+            tls = self.acceptor.is_some(),
+            max_connections = self.max_connections,
+            "l2c-server listening"
+        );
         let dispatcher = self.dispatcher.map(crate::dispatch::Dispatcher::spawn);
-        let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        // `tap_io` also gives both listener kinds the `ConnectInfo<SocketAddr>` impl.
-        match self.bound {
-            Bound::Plain(tcp) => {
-                let listener = tcp.tap_io(|s| {
-                    let _ = s.set_nodelay(true);
-                });
-                axum::serve(listener, make)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+        let public = connections::serve(
+            Endpoint {
+                tcp: self.tcp,
+                tls: self.acceptor,
+                router: self.app,
+                max_connections: self.max_connections,
+                name: "public",
+                metrics: std::sync::Arc::clone(self.state.metrics.connections()),
+            },
+            config,
+            stopping,
+        );
+        let metrics = async {
+            if let Some(metrics) = metrics {
+                metrics.await;
             }
-            Bound::Tls(tls) => {
-                let listener = tls.tap_io(|_| {});
-                axum::serve(listener, make)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        }?;
+        };
+        let trigger = async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining connections");
+            let _ = stop.send(true);
+        };
+        tokio::join!(public, metrics, trigger);
         if let Some(d) = dispatcher {
             d.shutdown().await;
         }
@@ -192,7 +279,9 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// An I/O error from the listener.
+    /// None today: a failed `accept` (out of file descriptors and the like) is logged and
+    /// retried after a short pause, so the listener never stops accepting. The `Result` is kept
+    /// for embedders matching on it.
     pub async fn run(self) -> io::Result<()> {
         self.run_until(shutdown_signal()).await
     }

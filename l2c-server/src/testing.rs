@@ -204,6 +204,8 @@ impl Default for TestOptions {
     fn default() -> Self {
         let config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            // Its own port too, so parallel tests never collide.
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             demo_client: false,
             ..Config::default()
         };
@@ -220,6 +222,10 @@ impl Default for TestOptions {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub base_url: String,
+    /// The metrics listener, unless the configuration turned it off.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The cap on open connections the server runs with.
+    pub max_connections: usize,
     pub db: Db,
     pub test_db: TestDb,
     pub state: AppState,
@@ -270,6 +276,8 @@ impl TestServer {
             .expect("bind 127.0.0.1:0");
         let addr = server.local_addr();
         let base_url = server.base_url();
+        let metrics_addr = server.metrics_addr();
+        let max_connections = server.max_connections();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run_until(async {
             let _ = stopped.await;
@@ -277,6 +285,8 @@ impl TestServer {
         TestServer {
             addr,
             base_url,
+            metrics_addr,
+            max_connections,
             db,
             test_db,
             state,
@@ -292,6 +302,12 @@ impl TestServer {
     /// `base_url` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// `http://` + the metrics listener + `path`; panics when it is off.
+    pub fn metrics_url(&self, path: &str) -> String {
+        let addr = self.metrics_addr.expect("the metrics listener is on");
+        format!("http://{addr}{path}")
     }
 
     /// A plain HTTP client (no proxy).

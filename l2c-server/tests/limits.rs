@@ -866,7 +866,7 @@ async fn redis_down_fails_open_for_limits_and_closed_for_idempotency() {
 
     let metrics = s
         .http()
-        .get(s.url("/metrics"))
+        .get(s.metrics_url("/metrics"))
         .send()
         .await
         .unwrap()

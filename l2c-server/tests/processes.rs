@@ -55,12 +55,14 @@ async fn create_client(db_url: &str, name: &str, rate_limit: &str) -> (String, S
 struct Proc {
     child: Child,
     base: String,
+    metrics: String,
 }
 
 /// Starts `l2c-server serve` on 127.0.0.1:0 and reads the bound address from its log.
 async fn spawn_server(db_url: &str, redis: &str, prefix: &str) -> Proc {
     let mut child = command()
         .args(["serve", "--listen", "127.0.0.1:0", "--no-demo-client"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .args([
             "--database-url",
             db_url,
@@ -76,11 +78,22 @@ async fn spawn_server(db_url: &str, redis: &str, prefix: &str) -> Proc {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+    let address = |line: &str| {
+        let addr = line.split("address=").nth(1).unwrap();
+        addr.split_whitespace().next().unwrap().to_owned()
+    };
+    let (addr, metrics) = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut metrics = None;
         while let Some(line) = lines.next_line().await.unwrap() {
+            // The metrics listener is logged first.
+            if line.contains("metrics endpoint listening") {
+                metrics = Some(address(&line));
+            }
             if line.contains("l2c-server listening") {
-                let addr = line.split("address=").nth(1).unwrap();
-                return addr.split_whitespace().next().unwrap().to_owned();
+                return (
+                    address(&line),
+                    metrics.expect("the metrics address is logged"),
+                );
             }
         }
         panic!("l2c-server exited before listening");
@@ -92,6 +105,7 @@ async fn spawn_server(db_url: &str, redis: &str, prefix: &str) -> Proc {
     Proc {
         child,
         base: format!("http://{addr}"),
+        metrics: format!("http://{metrics}"),
     }
 }
 
@@ -220,7 +234,7 @@ async fn two_processes_share_one_quota_and_one_idempotency_record() {
 
         // Fail-open counters are exported (zero: Redis was up).
         let metrics = http
-            .get(format!("{}/metrics", a.base))
+            .get(format!("{}/metrics", a.metrics))
             .send()
             .await
             .unwrap()

@@ -69,7 +69,12 @@ async fn metrics_count_requests_by_route_and_status() {
     }
     s.http().get(s.url("/api/mobile/x/1")).send().await.unwrap();
     s.http().get(s.url("/nope")).send().await.unwrap();
-    let res = s.http().get(s.url("/metrics")).send().await.unwrap();
+    let res = s
+        .http()
+        .get(s.metrics_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert!(
         res.headers()["content-type"]
@@ -426,6 +431,67 @@ fn short_jwt_secret_is_refused_at_startup() {
         !stderr.contains("only-20-bytes-long"),
         "the secret is not echoed: {stderr}"
     );
+}
+
+/// `--help` names the variables but never prints a credential they hold.
+#[test]
+fn help_does_not_print_secrets_from_the_environment() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["client", "list", "--help"],
+    ] {
+        let out = bin()
+            .env(
+                "L2C_DATABASE_URL",
+                "postgres://l2c:db-pw-s3cret@db:5432/l2c",
+            )
+            .env("L2C_REDIS_URL", "redis://:redis-pw-s3cret@cache:6379")
+            .env("L2C_JWT_SECRET", "jwt-s3cret-jwt-s3cret-jwt-s3cret-jwt")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("L2C_DATABASE_URL"), "{args:?}: {help}");
+        assert!(!help.contains("s3cret"), "{args:?}: {help}");
+    }
+}
+
+/// A database file the server creates is readable by its owner only, and so are the WAL files
+/// SQLite creates beside it.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = std::env::temp_dir().join(format!("l2c-mode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}.db", uuid_like()));
+    let db = l2c_server::store::Db::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    // A write, so the WAL and shared-memory files exist.
+    db.clients()
+        .create(&l2c_server::store::NewClient::new("mode", Scopes::all()))
+        .await
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}: {mode:o}");
+    }
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}")
 }
 
 #[test]

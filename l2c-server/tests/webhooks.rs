@@ -1033,6 +1033,8 @@ async fn spawn_binary(database_url: &str, schedule: &str) -> Process {
             schedule,
             "--webhook-timeout",
             "2s",
+            "--metrics-listen",
+            "off",
         ])
         .env("RUST_LOG", "info,sqlx=warn")
         .stdout(std::process::Stdio::null())

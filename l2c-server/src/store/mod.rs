@@ -104,6 +104,37 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
+/// Creates a missing SQLite database file with mode `0600` before SQLite does (it would use
+/// `0644` under the usual umask, leaving client secrets' hashes and signing keys readable by
+/// every local user). SQLite gives the `-wal` and `-shm` files the mode of the database file.
+///
+/// Only for URLs that ask for creation (`mode=rwc`); an existing file keeps its mode, and
+/// in-memory databases have no file.
+fn create_private_sqlite_file(url: &str) -> Result<(), StoreError> {
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let creates = options
+        .to_url_lossy()
+        .query_pairs()
+        .any(|(k, v)| k == "mode" && v == "rwc");
+    if !creates {
+        return Ok(());
+    }
+    let path = options.get_filename();
+    if path.as_os_str().is_empty() || path.exists() {
+        return Ok(());
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        // Created by another process in between: keep theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Database(sqlx::Error::Io(e))),
+    }
+}
+
 /// The database: a connection pool plus the backend it talks to. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
@@ -149,6 +180,7 @@ impl Db {
         let backend = Backend::from_url(url).ok_or(StoreError::UnsupportedUrl)?;
         let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
         if backend == Backend::Sqlite {
+            create_private_sqlite_file(url)?;
             // WAL is a persistent property of the file. Switching into it needs an exclusive lock
             // that busy_timeout does not wait for, so do it once, on one connection, before the
             // pool opens more.
@@ -178,6 +210,12 @@ impl Db {
             backend,
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The most connections the pool opens (counted in the file-descriptor reserve of the
+    /// connection cap, see [`crate::connections`]).
+    pub fn max_connections(&self) -> u32 {
+        self.pool.options().get_max_connections()
     }
 
     /// Applies pending migrations.
