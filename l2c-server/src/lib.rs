@@ -33,6 +33,7 @@ pub mod observe;
 pub mod routes;
 pub mod server;
 pub mod ssrf;
+pub mod stall;
 pub mod state;
 pub mod store;
 pub mod tls;

@@ -14,6 +14,7 @@ use l2c_core::Scopes;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
+use crate::stall::StallCutListener;
 use crate::state::{AppState, StateError};
 use crate::store::{Db, NewClient, StoreError};
 use crate::tls::{TlsListener, load_server_config};
@@ -165,17 +166,20 @@ impl Server {
         let dispatcher = self.dispatcher.map(crate::dispatch::Dispatcher::spawn);
         let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
         // `tap_io` also gives both listener kinds the `ConnectInfo<SocketAddr>` impl.
+        // Connections whose peer takes no response bytes for the stall timeout are cut (see
+        // `crate::stall`), which frees a stalled export's slot.
+        let stall = self.state.config.export_stall_timeout;
         match self.bound {
             Bound::Plain(tcp) => {
-                let listener = tcp.tap_io(|s| {
-                    let _ = s.set_nodelay(true);
+                let listener = StallCutListener::new(tcp, stall).tap_io(|s| {
+                    let _ = s.get_ref().set_nodelay(true);
                 });
                 axum::serve(listener, make)
                     .with_graceful_shutdown(shutdown)
                     .await
             }
             Bound::Tls(tls) => {
-                let listener = tls.tap_io(|_| {});
+                let listener = StallCutListener::new(tls, stall).tap_io(|_| {});
                 axum::serve(listener, make)
                     .with_graceful_shutdown(shutdown)
                     .await
@@ -269,12 +273,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             "rate limits, export cap and idempotency records in Redis"
         );
     }
+    // The state's handle also owns the exports' pool (`--export-db-connections`).
+    let state_db = state.db.clone();
     let server = Server::bind(state).await?;
     if demo {
         create_demo_client(&db, &server.base_url()).await?;
     }
     server.run().await?;
-    db.close().await;
+    state_db.close().await;
     Ok(())
 }
 
