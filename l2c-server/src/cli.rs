@@ -32,6 +32,14 @@
 //! assert_eq!(config.listen.port(), 9000);
 //! assert_eq!(config.export_stall_timeout, l2c_server::config::DEFAULT_EXPORT_STALL_TIMEOUT);
 //!
+//! let exports = ["l2c-server", "--export-stall-timeout", "2s", "--export-db-connections", "4"];
+//! let config = Cli::try_parse_from(exports).unwrap().serve_args().unwrap().to_config().unwrap();
+//! assert_eq!(config.export_stall_timeout, std::time::Duration::from_secs(2));
+//! assert_eq!(config.export_db_connections, 4);
+//! // More than half of SQLite's pool of 8 would leave the API too few connections.
+//! let greedy = ["l2c-server", "--export-db-connections", "5"];
+//! assert!(Cli::try_parse_from(greedy).unwrap().serve_args().unwrap().to_config().is_err());
+//!
 //! let cli = Cli::try_parse_from(["l2c-server", "client", "create", "--name", "erp", "--json"]).unwrap();
 //! assert!(matches!(cli.command, Some(Command::Client { .. })));
 //! ```

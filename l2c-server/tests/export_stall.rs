@@ -433,3 +433,56 @@ async fn export_sees_each_order_once_under_concurrent_writes() {
         server.stop().await;
     }
 }
+
+/// Exports wait for each other in their own pool, up to the stall timeout: an export that finds
+/// every export connection taken for that long is a 503 `exports_busy` problem, and the API
+/// meanwhile answers as usual.
+#[tokio::test]
+async fn an_export_that_cannot_get_an_export_connection_is_503() {
+    for backend in Backend::available() {
+        eprintln!("{backend:?}");
+        let mut options = TestOptions::default();
+        options.config.export_stall_timeout = Duration::from_secs(1);
+        options.config.export_db_connections = 1;
+        let server = TestServer::start_with(backend, options).await;
+        server.db.showroom().seed_demo_if_empty().await.unwrap();
+        let a = server.create_client(Scopes::all()).await;
+        let token = server.token(&a).await;
+        // Another export's batch holds the only export connection.
+        let held = server.state.db.exports().acquire().await.unwrap();
+        let res = server
+            .http()
+            .get(server.url(EXPORT))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let problem: Value = res.json().await.unwrap();
+        assert_eq!(problem["code"], "exports_busy");
+        api_answers(&server, &a, &token, 0).await;
+        drop(held);
+        // The connection is back: the export runs (the order api_answers synced).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let res = loop {
+            let res = server
+                .http()
+                .get(server.url(EXPORT))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            if res.status() == StatusCode::OK || Instant::now() > deadline {
+                break res;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(res.status(), StatusCode::OK);
+        let csv = res.text().await.unwrap();
+        assert!(csv.starts_with("orderId,externalOrderNo,"), "{csv}");
+        assert_eq!(csv.matches("\r\n").count(), 2, "{csv}");
+        assert!(csv.contains(",LIVE-0,"), "{csv}");
+        server.stop().await;
+    }
+}
