@@ -16,6 +16,12 @@
 //! is not taking it, so in practice only report exports are ever cut; an idle keep-alive
 //! connection writes nothing and is left alone.
 //!
+//! HTTP/2 is covered when the peer stops reading the connection; a peer that keeps reading it
+//! but leaves one stream's flow-control window shut is not (the socket never blocks, and hyper
+//! offers no way to reset that stream from outside). Such a stream holds its client's export
+//! slot until the connection closes, but nothing else: the export's reading task stops after
+//! the stall timeout and holds no database connection while it waits.
+//!
 //! ```
 //! use std::time::Duration;
 //! use axum::serve::ListenerExt;
