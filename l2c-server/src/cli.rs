@@ -15,6 +15,8 @@
 //! | `--rate-limit` | `L2C_RATE_LIMIT` | `100/s` (per client; `client create --rate-limit` overrides) |
 //! | `--token-rate-limit` | `L2C_TOKEN_RATE_LIMIT` | `60/min` (token endpoint, per peer address) |
 //! | `--export-concurrency` | `L2C_EXPORT_CONCURRENCY` | `5` (report exports in flight per client) |
+//! | `--export-stall-timeout` | `L2C_EXPORT_STALL_TIMEOUT` | `30s` (an export whose reader takes nothing this long is cut) |
+//! | `--export-db-connections` | `L2C_EXPORT_DB_CONNECTIONS` | `2` (database connections all exports together may hold; at most half the pool) |
 //! | `--quota-refresh-secs` | `L2C_QUOTA_REFRESH_SECS` | `30` |
 //! | `--tls-cert`, `--tls-key` | `L2C_TLS_CERT`, `L2C_TLS_KEY` | none (plain HTTP) |
 //! | `--trust-proxy-tls` | `L2C_TRUST_PROXY_TLS` | off |
@@ -39,6 +41,15 @@
 //! let cli = Cli::try_parse_from(["l2c-server", "--listen", "0.0.0.0:9000"]).unwrap();
 //! let config = cli.serve_args().unwrap().to_config().unwrap();
 //! assert_eq!(config.listen.port(), 9000);
+//! assert_eq!(config.export_stall_timeout, l2c_server::config::DEFAULT_EXPORT_STALL_TIMEOUT);
+//!
+//! let exports = ["l2c-server", "--export-stall-timeout", "2s", "--export-db-connections", "4"];
+//! let config = Cli::try_parse_from(exports).unwrap().serve_args().unwrap().to_config().unwrap();
+//! assert_eq!(config.export_stall_timeout, std::time::Duration::from_secs(2));
+//! assert_eq!(config.export_db_connections, 4);
+//! // More than half of SQLite's pool of 8 would leave the API too few connections.
+//! let greedy = ["l2c-server", "--export-db-connections", "5"];
+//! assert!(Cli::try_parse_from(greedy).unwrap().serve_args().unwrap().to_config().is_err());
 //!
 //! let cli = Cli::try_parse_from(["l2c-server", "client", "create", "--name", "erp", "--json"]).unwrap();
 //! assert!(matches!(cli.command, Some(Command::Client { .. })));
@@ -252,6 +263,14 @@ pub struct ServeArgs {
     /// How many report exports one client may run at once.
     #[arg(long, env = "L2C_EXPORT_CONCURRENCY", default_value_t = crate::config::DEFAULT_EXPORT_CONCURRENCY)]
     pub export_concurrency: u32,
+    /// Cut a report export whose reader takes none of it for this long (e.g. `30s`), freeing
+    /// its slot.
+    #[arg(long, env = "L2C_EXPORT_STALL_TIMEOUT", default_value = "30s", value_parser = crate::dispatch::parse_duration)]
+    pub export_stall_timeout: std::time::Duration,
+    /// Database connections that report exports may hold at once, all clients together (at
+    /// most half the pool: 4 on SQLite, 8 on PostgreSQL); the rest stays for the API.
+    #[arg(long, env = "L2C_EXPORT_DB_CONNECTIONS", default_value_t = crate::config::DEFAULT_EXPORT_DB_CONNECTIONS)]
+    pub export_db_connections: u32,
     /// Seconds between two reloads of the per-client quotas from the database (at least 1).
     #[arg(long, env = "L2C_QUOTA_REFRESH_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -369,6 +388,8 @@ impl ServeArgs {
             rate_limit: self.rate_limit,
             token_rate_limit: self.token_rate_limit,
             export_concurrency: self.export_concurrency,
+            export_stall_timeout: self.export_stall_timeout,
+            export_db_connections: self.export_db_connections,
             quota_refresh: std::time::Duration::from_secs(self.quota_refresh_secs),
             tls,
             trust_proxy_tls: self.trust_proxy_tls,

@@ -42,6 +42,12 @@ pub const DEFAULT_RATE_LIMIT: &str = "100/s";
 pub const DEFAULT_TOKEN_RATE_LIMIT: &str = "60/min";
 /// The default cap on concurrent report exports per client (`--export-concurrency`).
 pub const DEFAULT_EXPORT_CONCURRENCY: u32 = 5;
+/// The default time a report export may go without its reader taking any of it before the
+/// server cuts the connection (`--export-stall-timeout`).
+pub const DEFAULT_EXPORT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default number of database connections report exports may hold at once, all clients
+/// together (`--export-db-connections`).
+pub const DEFAULT_EXPORT_DB_CONNECTIONS: u32 = 2;
 /// The default interval at which per-client quotas are re-read from the database.
 pub const DEFAULT_QUOTA_REFRESH: Duration = Duration::from_secs(30);
 /// The default address of the metrics listener (`--metrics-listen`; `off` disables it).
@@ -92,6 +98,22 @@ pub enum ConfigError {
     /// `--export-concurrency` is 0.
     #[error("the export concurrency cap must be at least 1")]
     ZeroConcurrency,
+    /// `--export-stall-timeout` is zero.
+    #[error("the export stall timeout must be longer than zero")]
+    ZeroStallTimeout,
+    /// `--export-db-connections` is 0 or more than half the database pool, which would leave
+    /// the API too few connections.
+    #[error(
+        "--export-db-connections must be between 1 and {max} (half the database pool of {pool}), got {got}"
+    )]
+    ExportDbConnections {
+        /// The value given.
+        got: u32,
+        /// The largest value allowed for this database.
+        max: u32,
+        /// The size of the database pool.
+        pool: u32,
+    },
     /// Only one of `--tls-cert` / `--tls-key` was given.
     #[error("--tls-cert and --tls-key must be given together")]
     TlsIncomplete,
@@ -120,8 +142,9 @@ pub struct ConnectionConfig {
     /// connection, to the end of the request head; bytes trickling in do not extend it
     /// (`--header-read-timeout`).
     pub header_read_timeout: Duration,
-    /// How long a connection may stay open with no request in flight, or with a response the
-    /// client has stopped reading (no byte accepted) (`--idle-timeout`).
+    /// How long a connection may stay open with no request in flight (`--idle-timeout`). A
+    /// response the client has stopped reading is cut after `--export-stall-timeout`
+    /// ([`Config::export_stall_timeout`]).
     pub idle_timeout: Duration,
     /// How long a request body may take to arrive, from the end of its head; past it the
     /// request is answered 408 (`--body-timeout`).
@@ -306,6 +329,14 @@ pub struct Config {
     pub token_rate_limit: Quota,
     /// How many report exports one client may run at once.
     pub export_concurrency: u32,
+    /// How long a response may wait with its reader taking none of it before the server cuts
+    /// the connection (releasing the export's slot). Only report exports are large enough to
+    /// fill the socket buffers, so in practice only a stalled export is ever cut.
+    pub export_stall_timeout: Duration,
+    /// How many database connections report exports may hold at once, all clients together
+    /// (each export takes one per batch of rows and gives it back before sending them); the
+    /// rest of the pool stays for the API.
+    pub export_db_connections: u32,
     /// How often per-client quotas and the disabled clients are re-read from the database (so a
     /// `client create` or `client disable` on any host takes effect everywhere).
     pub quota_refresh: Duration,
@@ -341,6 +372,8 @@ impl fmt::Debug for Config {
             .field("rate_limit", &self.rate_limit)
             .field("token_rate_limit", &self.token_rate_limit)
             .field("export_concurrency", &self.export_concurrency)
+            .field("export_stall_timeout", &self.export_stall_timeout)
+            .field("export_db_connections", &self.export_db_connections)
             .field("quota_refresh", &self.quota_refresh)
             .field("tls", &self.tls)
             .field("trust_proxy_tls", &self.trust_proxy_tls)
@@ -388,6 +421,8 @@ impl Default for Config {
             rate_limit: Quota::per_second(100),
             token_rate_limit: Quota::per_minute(60),
             export_concurrency: DEFAULT_EXPORT_CONCURRENCY,
+            export_stall_timeout: DEFAULT_EXPORT_STALL_TIMEOUT,
+            export_db_connections: DEFAULT_EXPORT_DB_CONNECTIONS,
             quota_refresh: DEFAULT_QUOTA_REFRESH,
             tls: None,
             trust_proxy_tls: false,
@@ -408,7 +443,8 @@ impl Config {
     /// [`ConfigError::UnsupportedDatabaseUrl`] for a database URL of another scheme,
     /// [`ConfigError::SecretWithEdDsa`] for an HS256 secret given with EdDSA,
     /// [`ConfigError::InvalidRedisUrl`], [`ConfigError::InvalidRedisPrefix`],
-    /// [`ConfigError::ZeroConcurrency`], [`ConfigError::ZeroConnectionLimit`].
+    /// [`ConfigError::ZeroConcurrency`], [`ConfigError::ZeroConnectionLimit`],
+    /// [`ConfigError::ZeroStallTimeout`], [`ConfigError::ExportDbConnections`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.connections.validate()?;
         if let Some(url) = &self.redis_url
@@ -428,8 +464,20 @@ impl Config {
         if self.export_concurrency == 0 {
             return Err(ConfigError::ZeroConcurrency);
         }
-        if crate::store::Backend::from_url(&self.database_url).is_none() {
+        if self.export_stall_timeout.is_zero() {
+            return Err(ConfigError::ZeroStallTimeout);
+        }
+        let Some(backend) = crate::store::Backend::from_url(&self.database_url) else {
             return Err(ConfigError::UnsupportedDatabaseUrl);
+        };
+        let pool = backend.pool_size();
+        let max = pool / 2;
+        if !(1..=max).contains(&self.export_db_connections) {
+            return Err(ConfigError::ExportDbConnections {
+                got: self.export_db_connections,
+                max,
+                pool,
+            });
         }
         if self.jwt_algorithm == JwtAlgorithm::EdDsa && self.jwt_secret.is_some() {
             return Err(ConfigError::SecretWithEdDsa);
@@ -546,5 +594,35 @@ mod tests {
         assert!(c.validate().is_ok());
         c.database_url = "mysql://x".into();
         assert_eq!(c.validate(), Err(ConfigError::UnsupportedDatabaseUrl));
+    }
+
+    #[test]
+    fn export_settings_are_checked() {
+        let mut c = Config::default();
+        assert_eq!(c.export_db_connections, 2);
+        assert_eq!(c.export_stall_timeout, Duration::from_secs(30));
+        c.export_stall_timeout = Duration::ZERO;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroStallTimeout));
+        c.export_stall_timeout = Duration::from_millis(1);
+        assert!(c.validate().is_ok());
+        // At most half the pool: 4 of SQLite's 8, 8 of PostgreSQL's 16.
+        for (url, max) in [("sqlite://x.db", 4), ("postgres://db/l2c", 8)] {
+            c.database_url = url.into();
+            c.export_db_connections = max;
+            assert!(c.validate().is_ok(), "{url}");
+            for bad in [0, max + 1] {
+                c.export_db_connections = bad;
+                let err = c.validate().unwrap_err();
+                assert_eq!(
+                    err,
+                    ConfigError::ExportDbConnections {
+                        got: bad,
+                        max,
+                        pool: max * 2
+                    }
+                );
+                assert!(err.to_string().contains(&format!("between 1 and {max}")));
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | request head | `--header-read-timeout` (10 s) | the socket is closed |
 //! | no request in flight | `--idle-timeout` (60 s) | closed (HTTP/2 with a GOAWAY first) |
-//! | a response the client stops reading | `--idle-timeout` (60 s without a byte accepted) | closed |
+//! | a response the client stops reading | `--export-stall-timeout` (30 s without a byte accepted) | closed |
 //! | request body | `--body-timeout` (30 s) | 408 `request_timeout`, then closed |
 //! | TLS handshake | `--tls-handshake-timeout` (10 s) | the socket is closed |
 //! | open connections | `--max-connections` ([`derive_max_connections`]) | new ones are closed at once |
@@ -274,12 +274,17 @@ pub(crate) struct Endpoint {
     pub(crate) name: &'static str,
     /// Where its connections are counted.
     pub(crate) metrics: Arc<ConnectionMetrics>,
+    /// How long a response may go without the client taking a byte before the connection is
+    /// closed (`--export-stall-timeout` on the public listener: only a report export is large
+    /// enough to fill the socket buffers, so in practice this frees a stalled export's slot).
+    pub(crate) send_stall_timeout: Duration,
 }
 
 struct Shared {
     builder: auto::Builder<TokioExecutor>,
     config: ConnectionConfig,
     metrics: Arc<ConnectionMetrics>,
+    send_stall_timeout: Duration,
 }
 
 fn builder(config: &ConnectionConfig) -> auto::Builder<TokioExecutor> {
@@ -311,6 +316,7 @@ pub(crate) async fn serve(
         builder: builder(&config),
         config,
         metrics: endpoint.metrics,
+        send_stall_timeout: endpoint.send_stall_timeout,
     });
     let cap = Arc::new(Semaphore::new(endpoint.max_connections));
     let mut tasks = JoinSet::new();
@@ -401,7 +407,7 @@ async fn serve_io<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Activity::new(&shared.config);
+    let activity = Activity::new(&shared.config, shared.send_stall_timeout);
     let io = TokioIo::new(TrackedIo {
         inner: io,
         activity: Arc::clone(&activity),
@@ -499,10 +505,11 @@ struct Activity {
     changed: Notify,
     header_read_timeout: Duration,
     idle_timeout: Duration,
+    send_stall_timeout: Duration,
 }
 
 impl Activity {
-    fn new(config: &ConnectionConfig) -> Arc<Self> {
+    fn new(config: &ConnectionConfig, send_stall_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             phase: Mutex::new(Phase::Head {
                 deadline: Instant::now() + config.header_read_timeout,
@@ -512,6 +519,7 @@ impl Activity {
             changed: Notify::new(),
             header_read_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
+            send_stall_timeout,
         })
     }
 
@@ -528,7 +536,7 @@ impl Activity {
     fn deadline(&self) -> Option<Instant> {
         match *self.phase() {
             Phase::Head { deadline } | Phase::Idle { deadline } => Some(deadline),
-            Phase::Busy { stalled, .. } => stalled.map(|since| since + self.idle_timeout),
+            Phase::Busy { stalled, .. } => stalled.map(|since| since + self.send_stall_timeout),
         }
     }
 
@@ -540,7 +548,7 @@ impl Activity {
             Phase::Busy {
                 stalled: Some(since),
                 ..
-            } if since + self.idle_timeout <= now => Some(phase),
+            } if since + self.send_stall_timeout <= now => Some(phase),
             _ => None,
         }
     }
@@ -785,7 +793,7 @@ mod tests {
             ..ConnectionConfig::default()
         };
         let start = Instant::now();
-        let a = Activity::new(&config);
+        let a = Activity::new(&config, Duration::from_secs(5));
         assert_eq!(a.deadline(), Some(start + Duration::from_secs(2)));
         // Bytes of the first head do not extend its deadline.
         tokio::time::advance(Duration::from_secs(1)).await;
@@ -828,7 +836,7 @@ mod tests {
         drop(busy);
 
         // HTTP/2: reads on an idle connection are pings and window updates, not a head.
-        let h2 = Activity::new(&config);
+        let h2 = Activity::new(&config, Duration::from_secs(5));
         drop(h2.request_started(Version::HTTP_2));
         let idle = h2.deadline().unwrap();
         h2.bytes_read();

@@ -233,6 +233,7 @@ impl Server {
                     name: "metrics",
                     // Scrapes are not counted with the public listener's connections.
                     metrics: std::sync::Arc::default(),
+                    send_stall_timeout: config.idle_timeout,
                 },
                 config.clone(),
                 stopping.clone(),
@@ -253,6 +254,7 @@ impl Server {
                 max_connections: self.max_connections,
                 name: "public",
                 metrics: std::sync::Arc::clone(self.state.metrics.connections()),
+                send_stall_timeout: self.state.config.export_stall_timeout,
             },
             config,
             stopping,
@@ -359,12 +361,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             "rate limits, export cap and idempotency records in Redis"
         );
     }
+    // The state's handle also owns the exports' pool (`--export-db-connections`).
+    let state_db = state.db.clone();
     let server = Server::bind(state).await?;
     if demo {
         create_demo_client(&db, listen, &server.base_url()).await?;
     }
     server.run().await?;
-    db.close().await;
+    state_db.close().await;
     Ok(())
 }
 

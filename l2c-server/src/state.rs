@@ -78,7 +78,11 @@ impl AppState {
         db: Db,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StateError> {
-        let db = db.with_clock(Arc::clone(&clock));
+        // Exports read through a pool of their own (`--export-db-connections`), waiting for it
+        // at most the stall timeout.
+        let db = db
+            .with_clock(Arc::clone(&clock))
+            .with_export_connections(config.export_db_connections, config.export_stall_timeout);
         let tokens = Tokens::load(&config, &db, Arc::clone(&clock)).await?;
         let limits = Limits::new(&config)?;
         limits.load_quotas(&db).await?;

@@ -1,24 +1,41 @@
 //! `GET /reports/orders/export`: the caller's orders as CSV (scope `reports:export`).
 //!
-//! The body is streamed row by row from the database: a task reads the rows with a cursor and
-//! hands CSV lines to the body through a small bounded channel, so memory stays flat however
-//! many orders there are, and a client that hangs up stops the query (the channel closes).
+//! The body is streamed in batches so that no export can starve the rest of the server:
+//!
+//! - a task reads the orders in keyset-paginated batches ([`ExportWalk`]); each batch takes a
+//!   pool connection for one short query and gives it back before its rows are sent, so a slow
+//!   or stalled reader holds no database connection;
+//! - exports read through a pool of their own, [`Db::exports`](crate::store::Db::exports), of
+//!   `--export-db-connections` connections: all exports together hold at most that many, an
+//!   export waits for another export's batch (up to the stall timeout, then 503
+//!   `exports_busy`), and never takes one of the connections the API needs;
+//! - CSV chunks reach the body through a small bounded channel, so memory stays flat however
+//!   many orders there are, and a client that hangs up stops the reads (the channel closes);
+//! - a reader that takes nothing for `--export-stall-timeout` is cut: the connection is closed
+//!   ([`crate::stall`]), which drops the body and frees the client's export slot, and the task
+//!   stops once its chunks have waited that long.
+//!
+//! The body only ends cleanly after the last order: if the task fails or stops early, the body
+//! ends with an error, so the client sees a truncated download (the chunked encoding is not
+//! terminated), never a partial file that looks complete.
+
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use futures_util::StreamExt;
-use http::{HeaderValue, header};
+use http::{HeaderValue, StatusCode, header};
 use l2c_core::auth::RequireScopeLayer;
-use l2c_core::{AuthenticatedClient, Scope};
+use l2c_core::{AuthenticatedClient, Problem, Scope};
 use tokio::sync::mpsc;
 
 use super::openapi::ProblemDoc;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::orders::{EXPORT_COLUMNS, EXPORT_SQL, export_line};
+use crate::store::StoreError;
+use crate::store::orders::{EXPORT_COLUMNS, ExportWalk};
 
 /// The report routes, relative to `/api/mobile`.
 pub fn routes() -> Router<AppState> {
@@ -32,12 +49,116 @@ pub fn routes() -> Router<AppState> {
 const CHANNEL_CHUNKS: usize = 16;
 /// Lines are batched into chunks of about this many bytes.
 const CHUNK_BYTES: usize = 16 * 1024;
+/// Orders read per database round trip (about 150 kB of CSV).
+const BATCH_ROWS: u32 = 1000;
 
 /// An error that ends the body early (the client sees a truncated download, never a partial
 /// file that looks complete: the chunked encoding is not terminated).
 #[derive(Debug, thiserror::Error)]
 #[error("the export failed while streaming")]
 struct ExportFailed;
+
+/// What the reading task hands the body.
+#[derive(Debug)]
+enum Msg {
+    /// CSV bytes.
+    Chunk(Bytes),
+    /// Every order was sent: the body may end cleanly.
+    Done,
+}
+
+/// Why a batch could not be read.
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    /// No connection of the exports' pool came free within the stall timeout.
+    #[error("no export database connection came free in time")]
+    Busy,
+    /// The database failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for BatchError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(sqlx::Error::PoolTimedOut) => BatchError::Busy,
+            e => BatchError::Store(e),
+        }
+    }
+}
+
+impl From<BatchError> for AppError {
+    fn from(e: BatchError) -> Self {
+        match e {
+            BatchError::Busy => AppError::Problem(
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "exports_busy",
+                    "Service Unavailable",
+                )
+                .with_detail("too many exports are reading from the database; retry later"),
+            ),
+            BatchError::Store(e) => AppError::Store(e),
+        }
+    }
+}
+
+/// Reads the next batch on a connection of the exports' own pool.
+async fn read_batch(state: &AppState, walk: &mut ExportWalk) -> Result<Vec<String>, BatchError> {
+    Ok(walk.next_batch(state.db.exports(), BATCH_ROWS).await?)
+}
+
+/// Sends `msg` unless the reader is gone or has taken nothing for `stall`; `false` means stop.
+async fn send(tx: &mpsc::Sender<Msg>, msg: Msg, stall: Duration, client: &str) -> bool {
+    match tokio::time::timeout(stall, tx.send(msg)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false, // the client went away
+        Err(_) => {
+            tracing::info!(
+                client_id = client,
+                stall_timeout_ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX),
+                "order export stopped: its reader took nothing within the stall timeout"
+            );
+            false
+        }
+    }
+}
+
+/// The reading task: sends the header and `first`, then the following batches, then
+/// [`Msg::Done`]. Returning without `Done` makes the body end with an error.
+async fn produce(state: AppState, mut walk: ExportWalk, first: Vec<String>, tx: mpsc::Sender<Msg>) {
+    let stall = state.config.export_stall_timeout;
+    let client = walk.client().as_str().to_owned();
+    let mut chunk = String::with_capacity(CHUNK_BYTES + 256);
+    chunk.push_str(&EXPORT_COLUMNS.join(","));
+    chunk.push_str("\r\n");
+    let mut lines = first;
+    loop {
+        for line in &lines {
+            chunk.push_str(line);
+            if chunk.len() >= CHUNK_BYTES {
+                let full = std::mem::replace(&mut chunk, String::with_capacity(CHUNK_BYTES + 256));
+                if !send(&tx, Msg::Chunk(Bytes::from(full)), stall, &client).await {
+                    return;
+                }
+            }
+        }
+        if walk.is_done() {
+            break;
+        }
+        lines = match read_batch(&state, &mut walk).await {
+            Ok(lines) => lines,
+            Err(e) => {
+                tracing::error!(error = %e, client_id = %client, "order export failed");
+                return;
+            }
+        };
+    }
+    if !chunk.is_empty() && !send(&tx, Msg::Chunk(Bytes::from(chunk)), stall, &client).await {
+        return;
+    }
+    send(&tx, Msg::Done, stall, &client).await;
+}
 
 /// The caller's orders as `text/csv` (RFC 4180, UTF-8 with a header row, CRLF line ends),
 /// oldest first. Amounts are integer fen; times RFC 3339 in `+08:00`.
@@ -52,6 +173,7 @@ struct ExportFailed;
         (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks `reports:export`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited or more than 5 exports running", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Exports are waiting too long for the database (`exports_busy`)", body = ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["reports:export"]))
 )]
@@ -59,48 +181,19 @@ pub async fn export_orders(
     State(state): State<AppState>,
     Extension(client): Extension<AuthenticatedClient>,
 ) -> Result<Response, AppError> {
-    // Take the connection before answering, so a database that is down is a clean 500.
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    let (tx, rx) = mpsc::channel::<Result<Bytes, ExportFailed>>(CHANNEL_CHUNKS);
-    let client_id = client.client_id.clone();
-    tokio::spawn(async move {
-        let mut chunk = String::with_capacity(CHUNK_BYTES + 256);
-        chunk.push_str(&EXPORT_COLUMNS.join(","));
-        chunk.push_str("\r\n");
-        let mut rows = sqlx::query(EXPORT_SQL)
-            .bind(client_id.as_str())
-            .fetch(&mut *conn);
-        while let Some(row) = rows.next().await {
-            let line = match row
-                .map_err(crate::store::StoreError::from)
-                .and_then(|r| export_line(&r))
-            {
-                Ok(line) => line,
-                Err(e) => {
-                    tracing::error!(error = %e, "order export failed");
-                    let _ = tx.send(Err(ExportFailed)).await;
-                    return;
-                }
-            };
-            chunk.push_str(&line);
-            if chunk.len() >= CHUNK_BYTES {
-                let full = std::mem::replace(&mut chunk, String::with_capacity(CHUNK_BYTES + 256));
-                if tx.send(Ok(Bytes::from(full))).await.is_err() {
-                    return; // the client went away
-                }
-            }
+    // Read the first batch before answering, so a database that is down is a clean 500.
+    let mut walk = ExportWalk::new(client.client_id.clone());
+    let first = read_batch(&state, &mut walk).await?;
+    let (tx, rx) = mpsc::channel::<Msg>(CHANNEL_CHUNKS);
+    tokio::spawn(produce(state, walk, first, tx));
+    let stream = futures_util::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Msg::Chunk(bytes)) => Some((Ok(bytes), Some(rx))),
+            Some(Msg::Done) => None,
+            // The task stopped before the last order (a failure, a panic or a stalled reader).
+            None => Some((Err(ExportFailed), None)),
         }
-        if !chunk.is_empty() {
-            let _ = tx.send(Ok(Bytes::from(chunk))).await;
-        }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
     });
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();

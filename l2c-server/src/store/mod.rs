@@ -61,6 +61,15 @@ impl Backend {
             None
         }
     }
+
+    /// The size of the connection pool [`Db::connect`] opens for this backend: 8 on SQLite
+    /// (one writer at a time anyway), 16 on PostgreSQL.
+    pub const fn pool_size(self) -> u32 {
+        match self {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        }
+    }
 }
 
 /// Errors from the store.
@@ -139,6 +148,9 @@ fn create_private_sqlite_file(url: &str) -> Result<(), StoreError> {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// The report exports' own small pool (see [`Db::exports`]).
+    exports: AnyPool,
+    options: AnyConnectOptions,
     backend: Backend,
     clock: Arc<dyn Clock>,
 }
@@ -190,23 +202,19 @@ impl Db {
                 .await?;
             conn.close().await?;
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA busy_timeout = 5000")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+        let pool = pool_options(backend, backend.pool_size(), Duration::from_secs(5))
+            .connect_with(options.clone())
             .await?;
+        let exports = pool_options(
+            backend,
+            crate::config::DEFAULT_EXPORT_DB_CONNECTIONS,
+            crate::config::DEFAULT_EXPORT_STALL_TIMEOUT,
+        )
+        .connect_lazy_with(options.clone());
         Ok(Self {
             pool,
+            exports,
+            options,
             backend,
             clock: Arc::new(SystemClock),
         })
@@ -226,6 +234,22 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Gives report exports a pool of their own of `max_connections`, in which waiting for a
+    /// connection gives up after `acquire_timeout` (`--export-db-connections`; the default is
+    /// [`DEFAULT_EXPORT_DB_CONNECTIONS`](crate::config::DEFAULT_EXPORT_DB_CONNECTIONS)
+    /// connections, waiting up to the default stall timeout). Connections are opened when first
+    /// needed.
+    #[must_use]
+    pub fn with_export_connections(
+        mut self,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Self {
+        self.exports = pool_options(self.backend, max_connections.max(1), acquire_timeout)
+            .connect_lazy_with(self.options.clone());
+        self
     }
 
     /// Replaces the clock that stamps `created_at` columns (tests).
@@ -255,13 +279,21 @@ impl Db {
         &self.pool
     }
 
+    /// The report exports' own pool, apart from [`Db::pool`]: however many exports run, and
+    /// however slowly they are read, they hold at most its few connections (they wait for each
+    /// other there) and never one of the API's.
+    pub fn exports(&self) -> &AnyPool {
+        &self.exports
+    }
+
     /// Whether the database answers a trivial query (used by `/readyz`).
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
-    /// Closes the pool, waiting for checked-out connections to return.
+    /// Closes the pools, waiting for checked-out connections to return.
     pub async fn close(&self) {
+        self.exports.close().await;
         self.pool.close().await;
     }
 
@@ -274,6 +306,24 @@ impl Db {
     pub fn keys(&self) -> KeyStore<'_> {
         KeyStore::new(self)
     }
+}
+
+/// A pool of `max` connections that waits up to `acquire_timeout` for one; SQLite connections
+/// wait up to 5 s for a lock instead of failing with `SQLITE_BUSY`.
+fn pool_options(backend: Backend, max: u32, acquire_timeout: Duration) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(acquire_timeout)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    sqlx::query("PRAGMA busy_timeout = 5000")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// Unix milliseconds of `t` (0 before the epoch), the timestamp format of every table.
