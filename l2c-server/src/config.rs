@@ -40,6 +40,10 @@ pub const DEFAULT_REDIS_PREFIX: &str = "l2c";
 pub const DEFAULT_RATE_LIMIT: &str = "100/s";
 /// The default quota of the token endpoint per peer address (`--token-rate-limit`).
 pub const DEFAULT_TOKEN_RATE_LIMIT: &str = "60/min";
+/// The default quota of each lead source's push URL (`--lead-source-rate-limit`).
+pub const DEFAULT_LEAD_SOURCE_RATE_LIMIT: &str = "50/s;burst=200";
+/// The default public base URL of push URLs (`--public-url`): none, the request's host is used.
+pub const DEFAULT_PUBLIC_URL: Option<&str> = None;
 /// The default cap on concurrent report exports per client (`--export-concurrency`).
 pub const DEFAULT_EXPORT_CONCURRENCY: u32 = 5;
 /// The default interval at which per-client quotas are re-read from the database.
@@ -83,6 +87,11 @@ pub enum ConfigError {
     /// The database URL is neither `sqlite:` nor `postgres://`.
     #[error("unsupported database URL: expected sqlite://… or postgres://…")]
     UnsupportedDatabaseUrl,
+    /// `--public-url` is not an absolute `http(s)://host[:port][/path]` URL.
+    #[error(
+        "invalid public URL `{0}`: expected http(s)://HOST[:PORT][/PATH] without query or fragment"
+    )]
+    InvalidPublicUrl(String),
 }
 
 /// The HS256 secret from `L2C_JWT_SECRET`: its UTF-8 bytes, at least 32 of them.
@@ -186,6 +195,11 @@ pub struct Config {
     pub rate_limit: Quota,
     /// The quota of the token endpoint per peer address.
     pub token_rate_limit: Quota,
+    /// The quota of each lead source's push URL (`POST /api/hooks/leads/{token}`).
+    pub lead_source_rate_limit: Quota,
+    /// The base of the push URLs shown for lead sources (e.g. `https://l2c.example.com`); the
+    /// request's own scheme and host when `None`.
+    pub public_url: Option<String>,
     /// How many report exports one client may run at once.
     pub export_concurrency: u32,
     /// How often per-client quotas and the disabled clients are re-read from the database (so a
@@ -217,6 +231,8 @@ impl fmt::Debug for Config {
             .field("audience", &self.audience)
             .field("rate_limit", &self.rate_limit)
             .field("token_rate_limit", &self.token_rate_limit)
+            .field("lead_source_rate_limit", &self.lead_source_rate_limit)
+            .field("public_url", &self.public_url)
             .field("export_concurrency", &self.export_concurrency)
             .field("quota_refresh", &self.quota_refresh)
             .field("tls", &self.tls)
@@ -262,6 +278,8 @@ impl Default for Config {
             audience: DEFAULT_AUDIENCE.to_owned(),
             rate_limit: Quota::per_second(100),
             token_rate_limit: Quota::per_minute(60),
+            lead_source_rate_limit: Quota::per_second(50).burst(200),
+            public_url: DEFAULT_PUBLIC_URL.map(str::to_owned),
             export_concurrency: DEFAULT_EXPORT_CONCURRENCY,
             quota_refresh: DEFAULT_QUOTA_REFRESH,
             tls: None,
@@ -306,8 +324,32 @@ impl Config {
         if self.jwt_algorithm == JwtAlgorithm::EdDsa && self.jwt_secret.is_some() {
             return Err(ConfigError::SecretWithEdDsa);
         }
+        if let Some(url) = &self.public_url
+            && !valid_public_url(url)
+        {
+            return Err(ConfigError::InvalidPublicUrl(url.clone()));
+        }
         Ok(())
     }
+}
+
+/// Whether `url` is `http(s)://host[:port][/path]`: no user info, query or fragment, and only
+/// characters allowed in a URL.
+fn valid_public_url(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    matches!(scheme, "http" | "https")
+        && !authority.is_empty()
+        && !authority.contains('@')
+        && !rest.contains(['?', '#'])
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/:[]%".contains(&b))
+        && authority.rsplit_once(':').is_none_or(|(host, port)| {
+            !host.is_empty() && (host.ends_with(']') || port.parse::<u16>().is_ok())
+        })
 }
 
 #[cfg(test)]
@@ -370,6 +412,35 @@ mod tests {
         assert!(c.validate().is_ok());
         c.export_concurrency = 0;
         assert_eq!(c.validate(), Err(ConfigError::ZeroConcurrency));
+    }
+
+    #[test]
+    fn public_url_is_checked() {
+        let mut c = Config::default();
+        for good in [
+            "https://l2c.example.com",
+            "https://l2c.example.com/base",
+            "http://127.0.0.1:8080",
+        ] {
+            c.public_url = Some(good.into());
+            assert!(c.validate().is_ok(), "{good}");
+        }
+        for bad in [
+            "l2c.example.com",
+            "ftp://x",
+            "https://",
+            "https://u:p@x",
+            "https://x/?a=1",
+            "https://x:99999",
+            "https://x y",
+        ] {
+            c.public_url = Some(bad.into());
+            assert_eq!(
+                c.validate(),
+                Err(ConfigError::InvalidPublicUrl(bad.into())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

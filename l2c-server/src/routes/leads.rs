@@ -66,6 +66,7 @@ pub async fn push_lead(
             lead: &body.value,
             mobile: &mobile,
             raw_payload: raw,
+            pushed_via: None,
         })
         .await
         .map_err(|e| match e {
