@@ -992,3 +992,102 @@ async fn over_the_per_source_quota_pushes_get_a_retryable_503() {
     assert_eq!(status, 200);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_source_quota_is_shared_through_redis() {
+    let Some(redis) = l2c_server::testing::redis_url("the Redis-backed push quota") else {
+        return;
+    };
+    let prefix = l2c_server::testing::random_redis_prefix();
+    let mut options = TestOptions::redis(&redis, &prefix);
+    options.config.lead_source_rate_limit = Quota::per_minute(1);
+    let server = TestServer::start_with(Backend::Sqlite, options.clone()).await;
+    let (_, owner) = partner(&server).await;
+    let created = create_source(&server, &owner, json!({"channel": "FEIYU", "name": "a"})).await;
+    let url = push_url(&created);
+    let (status, _, _) = push(
+        &server,
+        &url,
+        br#"{"clue_id":"r1","telphone":"13800138000"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A second replica on the same database and Redis: the quota is already spent.
+    let test_db = server.test_db.clone();
+    let replica = TestServer::start_on(test_db, options).await;
+    let replica_url = url.replace(&server.base_url, &replica.base_url);
+    let (status, problem, _) = push(
+        &replica,
+        &replica_url,
+        br#"{"clue_id":"r2","telphone":"13800138000"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(problem["code"], "lead_source_rate_limited");
+    replica.shutdown().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_urls_use_the_public_url_when_configured() {
+    let mut options = TestOptions::default();
+    options.config.public_url = Some("https://l2c.example.com/base".to_owned());
+    let server = TestServer::start_with(Backend::Sqlite, options).await;
+    let (_, owner) = partner(&server).await;
+    let created = create_source(&server, &owner, json!({"channel": "FEIYU", "name": "a"})).await;
+    let url = push_url(&created);
+    assert!(
+        url.starts_with("https://l2c.example.com/base/api/hooks/leads/lst_"),
+        "{url}"
+    );
+    // The same token works on this server's own address.
+    let token = url.rsplit('/').next().unwrap();
+    let local = format!("{}/api/hooks/leads/{token}", server.base_url);
+    let (status, _, _) = push(
+        &server,
+        &local,
+        br#"{"clue_id":"p1","telphone":"13800138000"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Create and rotate answers are not cached and their replay omits the URL.
+    let res = server
+        .http()
+        .post(server.url("/api/mobile/lead-sources"))
+        .bearer_auth(&owner.token)
+        .header("X-Request-Id", "create-once-1")
+        .json(&json!({"channel": "FEIYU", "name": "b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let first: Value = res.json().await.unwrap();
+    let res = server
+        .http()
+        .post(server.url("/api/mobile/lead-sources"))
+        .bearer_auth(&owner.token)
+        .header("X-Request-Id", "create-once-1")
+        .json(&json!({"channel": "FEIYU", "name": "b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["idempotent-replayed"], "true");
+    let replay: Value = res.json().await.unwrap();
+    assert_eq!(replay["id"], first["id"], "one source, not two");
+    assert!(replay.get("pushUrl").is_none(), "{replay}");
+    let (_, page) = api(
+        &server,
+        &owner,
+        reqwest::Method::GET,
+        "/api/mobile/lead-sources",
+        None,
+    )
+    .await;
+    assert_eq!(page["total"], 2);
+    server.stop().await;
+}
