@@ -1091,3 +1091,33 @@ async fn push_urls_use_the_public_url_when_configured() {
     assert_eq!(page["total"], 2);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_clients_sources_refuse_pushes() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let (client, owner) = partner(&server).await;
+    let created = create_source(&server, &owner, json!({"channel": "FEIYU", "name": "a"})).await;
+    let url = push_url(&created);
+    let body = br#"{"clue_id":"d1","telphone":"13800138000"}"#;
+    server
+        .db
+        .clients()
+        .set_disabled(&client.id, true)
+        .await
+        .unwrap();
+    server.state.limits.load_quotas(&server.db).await.unwrap();
+    let (status, problem, _) = push(&server, &url, body, &[]).await;
+    assert_eq!(status, 403, "{problem}");
+    assert_eq!(problem["code"], "lead_source_disabled");
+    assert_eq!(lead_count(&server).await, 0);
+    server
+        .db
+        .clients()
+        .set_disabled(&client.id, false)
+        .await
+        .unwrap();
+    server.state.limits.load_quotas(&server.db).await.unwrap();
+    let (status, _, _) = push(&server, &url, body, &[]).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}

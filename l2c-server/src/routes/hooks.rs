@@ -3,7 +3,9 @@
 //!
 //! Per request, in order:
 //!
-//! 1. the token is looked up by its SHA-256 ([`resolve`]): unknown or malformed → 404
+//! 1. the token is looked up by its SHA-256 ([`resolve`]) through a unique index — no secret
+//!    is compared byte by byte, so response times say nothing about how close a guess is —
+//!    unknown or malformed → 404
 //!    `lead_source_not_found`, before the body is read; a source of a disabled client → 403
 //!    `lead_source_disabled`;
 //! 2. the per-source rate limit (`--lead-source-rate-limit`, keyed by source id): over it → 503
