@@ -205,7 +205,7 @@ fn kept_headers(channel: Channel, headers: &HeaderMap) -> String {
         (status = 200, description = "Stored (`leadId`), already stored (`duplicate: true`), acknowledged without a lead, or the answer to 抖音's `verify_webhook` (`{challenge}`)", body = HookAck),
         (status = 400, description = "Not JSON, not UTF-8, or not the channel's format (`malformed_payload`); do not retry", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong signature (`invalid_signature`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "The sender is outside the source's IP allowlist (`sender_not_allowed`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "The sender is outside the source's IP allowlist or another app's `client_key` (`sender_not_allowed`), or the owning client is disabled (`lead_source_disabled`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No lead source has this token (`lead_source_not_found`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "Another client already holds a lead with this platform id (`lead_conflict`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB (`payload_too_large`)", body = ProblemDoc, content_type = "application/problem+json"),

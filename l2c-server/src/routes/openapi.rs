@@ -60,7 +60,7 @@ pub struct ProblemDoc {
     /// `illegal_transition`, `illegal_payment_transition`, `customer_mismatch`,
     /// `payment_conflict`, `lead_conflict`, `invalid_text`, `invalid_token`, `insufficient_scope`, `rate_limited`,
     /// `too_many_webhooks`, `webhook_disabled`, `too_many_lead_sources`,
-    /// `lead_source_not_found`, `lead_source_rate_limited`, `push_timeout`,
+    /// `lead_source_not_found`, `lead_source_disabled`, `lead_source_rate_limited`, `push_timeout`,
     /// `invalid_signature`, `sender_not_allowed`, `malformed_payload`, `unmappable_lead`,
     /// `idempotency_key_missing`,
     /// `idempotency_key_invalid`, `idempotency_key_conflict`, `idempotency_key_in_use`,
