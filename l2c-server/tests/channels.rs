@@ -352,6 +352,37 @@ async fn xiaohongshu_labels_are_matched_by_a_configurable_synonym_table() {
     );
     assert_eq!(lead_count(&server).await, 1);
 
+    // A platform's over-long answer does not cost the lead (a 4xx is never retried): cut to
+    // fit, the raw payload keeps it whole.
+    let long = "很".repeat(3000);
+    let body = xhs_body(
+        "x-3",
+        &[
+            ("怎么称呼您", "李四"),
+            ("微信手机号", "13900139001"),
+            ("留言", &long),
+        ],
+    );
+    let (status, ack, _) = push(&server, &url, &body, &[]).await;
+    assert_eq!(status, 200, "{ack}");
+    let (_, lead) = api(
+        &server,
+        &owner,
+        reqwest::Method::GET,
+        &format!("/api/mobile/leads/{}", ack["leadId"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(lead["intent"].as_str().unwrap().chars().count(), 1000);
+    let raw = server
+        .db
+        .leads()
+        .raw_payload(&l2c_core::api::LeadId::new(ack["leadId"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(raw.contains(&long));
+
     // The default synonyms of another source.
     let created = create_source(
         &server,

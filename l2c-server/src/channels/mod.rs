@@ -244,11 +244,53 @@ pub fn handle(
     secret: Option<&str>,
     inbound: &Inbound<'_>,
 ) -> Result<Outcome, ChannelError> {
-    match settings {
+    let outcome = match settings {
         Settings::Xiaohongshu(s) => xiaohongshu::handle(s, secret, inbound),
         Settings::Feiyu(s) => feiyu::handle(s, inbound),
         Settings::DouyinOpen(s) => douyin::handle(s, secret, inbound),
         Settings::Generic(s) => generic::handle(s, secret, inbound),
+    }?;
+    Ok(match outcome {
+        Outcome::Lead(mut lead) => {
+            fit(&mut lead);
+            Outcome::Lead(lead)
+        }
+        other => other,
+    })
+}
+
+/// Cuts the free-text fields of a mapped lead to what the lead API accepts (name 64, province
+/// and city 32, intent 1000, at most 50 form answers of 64 + 1000 characters): a platform's
+/// over-long answer must not cost the lead, since a 4xx is never retried — the raw payload
+/// keeps the full text. The platform's lead id and the mobile number are never cut.
+pub fn fit(lead: &mut PushLead) {
+    let cut = |s: &mut String, max: usize| {
+        if s.chars().count() > max {
+            *s = s.chars().take(max).collect();
+        }
+    };
+    cut(&mut lead.name, 64);
+    for v in [&mut lead.province, &mut lead.city].into_iter().flatten() {
+        cut(v, 32);
+    }
+    if let Some(v) = &mut lead.intent {
+        cut(v, 1000);
+    }
+    lead.form_fields.retain(|f| !f.label.trim().is_empty());
+    lead.form_fields.truncate(50);
+    for f in &mut lead.form_fields {
+        cut(&mut f.label, 64);
+        cut(&mut f.value, 1000);
+    }
+    if let Some(a) = &mut lead.attribution {
+        for id in [&mut a.campaign_id, &mut a.ad_group_id, &mut a.creative_id] {
+            if id.as_ref().is_some_and(|v| v.chars().count() > 128) {
+                *id = None;
+            }
+        }
+        if a.click_id.as_ref().is_some_and(|v| v.chars().count() > 256) {
+            a.click_id = None;
+        }
     }
 }
 
@@ -425,6 +467,38 @@ mod tests {
             "settings.clientSecret"
         );
         assert!(split_secret(Channel::Generic, &json!([])).is_err());
+    }
+
+    #[test]
+    fn over_long_answers_are_cut_to_fit_never_the_id_or_the_mobile() {
+        use l2c_core::api::leads::{FormField, LeadSource};
+        let now = CST.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut lead = PushLead::new(
+            LeadSource::Douyin,
+            "x".repeat(200),
+            "名".repeat(80),
+            "13800138000",
+            now,
+        );
+        lead.city = Some("城".repeat(40));
+        lead.intent = Some("需".repeat(2000));
+        lead.form_fields = (0..60)
+            .map(|i| FormField::new(format!("q{i}"), "a".repeat(1500)))
+            .collect();
+        fit(&mut lead);
+        assert_eq!(lead.name.chars().count(), 64);
+        assert_eq!(lead.city.as_deref().map(|c| c.chars().count()), Some(32));
+        assert_eq!(
+            lead.intent.as_deref().map(|c| c.chars().count()),
+            Some(1000)
+        );
+        assert_eq!(lead.form_fields.len(), 50);
+        assert_eq!(lead.form_fields[0].value.len(), 1000);
+        assert_eq!(lead.external_lead_id.len(), 200, "the id is never cut");
+        let err = crate::domain::validate::lead(&lead).unwrap_err();
+        assert_eq!(err.field, "externalLeadId");
+        lead.external_lead_id = "ok".into();
+        assert!(crate::domain::validate::lead(&lead).is_ok());
     }
 
     #[test]
