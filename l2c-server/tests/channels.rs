@@ -444,6 +444,19 @@ async fn feiyu_pushes_map_string_timestamps_custom_fields_and_the_ip_allowlist()
         assert_eq!(lead["formFields"][0]["label"], "装修需求");
         assert_eq!(lead["attribution"]["adGroupId"], "1760");
         assert_eq!(lead["attribution"]["creativeId"], "1761");
+        // The signature headers were kept with the lead for operators.
+        let kept: String = sqlx::Row::try_get(
+            &sqlx::query("SELECT push_headers FROM leads WHERE id = $1")
+                .bind(ack["leadId"].as_str().unwrap())
+                .fetch_one(server.db.pool())
+                .await
+                .unwrap(),
+            "push_headers",
+        )
+        .unwrap();
+        let kept: Value = serde_json::from_str(&kept).unwrap();
+        assert_eq!(kept["signature"], "c2lnbmF0dXJl", "{kept}");
+        assert_eq!(kept["timestamp"], "1679475637", "{kept}");
 
         // The advertiser renamed the keys in 飞鱼: a settings change, not a code change.
         let id = created["id"].as_str().unwrap();
