@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use l2c_core::Scopes;
 use l2c_server::testing::{Backend, TestServer};
 
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 5] = [
     "quickstart",
+    "channel_push",
     "showroom_paging",
     "webhook_receiver",
     "embed_layers",

@@ -80,11 +80,15 @@ pub enum Scope {
     WebhooksManage,
     /// `reports:export` — export reports.
     ReportsExport,
+    /// `lead-sources:manage` — manage the client's lead sources (the ad platforms' push URLs).
+    LeadSourcesManage,
+    /// `leads:read` — read the client's own leads (masked).
+    LeadsRead,
 }
 
 impl Scope {
     /// Every scope, in a stable order.
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 9] = [
         Scope::LeadsWrite,
         Scope::CustomersRead,
         Scope::OrdersRead,
@@ -92,6 +96,8 @@ impl Scope {
         Scope::ShowroomRead,
         Scope::WebhooksManage,
         Scope::ReportsExport,
+        Scope::LeadSourcesManage,
+        Scope::LeadsRead,
     ];
 
     /// The scope's wire name, e.g. `leads:write`.
@@ -104,6 +110,8 @@ impl Scope {
             Scope::ShowroomRead => "showroom:read",
             Scope::WebhooksManage => "webhooks:manage",
             Scope::ReportsExport => "reports:export",
+            Scope::LeadSourcesManage => "lead-sources:manage",
+            Scope::LeadsRead => "leads:read",
         }
     }
 

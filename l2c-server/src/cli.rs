@@ -14,6 +14,8 @@
 //! | `--audience` | `L2C_AUDIENCE` | `l2c-api` |
 //! | `--rate-limit` | `L2C_RATE_LIMIT` | `100/s` (per client; `client create --rate-limit` overrides) |
 //! | `--token-rate-limit` | `L2C_TOKEN_RATE_LIMIT` | `60/min` (token endpoint, per peer address) |
+//! | `--lead-source-rate-limit` | `L2C_LEAD_SOURCE_RATE_LIMIT` | `50/s;burst=200` (per lead source push URL) |
+//! | `--public-url` | `L2C_PUBLIC_URL` | none (push URLs use the request's scheme and host) |
 //! | `--export-concurrency` | `L2C_EXPORT_CONCURRENCY` | `5` (report exports in flight per client) |
 //! | `--export-stall-timeout` | `L2C_EXPORT_STALL_TIMEOUT` | `30s` (an export whose reader takes nothing this long is cut) |
 //! | `--export-db-connections` | `L2C_EXPORT_DB_CONNECTIONS` | `2` (database connections all exports together may hold; at most half the pool) |
@@ -260,6 +262,13 @@ pub struct ServeArgs {
     /// Quota of the token endpoint per peer address (the forwarded one with --trust-proxy-tls).
     #[arg(long, env = "L2C_TOKEN_RATE_LIMIT", default_value = crate::config::DEFAULT_TOKEN_RATE_LIMIT)]
     pub token_rate_limit: Quota,
+    /// Quota of each lead source's push URL (`POST /api/hooks/leads/{token}`).
+    #[arg(long, env = "L2C_LEAD_SOURCE_RATE_LIMIT", default_value = crate::config::DEFAULT_LEAD_SOURCE_RATE_LIMIT)]
+    pub lead_source_rate_limit: Quota,
+    /// Public base URL of this server, used in the lead sources' push URLs (e.g.
+    /// `https://l2c.example.com`); the request's scheme and host when unset.
+    #[arg(long, env = "L2C_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// How many report exports one client may run at once.
     #[arg(long, env = "L2C_EXPORT_CONCURRENCY", default_value_t = crate::config::DEFAULT_EXPORT_CONCURRENCY)]
     pub export_concurrency: u32,
@@ -387,6 +396,11 @@ impl ServeArgs {
             audience: self.audience.clone(),
             rate_limit: self.rate_limit,
             token_rate_limit: self.token_rate_limit,
+            lead_source_rate_limit: self.lead_source_rate_limit,
+            public_url: self
+                .public_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
             export_concurrency: self.export_concurrency,
             export_stall_timeout: self.export_stall_timeout,
             export_db_connections: self.export_db_connections,

@@ -40,6 +40,10 @@ pub const DEFAULT_REDIS_PREFIX: &str = "l2c";
 pub const DEFAULT_RATE_LIMIT: &str = "100/s";
 /// The default quota of the token endpoint per peer address (`--token-rate-limit`).
 pub const DEFAULT_TOKEN_RATE_LIMIT: &str = "60/min";
+/// The default quota of each lead source's push URL (`--lead-source-rate-limit`).
+pub const DEFAULT_LEAD_SOURCE_RATE_LIMIT: &str = "50/s;burst=200";
+/// The default public base URL of push URLs (`--public-url`): none, the request's host is used.
+pub const DEFAULT_PUBLIC_URL: Option<&str> = None;
 /// The default cap on concurrent report exports per client (`--export-concurrency`).
 pub const DEFAULT_EXPORT_CONCURRENCY: u32 = 5;
 /// The default time a report export may go without its reader taking any of it before the
@@ -132,6 +136,11 @@ pub enum ConfigError {
     /// A connection limit (named by its flag) is zero, which would refuse every connection.
     #[error("--{0} must be greater than zero")]
     ZeroConnectionLimit(&'static str),
+    /// `--public-url` is not an absolute `http(s)://host[:port][/path]` URL.
+    #[error(
+        "invalid public URL `{0}`: expected http(s)://HOST[:PORT][/PATH] without query or fragment"
+    )]
+    InvalidPublicUrl(String),
 }
 
 /// What every connection lives under (see [`crate::connections`] for how they apply).
@@ -327,6 +336,11 @@ pub struct Config {
     pub rate_limit: Quota,
     /// The quota of the token endpoint per peer address.
     pub token_rate_limit: Quota,
+    /// The quota of each lead source's push URL (`POST /api/hooks/leads/{token}`).
+    pub lead_source_rate_limit: Quota,
+    /// The base of the push URLs shown for lead sources (e.g. `https://l2c.example.com`); the
+    /// request's own scheme and host when `None`.
+    pub public_url: Option<String>,
     /// How many report exports one client may run at once.
     pub export_concurrency: u32,
     /// How long a response may wait with its reader taking none of it before the server cuts
@@ -371,6 +385,8 @@ impl fmt::Debug for Config {
             .field("audience", &self.audience)
             .field("rate_limit", &self.rate_limit)
             .field("token_rate_limit", &self.token_rate_limit)
+            .field("lead_source_rate_limit", &self.lead_source_rate_limit)
+            .field("public_url", &self.public_url)
             .field("export_concurrency", &self.export_concurrency)
             .field("export_stall_timeout", &self.export_stall_timeout)
             .field("export_db_connections", &self.export_db_connections)
@@ -420,6 +436,8 @@ impl Default for Config {
             audience: DEFAULT_AUDIENCE.to_owned(),
             rate_limit: Quota::per_second(100),
             token_rate_limit: Quota::per_minute(60),
+            lead_source_rate_limit: Quota::per_second(50).burst(200),
+            public_url: DEFAULT_PUBLIC_URL.map(str::to_owned),
             export_concurrency: DEFAULT_EXPORT_CONCURRENCY,
             export_stall_timeout: DEFAULT_EXPORT_STALL_TIMEOUT,
             export_db_connections: DEFAULT_EXPORT_DB_CONNECTIONS,
@@ -482,8 +500,32 @@ impl Config {
         if self.jwt_algorithm == JwtAlgorithm::EdDsa && self.jwt_secret.is_some() {
             return Err(ConfigError::SecretWithEdDsa);
         }
+        if let Some(url) = &self.public_url
+            && !valid_public_url(url)
+        {
+            return Err(ConfigError::InvalidPublicUrl(url.clone()));
+        }
         Ok(())
     }
+}
+
+/// Whether `url` is `http(s)://host[:port][/path]`: no user info, query or fragment, and only
+/// characters allowed in a URL.
+fn valid_public_url(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    matches!(scheme, "http" | "https")
+        && !authority.is_empty()
+        && !authority.contains('@')
+        && !rest.contains(['?', '#'])
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/:[]%".contains(&b))
+        && authority.rsplit_once(':').is_none_or(|(host, port)| {
+            !host.is_empty() && (host.ends_with(']') || port.parse::<u16>().is_ok())
+        })
 }
 
 #[cfg(test)]
@@ -586,6 +628,35 @@ mod tests {
             ..ConnectionConfig::default()
         };
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn public_url_is_checked() {
+        let mut c = Config::default();
+        for good in [
+            "https://l2c.example.com",
+            "https://l2c.example.com/base",
+            "http://127.0.0.1:8080",
+        ] {
+            c.public_url = Some(good.into());
+            assert!(c.validate().is_ok(), "{good}");
+        }
+        for bad in [
+            "l2c.example.com",
+            "ftp://x",
+            "https://",
+            "https://u:p@x",
+            "https://x/?a=1",
+            "https://x:99999",
+            "https://x y",
+        ] {
+            c.public_url = Some(bad.into());
+            assert_eq!(
+                c.validate(),
+                Err(ConfigError::InvalidPublicUrl(bad.into())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

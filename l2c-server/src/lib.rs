@@ -21,6 +21,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod connections;
@@ -72,7 +73,10 @@ pub use state::AppState;
 ///   [`IdempotencyLayer`](l2c_core::idempotency::IdempotencyLayer) on the routes' POST/PUT/PATCH
 ///   (a route layer, so an unknown path is still 404 and a wrong method still 405) → handler.
 ///   Long-running routes (the report export) additionally hold one of
-///   `--export-concurrency` slots per client while their body streams.
+///   `--export-concurrency` slots per client while their body streams;
+/// - `POST /api/hooks/leads/{token}` (the ad platforms' pushes, no bearer token): the lead
+///   source lookup by token → the per-source rate limit (`--lead-source-rate-limit`) → handler
+///   (see [`routes::hooks`]).
 ///
 /// See [`limits`] for the stores (memory or Redis).
 pub fn app(state: AppState) -> Router {
@@ -153,6 +157,7 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .merge(routes::openapi::routes())
+        .merge(routes::hooks::routes(&state))
         .method_not_allowed_fallback(routes::method_not_allowed)
         .nest("/api/mobile", mobile.clone())
         // The same routes under a version prefix, so a v2 can later sit beside them.

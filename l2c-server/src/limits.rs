@@ -8,6 +8,7 @@
 //! |---|---|---|---|
 //! | [`KeyedRateLimitLayer`] (`--rate-limit`, per-client overrides) | every `/api/mobile` route, after auth | `client_id` | `<prefix>:api:rl:<client_id>` |
 //! | [`KeyedRateLimitLayer`] (`--token-rate-limit`) | `POST /api/oauth/token` | peer IP (the forwarded one with `--trust-proxy-tls`) | `<prefix>:token:rl:<ip>` |
+//! | [`KeyedRateLimitLayer`] (`--lead-source-rate-limit`) | `POST /api/hooks/leads/{token}`, after the token lookup | lead source id ([`LeadSourceKey`]) | `<prefix>:hook:rl:<source id>` |
 //! | [`ConcurrencyCapLayer`] (`--export-concurrency`) | the long-running export route | `client_id` | `<prefix>:cc:<client_id>` |
 //! | [`IdempotencyLayer`] | POST/PUT/PATCH under `/api/mobile` | (client, method, path, key) | `<prefix>:idem:<sha256>` |
 //!
@@ -138,6 +139,11 @@ pub async fn reject_disabled(
     res
 }
 
+/// The partition key of the push-URL limiter: the id of the lead source the token resolved to,
+/// put in the request's extensions by the token lookup in front of the limiter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadSourceKey(pub Arc<str>);
+
 /// The limit and idempotency layers of one server, built once and cloned into the router.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -150,6 +156,8 @@ pub struct Limits {
     pub rate_limit: KeyedRateLimitLayer,
     /// The per-peer-address limiter of the token endpoint.
     pub token_rate_limit: KeyedRateLimitLayer,
+    /// The per-lead-source limiter of the push URLs.
+    pub lead_source_rate_limit: KeyedRateLimitLayer,
     /// The per-client cap on concurrent exports.
     pub export_cap: ConcurrencyCapLayer,
     /// Idempotent POST/PUT/PATCH under `/api/mobile`.
@@ -161,6 +169,7 @@ pub struct Limits {
 struct Stores {
     api: Arc<dyn RateLimitStore>,
     token: Arc<dyn RateLimitStore>,
+    hook: Arc<dyn RateLimitStore>,
     cap: Arc<dyn ConcurrencyStore>,
     idempotency: Arc<dyn IdempotencyStore>,
     redis_idempotency: Option<Arc<RedisIdempotencyStore>>,
@@ -195,6 +204,7 @@ impl Limits {
             Backing::Memory => Stores {
                 api: Arc::new(MemoryStore::new()),
                 token: Arc::new(MemoryStore::new()),
+                hook: Arc::new(MemoryStore::new()),
                 cap: Arc::new(MemoryConcurrencyStore::new()),
                 idempotency: Arc::new(MemoryIdempotencyStore::new()),
                 redis_idempotency: None,
@@ -212,6 +222,10 @@ impl Limits {
                     token: Arc::new(RedisStore::new(
                         connection.clone(),
                         format!("{prefix}:token:"),
+                    )),
+                    hook: Arc::new(RedisStore::new(
+                        connection.clone(),
+                        format!("{prefix}:hook:"),
                     )),
                     cap: Arc::new(RedisConcurrencyStore::new(
                         connection.clone(),
@@ -240,6 +254,14 @@ impl Limits {
             // A request whose peer is unknown (no connect info) is still counted, all together.
             .anonymous_key("unknown-peer");
 
+        let lead_source_rate_limit = KeyedRateLimitLayer::new(config.lead_source_rate_limit)
+            .with_shared_store(stores.hook)
+            .key_fn(|head| {
+                head.extensions()
+                    .get::<LeadSourceKey>()
+                    .map(|k| k.0.to_string())
+            });
+
         let export_cap =
             ConcurrencyCapLayer::new(config.export_concurrency).with_shared_store(stores.cap);
         let idempotency = IdempotencyLayer::new().with_store(stores.idempotency);
@@ -249,6 +271,7 @@ impl Limits {
             overrides,
             rate_limit,
             token_rate_limit,
+            lead_source_rate_limit,
             export_cap,
             idempotency,
             redis_idempotency: stores.redis_idempotency,
@@ -321,6 +344,7 @@ impl Limits {
             ("api", self.rate_limit.fail_open_total()),
             ("export_concurrency", self.export_cap.fail_open_total()),
             ("token", self.token_rate_limit.fail_open_total()),
+            ("lead_source", self.lead_source_rate_limit.fail_open_total()),
         ] {
             let _ = writeln!(
                 out,

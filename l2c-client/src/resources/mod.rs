@@ -1,6 +1,6 @@
 //! One module per resource of the open platform, one request builder per operation.
 //!
-//! Reach them from a [`Client`]: [`Client::leads`], [`Client::customers`], [`Client::orders`],
+//! Reach them from a [`Client`]: [`Client::leads`], [`Client::lead_sources`], [`Client::customers`], [`Client::orders`],
 //! [`Client::showroom`], [`Client::reports`] and [`Client::webhooks`]. Each operation returns a
 //! builder; set its options, then call `.send()` (list operations also have `.stream()`).
 //! Request and response bodies are the shared wire types of [`l2c_core::api`], re-exported as
@@ -18,6 +18,7 @@
 //! ```
 
 pub mod customers;
+pub mod lead_sources;
 pub mod leads;
 pub mod orders;
 pub mod reports;
@@ -35,9 +36,14 @@ pub(crate) fn path<'a>(rest: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> 
 }
 
 impl Client {
-    /// Leads: `POST /api/mobile/leads/hook`.
+    /// Leads: `POST /api/mobile/leads/hook`, `GET /api/mobile/leads`, `GET /api/mobile/leads/:id`.
     pub fn leads(&self) -> leads::LeadsHandler<'_> {
         leads::LeadsHandler::new(self)
+    }
+
+    /// Lead sources, the ad platforms' push URLs: `/api/mobile/lead-sources`.
+    pub fn lead_sources(&self) -> lead_sources::LeadSourcesHandler<'_> {
+        lead_sources::LeadSourcesHandler::new(self)
     }
 
     /// Customers: `GET /api/mobile/customers/:id`.

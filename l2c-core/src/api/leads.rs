@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ids::{CustomerId, LeadId};
 
@@ -284,5 +284,172 @@ impl PushLeadResponse {
             customer_id,
             duplicate,
         }
+    }
+}
+
+/// A stored lead as `GET /api/mobile/leads/{leadId}` and `GET /api/mobile/leads` show it to the
+/// client that owns it: the name and mobile number masked like a customer's (`张*`,
+/// `138****8000`), a form answer that is a mobile number masked the same way, never the raw
+/// payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Lead {
+    /// The lead's id.
+    pub id: LeadId,
+    /// The channel.
+    pub source: LeadSource,
+    /// The channel's id of the lead (the platform's lead id for a pushed lead).
+    pub external_lead_id: String,
+    /// The lead source (`lsrc_…`) the platform pushed it through, if it came that way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_source_id: Option<String>,
+    /// The customer the lead was linked to.
+    pub customer_id: CustomerId,
+    /// The name, masked (`张*`).
+    #[schema(example = "张*")]
+    pub name: String,
+    /// The mobile number, masked (`138****8000`).
+    #[schema(example = "138****8000")]
+    pub mobile: String,
+    /// Province.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub province: Option<String>,
+    /// City.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// What the person wants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    /// The form, question by question (mobile numbers masked).
+    pub form_fields: Vec<FormField>,
+    /// Advertising attribution ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+    /// When the person submitted the form.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:00+08:00")]
+    pub submitted_at: DateTime<FixedOffset>,
+    /// When the platform received it.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:01+08:00")]
+    pub created_at: DateTime<FixedOffset>,
+}
+
+impl Lead {
+    /// A lead view with no optional field set; the caller passes already-masked `name` and
+    /// `mobile`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: LeadId,
+        source: LeadSource,
+        external_lead_id: impl Into<String>,
+        customer_id: CustomerId,
+        name: impl Into<String>,
+        mobile: impl Into<String>,
+        submitted_at: DateTime<FixedOffset>,
+        created_at: DateTime<FixedOffset>,
+    ) -> Self {
+        Self {
+            id,
+            source,
+            external_lead_id: external_lead_id.into(),
+            lead_source_id: None,
+            customer_id,
+            name: name.into(),
+            mobile: mobile.into(),
+            province: None,
+            city: None,
+            intent: None,
+            form_fields: Vec::new(),
+            attribution: None,
+            submitted_at,
+            created_at,
+        }
+    }
+}
+
+/// The query of `GET /api/mobile/leads`: filters and paging, newest first.
+///
+/// ```
+/// use l2c_core::api::leads::{LeadQuery, LeadSource};
+///
+/// let q = LeadQuery::new().source(LeadSource::Xiaohongshu).page_size(50);
+/// let v = serde_json::to_value(&q).unwrap();
+/// assert_eq!(v["source"], "XIAOHONGSHU");
+/// assert_eq!(v["pageSize"], 50);
+/// assert!(v.get("externalLeadId").is_none());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+#[non_exhaustive]
+pub struct LeadQuery {
+    /// Only leads of this channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<LeadSource>,
+    /// Only the lead with this channel id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_lead_id: Option<String>,
+    /// Only leads pushed through this lead source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_source_id: Option<String>,
+    /// Only leads received at or after this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub created_since: Option<DateTime<FixedOffset>>,
+    /// The page, from 1 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    /// Items per page, 1–100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
+}
+
+impl LeadQuery {
+    /// Every lead, first page, default size.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Filters by channel.
+    #[must_use]
+    pub fn source(mut self, source: LeadSource) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Filters by the channel's lead id.
+    #[must_use]
+    pub fn external_lead_id(mut self, id: impl Into<String>) -> Self {
+        self.external_lead_id = Some(id.into());
+        self
+    }
+
+    /// Filters by lead source.
+    #[must_use]
+    pub fn lead_source_id(mut self, id: impl Into<String>) -> Self {
+        self.lead_source_id = Some(id.into());
+        self
+    }
+
+    /// Only leads received at or after `since`.
+    #[must_use]
+    pub fn created_since(mut self, since: DateTime<FixedOffset>) -> Self {
+        self.created_since = Some(since);
+        self
+    }
+
+    /// Sets the page (from 1).
+    #[must_use]
+    pub fn page(mut self, page: u32) -> Self {
+        self.page = Some(page);
+        self
+    }
+
+    /// Sets the page size (1–100).
+    #[must_use]
+    pub fn page_size(mut self, page_size: u32) -> Self {
+        self.page_size = Some(page_size);
+        self
     }
 }

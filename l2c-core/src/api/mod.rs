@@ -6,7 +6,8 @@
 //!
 //! | module | endpoint |
 //! |---|---|
-//! | [`leads`] | `POST /api/mobile/leads/hook` |
+//! | [`leads`] | `POST /api/mobile/leads/hook`, `GET /api/mobile/leads`, `GET /api/mobile/leads/:id` |
+//! | [`lead_sources`] | `/api/mobile/lead-sources` (the ad platforms' push URLs) |
 //! | [`customers`] | `GET /api/mobile/customers/:id` |
 //! | [`orders`] | `POST /api/mobile/orders/sync`, `GET /api/mobile/orders/:id/status` |
 //! | [`showroom`] | `GET /api/mobile/showroom/items` |
@@ -17,6 +18,7 @@
 pub mod customers;
 pub mod events;
 pub mod ids;
+pub mod lead_sources;
 pub mod leads;
 pub mod oauth;
 pub mod orders;

@@ -65,6 +65,7 @@ pub async fn push_lead(
             lead: &body.value,
             mobile: &mobile,
             raw_payload: raw,
+            pushed_via: None,
         })
         .await?;
     let status = if response.duplicate {

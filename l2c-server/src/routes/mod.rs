@@ -8,10 +8,14 @@
 //! | `GET /.well-known/jwks.json` | [`well_known`] | none |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | [`health`] | none |
 //! | `/api/mobile/…` | [`mobile_routes`] | Bearer token (`JwtAuthLayer`) |
+//! | `POST /api/hooks/leads/{token}` | [`hooks`] | the lead source's token in the path, the channel's signature |
 
 pub mod body;
 pub mod customers;
 pub mod health;
+pub mod hooks;
+pub mod lead_reads;
+pub mod lead_sources;
 pub mod leads;
 pub mod oauth;
 pub mod openapi;
@@ -38,6 +42,8 @@ use crate::state::AppState;
 pub fn mobile_routes() -> Router<AppState> {
     Router::new()
         .merge(leads::routes())
+        .merge(lead_reads::routes())
+        .merge(lead_sources::routes())
         .merge(customers::routes())
         .merge(orders::routes())
         .merge(showroom::routes())

@@ -59,7 +59,10 @@ pub struct ProblemDoc {
     /// `invalid_query_parameter`, `unsupported_media_type`, `payload_too_large`, `not_found`,
     /// `illegal_transition`, `illegal_payment_transition`, `customer_mismatch`,
     /// `payment_conflict`, `status_payment_mismatch`, `invalid_text`, `invalid_token`, `insufficient_scope`, `rate_limited`,
-    /// `too_many_webhooks`, `webhook_disabled`, `idempotency_key_missing`,
+    /// `too_many_webhooks`, `webhook_disabled`, `too_many_lead_sources`,
+    /// `lead_source_not_found`, `lead_source_disabled`, `lead_source_rate_limited`, `push_timeout`,
+    /// `invalid_signature`, `sender_not_allowed`, `malformed_payload`, `unmappable_lead`,
+    /// `idempotency_key_missing`,
     /// `idempotency_key_invalid`, `idempotency_key_conflict`, `idempotency_key_in_use`,
     /// `idempotency_key_reused`, …
     #[schema(example = "invalid_field")]
@@ -364,11 +367,24 @@ impl MobileConventions {
                     ("delivery_id", "$response.body#/items/0/id"),
                 ],
             )],
-            ("/api/mobile/leads/hook", HttpMethod::Post, "200" | "201") => &[(
-                "GetCustomer",
-                "getCustomer",
-                &[("id", "$response.body#/customerId")],
-            )],
+            ("/api/mobile/leads/hook", HttpMethod::Post, "200" | "201") => &[
+                (
+                    "GetCustomer",
+                    "getCustomer",
+                    &[("id", "$response.body#/customerId")],
+                ),
+                (
+                    "GetLead",
+                    "getLead",
+                    &[("leadId", "$response.body#/leadId")],
+                ),
+            ],
+            ("/api/mobile/lead-sources", HttpMethod::Post, "201") => &[
+                ("GetLeadSource", "getLeadSource", BY_WEBHOOK_ID),
+                ("UpdateLeadSource", "updateLeadSource", BY_WEBHOOK_ID),
+                ("RotateLeadSource", "rotateLeadSource", BY_WEBHOOK_ID),
+                ("DeleteLeadSource", "deleteLeadSource", BY_WEBHOOK_ID),
+            ],
             ("/api/mobile/orders/sync", HttpMethod::Post, "200" | "201") => &[(
                 "GetOrderStatus",
                 "getOrderStatus",
@@ -569,6 +585,15 @@ struct Document {
         super::health::healthz,
         super::health::readyz,
         super::leads::push_lead,
+        super::lead_reads::list_leads,
+        super::lead_reads::get_lead,
+        super::lead_sources::create,
+        super::lead_sources::list,
+        super::lead_sources::read,
+        super::lead_sources::update,
+        super::lead_sources::rotate,
+        super::lead_sources::remove,
+        super::hooks::push,
         super::customers::get_customer,
         super::orders::sync_order,
         super::orders::order_status,
@@ -593,7 +618,8 @@ struct Document {
     modifiers(&SecurityAddon, &MobileConventions),
     tags(
         (name = "oauth", description = "Access tokens (client credentials, RFC 6749 §4.4)"),
-        (name = "leads", description = "Leads pushed by channels"),
+        (name = "leads", description = "Leads pushed by channels, and read back"),
+        (name = "lead-sources", description = "Push URLs for the ad platforms (小红书 聚光, 巨量引擎 飞鱼, 抖音开放平台, others) and the push endpoint they call"),
         (name = "customers", description = "Masked customer profiles"),
         (name = "orders", description = "Orders synced from ERPs"),
         (name = "showroom", description = "Products and cases"),
@@ -794,7 +820,8 @@ mod tests {
                 }
             }
         }
-        // leads, orders, create webhook, rotate secret, redeliver
-        assert_eq!(writes, 5);
+        // leads, orders, create webhook, rotate secret, redeliver, create / update / rotate
+        // lead source
+        assert_eq!(writes, 8);
     }
 }

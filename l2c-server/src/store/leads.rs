@@ -34,6 +34,18 @@ pub struct NewLead<'a> {
     pub mobile: &'a Mobile,
     /// The body exactly as received.
     pub raw_payload: &'a str,
+    /// The lead source a platform pushed it through; `None` for `leads/hook`.
+    pub pushed_via: Option<PushedVia<'a>>,
+}
+
+/// How a lead pushed by an ad platform arrived (`POST /api/hooks/leads/{token}`).
+#[derive(Debug, Clone, Copy)]
+pub struct PushedVia<'a> {
+    /// The lead source (`lsrc_…`).
+    pub lead_source_id: &'a str,
+    /// The platform's delivery headers worth keeping (e.g. 飞鱼's `SIGNATURE` / `TIMESTAMP`,
+    /// 抖音's `Msg-Id`) as a JSON object.
+    pub headers: &'a str,
 }
 
 /// The lead the same client already stored with this `(source, externalLeadId)`.
@@ -133,8 +145,8 @@ impl LeadStore<'_> {
         let inserted = sqlx::query(
             "INSERT INTO leads (id, client_id, source, external_lead_id, customer_id, name, \
              mobile_e164, province, city, intent, form_fields, attribution, submitted_at, \
-             raw_payload, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             raw_payload, created_at, lead_source_id, push_headers) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT (client_id, source, external_lead_id) DO NOTHING",
         )
         .bind(&lead_id)
@@ -152,6 +164,8 @@ impl LeadStore<'_> {
         .bind(lead.submitted_at.to_rfc3339())
         .bind(new.raw_payload)
         .bind(now)
+        .bind(new.pushed_via.map(|v| v.lead_source_id))
+        .bind(new.pushed_via.map(|v| v.headers))
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -24,6 +24,8 @@ pub mod clients;
 pub mod customers;
 pub mod domain_util;
 pub mod keys;
+pub mod lead_sources;
+pub mod lead_views;
 pub mod leads;
 pub mod orders;
 pub mod showroom;

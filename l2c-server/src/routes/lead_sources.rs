@@ -1,0 +1,490 @@
+//! `/lead-sources` (scope `lead-sources:manage`): the push URLs a client pastes into the ad
+//! platforms. A client sees only its own sources; any other id is 404.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /lead-sources` `{channel, name, settings}` | 201 `{id, channel, name, pushUrl, secret?, createdAt}` (the only time the URL and a generated secret are shown) |
+//! | `GET /lead-sources?page&pageSize` | 200 `{items: [{id, channel, name, settings, hasSecret, createdAt, updatedAt}], page, pageSize, total}` |
+//! | `GET /lead-sources/{id}` | 200 the source |
+//! | `PUT /lead-sources/{id}` `{name?, settings?}` | 200 the source |
+//! | `POST /lead-sources/{id}/rotate` | 200 `{id, channel, name, pushUrl, secret?, createdAt}`: a new URL (the old one is 404 at once) and, if the server generated the secret, a new secret |
+//! | `DELETE /lead-sources/{id}` | 204 (its URL is 404 at once; its leads stay) |
+//!
+//! The push URL is `<--public-url or the request's scheme://host>/api/hooks/leads/<token>`, the
+//! token 128 random bits of which only a SHA-256 is stored. The answers that show it carry
+//! `Cache-Control: no-store`, and the idempotency layer records them without `pushUrl` and
+//! `secret` ([`StoreRedacted`]): a retried create gets the same source back, not a second one,
+//! but not the URL again — rotate to see a new one.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderMap, StatusCode, header};
+use l2c_core::api::lead_sources::{
+    Channel, CreateLeadSource, CreatedLeadSource, LeadSourceView, UpdateLeadSource,
+};
+use l2c_core::api::showroom::Page;
+use l2c_core::auth::RequireScopeLayer;
+use l2c_core::idempotency::StoreRedacted;
+use l2c_core::{AuthenticatedClient, Problem, Scope};
+use rand::RngCore;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::body::{JsonBody, invalid_field, invalid_query};
+use super::openapi::ProblemDoc;
+use crate::channels::{self, SecretField};
+use crate::domain::{FieldError, validate};
+use crate::error::AppError;
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+use crate::store::domain_util::millis_to_cst;
+use crate::store::lead_sources::{NewSource, SecretUpdate, StoredSource};
+
+/// The most lead sources one client may hold.
+pub const MAX_LEAD_SOURCES: i64 = 50;
+
+/// The prefix of push-URL tokens.
+pub const TOKEN_PREFIX: &str = "lst_";
+
+/// The path of the push endpoint, before the token.
+pub const HOOK_PATH: &str = "/api/hooks/leads/";
+
+/// The lead source routes, relative to `/api/mobile`.
+pub fn routes() -> Router<AppState> {
+    let scope = || RequireScopeLayer::one(Scope::LeadSourcesManage);
+    Router::new()
+        .route("/lead-sources", post(create).get(list).layer(scope()))
+        .route(
+            "/lead-sources/{id}",
+            get(read).put(update).delete(remove).layer(scope()),
+        )
+        .route("/lead-sources/{id}/rotate", post(rotate).layer(scope()))
+}
+
+/// A new push token (`lst_` + 128 random bits, base64url) and its SHA-256 hex.
+pub fn new_token() -> (String, String) {
+    let mut bytes = [0_u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+/// Lowercase hex SHA-256 of a push token, the form it is stored and looked up in.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Whether `s` has the shape of a push token (checked before any lookup).
+pub fn looks_like_token(s: &str) -> bool {
+    s.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {
+        rest.len() == 22
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// A signing key the server generates for a GENERIC source: `lsk_` + 256 random bits.
+fn new_secret() -> String {
+    let mut bytes = [0_u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("lsk_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The scheme and host the push URL starts with: `--public-url`, else the request's own.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
+        .map_or_else(|| state.config.listen.to_string(), str::to_owned);
+    let forwarded_https = state.config.trust_proxy_tls
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    let scheme = if state.config.tls.is_some() || forwarded_https {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
+}
+
+fn not_found(id: &str) -> AppError {
+    Problem::not_found(format!("no lead source `{id}`")).into()
+}
+
+fn check_name(name: &str) -> Result<(), FieldError> {
+    validate::printable("name", name)?;
+    let n = name.trim().chars().count();
+    if n == 0 || name.chars().count() > 64 {
+        return Err(FieldError::new("name", "must be 1 to 64 characters"));
+    }
+    Ok(())
+}
+
+/// A JSON answer showing the push URL (and maybe a secret): `Cache-Control: no-store`, and the
+/// idempotency layer stores it without `pushUrl` and `secret`.
+fn shows_secret<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    let serialised = serde_json::to_value(value).and_then(|full| {
+        let mut redacted = full.clone();
+        if let Value::Object(members) = &mut redacted {
+            members.remove("secret");
+            members.remove("pushUrl");
+        }
+        Ok((serde_json::to_vec(&full)?, serde_json::to_vec(&redacted)?))
+    });
+    let (body, stored) = match serialised {
+        Ok(pair) => pair,
+        Err(e) => {
+            return AppError::internal(format!("serialising a lead source: {e}")).into_response();
+        }
+    };
+    let mut res = (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response();
+    res.extensions_mut()
+        .insert(StoreRedacted(Bytes::from(stored)));
+    res
+}
+
+fn shown(source: &StoredSource, push_url: String, secret: Option<String>) -> CreatedLeadSource {
+    CreatedLeadSource::new(
+        source.id.clone(),
+        source.channel,
+        source.name.clone(),
+        push_url,
+        secret,
+        millis_to_cst(source.created_at),
+    )
+}
+
+/// Create a lead source. The answer carries the push URL (and a generated secret), shown only
+/// this once.
+#[utoipa::path(
+    post,
+    path = "/api/mobile/lead-sources",
+    tag = "lead-sources",
+    operation_id = "createLeadSource",
+    request_body = CreateLeadSource,
+    responses(
+        (status = 201, description = "The source, with its push URL (and the secret the server generated, for GENERIC without one)", body = CreatedLeadSource),
+        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The client already holds the most sources allowed (`too_many_lead_sources`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown channel, bad name or settings (named in `field`, e.g. `settings.fields.mobile`)", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["lead-sources:manage"]))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    headers: HeaderMap,
+    body: JsonBody<CreateLeadSource>,
+) -> Result<Response, AppError> {
+    let req = body.value;
+    check_name(&req.name).map_err(|e| invalid_field(&e))?;
+    let (settings, secret) =
+        channels::split_secret(req.channel, &req.settings).map_err(|e| invalid_field(&e))?;
+    let (secret, generated) = match secret {
+        SecretField::Value(s) => (Some(s), false),
+        SecretField::Absent | SecretField::Null if req.channel == Channel::Generic => {
+            (Some(new_secret()), true)
+        }
+        SecretField::Absent | SecretField::Null => (None, false),
+    };
+    channels::parse_settings(req.channel, &settings, secret.is_some())
+        .map_err(|e| invalid_field(&e))?;
+    let store = state.db.lead_sources();
+    if store.count(&client.client_id).await? >= MAX_LEAD_SOURCES {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "too_many_lead_sources",
+            "Too Many Lead Sources",
+        )
+        .with_detail(format!(
+            "a client may hold at most {MAX_LEAD_SOURCES} lead sources; delete one first"
+        ))
+        .into());
+    }
+    let (token, hash) = new_token();
+    let source = store
+        .create(NewSource {
+            client: &client.client_id,
+            channel: req.channel,
+            name: req.name.trim(),
+            settings: &settings,
+            secret: secret.as_deref(),
+            secret_generated: generated,
+            token_hash: &hash,
+        })
+        .await?;
+    let url = format!("{}{HOOK_PATH}{token}", base_url(&state, &headers));
+    let shown_secret = if generated { secret } else { None };
+    Ok(shows_secret(
+        StatusCode::CREATED,
+        &shown(&source, url, shown_secret),
+    ))
+}
+
+/// The caller's lead sources, oldest first (no secrets, no push URLs).
+#[utoipa::path(
+    get,
+    path = "/api/mobile/lead-sources",
+    tag = "lead-sources",
+    operation_id = "listLeadSources",
+    params(
+        ("page" = Option<u32>, Query, description = "The page, from 1 (default 1)"),
+        ("pageSize" = Option<u32>, Query, description = "Items per page, 1–100 (default 20)"),
+    ),
+    responses(
+        (status = 200, description = "One page of sources", body = Page<LeadSourceView>),
+        (status = 400, description = "A bad paging parameter (named in `field`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["lead-sources:manage"]))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Page<LeadSourceView>>, AppError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+            .map_err(|_| invalid_query(&FieldError::new("query", "is not a valid query string")))?;
+    let value = |name: &str| {
+        let mut found = pairs.iter().filter(|(k, _)| k == name);
+        match (found.next(), found.next()) {
+            (_, Some(_)) => Err(FieldError::new(name, "must be given at most once")),
+            (v, None) => Ok(v.map(|(_, v)| v.as_str())),
+        }
+    };
+    let (page, page_size) = value("page")
+        .and_then(|page| validate::paging(page, value("pageSize")?))
+        .map_err(|e| invalid_query(&e))?;
+    let (items, total) = state
+        .db
+        .lead_sources()
+        .list(&client.client_id, page, page_size)
+        .await?;
+    Ok(Json(Page::new(
+        items.iter().map(StoredSource::to_view).collect(),
+        page,
+        page_size,
+        total,
+    )))
+}
+
+/// One of the caller's lead sources (no secret, no push URL).
+#[utoipa::path(
+    get,
+    path = "/api/mobile/lead-sources/{id}",
+    tag = "lead-sources",
+    operation_id = "getLeadSource",
+    params(("id" = String, Path, description = "The source id (`lsrc_…`)")),
+    responses(
+        (status = 200, description = "The source", body = LeadSourceView),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such source for this client", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["lead-sources:manage"]))
+)]
+pub async fn read(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    Path(id): Path<String>,
+) -> Result<Json<LeadSourceView>, AppError> {
+    match state.db.lead_sources().get(&client.client_id, &id).await? {
+        Some(s) => Ok(Json(s.to_view())),
+        None => Err(not_found(&id)),
+    }
+}
+
+/// Rename a source or replace its settings. A secret member in `settings` replaces the stored
+/// secret; absent keeps it; `null` removes it.
+#[utoipa::path(
+    put,
+    path = "/api/mobile/lead-sources/{id}",
+    tag = "lead-sources",
+    operation_id = "updateLeadSource",
+    params(("id" = String, Path, description = "The source id (`lsrc_…`)")),
+    request_body = UpdateLeadSource,
+    responses(
+        (status = 200, description = "The source as changed", body = LeadSourceView),
+        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such source for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Bad name or settings (named in `field`)", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["lead-sources:manage"]))
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    Path(id): Path<String>,
+    body: JsonBody<UpdateLeadSource>,
+) -> Result<Json<LeadSourceView>, AppError> {
+    let store = state.db.lead_sources();
+    let Some(existing) = store.get(&client.client_id, &id).await? else {
+        return Err(not_found(&id));
+    };
+    let req = body.value;
+    if let Some(name) = &req.name {
+        check_name(name).map_err(|e| invalid_field(&e))?;
+    }
+    let mut secret = SecretField::Absent;
+    let mut new_settings = None;
+    if let Some(settings) = &req.settings {
+        let (rest, given) =
+            channels::split_secret(existing.channel, settings).map_err(|e| invalid_field(&e))?;
+        secret = given;
+        let has_secret = match &secret {
+            SecretField::Absent => existing.secret.is_some(),
+            SecretField::Null => false,
+            SecretField::Value(_) => true,
+        };
+        if existing.channel == Channel::Generic && !has_secret {
+            return Err(invalid_field(&FieldError::new(
+                "settings.secret",
+                "a GENERIC source must keep a secret; rotate the source for a new generated one",
+            ))
+            .into());
+        }
+        channels::parse_settings(existing.channel, &rest, has_secret)
+            .map_err(|e| invalid_field(&e))?;
+        new_settings = Some(rest);
+    }
+    let secret_update = match &secret {
+        SecretField::Absent => SecretUpdate::Keep,
+        SecretField::Null => SecretUpdate::Remove,
+        SecretField::Value(s) => SecretUpdate::Set {
+            secret: s,
+            generated: false,
+        },
+    };
+    store
+        .update(
+            &client.client_id,
+            &id,
+            req.name.as_deref().map(str::trim),
+            new_settings.as_ref(),
+            secret_update,
+        )
+        .await?
+        .map(|s| Json(s.to_view()))
+        .ok_or_else(|| not_found(&id))
+}
+
+/// Issue a new push URL (the old one stops working at once) and, for a secret the server
+/// generated, a new secret. Both are shown only in this answer.
+#[utoipa::path(
+    post,
+    path = "/api/mobile/lead-sources/{id}/rotate",
+    tag = "lead-sources",
+    operation_id = "rotateLeadSource",
+    params(("id" = String, Path, description = "The source id (`lsrc_…`)")),
+    responses(
+        (status = 200, description = "The new push URL (and generated secret)", body = CreatedLeadSource),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such source for this client", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["lead-sources:manage"]))
+)]
+pub async fn rotate(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let store = state.db.lead_sources();
+    let Some(existing) = store.get(&client.client_id, &id).await? else {
+        return Err(not_found(&id));
+    };
+    let (token, hash) = new_token();
+    let secret = existing.secret_generated.then(new_secret);
+    let Some(source) = store
+        .rotate(&client.client_id, &id, &hash, secret.as_deref())
+        .await?
+    else {
+        return Err(not_found(&id));
+    };
+    let url = format!("{}{HOOK_PATH}{token}", base_url(&state, &headers));
+    Ok(shows_secret(StatusCode::OK, &shown(&source, url, secret)))
+}
+
+/// Delete a source: its push URL is 404 from now on; the leads it delivered stay.
+#[utoipa::path(
+    delete,
+    path = "/api/mobile/lead-sources/{id}",
+    tag = "lead-sources",
+    operation_id = "deleteLeadSource",
+    params(("id" = String, Path, description = "The source id (`lsrc_…`)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such source for this client", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["lead-sources:manage"]))
+)]
+pub async fn remove(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    if state
+        .db
+        .lead_sources()
+        .delete(&client.client_id, &id)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_carry_128_random_bits_and_are_stored_hashed() {
+        let (a, ha) = new_token();
+        let (b, _) = new_token();
+        assert_ne!(a, b);
+        assert!(looks_like_token(&a), "{a}");
+        assert_eq!(ha, token_hash(&a));
+        assert_eq!(ha.len(), 64);
+        assert!(!looks_like_token("lst_short"));
+        assert!(!looks_like_token(&format!("{a}x")));
+        assert!(!looks_like_token(&a.replace("lst_", "lsx_")));
+    }
+}
