@@ -18,6 +18,8 @@
 //! | `--quota-refresh-secs` | `L2C_QUOTA_REFRESH_SECS` | `30` |
 //! | `--tls-cert`, `--tls-key` | `L2C_TLS_CERT`, `L2C_TLS_KEY` | none (plain HTTP) |
 //! | `--trust-proxy-tls` | `L2C_TRUST_PROXY_TLS` | off |
+//! | `--trusted-proxy` | `L2C_TRUSTED_PROXY` (comma-separated CIDRs) | `127.0.0.0/8,::1/128` (`X-Forwarded-For` / `Forwarded` believed only from these peers, with `--trust-proxy-tls`) |
+//! | `--log-format` | `L2C_LOG_FORMAT` | `text` (or `json`: one JSON object per line) |
 //! | `--no-demo-client` | `L2C_NO_DEMO_CLIENT` | off |
 //! | `--deprecate PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]` | `L2C_DEPRECATE` (`;`-separated) | none |
 //!
@@ -42,7 +44,9 @@ use l2c_core::identity::UnknownScope;
 
 use l2c_core::rate_limit::Quota;
 
-use crate::config::{Config, ConfigError, JwtAlgorithm, JwtSecret, TlsFiles};
+use crate::config::{
+    Config, ConfigError, JwtAlgorithm, JwtSecret, LogFormat, TlsFiles, parse_trusted_proxies,
+};
 use crate::store::{Db, NewClient};
 
 /// `l2c-server`: the L2C open platform reference server.
@@ -220,6 +224,14 @@ pub struct ServeArgs {
     /// A TLS terminator sits in front: accept plain-HTTP token requests from other hosts.
     #[arg(long, env = "L2C_TRUST_PROXY_TLS")]
     pub trust_proxy_tls: bool,
+    /// Networks of the proxies in front, comma-separated CIDRs: with --trust-proxy-tls,
+    /// `X-Forwarded-For` / `Forwarded` are believed only from a direct peer in one of them, and
+    /// the right-most forwarded address outside them is the one counted by the token limit.
+    #[arg(long, env = "L2C_TRUSTED_PROXY", default_value = crate::config::DEFAULT_TRUSTED_PROXY)]
+    pub trusted_proxy: String,
+    /// `text` (human-readable, the default) or `json` (one object per line, for log shippers).
+    #[arg(long, env = "L2C_LOG_FORMAT", default_value = crate::config::DEFAULT_LOG_FORMAT)]
+    pub log_format: LogFormat,
     /// Mark a route prefix deprecated: `PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]`, dates
     /// `YYYY-MM-DD` or RFC 3339, the sunset at least six months later (repeatable; the variable
     /// takes several separated by `;`).
@@ -285,6 +297,8 @@ impl ServeArgs {
             quota_refresh: std::time::Duration::from_secs(self.quota_refresh_secs),
             tls,
             trust_proxy_tls: self.trust_proxy_tls,
+            trusted_proxies: parse_trusted_proxies(&self.trusted_proxy)?,
+            log_format: self.log_format,
             demo_client: !self.no_demo_client,
             deprecations: self.deprecate.clone(),
             webhooks: crate::dispatch::WebhookConfig {

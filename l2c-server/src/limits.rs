@@ -227,7 +227,13 @@ impl Limits {
             .with_overrides(overrides.clone())
             .with_shared_store(stores.api);
 
-        let trust_proxy = config.trust_proxy_tls;
+        // Forwarded addresses are believed only behind a declared proxy, and only from its
+        // networks.
+        let trusted_proxies: Arc<[ipnet::IpNet]> = if config.trust_proxy_tls {
+            config.trusted_proxies.clone().into()
+        } else {
+            Arc::from([])
+        };
         let token_rate_limit = KeyedRateLimitLayer::new(config.token_rate_limit)
             .with_shared_store(stores.token)
             .key_fn(move |head| {
@@ -235,7 +241,7 @@ impl Limits {
                     .extensions()
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|c| c.0.ip());
-                client_address(trust_proxy, peer, head.headers()).map(|ip| ip.to_string())
+                client_address(&trusted_proxies, peer, head.headers()).map(|ip| ip.to_string())
             })
             // A request whose peer is unknown (no connect info) is still counted, all together.
             .anonymous_key("unknown-peer");

@@ -324,3 +324,52 @@ async fn a_429_from_the_concurrency_cap_is_not_recorded() {
         Arc::into_inner(server).unwrap().stop().await;
     }
 }
+
+/// `--trust-proxy-tls`: rotating `X-Forwarded-For` from a direct peer outside `--trusted-proxy`
+/// does not dodge the per-address token limit; from a trusted proxy, each forwarded client has
+/// its own bucket.
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let attempt = |server: &TestServer, n: usize| {
+        server
+            .http()
+            .post(server.url("/api/oauth/token"))
+            .header("x-forwarded-for", format!("198.51.100.{n}"))
+            .header("x-forwarded-proto", "https")
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "nobody"),
+                ("client_secret", "wrong"),
+            ])
+            .send()
+    };
+    for (trusted, dodges) in [("10.0.0.0/8", false), ("", false), ("127.0.0.0/8", true)] {
+        let mut options = TestOptions::default();
+        options.config.trust_proxy_tls = true;
+        options.config.token_rate_limit = "3/min".parse().unwrap();
+        options.config.trusted_proxies =
+            l2c_server::config::parse_trusted_proxies(trusted).unwrap();
+        let server = TestServer::start_with(Backend::Sqlite, options).await;
+        let mut limited = 0;
+        for n in 0..6 {
+            let res = attempt(&server, n).await.unwrap();
+            let status = res.status();
+            let body: Value = res.json().await.unwrap();
+            if status == StatusCode::TOO_MANY_REQUESTS && body["error"] == "slow_down" {
+                // The per-address limit (the per-client-id failure limit allows 10).
+                limited += 1;
+            } else {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{trusted}: {body}");
+            }
+        }
+        if dodges {
+            assert_eq!(limited, 0, "trusted proxy {trusted}: one bucket per client");
+        } else {
+            assert_eq!(
+                limited, 3,
+                "untrusted peer ({trusted:?}): one bucket for the peer"
+            );
+        }
+        server.stop().await;
+    }
+}
