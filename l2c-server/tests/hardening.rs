@@ -373,3 +373,89 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
         server.stop().await;
     }
 }
+
+async fn get_status(server: &TestServer, token: &str, path: &str) -> StatusCode {
+    server
+        .http()
+        .get(server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn delete_client_row(server: &TestServer, id: &str) {
+    sqlx::query("DELETE FROM clients WHERE id = $1")
+        .bind(id)
+        .execute(server.db.pool())
+        .await
+        .unwrap();
+}
+
+/// A deleted client's tokens are refused like a disabled one's: at the next reload for a client
+/// the server knew, at once for one it had not seen yet. A client created after the last reload
+/// is not refused.
+#[tokio::test]
+async fn a_deleted_clients_tokens_are_refused() {
+    for backend in Backend::available() {
+        let server = TestServer::start(backend).await;
+        let path = "/api/mobile/webhooks";
+
+        // Created after start-up (after the first load): accepted on its first request.
+        let known = server.create_client(Scopes::all()).await;
+        let token = server.token(&known).await;
+        assert_eq!(get_status(&server, &token, path).await, StatusCode::OK);
+        delete_client_row(&server, &known.id).await;
+        // What the periodic refresh does (every --quota-refresh-secs).
+        server.state.limits.load_quotas(&server.db).await.unwrap();
+        assert_eq!(
+            get_status(&server, &token, path).await,
+            StatusCode::UNAUTHORIZED,
+            "{backend:?}: deleted, after the reload"
+        );
+
+        // Never seen by this server: deleted before its first API request.
+        let unseen = server.create_client(Scopes::all()).await;
+        let token = server.token(&unseen).await;
+        delete_client_row(&server, &unseen.id).await;
+        for _ in 0..2 {
+            assert_eq!(
+                get_status(&server, &token, path).await,
+                StatusCode::UNAUTHORIZED,
+                "{backend:?}: deleted, never seen"
+            );
+        }
+        // Another live client is unaffected, before and after a reload.
+        let other = server.create_client(Scopes::all()).await;
+        let token = server.token(&other).await;
+        assert_eq!(get_status(&server, &token, path).await, StatusCode::OK);
+        server.state.limits.load_quotas(&server.db).await.unwrap();
+        assert_eq!(get_status(&server, &token, path).await, StatusCode::OK);
+        server.stop().await;
+    }
+}
+
+/// A client created with its own `--rate-limit` while the server runs is held to it from its
+/// first token, not after the next reload.
+#[tokio::test]
+async fn a_new_clients_own_quota_applies_from_its_first_token() {
+    for backend in Backend::available() {
+        let server = TestServer::start(backend).await;
+        let client = server
+            .create_client_with_quota(Scopes::all(), l2c_core::rate_limit::Quota::per_minute(10))
+            .await;
+        let token = server.token(&client).await;
+        let mut passed = 0;
+        let mut limited = 0;
+        for _ in 0..40 {
+            match get_status(&server, &token, "/api/mobile/webhooks").await {
+                StatusCode::OK => passed += 1,
+                StatusCode::TOO_MANY_REQUESTS => limited += 1,
+                other => panic!("{backend:?}: {other}"),
+            }
+        }
+        assert_eq!((passed, limited), (10, 30), "{backend:?}");
+        server.stop().await;
+    }
+}
