@@ -495,3 +495,48 @@ async fn grant(
 fn rfc3339(t: std::time::SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_format_and_trusted_proxies_parse_and_are_validated() {
+        let cli = Cli::try_parse_from(["l2c-server"]).unwrap();
+        let config = cli.serve_args().unwrap().to_config().unwrap();
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.trusted_proxies, Config::default().trusted_proxies);
+
+        let cli = Cli::try_parse_from([
+            "l2c-server",
+            "--log-format",
+            "json",
+            "--trusted-proxy",
+            "10.0.0.0/8, 192.0.2.7",
+        ])
+        .unwrap();
+        let config = cli.serve_args().unwrap().to_config().unwrap();
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(
+            config.trusted_proxies,
+            parse_trusted_proxies("10.0.0.0/8,192.0.2.7/32").unwrap()
+        );
+        // No proxy trusted at all.
+        let cli = Cli::try_parse_from(["l2c-server", "--trusted-proxy", ""]).unwrap();
+        assert!(
+            cli.serve_args()
+                .unwrap()
+                .to_config()
+                .unwrap()
+                .trusted_proxies
+                .is_empty()
+        );
+
+        assert!(Cli::try_parse_from(["l2c-server", "--log-format", "xml"]).is_err());
+        let cli = Cli::try_parse_from(["l2c-server", "--trusted-proxy", "10.0.0.0/40"]).unwrap();
+        assert!(matches!(
+            cli.serve_args().unwrap().to_config(),
+            Err(ConfigError::InvalidTrustedProxy(entry)) if entry == "10.0.0.0/40"
+        ));
+    }
+}
