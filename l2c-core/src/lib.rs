@@ -26,6 +26,7 @@
 
 pub mod clock;
 pub mod identity;
+pub mod outcome;
 pub mod problem;
 pub mod request_id;
 pub mod retry_after;
@@ -49,5 +50,6 @@ pub mod webhook;
 
 pub use clock::{Clock, SystemClock};
 pub use identity::{AuthenticatedClient, ClientId, Scope, Scopes};
+pub use outcome::NotExecuted;
 pub use problem::Problem;
 pub use request_id::{RequestId, RequestIdLayer};

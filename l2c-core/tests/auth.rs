@@ -101,6 +101,8 @@ fn challenge(res: &Response<Vec<u8>>) -> &str {
 }
 
 fn reason(res: &Response<Vec<u8>>) -> AuthRejection {
+    // Every refusal is also marked as never executed, for an idempotency layer around auth.
+    assert!(res.extensions().get::<l2c_core::NotExecuted>().is_some());
     *res.extensions().get::<AuthRejection>().unwrap()
 }
 

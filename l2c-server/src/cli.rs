@@ -22,6 +22,8 @@
 //! | `--quota-refresh-secs` | `L2C_QUOTA_REFRESH_SECS` | `30` |
 //! | `--tls-cert`, `--tls-key` | `L2C_TLS_CERT`, `L2C_TLS_KEY` | none (plain HTTP) |
 //! | `--trust-proxy-tls` | `L2C_TRUST_PROXY_TLS` | off |
+//! | `--trusted-proxy` | `L2C_TRUSTED_PROXY` (comma-separated CIDRs) | `127.0.0.0/8,::1/128` (`X-Forwarded-For` / `Forwarded` believed only from these peers, with `--trust-proxy-tls`) |
+//! | `--log-format` | `L2C_LOG_FORMAT` | `text` (or `json`: one JSON object per line) |
 //! | `--no-demo-client` | `L2C_NO_DEMO_CLIENT` | off |
 //! | `--deprecate PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]` | `L2C_DEPRECATE` (`;`-separated) | none |
 //! | `--metrics-listen` | `L2C_METRICS_LISTEN` | `127.0.0.1:9464` (`off`: no metrics listener) |
@@ -66,7 +68,9 @@ use l2c_core::identity::UnknownScope;
 
 use l2c_core::rate_limit::Quota;
 
-use crate::config::{Config, ConfigError, JwtAlgorithm, JwtSecret, TlsFiles};
+use crate::config::{
+    Config, ConfigError, JwtAlgorithm, JwtSecret, LogFormat, TlsFiles, parse_trusted_proxies,
+};
 use crate::store::{Db, NewClient};
 
 /// `l2c-server`: the L2C open platform reference server.
@@ -293,6 +297,14 @@ pub struct ServeArgs {
     /// A TLS terminator sits in front: accept plain-HTTP token requests from other hosts.
     #[arg(long, env = "L2C_TRUST_PROXY_TLS")]
     pub trust_proxy_tls: bool,
+    /// Networks of the proxies in front, comma-separated CIDRs: with --trust-proxy-tls,
+    /// `X-Forwarded-For` / `Forwarded` are believed only from a direct peer in one of them, and
+    /// the right-most forwarded address outside them is the one counted by the token limit.
+    #[arg(long, env = "L2C_TRUSTED_PROXY", default_value = crate::config::DEFAULT_TRUSTED_PROXY)]
+    pub trusted_proxy: String,
+    /// `text` (human-readable, the default) or `json` (one object per line, for log shippers).
+    #[arg(long, env = "L2C_LOG_FORMAT", default_value = crate::config::DEFAULT_LOG_FORMAT)]
+    pub log_format: LogFormat,
     /// Mark a route prefix deprecated: `PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]`, dates
     /// `YYYY-MM-DD` or RFC 3339, the sunset at least six months later (repeatable; the variable
     /// takes several separated by `;`).
@@ -407,6 +419,8 @@ impl ServeArgs {
             quota_refresh: std::time::Duration::from_secs(self.quota_refresh_secs),
             tls,
             trust_proxy_tls: self.trust_proxy_tls,
+            trusted_proxies: parse_trusted_proxies(&self.trusted_proxy)?,
+            log_format: self.log_format,
             demo_client: !self.no_demo_client,
             deprecations: self.deprecate.clone(),
             webhooks: crate::dispatch::WebhookConfig {
@@ -716,5 +730,45 @@ mod tests {
                 .unwrap_err()
                 .contains("--body-timeout must be greater than zero")
         );
+    }
+
+    #[test]
+    fn log_format_and_trusted_proxies_parse_and_are_validated() {
+        let cli = Cli::try_parse_from(["l2c-server"]).unwrap();
+        let config = cli.serve_args().unwrap().to_config().unwrap();
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.trusted_proxies, Config::default().trusted_proxies);
+
+        let cli = Cli::try_parse_from([
+            "l2c-server",
+            "--log-format",
+            "json",
+            "--trusted-proxy",
+            "10.0.0.0/8, 192.0.2.7",
+        ])
+        .unwrap();
+        let config = cli.serve_args().unwrap().to_config().unwrap();
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(
+            config.trusted_proxies,
+            parse_trusted_proxies("10.0.0.0/8,192.0.2.7/32").unwrap()
+        );
+        // No proxy trusted at all.
+        let cli = Cli::try_parse_from(["l2c-server", "--trusted-proxy", ""]).unwrap();
+        assert!(
+            cli.serve_args()
+                .unwrap()
+                .to_config()
+                .unwrap()
+                .trusted_proxies
+                .is_empty()
+        );
+
+        assert!(Cli::try_parse_from(["l2c-server", "--log-format", "xml"]).is_err());
+        let cli = Cli::try_parse_from(["l2c-server", "--trusted-proxy", "10.0.0.0/40"]).unwrap();
+        assert!(matches!(
+            cli.serve_args().unwrap().to_config(),
+            Err(ConfigError::InvalidTrustedProxy(entry)) if entry == "10.0.0.0/40"
+        ));
     }
 }

@@ -78,6 +78,11 @@ pub const DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// The default time an HTTP/2 keep-alive ping may go unanswered before the connection is
 /// closed (`--http2-keep-alive-timeout`).
 pub const DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The default log format (`--log-format`): human-readable lines.
+pub const DEFAULT_LOG_FORMAT: &str = "text";
+/// The default networks whose `X-Forwarded-For` / `Forwarded` headers are believed
+/// (`--trusted-proxy`): loopback only.
+pub const DEFAULT_TRUSTED_PROXY: &str = "127.0.0.0/8,::1/128";
 /// The minimum length of `L2C_JWT_SECRET` in bytes (256 bits, RFC 7518 §3.2).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -141,6 +146,12 @@ pub enum ConfigError {
         "invalid public URL `{0}`: expected http(s)://HOST[:PORT][/PATH] without query or fragment"
     )]
     InvalidPublicUrl(String),
+    /// `--log-format` is neither `text` nor `json`.
+    #[error("unknown log format `{0}`: expected text or json")]
+    UnknownLogFormat(String),
+    /// An entry of `--trusted-proxy` is not a CIDR network or an IP address.
+    #[error("invalid trusted proxy `{0}`: expected a CIDR network (10.0.0.0/8) or an IP address")]
+    InvalidTrustedProxy(String),
 }
 
 /// What every connection lives under (see [`crate::connections`] for how they apply).
@@ -233,6 +244,67 @@ impl ConnectionConfig {
         }
         Ok(())
     }
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines (the default); colours only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(ConfigError::UnknownLogFormat(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// Parses a comma-separated list of CIDR networks or bare addresses (`10.0.0.0/8,::1`).
+///
+/// ```
+/// use l2c_server::config::parse_trusted_proxies;
+///
+/// let nets = parse_trusted_proxies("10.0.0.0/8, 192.0.2.7").unwrap();
+/// assert!(nets[0].contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap()));
+/// assert!(nets[1].contains(&"192.0.2.7".parse::<std::net::IpAddr>().unwrap()));
+/// assert!(parse_trusted_proxies("").unwrap().is_empty());
+/// assert!(parse_trusted_proxies("10.0.0.0/33").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`ConfigError::InvalidTrustedProxy`] naming the first entry that is neither.
+pub fn parse_trusted_proxies(s: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| ConfigError::InvalidTrustedProxy(entry.to_owned()))
+        })
+        .collect()
 }
 
 /// The HS256 secret from `L2C_JWT_SECRET`: its UTF-8 bytes, at least 32 of them.
@@ -359,6 +431,13 @@ pub struct Config {
     /// A TLS terminator sits in front: plain-HTTP token requests from non-loopback peers are
     /// accepted (RFC 6749 §3.2 requires TLS for the token endpoint).
     pub trust_proxy_tls: bool,
+    /// The networks of the proxies in front (`--trusted-proxy`): with
+    /// [`trust_proxy_tls`](Self::trust_proxy_tls), `X-Forwarded-For` / `Forwarded` are believed
+    /// only from a direct peer in one of them, and the address a request is counted against is
+    /// the right-most forwarded address outside them. Loopback by default.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How log lines are written (`--log-format`).
+    pub log_format: LogFormat,
     /// Create a demo client (and print its credentials) when the database has no client and
     /// `listen` is a loopback address.
     pub demo_client: bool,
@@ -393,6 +472,8 @@ impl fmt::Debug for Config {
             .field("quota_refresh", &self.quota_refresh)
             .field("tls", &self.tls)
             .field("trust_proxy_tls", &self.trust_proxy_tls)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("log_format", &self.log_format)
             .field("demo_client", &self.demo_client)
             .field("deprecations", &self.deprecations)
             .field("webhooks", &self.webhooks)
@@ -444,6 +525,9 @@ impl Default for Config {
             quota_refresh: DEFAULT_QUOTA_REFRESH,
             tls: None,
             trust_proxy_tls: false,
+            // The constant parses: a unit test checks it.
+            trusted_proxies: parse_trusted_proxies(DEFAULT_TRUSTED_PROXY).unwrap_or_default(),
+            log_format: LogFormat::Text,
             demo_client: true,
             deprecations: Vec::new(),
             webhooks: crate::dispatch::WebhookConfig::default(),
@@ -454,6 +538,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The proxies whose `X-Forwarded-For` / `Forwarded` headers are believed: the
+    /// `--trusted-proxy` networks with `--trust-proxy-tls`, none without it.
+    pub fn forwarding_proxies(&self) -> &[ipnet::IpNet] {
+        if self.trust_proxy_tls {
+            &self.trusted_proxies
+        } else {
+            &[]
+        }
+    }
+
     /// Checks the values that cannot be checked one flag at a time.
     ///
     /// # Errors
@@ -530,6 +624,24 @@ fn valid_public_url(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn default_trusted_proxies_are_loopback_and_log_format_is_text() {
+        let nets = super::parse_trusted_proxies(super::DEFAULT_TRUSTED_PROXY).unwrap();
+        assert_eq!(nets.len(), 2);
+        assert_eq!(Config::default().trusted_proxies, nets);
+        assert_eq!(
+            super::DEFAULT_LOG_FORMAT
+                .parse::<super::LogFormat>()
+                .unwrap(),
+            Config::default().log_format
+        );
+        assert!("xml".parse::<super::LogFormat>().is_err());
+        assert_eq!(
+            "JSON".parse::<super::LogFormat>().unwrap(),
+            super::LogFormat::Json
+        );
+    }
 
     #[test]
     fn debug_hides_url_passwords() {

@@ -5,6 +5,20 @@
 //! nothing. The `requestId` member is filled in by the [`problem_request_id`] middleware, which
 //! [`app`](crate::app) installs inside the request-id layer.
 //!
+//! # Refusals are not recorded by idempotency
+//!
+//! A handler refuses a request before it writes anything: its checks run first and its writes
+//! happen in one transaction that a refusal rolls back. So an [`AppError`] that is a client
+//! error (4xx) — a body, field or business-rule refusal, an unknown id, text the database
+//! cannot store — is answered with
+//! [`NotExecuted`](l2c_core::NotExecuted) in the response extensions, here, once, for every
+//! handler: the idempotency layer does not record it, and the corrected retry with the same key
+//! runs. The exception is **409 Conflict**, a business outcome about the state of stored data
+//! (a lead owned by another client, an illegal transition): it is recorded and replayed like a
+//! success unless the handler says it was refused before any write with
+//! [`AppError::Refused`] (a per-client cap, a lost race the client should retry).
+//! Server errors (5xx) are never recorded either (the idempotency layer's own rule).
+//!
 //! ```
 //! use axum::response::IntoResponse;
 //! use l2c_core::Problem;
@@ -28,9 +42,15 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AppError {
-    /// A problem to report to the client as is.
+    /// A problem to report to the client as is. A 4xx other than 409 is marked
+    /// [`NotExecuted`](l2c_core::NotExecuted) (see the [module docs](self)).
     #[error("{0}")]
     Problem(Problem),
+    /// A problem answering a request refused before it wrote anything, whatever its status
+    /// (e.g. a 409 for a per-client cap): always marked [`NotExecuted`](l2c_core::NotExecuted),
+    /// so the retry with the same idempotency key runs.
+    #[error("{0}")]
+    Refused(Problem),
     /// A database failure: logged, answered with a generic 500.
     #[error("store error")]
     Store(#[from] StoreError),
@@ -45,10 +65,28 @@ impl AppError {
         AppError::Internal(what.into())
     }
 
+    /// A refusal made before any write, whatever its status: see [`AppError::Refused`].
+    pub fn refused(problem: impl Into<Problem>) -> Self {
+        AppError::Refused(problem.into())
+    }
+
+    /// Whether the request was refused before it changed anything, so its answer must not be
+    /// recorded by the idempotency layer: every client error but a plain 409, and
+    /// [`AppError::Refused`].
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            AppError::Problem(p) => (400..500).contains(&p.status) && p.status != 409,
+            AppError::Refused(_) => true,
+            // The database refused the text: the statement failed, its transaction rolls back.
+            AppError::Store(e) => is_invalid_text(e),
+            AppError::Internal(_) => false,
+        }
+    }
+
     /// The problem the client sees.
     pub fn to_problem(&self) -> Problem {
         match self {
-            AppError::Problem(p) => p.clone(),
+            AppError::Problem(p) | AppError::Refused(p) => p.clone(),
             AppError::Store(e) if is_invalid_text(e) => Problem::bad_request(
                 "invalid_text",
                 "a value holds characters the database cannot store (e.g. a NUL byte)",
@@ -90,7 +128,7 @@ pub fn problem_response(problem: Problem) -> Response {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match &self {
-            AppError::Problem(_) => {}
+            AppError::Problem(_) | AppError::Refused(_) => {}
             AppError::Store(e) if is_invalid_text(e) => {
                 tracing::warn!(error = %e, source = ?std::error::Error::source(e), "text refused by the database");
             }
@@ -99,7 +137,11 @@ impl IntoResponse for AppError {
             }
             AppError::Internal(what) => tracing::error!(error = %what, "internal failure"),
         }
-        problem_response(self.to_problem())
+        let mut res = problem_response(self.to_problem());
+        if self.is_refusal() {
+            res.extensions_mut().insert(l2c_core::NotExecuted);
+        }
+        res
     }
 }
 

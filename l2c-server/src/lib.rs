@@ -66,7 +66,9 @@ pub use state::AppState;
 /// - `POST /api/oauth/token`: the per-peer-address rate limit (`--token-rate-limit`), whose 429
 ///   keeps the RFC 6749 error shape;
 /// - `/api/mobile`: [`JwtAuthLayer`] → refusal (401) of the tokens of disabled clients
-///   ([`limits::reject_disabled`], refreshed every `--quota-refresh-secs`) → the per-client rate
+///   and of deleted clients ([`limits::reject_disabled`], refreshed every
+///   `--quota-refresh-secs`; a client not seen yet is read once, its own quota installed) → the
+///   per-client rate
 ///   limit (`--rate-limit` and the clients' own quotas; a 401 never reaches it, so it consumes
 ///   nothing, but a 403 for a missing scope does: scopes are checked per route, inside the
 ///   limiter) →
@@ -139,7 +141,7 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
             ServiceBuilder::new()
                 .layer(JwtAuthLayer::new(verifier))
                 .layer(from_fn_with_state(
-                    limits.disabled.clone(),
+                    limits.gate(state.db.clone()),
                     limits::reject_disabled,
                 ))
                 .layer(from_fn(observe::expose_client))

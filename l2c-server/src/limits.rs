@@ -28,7 +28,14 @@
 //! database takes effect everywhere within that interval, without a restart and without
 //! resetting what clients have already used. The same reload refreshes the set of disabled clients
 //! ([`DisabledClients`]), whose tokens are refused with 401 right after authentication, so
-//! `l2c-server client disable` takes effect on running servers within that interval too.
+//! `l2c-server client disable` takes effect on running servers within that interval too, and the
+//! set of clients that exist ([`LiveClients`]): a token whose client was deleted is refused the
+//! same way.
+//!
+//! A token of a client this replica has not seen yet (created after the last reload, through
+//! any replica or the CLI) is not refused and not left on the default quota either: the client is
+//! read from the database once, before the limiter decides ([`ClientGate`]), so it is held to its
+//! own quota from its first request, and its tokens are refused if it is disabled or gone.
 //!
 //! # CORS
 //!
@@ -97,6 +104,13 @@ impl DisabledClients {
         *guard = ids;
     }
 
+    /// Adds one client (found disabled between two reloads).
+    pub fn insert(&self, client_id: &str) {
+        let mut guard = self.ids.write().unwrap_or_else(|e| e.into_inner());
+        guard.insert(client_id.to_owned());
+        self.any.store(true, Ordering::Release);
+    }
+
     /// How many clients are disabled.
     pub fn len(&self) -> usize {
         self.ids.read().unwrap_or_else(|e| e.into_inner()).len()
@@ -108,21 +122,137 @@ impl DisabledClients {
     }
 }
 
+/// Most ids of deleted clients remembered between two reloads (tokens of each are refused
+/// without a query); past it, further ones are looked up on every request until the next reload.
+const MAX_GONE: usize = 10_000;
+
+/// The clients that exist, as of the last reload plus those read since; cheap to clone (shared
+/// state).
+///
+/// A token whose `sub` is in neither this set nor the deleted ones is looked up once by
+/// [`ClientGate`]. A reload replaces the set with the database's list merged with the clients
+/// admitted while that list was being read, so a client created meanwhile is not dropped.
+#[derive(Debug, Clone, Default)]
+pub struct LiveClients {
+    state: Arc<RwLock<LiveState>>,
+}
+
+#[derive(Debug, Default)]
+struct LiveState {
+    ids: HashSet<String>,
+    /// Clients found deleted since the last reload.
+    gone: HashSet<String>,
+    /// Clients admitted since the current reload started reading, with their quotas.
+    admitted: Vec<(String, Option<l2c_core::rate_limit::Quota>)>,
+}
+
+impl LiveClients {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `client_id` is known to exist.
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.read().ids.contains(client_id)
+    }
+
+    /// Whether `client_id` was found deleted since the last reload.
+    pub fn is_gone(&self, client_id: &str) -> bool {
+        self.read().gone.contains(client_id)
+    }
+
+    /// How many clients are known to exist.
+    pub fn len(&self) -> usize {
+        self.read().ids.len()
+    }
+
+    /// Whether no client is known.
+    pub fn is_empty(&self) -> bool {
+        self.read().ids.is_empty()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, LiveState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, LiveState> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What [`reject_disabled`] needs: the disabled and live clients, the quota overrides to fill in
+/// for a client seen for the first time, and the database to read it from.
+#[derive(Debug, Clone)]
+pub struct ClientGate {
+    disabled: DisabledClients,
+    live: LiveClients,
+    overrides: QuotaOverrides,
+    db: Db,
+}
+
+impl ClientGate {
+    /// Whether the tokens of `client_id` may be used: not disabled and not deleted. A client
+    /// not seen yet is read from the database (once; its quota is installed before the limiter
+    /// runs). A database failure lets the token through (logged): it is validly signed, and the
+    /// handlers need the database anyway.
+    pub async fn admits(&self, client_id: &str) -> bool {
+        if self.disabled.contains(client_id) {
+            return false;
+        }
+        if self.live.contains(client_id) {
+            return true;
+        }
+        if self.live.is_gone(client_id) {
+            return false;
+        }
+        let client = match self.db.clients().get(client_id).await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a client not seen yet failed; token accepted");
+                return true;
+            }
+        };
+        let mut state = self.live.write();
+        match client {
+            None => {
+                if state.gone.len() < MAX_GONE {
+                    state.gone.insert(client_id.to_owned());
+                }
+                false
+            }
+            Some(client) => {
+                // Under the lock, so a reload finishing now cannot drop the quota just set.
+                if let Some(quota) = client.rate_limit {
+                    self.overrides.set(client_id, quota);
+                }
+                state.ids.insert(client_id.to_owned());
+                state
+                    .admitted
+                    .push((client_id.to_owned(), client.rate_limit));
+                if client.disabled {
+                    self.disabled.insert(client_id);
+                }
+                !client.disabled
+            }
+        }
+    }
+}
+
 /// Middleware right after [`JwtAuthLayer`](l2c_core::auth::JwtAuthLayer): a valid token of a
-/// disabled client gets the auth layer's own 401 `invalid_token` answer (same
+/// disabled or deleted client gets the auth layer's own 401 `invalid_token` answer (same
 /// `WWW-Authenticate` challenge, `Cache-Control: no-store` and problem body), before the rate
-/// limiter, so it consumes no quota.
+/// limiter, so it consumes no quota. A client not seen yet is read first (see [`ClientGate`]).
 pub async fn reject_disabled(
-    axum::extract::State(disabled): axum::extract::State<DisabledClients>,
+    axum::extract::State(gate): axum::extract::State<ClientGate>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let refused = !disabled.is_empty()
-        && req
-            .extensions()
-            .get::<AuthenticatedClient>()
-            .is_some_and(|c| disabled.contains(c.client_id.as_str()));
-    if !refused {
+    let admitted = match req.extensions().get::<AuthenticatedClient>() {
+        Some(client) => gate.admits(client.client_id.as_str()).await,
+        None => true,
+    };
+    if admitted {
         return next.run(req).await;
     }
     let problem = Problem::new(StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized")
@@ -130,6 +260,8 @@ pub async fn reject_disabled(
         .with_request_id_from(req.extensions())
         .with_extension("error", "invalid_token");
     let mut res = crate::error::problem_response(problem);
+    // Refused before anything ran, like the auth layer's own 401.
+    res.extensions_mut().insert(l2c_core::NotExecuted);
     let headers = res.headers_mut();
     headers.insert(
         header::WWW_AUTHENTICATE,
@@ -150,6 +282,9 @@ pub struct LeadSourceKey(pub Arc<str>);
 pub struct Limits {
     /// The disabled clients, whose tokens are refused; filled from the database with the quotas.
     pub disabled: DisabledClients,
+    /// The clients that exist, whose tokens are accepted; filled from the database with the
+    /// quotas.
+    pub live: LiveClients,
     /// Per-client quotas that replace `--rate-limit`; filled from the database.
     pub overrides: QuotaOverrides,
     /// The per-client limiter of `/api/mobile`.
@@ -241,7 +376,9 @@ impl Limits {
             .with_overrides(overrides.clone())
             .with_shared_store(stores.api);
 
-        let trust_proxy = config.trust_proxy_tls;
+        // Forwarded addresses are believed only behind a declared proxy, and only from its
+        // networks.
+        let trusted_proxies: Arc<[ipnet::IpNet]> = config.forwarding_proxies().into();
         let token_rate_limit = KeyedRateLimitLayer::new(config.token_rate_limit)
             .with_shared_store(stores.token)
             .key_fn(move |head| {
@@ -249,7 +386,7 @@ impl Limits {
                     .extensions()
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|c| c.0.ip());
-                client_address(trust_proxy, peer, head.headers()).map(|ip| ip.to_string())
+                client_address(&trusted_proxies, peer, head.headers()).map(|ip| ip.to_string())
             })
             // A request whose peer is unknown (no connect info) is still counted, all together.
             .anonymous_key("unknown-peer");
@@ -268,6 +405,7 @@ impl Limits {
 
         Ok(Self {
             disabled: DisabledClients::new(),
+            live: LiveClients::new(),
             overrides,
             rate_limit,
             token_rate_limit,
@@ -278,32 +416,56 @@ impl Limits {
         })
     }
 
-    /// Replaces the per-client overrides with the quotas stored with the clients, and the
-    /// [`DisabledClients`] with the ids of the disabled ones; returns how many clients have a
-    /// quota.
+    /// Replaces the per-client overrides with the quotas stored with the clients, the
+    /// [`DisabledClients`] with the ids of the disabled ones and the [`LiveClients`] with the ids
+    /// of them all; returns how many clients have a quota.
     ///
     /// A disabled client keeps its quota (it is refused before the limiter anyway, and falls
-    /// back to nothing more generous if that ever changes).
+    /// back to nothing more generous if that ever changes). Clients [`ClientGate`] admitted
+    /// while the list was being read are kept, with their quotas.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] when the clients cannot be read; the overrides and the disabled set are
-    /// then left as they were.
+    /// [`StoreError`] when the clients cannot be read; the overrides and the sets are then left
+    /// as they were.
     pub async fn load_quotas(&self, db: &Db) -> Result<usize, StoreError> {
+        self.live.write().admitted.clear();
         let clients = db.clients().list().await?;
         let disabled: HashSet<String> = clients
             .iter()
             .filter(|c| c.disabled)
             .map(|c| c.id.as_str().to_owned())
             .collect();
-        let quotas: Vec<_> = clients
+        let mut ids: HashSet<String> = clients.iter().map(|c| c.id.as_str().to_owned()).collect();
+        let mut quotas: Vec<_> = clients
             .into_iter()
             .filter_map(|c| c.rate_limit.map(|q| (c.id.as_str().to_owned(), q)))
             .collect();
+        let mut live = self.live.write();
+        for (id, quota) in live.admitted.drain(..) {
+            if ids.insert(id.clone())
+                && let Some(quota) = quota
+            {
+                quotas.push((id, quota));
+            }
+        }
         let n = quotas.len();
         self.overrides.replace_all(quotas);
         self.disabled.replace_all(disabled);
+        live.ids = ids;
+        live.gone.clear();
         Ok(n)
+    }
+
+    /// The gate [`reject_disabled`] runs with: these sets and overrides, reading unknown
+    /// clients from `db`.
+    pub fn gate(&self, db: Db) -> ClientGate {
+        ClientGate {
+            disabled: self.disabled.clone(),
+            live: self.live.clone(),
+            overrides: self.overrides.clone(),
+            db,
+        }
     }
 
     /// Reloads the per-client quotas every `interval`, forever (run it as a task; a failed

@@ -5,19 +5,22 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use l2c_server::cli::{Cli, Command, run_client_command};
-use tracing_subscriber::EnvFilter;
+use l2c_server::config::LogFormat;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-
     let cli = Cli::parse();
+    let format = cli.serve_args().map_or(LogFormat::Text, |a| a.log_format);
+    let subscriber = l2c_server::observe::log_subscriber(
+        format,
+        std::io::stderr().is_terminal(),
+        std::io::stderr,
+    );
+    if let Err(e) = tracing::subscriber::set_global_default(subscriber) {
+        eprintln!("l2c-server: cannot install the logger: {e}");
+        return ExitCode::FAILURE;
+    }
+
     let result = match &cli.command {
         Some(Command::Client {
             database_url,

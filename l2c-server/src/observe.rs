@@ -12,6 +12,12 @@
 //! The `route` label is the route template (`/api/mobile/orders/{id}/status`), or `unmatched`, so
 //! the number of series stays bounded whatever paths clients send. The encoder is hand-written
 //! (a few dozen lines over atomics) rather than pulling in a metrics framework for two series.
+//!
+//! [`log_subscriber`] builds the process's log subscriber (`--log-format text|json`). Log fields
+//! that carry client input (a `client_id` sent to the token endpoint, …) are recorded with `?`
+//! (Debug) or as `&str` values, which the text format writes quoted with newlines and control
+//! characters escaped and the JSON format escapes as JSON: a client cannot forge a log line or
+//! send terminal escapes. ANSI colours are written only when asked for (a terminal).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -24,6 +30,37 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::Method;
 use l2c_core::{AuthenticatedClient, ClientId, RequestId};
+
+/// The log subscriber the binary installs: `format` lines to `writer`, filtered by `RUST_LOG`
+/// (default `info,sqlx=warn`), ANSI colours only when `ansi` (pass whether the output is a
+/// terminal).
+///
+/// ```
+/// use l2c_server::config::LogFormat;
+/// use l2c_server::observe::log_subscriber;
+///
+/// let subscriber = log_subscriber(LogFormat::Json, false, std::io::sink);
+/// tracing::subscriber::with_default(subscriber, || tracing::info!(client_id = "a\nb", "hello"));
+/// ```
+pub fn log_subscriber<W>(
+    format: crate::config::LogFormat,
+    ansi: bool,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        crate::config::LogFormat::Json => Box::new(builder.json().with_ansi(false).finish()),
+        _ => Box::new(builder.with_ansi(ansi).finish()),
+    }
+}
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 12] = [

@@ -139,5 +139,7 @@ pub(crate) fn response<B: From<Bytes>>(
     headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
     headers.insert(header::CACHE_CONTROL, NO_STORE.clone());
     response.extensions_mut().insert(rejection);
+    // Refused before the handler ran: never recorded by an idempotency layer around auth.
+    response.extensions_mut().insert(crate::NotExecuted);
     response
 }

@@ -95,6 +95,8 @@ async fn eight_concurrent_streams_five_run_three_rejected_and_a_drop_frees_a_slo
 
     for r in &rejected {
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        // Never ran: an idempotency layer around the cap must not record it.
+        assert!(r.extensions().get::<crate::NotExecuted>().is_some());
         let h = r.headers();
         assert_eq!(h["retry-after"], "1");
         assert_eq!(h["cache-control"], "no-store");
@@ -118,6 +120,7 @@ async fn eight_concurrent_streams_five_run_three_rejected_and_a_drop_frees_a_slo
     // Another client is unaffected.
     let other = svc.clone().oneshot(request_from("globex")).await.unwrap();
     assert_eq!(other.status(), 200);
+    assert!(other.extensions().get::<crate::NotExecuted>().is_none());
     let (_, state) = sf_params(&other.headers()["ratelimit"]);
     assert_eq!(int(&state, "r"), Some(4));
 

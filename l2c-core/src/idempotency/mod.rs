@@ -98,9 +98,10 @@
 //! all its headers. 5xx responses are not stored unless
 //! [`store_server_errors(true)`](IdempotencyLayer::store_server_errors), so a retry after a
 //! server error runs again. A response carrying [`NotExecuted`] in its extensions (the
-//! request was refused before it did anything: extractor rejections, a retryable conflict that
-//! rolled back) or the auth layer's rejection is not stored either, so the corrected retry with
-//! the same key runs. A response carrying [`StoreRedacted`] is sent as is but stored with the
+//! request was refused before it did anything: extractor rejections, field and business-rule
+//! refusals made before any write, a retryable conflict that rolled back, and every refusal of
+//! this crate's auth, rate-limit and concurrency layers placed inside this one) is not stored
+//! either, so the corrected retry with the same key runs. A response carrying [`StoreRedacted`] is sent as is but stored with the
 //! redacted body it holds: use it for responses that show a secret once, so a replay neither
 //! shows the secret again nor runs the handler a second time. Records live [`ttl`](IdempotencyLayer::ttl) (default 24 h); after
 //! that a reuse of the key is a new request.

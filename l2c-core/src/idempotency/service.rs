@@ -14,6 +14,8 @@ use super::key::{KeyError, MAX_KEY_LEN, read_key};
 use super::layer::Config;
 use super::record::{Fingerprint, LeaseToken, RecordKey, StoredResponse};
 use super::store::{Claim, IdempotencyStore};
+pub use crate::outcome::NotExecuted;
+
 use crate::identity::AuthenticatedClient;
 use crate::problem::Problem;
 use crate::request_id::RequestId;
@@ -540,26 +542,6 @@ fn rejected_before_handler(extensions: &http::Extensions) -> bool {
     let _ = extensions;
     false
 }
-
-/// Response extension: the request was refused before it did anything, so the response is not
-/// recorded and a retry with the same key runs again.
-///
-/// A service inside [`IdempotencyLayer`](super::IdempotencyLayer) puts it in the extensions of
-/// a response to a request it never executed: an extractor rejection (415 wrong content type,
-/// 400 malformed JSON, 422 body of the wrong shape, 413 too large) or a retryable refusal that
-/// rolled back (409 `concurrent_update`). The key is released as for a 5xx; the client fixes the
-/// request and retries with the same key.
-///
-/// ```
-/// use http::{Response, StatusCode};
-/// use l2c_core::idempotency::NotExecuted;
-///
-/// let mut res = Response::new(());
-/// *res.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-/// res.extensions_mut().insert(NotExecuted);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NotExecuted;
 
 /// Response extension: record this body instead of the one sent.
 ///

@@ -1214,3 +1214,40 @@ async fn a_streamed_body_over_the_limit_or_broken_midway_is_refused_and_frees_th
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// A rate limiter inside the idempotency layer: its 429 is marked [`NotExecuted`], so it is not
+/// recorded and the retry with the same key runs once the quota allows it.
+#[cfg(feature = "rate-limit")]
+#[tokio::test]
+async fn a_429_from_a_limiter_inside_is_not_recorded() {
+    use crate::clock::MockClock;
+    use crate::rate_limit::{KeyedRateLimitLayer, MemoryStore, Quota};
+
+    let clock = MockClock::at_unix(1_700_000_000);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let limiter = KeyedRateLimitLayer::new(Quota::per_minute(1))
+        .with_store(MemoryStore::with_clock(clock.clone()));
+    let svc = IdempotencyLayer::new().layer(limiter.layer(handler(&calls, created)));
+
+    let first = send(&svc, post(Some("k-1"), BODY, Some("acme"))).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let limited = send(&svc, post(Some("k-2"), BODY, Some("acme"))).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(!limited.replayed());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Still limited: a fresh 429, not a replay of the first one.
+    let again = send(&svc, post(Some("k-2"), BODY, Some("acme"))).await;
+    assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(!again.replayed());
+
+    clock.advance(Duration::from_secs(61));
+    let retried = send(&svc, post(Some("k-2"), BODY, Some("acme"))).await;
+    assert_eq!(retried.status, StatusCode::CREATED, "the retry runs");
+    assert!(!retried.replayed());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // …and that success is what is recorded.
+    clock.advance(Duration::from_secs(61));
+    let replay = send(&svc, post(Some("k-2"), BODY, Some("acme"))).await;
+    replay.assert_replay_of(&retried);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

@@ -148,6 +148,8 @@ impl PrebuiltProblem {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(RETRY_AFTER, retry_after);
         *res.headers_mut() = headers;
+        // The handler never ran: an idempotency layer around the limiter must not record it.
+        res.extensions_mut().insert(crate::NotExecuted);
         res
     }
 }

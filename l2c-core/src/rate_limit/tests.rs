@@ -159,6 +159,8 @@ async fn rejection_is_a_cacheless_problem_with_retry_after_not_before_t() {
     req.extensions_mut().insert(RequestId::new("req-42"));
     let res = svc.clone().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The handler never ran: an idempotency layer around the limiter must not record it.
+    assert!(res.extensions().get::<crate::NotExecuted>().is_some());
     let h = res.headers();
     assert_eq!(h["content-type"], "application/problem+json");
     assert_eq!(h["cache-control"], "no-store");
@@ -493,6 +495,7 @@ async fn redis_unavailable_fails_closed_with_503_when_configured() {
         started.elapsed()
     );
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.extensions().get::<crate::NotExecuted>().is_some());
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
     assert_eq!(body["status"], 503);

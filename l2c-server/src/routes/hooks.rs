@@ -277,7 +277,8 @@ async fn receive(
         .extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    let peer = super::oauth::client_address(state.config.trust_proxy_tls, peer, &parts.headers);
+    let peer =
+        super::oauth::client_address(state.config.forwarding_proxies(), peer, &parts.headers);
     let inbound = Inbound {
         headers: &parts.headers,
         body: &bytes,

@@ -71,8 +71,14 @@ pub fn sync_problem(err: SyncError) -> AppError {
         SyncError::PaymentConflict { .. } => conflict("payment_conflict", "Payment Conflict")
             .with_detail(detail)
             .with_extension("field", "payments"),
-        SyncError::ConcurrentCreate => conflict("concurrent_update", "Concurrent Update")
-            .with_detail("the order changed while this sync ran; send it again"),
+        // Nothing was written (the transaction rolls back) and the client is told to retry:
+        // the idempotency layer must not record this 409.
+        SyncError::ConcurrentCreate => {
+            return AppError::refused(
+                conflict("concurrent_update", "Concurrent Update")
+                    .with_detail("the order changed while this sync ran; send it again"),
+            );
+        }
         SyncError::Store(e) => return AppError::Store(e),
     };
     problem.into()
@@ -127,13 +133,6 @@ pub async fn sync_order(
             Ok(outcome) => break (tx, outcome),
             // Lost a race to create the same order: once more, as an update of that order.
             Err(SyncError::ConcurrentCreate) if attempt < 2 => {}
-            // Lost the race twice: nothing was written (the transaction rolls back) and the
-            // client is told to retry, so the idempotency layer must not record this 409.
-            Err(e @ SyncError::ConcurrentCreate) => {
-                return Ok(crate::routes::body::not_executed(
-                    sync_problem(e).into_response(),
-                ));
-            }
             // Dropping `tx` rolls back whatever the sync wrote before it was refused.
             Err(e) => return Err(sync_problem(e)),
         }

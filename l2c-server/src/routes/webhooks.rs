@@ -145,28 +145,32 @@ pub async fn create(
     body: JsonBody<Value>,
 ) -> Result<Response, AppError> {
     let (url, events) = validate(&body.value, state.config.webhooks.allow_private).await?;
-    let store = state.db.webhooks();
-    if store.list(&client.client_id).await?.len() >= MAX_SUBSCRIPTIONS {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "too_many_webhooks",
-            "Too Many Webhooks",
-        )
-        .with_detail(format!(
-            "a client may hold at most {MAX_SUBSCRIPTIONS} subscriptions; delete one first"
-        ))
-        .into());
-    }
     let secret = WebhookSecret::generate();
-    let sub = store
+    let Some(sub) = state
+        .db
+        .webhooks()
         .create(
             &client.client_id,
             &url,
             &events,
             secret.expose_secret(),
             now_ms(&state),
+            MAX_SUBSCRIPTIONS,
         )
-        .await?;
+        .await?
+    else {
+        // Nothing was written: the retry with the same key after a delete runs.
+        return Err(AppError::refused(
+            Problem::new(
+                StatusCode::CONFLICT,
+                "too_many_webhooks",
+                "Too Many Webhooks",
+            )
+            .with_detail(format!(
+                "a client may hold at most {MAX_SUBSCRIPTIONS} subscriptions; delete one first"
+            )),
+        ));
+    };
     let created = CreatedWebhook::new(
         sub.id.as_str(),
         sub.url,

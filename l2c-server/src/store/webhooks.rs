@@ -347,7 +347,12 @@ impl Db {
 }
 
 impl WebhookStore<'_> {
-    /// Creates a subscription.
+    /// Creates a subscription unless the client already holds `max` of them; `None` then.
+    ///
+    /// The count and the insert are one transaction that holds the client's write lock: on
+    /// PostgreSQL a transaction-scoped advisory lock keyed by the client id (taken whether or
+    /// not the client row still exists), on SQLite `BEGIN IMMEDIATE`, which serialises writers.
+    /// Parallel creates of one client therefore never end above `max`.
     ///
     /// # Errors
     ///
@@ -359,7 +364,8 @@ impl WebhookStore<'_> {
         events: &[EventType],
         secret: &str,
         now: i64,
-    ) -> Result<Subscription, StoreError> {
+        max: usize,
+    ) -> Result<Option<Subscription>, StoreError> {
         let sub = Subscription {
             id: new_id("wh"),
             client_id: client.as_str().to_owned(),
@@ -371,6 +377,27 @@ impl WebhookStore<'_> {
             enabled: true,
             created_at: now,
         };
+        let mut tx = begin_write(self.db).await?;
+        if self.db.backend() == Backend::Postgres {
+            // Held until commit or rollback; a second create of this client waits here.
+            sqlx::query(
+                "SELECT COUNT(*) AS locked FROM \
+                 (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS l",
+            )
+            .bind(&sub.client_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        }
+        let held: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM webhook_subscriptions WHERE client_id = $1")
+                .bind(&sub.client_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+        if usize::try_from(held).unwrap_or(usize::MAX) >= max {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         sqlx::query(
             "INSERT INTO webhook_subscriptions (id, client_id, url, events, secret, enabled, \
              created_at) VALUES ($1, $2, $3, $4, $5, 1, $6)",
@@ -381,9 +408,10 @@ impl WebhookStore<'_> {
         .bind(join_events(&sub.events))
         .bind(&sub.secret)
         .bind(now)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(sub)
+        tx.commit().await?;
+        Ok(Some(sub))
     }
 
     /// The client's subscriptions, oldest first.

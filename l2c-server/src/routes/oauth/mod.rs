@@ -144,17 +144,22 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
     // request volume is bounded per address by the token rate limit in front.
     let verified = match client_secret {
         None => Ok(Verified::Invalid),
+        // No client id or secret holds a control character (and PostgreSQL refuses a NUL in
+        // text): such credentials are wrong like any other, never a store failure, and they
+        // are counted as a failed attempt.
+        Some(secret) if has_control(&client_id) || has_control(&secret) => Ok(Verified::Invalid),
         Some(secret) => state.db.clients().verify(&client_id, &secret).await,
     };
     let client = match verified {
         Ok(Verified::Valid(client)) => client,
         Ok(Verified::Invalid) => {
             if let Err(wait) = state.auth_failures.check(&client_id) {
-                tracing::info!(client_id = %client_id, "token request: failed authentication while locked out");
+                // `?`: the id is the caller's text, escaped so it cannot forge a log line.
+                tracing::info!(client_id = ?client_id, "token request: failed authentication while locked out");
                 return slow_down(wait);
             }
             state.auth_failures.record_failure(&client_id);
-            tracing::info!(client_id = %client_id, "token request: client authentication failed");
+            tracing::info!(client_id = ?client_id, "token request: client authentication failed");
             return invalid_client();
         }
         Err(e) => {
@@ -215,6 +220,11 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
     res
 }
 
+/// Whether `s` holds a control character (NUL, newline, ESC, DEL, C1 controls …).
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
 /// Any method but POST on the token endpoint: 405 with `Allow: POST`.
 pub async fn method_not_allowed() -> Response {
     let mut res = oauth_error(
@@ -267,25 +277,89 @@ fn check_transport(
     }
 }
 
-/// The address token requests are counted against (see [`crate::limits`]): the socket peer, or
-/// — behind a declared proxy (`--trust-proxy-tls`) — the last `X-Forwarded-For` entry, the one that proxy appended
-/// (otherwise every client behind the proxy would share one bucket).
+/// The address token requests are counted against (see [`crate::limits`]).
+///
+/// The socket peer, unless it is a proxy in `trusted_proxies` (empty unless
+/// `--trust-proxy-tls`; `--trusted-proxy` networks, loopback by default): then the forwarded
+/// chain (`Forwarded: for=…`, or else `X-Forwarded-For`) is read from the right — each trusted
+/// proxy appends the address it received the request from — and the first address outside the
+/// trusted networks is the client. Entries left of it are whatever the client sent and are never
+/// believed, so rotating them changes nothing. An unreadable entry (`unknown`, an obfuscated
+/// identifier, garbage) stops the walk at the last trusted hop.
 pub fn client_address(
-    trust_proxy: bool,
+    trusted_proxies: &[ipnet::IpNet],
     socket_peer: Option<IpAddr>,
     headers: &http::HeaderMap,
 ) -> Option<IpAddr> {
-    if !trust_proxy {
-        return socket_peer;
+    let trusted = |ip: &IpAddr| {
+        let ip = canonical(*ip);
+        trusted_proxies.iter().any(|net| net.contains(&ip))
+    };
+    let peer = socket_peer?;
+    if !trusted(&peer) {
+        return Some(peer);
+    }
+    let mut nearest = peer;
+    for entry in forwarded_chain(headers).iter().rev() {
+        match entry {
+            Some(ip) if trusted(ip) => nearest = *ip,
+            Some(ip) => return Some(*ip),
+            None => return Some(nearest),
+        }
+    }
+    Some(nearest)
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// The forwarded addresses, left (client side) to right (nearest proxy): `Forwarded` (RFC 7239)
+/// `for=` values when that header is present, else `X-Forwarded-For`. `None` for an entry that
+/// is not an IP address.
+fn forwarded_chain(headers: &http::HeaderMap) -> Vec<Option<IpAddr>> {
+    let forwarded: Vec<_> = headers.get_all(header::FORWARDED).iter().collect();
+    if !forwarded.is_empty() {
+        return forwarded
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("").split(','))
+            .map(|element| {
+                element
+                    .split(';')
+                    .filter_map(|pair| pair.split_once('='))
+                    .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
+                    .and_then(|(_, value)| parse_node(value))
+            })
+            .collect();
     }
     headers
         .get_all("x-forwarded-for")
         .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|ip| ip.trim().parse().ok())
-        .or(socket_peer)
+        .flat_map(|v| v.to_str().unwrap_or("").split(','))
+        .map(parse_node)
+        .collect()
+}
+
+/// `192.0.2.1`, `192.0.2.1:4711`, `"[2001:db8::1]:4711"`, `2001:db8::1` → the address.
+fn parse_node(value: &str) -> Option<IpAddr> {
+    let value = value.trim().trim_matches('"');
+    if let Ok(ip) = value.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Some(rest) = value.strip_prefix('[') {
+        return rest
+            .split_once(']')
+            .and_then(|(ip, _)| ip.parse::<IpAddr>().ok())
+            .map(canonical);
+    }
+    value
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| canonical(a.ip()))
 }
 
 fn no_store(mut res: Response) -> Response {

@@ -276,23 +276,68 @@ fn description_never_contains_quote_or_backslash() {
 }
 
 #[test]
-fn failed_attempts_count_against_the_forwarded_address_only_behind_a_declared_proxy() {
+fn failed_attempts_count_against_the_forwarded_address_only_from_a_trusted_proxy() {
     use super::client_address;
     let socket = Some("10.0.0.1".parse().unwrap());
+    let proxies = crate::config::parse_trusted_proxies("10.0.0.0/8").unwrap();
     let h = headers(&[
         ("x-forwarded-for", "1.1.1.1, 2.2.2.2"),
         ("x-forwarded-for", "3.3.3.3"),
     ]);
-    assert_eq!(client_address(false, socket, &h), socket);
+    // No trusted proxy (no --trust-proxy-tls): the socket peer.
+    assert_eq!(client_address(&[], socket, &h), socket);
     assert_eq!(
-        client_address(true, socket, &h),
+        client_address(&proxies, socket, &h),
         Some("3.3.3.3".parse().unwrap())
     );
     let h = headers(&[("x-forwarded-for", "1.1.1.1, 2.2.2.2")]);
     assert_eq!(
-        client_address(true, socket, &h),
+        client_address(&proxies, socket, &h),
         Some("2.2.2.2".parse().unwrap())
     );
     let h = headers(&[("x-forwarded-for", "garbage")]);
-    assert_eq!(client_address(true, socket, &h), socket);
+    assert_eq!(client_address(&proxies, socket, &h), socket);
+    // A direct peer outside the trusted networks: its header is ignored.
+    let direct = Some("203.0.113.9".parse().unwrap());
+    let h = headers(&[("x-forwarded-for", "198.51.100.1")]);
+    assert_eq!(client_address(&proxies, direct, &h), direct);
+    // The right-most untrusted address: a second proxy hop in the chain is skipped, what the
+    // client put on the left is not believed.
+    let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.2")]);
+    assert_eq!(
+        client_address(&proxies, socket, &h),
+        Some("198.51.100.7".parse().unwrap())
+    );
+    // An unreadable entry stops at the last trusted hop.
+    let h = headers(&[("x-forwarded-for", "6.6.6.6, unknown, 10.0.0.2")]);
+    assert_eq!(
+        client_address(&proxies, socket, &h),
+        Some("10.0.0.2".parse().unwrap())
+    );
+    // RFC 7239 `Forwarded` wins over `X-Forwarded-For`; ports, quotes and IPv6 brackets.
+    let h = headers(&[
+        (
+            "forwarded",
+            r#"for=6.6.6.6, for="[2001:db8::7]:4711";proto=https"#,
+        ),
+        ("x-forwarded-for", "9.9.9.9"),
+    ]);
+    assert_eq!(
+        client_address(&proxies, socket, &h),
+        Some("2001:db8::7".parse().unwrap())
+    );
+    let h = headers(&[("forwarded", "for=198.51.100.8:1234;by=10.0.0.1")]);
+    assert_eq!(
+        client_address(&proxies, socket, &h),
+        Some("198.51.100.8".parse().unwrap())
+    );
+    // An IPv4-mapped loopback peer counts as loopback.
+    let loopback =
+        crate::config::parse_trusted_proxies(crate::config::DEFAULT_TRUSTED_PROXY).unwrap();
+    let mapped = Some("::ffff:127.0.0.1".parse().unwrap());
+    let h = headers(&[("x-forwarded-for", "198.51.100.9")]);
+    assert_eq!(
+        client_address(&loopback, mapped, &h),
+        Some("198.51.100.9".parse().unwrap())
+    );
 }
