@@ -2,8 +2,8 @@
 //! headers, `Retry-After`, idempotency keys and quota specs. Whatever the bytes, nothing panics,
 //! a refusal is the documented answer, and what is valid round-trips.
 //!
-//! Shrunk failing cases are kept in `proptest-regressions/properties.txt` and replayed first on
-//! every run.
+//! Shrunk failing cases are kept in `tests/proptest-regressions/properties.txt` and replayed
+//! first on every run.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use l2c_core::rate_limit::Quota;
 use l2c_core::webhook::{Verifier, WebhookSecret};
 use l2c_core::{ClientId, Scopes, retry_after};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use tower::{Layer, ServiceExt, service_fn};
 
 /// Bytes a header value may hold (visible ASCII, SP, HTAB, obs-text): what a peer can send.
@@ -57,7 +58,14 @@ fn verifier_pair() -> (TokenIssuer, Arc<TokenVerifier>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/proptest-regressions/properties.txt"
+        )))),
+        ..ProptestConfig::default()
+    })]
 
     /// Any bearer credentials: never the handler, never a panic; `Bearer` without a token is
     /// 400 `invalid_request`, anything else 401 `invalid_token` (RFC 6750 §3.1), each with its
