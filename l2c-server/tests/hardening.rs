@@ -151,18 +151,19 @@ async fn a_business_conflict_is_still_recorded() {
     for backend in Backend::available() {
         let server = TestServer::start(backend).await;
         let a = server.create_client(Scopes::all()).await;
-        let b = server.create_client(Scopes::all()).await;
-        let a_token = server.token(&a).await;
-        let b_token = server.token(&b).await;
-        let path = "/api/mobile/leads/hook";
-        let body = lead("owned-by-a", "13812345678");
-        let res = post_keyed(&server, &a_token, path, "a-1", &body).await;
+        let token = server.token(&a).await;
+        let path = "/api/mobile/orders/sync";
+        let res = post_keyed(&server, &token, path, "o-1", &order("DUP-1", 1)).await;
         assert_eq!(res.status(), StatusCode::CREATED);
-        // b pushes a's (source, externalLeadId): 409, recorded and replayed.
-        let res = post_keyed(&server, &b_token, path, "b-1", &body).await;
+        // A second order of the same client claiming the first one's payment: 409
+        // payment_conflict, a business conflict with the stored state, recorded and replayed.
+        let mut second = order("DUP-2", 1);
+        second["payments"][0]["channelTransactionId"] = json!("wx-DUP-1-1");
+        let res = post_keyed(&server, &token, path, "o-2", &second).await;
         assert_eq!(res.status(), StatusCode::CONFLICT);
         let mut first: Value = res.json().await.unwrap();
-        let res = post_keyed(&server, &b_token, path, "b-1", &body).await;
+        assert_eq!(first["code"], "payment_conflict");
+        let res = post_keyed(&server, &token, path, "o-2", &second).await;
         assert_eq!(res.status(), StatusCode::CONFLICT);
         assert_eq!(res.headers()["idempotent-replayed"], "true");
         let replayed: Value = res.json().await.unwrap();
