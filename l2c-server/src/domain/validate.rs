@@ -278,6 +278,30 @@ pub fn sync_order(o: &SyncOrder) -> Result<Option<Mobile>, FieldError> {
     }
 }
 
+/// An optional text filter of a list query: absent or empty means none; otherwise at most
+/// `max` characters of printable text.
+///
+/// # Errors
+///
+/// A [`FieldError`] naming `name` when the text is too long or holds control characters.
+pub fn text_filter(
+    name: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, FieldError> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(v) if v.chars().count() > max => Err(FieldError::new(
+            name,
+            format!("must be at most {max} characters"),
+        )),
+        Some(v) => {
+            printable(name, v)?;
+            Ok(Some(v.to_owned()))
+        }
+    }
+}
+
 /// Checks the paging parameters of a list (`page` from 1, `pageSize` 1–100, default 20).
 ///
 /// Values arrive as the raw query strings so that a non-numeric value is reported with its name.

@@ -87,11 +87,16 @@ pub fn not_executed(mut res: Response) -> Response {
 }
 
 fn is_json(req: &Request) -> bool {
-    let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
-        return false;
-    };
+    json_media_type_with(req.headers(), false) == Some(true)
+}
+
+/// Whether the `Content-Type` names JSON (`application/json` or `application/…+json`; with
+/// `text/json` too when `text_json`), or `None` when there is no such header. Parameters such
+/// as `charset` are ignored.
+pub(crate) fn json_media_type_with(headers: &http::HeaderMap, text_json: bool) -> Option<bool> {
+    let ct = headers.get(header::CONTENT_TYPE)?;
     let Ok(ct) = ct.to_str() else {
-        return false;
+        return Some(false);
     };
     let essence = ct
         .split(';')
@@ -99,8 +104,11 @@ fn is_json(req: &Request) -> bool {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    Some(
+        essence == "application/json"
+            || (text_json && essence == "text/json")
+            || (essence.starts_with("application/") && essence.ends_with("+json")),
+    )
 }
 
 /// 413 `payload_too_large`.
@@ -236,6 +244,28 @@ pub fn invalid_field(err: &FieldError) -> Problem {
 pub fn invalid_query(err: &FieldError) -> Problem {
     Problem::bad_request("invalid_query_parameter", err.to_string())
         .with_extension("field", err.field.clone())
+}
+
+/// Picks the values of `names` from a raw query string: each at most once (a second one is
+/// refused, naming it), other parameters ignored. Parsed by hand rather than by a `Query`
+/// extractor so that every refusal names its parameter.
+pub(crate) fn query_params<const N: usize>(
+    raw: Option<&str>,
+    names: [&str; N],
+) -> Result<[Option<String>; N], FieldError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|_| FieldError::new("query", "is not a valid query string"))?;
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
+    for (k, v) in pairs {
+        let Some(i) = names.iter().position(|n| *n == k) else {
+            continue;
+        };
+        if values[i].is_some() {
+            return Err(FieldError::new(k, "must be given at most once"));
+        }
+        values[i] = Some(v);
+    }
+    Ok(values)
 }
 
 #[cfg(test)]

@@ -159,21 +159,7 @@ fn channel_problem(e: &ChannelError) -> Problem {
 /// Whether the request's `Content-Type` is absent or JSON (`application/json`, `…+json`,
 /// `text/json`).
 fn json_or_absent(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return true;
-    };
-    let Ok(ct) = ct.to_str() else {
-        return false;
-    };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || essence == "text/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    super::body::json_media_type_with(headers, true).unwrap_or(true)
 }
 
 /// The delivery headers kept with a lead, per channel (never a credential).

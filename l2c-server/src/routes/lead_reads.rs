@@ -11,7 +11,7 @@ use l2c_core::api::showroom::Page;
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
-use super::body::invalid_query;
+use super::body::{invalid_query, query_params};
 use super::openapi::ProblemDoc;
 use crate::domain::{FieldError, validate};
 use crate::error::AppError;
@@ -28,40 +28,22 @@ pub fn routes() -> Router<AppState> {
         .route("/leads/{leadId}", get(get_lead).layer(scope()))
 }
 
+/// The longest `externalLeadId` / `leadSourceId` filter.
+const MAX_FILTER_CHARS: usize = 128;
+
 fn parse_query(raw: Option<&str>) -> Result<LeadFilter, FieldError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|_| FieldError::new("query", "is not a valid query string"))?;
-    let mut seen = std::collections::HashSet::new();
-    let (mut source, mut external, mut lead_source, mut since, mut page, mut page_size) =
-        (None, None, None, None, None, None);
-    for (k, v) in &pairs {
-        let slot = match k.as_str() {
-            "source" => &mut source,
-            "externalLeadId" => &mut external,
-            "leadSourceId" => &mut lead_source,
-            "createdSince" => &mut since,
-            "page" => &mut page,
-            "pageSize" => &mut page_size,
-            _ => continue,
-        };
-        if !seen.insert(k.as_str()) {
-            return Err(FieldError::new(k.clone(), "must be given at most once"));
-        }
-        *slot = Some(v.as_str());
-    }
-    let (page, page_size) = validate::paging(page, page_size)?;
-    let text = |name: &str, v: Option<&str>| -> Result<Option<String>, FieldError> {
-        match v {
-            None | Some("") => Ok(None),
-            Some(v) if v.chars().count() > 128 => {
-                Err(FieldError::new(name, "must be at most 128 characters"))
-            }
-            Some(v) => {
-                validate::printable(name, v)?;
-                Ok(Some(v.to_owned()))
-            }
-        }
-    };
+    let [source, external, lead_source, since, page, page_size] = query_params(
+        raw,
+        [
+            "source",
+            "externalLeadId",
+            "leadSourceId",
+            "createdSince",
+            "page",
+            "pageSize",
+        ],
+    )?;
+    let (page, page_size) = validate::paging(page.as_deref(), page_size.as_deref())?;
     Ok(LeadFilter {
         source: source
             .map(|s| {
@@ -69,9 +51,18 @@ fn parse_query(raw: Option<&str>) -> Result<LeadFilter, FieldError> {
                     .map_err(|e| FieldError::new("source", e.to_string()))
             })
             .transpose()?,
-        external_lead_id: text("externalLeadId", external)?,
-        lead_source_id: text("leadSourceId", lead_source)?,
+        external_lead_id: validate::text_filter(
+            "externalLeadId",
+            external.as_deref(),
+            MAX_FILTER_CHARS,
+        )?,
+        lead_source_id: validate::text_filter(
+            "leadSourceId",
+            lead_source.as_deref(),
+            MAX_FILTER_CHARS,
+        )?,
         created_since: since
+            .as_deref()
             .map(|s| {
                 DateTime::parse_from_rfc3339(s)
                     .map(|t| unix_millis(t.into()))

@@ -9,7 +9,7 @@ use l2c_core::api::showroom::{Page, ShowroomItem, ShowroomItemType, ShowroomQuer
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
-use super::body::invalid_query;
+use super::body::{invalid_query, query_params};
 use super::openapi::ProblemDoc;
 use crate::domain::FieldError;
 use crate::domain::validate;
@@ -31,26 +31,9 @@ const MAX_FILTER_CHARS: usize = 64;
 /// Parses the query string by hand, so every error names its parameter. Unknown parameters are
 /// ignored; a known one given twice is refused.
 fn parse_query(raw: Option<&str>) -> Result<ItemFilter, FieldError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|_| FieldError::new("query", "is not a valid query string"))?;
-    let mut seen = std::collections::HashSet::new();
-    let (mut item_type, mut category, mut keyword, mut page, mut page_size) =
-        (None, None, None, None, None);
-    for (k, v) in &pairs {
-        let slot = match k.as_str() {
-            "type" => &mut item_type,
-            "category" => &mut category,
-            "keyword" => &mut keyword,
-            "page" => &mut page,
-            "pageSize" => &mut page_size,
-            _ => continue,
-        };
-        if !seen.insert(k.as_str()) {
-            return Err(FieldError::new(k.clone(), "must be given at most once"));
-        }
-        *slot = Some(v.as_str());
-    }
-    let (page, page_size) = validate::paging(page, page_size)?;
+    let [item_type, category, keyword, page, page_size] =
+        query_params(raw, ["type", "category", "keyword", "page", "pageSize"])?;
+    let (page, page_size) = validate::paging(page.as_deref(), page_size.as_deref())?;
     let item_type = match item_type {
         None => None,
         Some(t) => Some(
@@ -58,23 +41,18 @@ fn parse_query(raw: Option<&str>) -> Result<ItemFilter, FieldError> {
                 .map_err(|_| FieldError::new("type", "must be `PRODUCT` or `CASE`"))?,
         ),
     };
-    let text = |name: &str, v: Option<&str>| -> Result<Option<String>, FieldError> {
-        match v.map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(v) if v.chars().count() > MAX_FILTER_CHARS => Err(FieldError::new(
-                name,
-                format!("must be at most {MAX_FILTER_CHARS} characters"),
-            )),
-            Some(v) => {
-                validate::printable(name, v)?;
-                Ok(Some(v.to_owned()))
-            }
-        }
-    };
     Ok(ItemFilter {
         item_type,
-        category: text("category", category)?,
-        keyword: text("keyword", keyword)?,
+        category: validate::text_filter(
+            "category",
+            category.as_deref().map(str::trim),
+            MAX_FILTER_CHARS,
+        )?,
+        keyword: validate::text_filter(
+            "keyword",
+            keyword.as_deref().map(str::trim),
+            MAX_FILTER_CHARS,
+        )?,
         page,
         page_size,
     })
