@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use l2c_core::Scopes;
 use l2c_server::testing::{Backend, TestServer};
 
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 6] = [
     "quickstart",
     "channel_push",
     "showroom_paging",
     "webhook_receiver",
     "embed_layers",
+    "hyper_layers",
 ];
 
 fn example_binary(name: &str) -> Option<PathBuf> {
