@@ -1,0 +1,335 @@
+//! The fault suite: each test runs its own throw-away PostgreSQL and Redis ([`fault::Services`])
+//! and stops them under load, to show what the server does while a dependency is down and that
+//! it comes back by itself. Skipped (with a `skipping:` line) when `pg_config`, `initdb`,
+//! `pg_ctl` or `redis-server` is missing. Every test is bounded by a timeout, and every load
+//! loop by a count and a deadline.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+mod fault;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::routing::post;
+use fault::Services;
+use http::StatusCode;
+use l2c_core::Scopes;
+use l2c_server::ExtraRoutes;
+use l2c_server::testing::{TestDb, TestOptions, TestServer};
+use serde_json::{Value, json};
+
+/// How many times the counting handler ran for each key.
+type Runs = Arc<Mutex<HashMap<String, u32>>>;
+
+/// `POST /api/mobile/fault/run` `{"key": k}`: counts a run of `k` (after a short pause, so
+/// requests are in flight when a dependency dies) and answers 201. It sits behind the same
+/// auth, rate limit and idempotency layers as every write.
+fn counting_route(runs: &Runs) -> ExtraRoutes {
+    let runs = Arc::clone(runs);
+    ExtraRoutes::new().routes(axum::Router::new().route(
+        "/fault/run",
+        post(move |Json(body): Json<Value>| {
+            let runs = Arc::clone(&runs);
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let key = body["key"].as_str().unwrap_or_default().to_owned();
+                *runs.lock().unwrap().entry(key.clone()).or_default() += 1;
+                (StatusCode::CREATED, Json(json!({ "key": key })))
+            }
+        }),
+    ))
+}
+
+/// One answer seen by the load.
+#[derive(Debug, Clone)]
+struct Seen {
+    sent: Instant,
+    took: Duration,
+    status: u16,
+    retry_after: Option<String>,
+    code: Option<String>,
+    rate_limit_headers: bool,
+    replayed: bool,
+}
+
+async fn send(req: reqwest::RequestBuilder) -> Seen {
+    let sent = Instant::now();
+    match req.send().await {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let header = |n: &str| {
+                res.headers()
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let retry_after = header("retry-after");
+            let rate_limit_headers = header("ratelimit").is_some();
+            let replayed = header("idempotent-replayed").as_deref() == Some("true");
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            Seen {
+                sent,
+                took: sent.elapsed(),
+                status,
+                retry_after,
+                code: body["code"].as_str().map(str::to_owned),
+                rate_limit_headers,
+                replayed,
+            }
+        }
+        // A transport error (the request timed out or the connection failed) is recorded as
+        // status 0, which every assertion treats as a failure.
+        Err(_) => Seen {
+            sent,
+            took: sent.elapsed(),
+            status: 0,
+            retry_after: None,
+            code: None,
+            rate_limit_headers: false,
+            replayed: false,
+        },
+    }
+}
+
+/// `l2c_rate_limit_fail_open_total{limiter="api"}` from the metrics listener.
+async fn api_fail_open(server: &TestServer) -> u64 {
+    let text = server
+        .http()
+        .get(server.metrics_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("l2c_rate_limit_fail_open_total{limiter=\"api\"} "))
+        .expect("the api fail-open counter")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis stopped under load.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_fails_open_for_limits_closed_for_idempotency_and_recovers() {
+    let Some(mut services) = Services::start("redis_outage") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(120), redis_outage(&mut services))
+        .await
+        .expect("the Redis fault test finishes within 120 s");
+}
+
+async fn redis_outage(services: &mut Services) {
+    let runs: Runs = Arc::default();
+    let mut options = TestOptions::redis(&services.redis_url(), "fault");
+    options.extra_routes = counting_route(&runs);
+    // Room for the load and the final pass over every key; the limiter still runs (its
+    // headers and its fail-open counter are what the test watches).
+    options.config.rate_limit = l2c_core::rate_limit::Quota::per_second(10_000);
+    let test_db = TestDb::create_on_postgres(&services.pg_url()).await;
+    let server = TestServer::start_on(test_db, options).await;
+    let client = server.create_client(Scopes::all()).await;
+    let token = server.token(&client).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    // Load: two writers, each sending fresh keys and retrying a key answered 503 with the same
+    // key until it gets an answer, plus one reader. All of it until `stop`, bounded in count.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writes: Arc<Mutex<Vec<(String, Seen)>>> = Arc::default();
+    let reads: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..2 {
+        let (http, token, url) = (
+            http.clone(),
+            token.clone(),
+            server.url("/api/mobile/fault/run"),
+        );
+        let (stop, writes) = (Arc::clone(&stop), Arc::clone(&writes));
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 5_000 {
+                let key = format!("w{w}-{n}");
+                n += 1;
+                loop {
+                    let seen = send(
+                        http.post(&url)
+                            .bearer_auth(&token)
+                            .header("idempotency-key", &key)
+                            .json(&json!({ "key": key })),
+                    )
+                    .await;
+                    let again = seen.status == 503;
+                    writes.lock().unwrap().push((key.clone(), seen));
+                    if !again || stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }));
+    }
+    {
+        let (http, token, url) = (
+            http.clone(),
+            token.clone(),
+            server.url("/api/mobile/webhooks"),
+        );
+        let (stop, reads) = (Arc::clone(&stop), Arc::clone(&reads));
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 5_000 {
+                n += 1;
+                let seen = send(http.get(&url).bearer_auth(&token)).await;
+                reads.lock().unwrap().push(seen);
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let fail_open_before = api_fail_open(&server).await;
+    let killed = Instant::now();
+    tokio::task::block_in_place(|| services.kill_redis());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let fail_open_during = api_fail_open(&server).await;
+    tokio::task::block_in_place(|| services.start_redis());
+    let restarted = Instant::now();
+    // Load goes on for 5 s of recovery and 2 s after it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let fail_open_recovered = api_fail_open(&server).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let fail_open_after = api_fail_open(&server).await;
+    let recovered_by = restarted + Duration::from_secs(5);
+    let writes = writes.lock().unwrap().clone();
+    let reads = reads.lock().unwrap().clone();
+
+    // No request hung: the Redis operations are bounded by their timeout.
+    for (key, seen) in &writes {
+        assert!(
+            seen.status != 0,
+            "write {key} failed at the transport: {seen:?}"
+        );
+        assert!(
+            seen.took < Duration::from_secs(3),
+            "write {key} took too long: {seen:?}"
+        );
+    }
+    for seen in &reads {
+        assert!(
+            seen.status != 0 && seen.took < Duration::from_secs(3),
+            "read: {seen:?}"
+        );
+    }
+    // Before the outage: every write ran.
+    let before: Vec<_> = writes
+        .iter()
+        .filter(|(_, s)| s.sent + s.took < killed)
+        .collect();
+    assert!(!before.is_empty(), "load before the outage");
+    assert!(before.iter().all(|(_, s)| s.status == 201), "{before:?}");
+    // While Redis is down (a second after the kill until the restart): writes answer 503 with
+    // `Retry-After` and a stable code, reads pass (the limiter fails open) without RateLimit
+    // headers.
+    let down = |s: &Seen| s.sent > killed + Duration::from_secs(1) && s.sent + s.took < restarted;
+    let down_writes: Vec<_> = writes.iter().filter(|(_, s)| down(s)).collect();
+    assert!(
+        down_writes.len() >= 4,
+        "load during the outage: {down_writes:?}"
+    );
+    for (key, s) in &down_writes {
+        assert_eq!(s.status, 503, "write {key} while Redis is down: {s:?}");
+        assert!(s.retry_after.is_some(), "503 without Retry-After: {s:?}");
+        assert_eq!(s.code.as_deref(), Some("idempotency_store_unavailable"));
+    }
+    let down_reads: Vec<_> = reads.iter().filter(|s| down(s)).collect();
+    assert!(
+        down_reads.len() >= 4,
+        "reads during the outage: {}",
+        down_reads.len()
+    );
+    for s in &down_reads {
+        assert_eq!(
+            s.status, 200,
+            "a read while Redis is down fails open: {s:?}"
+        );
+    }
+    // ...and the fail-open is counted.
+    assert!(
+        fail_open_during >= fail_open_before + down_reads.len() as u64,
+        "fail-open counted: {fail_open_before} -> {fail_open_during}, {} reads",
+        down_reads.len()
+    );
+    // Within 5 s of Redis returning, without restarting the server, everything works again:
+    // writes run, reads carry the limiter's headers, nothing fails open any more.
+    let after_writes: Vec<_> = writes
+        .iter()
+        .filter(|(_, s)| s.sent > recovered_by)
+        .collect();
+    let after_reads: Vec<_> = reads.iter().filter(|s| s.sent > recovered_by).collect();
+    assert!(
+        !after_writes.is_empty() && !after_reads.is_empty(),
+        "load after recovery"
+    );
+    assert!(
+        after_writes.iter().all(|(_, s)| s.status == 201),
+        "{after_writes:?}"
+    );
+    assert!(
+        after_reads
+            .iter()
+            .all(|s| s.status == 200 && s.rate_limit_headers),
+        "{after_reads:?}"
+    );
+    assert_eq!(
+        fail_open_after, fail_open_recovered,
+        "nothing fails open once Redis is back"
+    );
+
+    // No key ran twice across the outage, and every key that was answered 201 ran exactly
+    // once: sending every key again replays its stored answer.
+    let mut keys: Vec<String> = writes.iter().map(|(k, _)| k.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in &keys {
+        let seen = send(
+            http.post(server.url("/api/mobile/fault/run"))
+                .bearer_auth(&token)
+                .header("idempotency-key", key)
+                .json(&json!({ "key": key })),
+        )
+        .await;
+        let answered = writes.iter().any(|(k, s)| k == key && s.status == 201);
+        if answered {
+            assert!(
+                seen.status == 201 && seen.replayed,
+                "{key} replays: {seen:?}"
+            );
+        } else {
+            // Only 503s (the load stopped while it was retrying): it runs now, once.
+            assert_eq!(seen.status, 201, "{key}: {seen:?}");
+        }
+    }
+    let runs = runs.lock().unwrap().clone();
+    let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "keys whose handler ran more than once: {twice:?}"
+    );
+    assert_eq!(runs.len(), keys.len(), "every key ran once");
+    server.stop().await;
+}
