@@ -256,7 +256,10 @@ impl TestServer {
     /// A server over an existing test database (e.g. to restart on the same data).
     pub async fn start_on(test_db: TestDb, mut options: TestOptions) -> TestServer {
         options.config.database_url.clone_from(&test_db.url);
-        let mut db = Db::connect(&test_db.url).await.expect("open test database");
+        let mut db =
+            Db::connect_with_acquire_timeout(&test_db.url, options.config.db_acquire_timeout)
+                .await
+                .expect("open test database");
         if let Some(clock) = &options.clock {
             db = db.with_clock(Arc::clone(clock));
         }

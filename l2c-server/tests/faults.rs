@@ -333,3 +333,278 @@ async fn redis_outage(services: &mut Services) {
     assert_eq!(runs.len(), keys.len(), "every key ran once");
     server.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL stopped under load.
+
+/// Webhook receivers on one local server: `/a` and `/b`, each collecting the `webhook-id` of
+/// every request (always answered 200).
+struct Receivers {
+    base: String,
+    hits: Arc<Mutex<Vec<(String, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Receivers {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Receivers {
+    async fn start() -> Receivers {
+        let hits: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let record = |name: &'static str, hits: &Arc<Mutex<Vec<(String, String)>>>| {
+            let hits = Arc::clone(hits);
+            post(move |headers: http::HeaderMap| {
+                let hits = Arc::clone(&hits);
+                async move {
+                    let id = headers
+                        .get("webhook-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    hits.lock().unwrap().push((name.to_owned(), id));
+                    StatusCode::OK
+                }
+            })
+        };
+        let app = axum::Router::new()
+            .route("/a", record("a", &hits))
+            .route("/b", record("b", &hits));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receivers { base, hits, task }
+    }
+
+    /// How many requests each (receiver, event id) got.
+    fn counts(&self) -> HashMap<(String, String), usize> {
+        let mut counts = HashMap::new();
+        for hit in self.hits.lock().unwrap().iter() {
+            *counts.entry(hit.clone()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+fn order(no: &str) -> Value {
+    json!({
+        "externalOrderNo": no,
+        "status": "DEPOSIT_PAID",
+        "paymentStatus": "DEPOSIT_PAID",
+        "amounts": {"total": 3_980_000, "deposit": 500_000, "paid": 500_000, "currency": "CNY"},
+        "items": [{"name": "主卧衣柜", "quantity": 1, "unitPrice": 3_980_000}],
+        "customer": {"name": "李四", "mobile": "+86 139-1234-5678"},
+        "version": 1
+    })
+}
+
+fn webhook_options() -> TestOptions {
+    let mut o = TestOptions::default();
+    o.config.webhooks.allow_private = true;
+    o.config.webhooks.retry_schedule = "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,\
+                                        300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms"
+        .parse()
+        .unwrap();
+    o.config.webhooks.poll_interval = Duration::from_millis(50);
+    // A lease (twice this plus 1 s) outlasting the 5 s outage, so an attempt sent just before
+    // the database stopped is recorded once it is back instead of sent again.
+    o.config.webhooks.attempt_timeout = Duration::from_secs(5);
+    o.config.rate_limit = l2c_core::rate_limit::Quota::per_second(10_000);
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_is_503_with_retry_after_and_every_event_is_delivered_once() {
+    let Some(mut services) = Services::start("postgres_outage") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(120), postgres_outage(&mut services))
+        .await
+        .expect("the PostgreSQL fault test finishes within 120 s");
+}
+
+async fn postgres_outage(services: &mut Services) {
+    let mut options = webhook_options();
+    // While the database is down, each request waits this long for a connection, then 503.
+    options.config.db_acquire_timeout = Duration::from_secs(1);
+    let test_db = TestDb::create_on_postgres(&services.pg_url()).await;
+    let server = TestServer::start_on(test_db, options).await;
+    let client = server.create_client(Scopes::all()).await;
+    let token = server.token(&client).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let receivers = Receivers::start().await;
+    for path in ["/a", "/b"] {
+        let res = http
+            .post(server.url("/api/mobile/webhooks"))
+            .bearer_auth(&token)
+            .header("idempotency-key", path)
+            .json(&json!({"url": format!("{}{path}", receivers.base), "events": ["ORDER_CREATED"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writes: Arc<Mutex<Vec<(String, Seen)>>> = Arc::default();
+    let ready: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..2 {
+        let (http, token, url) = (
+            http.clone(),
+            token.clone(),
+            server.url("/api/mobile/orders/sync"),
+        );
+        let (stop, writes) = (Arc::clone(&stop), Arc::clone(&writes));
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 2_000 {
+                let no = format!("PG-{w}-{n}");
+                n += 1;
+                loop {
+                    let seen = send(
+                        http.post(&url)
+                            .bearer_auth(&token)
+                            .header("idempotency-key", &no)
+                            .json(&order(&no)),
+                    )
+                    .await;
+                    let again = seen.status == 503;
+                    writes.lock().unwrap().push((no.clone(), seen));
+                    if !again || stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    {
+        let (http, url) = (http.clone(), server.url("/readyz"));
+        let (stop, ready) = (Arc::clone(&stop), Arc::clone(&ready));
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 2_000 {
+                n += 1;
+                let seen = send(http.get(&url)).await;
+                ready.lock().unwrap().push(seen);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::task::block_in_place(|| services.stop_pg("fast"));
+    let stopped = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let restarting = Instant::now();
+    tokio::task::block_in_place(|| services.start_pg());
+    let restarted = Instant::now();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let recovered_by = restarted + Duration::from_secs(5);
+    let writes = writes.lock().unwrap().clone();
+    let ready = ready.lock().unwrap().clone();
+
+    // Never a 500, never a hang: every answer within a few acquire timeouts.
+    for (no, s) in &writes {
+        assert!(
+            s.status != 0 && s.status != 500 && s.took < Duration::from_secs(8),
+            "order {no}: {s:?}"
+        );
+    }
+    for s in &ready {
+        assert!(
+            s.status != 0 && s.took < Duration::from_secs(8),
+            "readyz: {s:?}"
+        );
+    }
+    let before: Vec<_> = writes
+        .iter()
+        .filter(|(_, s)| s.sent + s.took < stopped)
+        .collect();
+    assert!(!before.is_empty(), "load before the outage");
+    assert!(before.iter().all(|(_, s)| s.status == 201), "{before:?}");
+    // While it is down: 503 `database_unavailable` with Retry-After; /readyz 503.
+    let down = |s: &Seen| s.sent > stopped && s.sent + s.took < restarting;
+    let down_writes: Vec<_> = writes.iter().filter(|(_, s)| down(s)).collect();
+    assert!(
+        down_writes.len() >= 4,
+        "writes during the outage: {down_writes:?}"
+    );
+    for (no, s) in &down_writes {
+        assert_eq!(s.status, 503, "order {no} while PostgreSQL is down: {s:?}");
+        assert!(s.retry_after.is_some(), "503 without Retry-After: {s:?}");
+        assert_eq!(s.code.as_deref(), Some("database_unavailable"), "{s:?}");
+    }
+    let down_ready: Vec<_> = ready.iter().filter(|s| down(s)).collect();
+    assert!(
+        down_ready.len() >= 2,
+        "readyz during the outage: {down_ready:?}"
+    );
+    assert!(down_ready.iter().all(|s| s.status == 503), "{down_ready:?}");
+    // Back by itself within 5 s of PostgreSQL returning.
+    let after: Vec<_> = writes
+        .iter()
+        .filter(|(_, s)| s.sent > recovered_by)
+        .collect();
+    assert!(!after.is_empty(), "load after recovery");
+    assert!(after.iter().all(|(_, s)| s.status == 201), "{after:?}");
+    let after_ready: Vec<_> = ready.iter().filter(|s| s.sent > recovered_by).collect();
+    assert!(!after_ready.is_empty() && after_ready.iter().all(|s| s.status == 200));
+
+    // Every order answered 201 was committed once, with one ORDER_CREATED event; orders only
+    // ever answered 503 were not committed.
+    let created: std::collections::HashSet<&String> = writes
+        .iter()
+        .filter(|(_, s)| s.status == 201)
+        .map(|(no, _)| no)
+        .collect();
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM webhook_events WHERE event_type = 'ORDER_CREATED'")
+            .fetch_all(server.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(events.len(), created.len(), "one event per created order");
+    // Every event reaches each subscription's receiver exactly once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts = receivers.counts();
+        let all = events.iter().all(|id| {
+            ["a", "b"]
+                .iter()
+                .all(|r| counts.contains_key(&((*r).to_owned(), id.clone())))
+        });
+        if all {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "events not delivered within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A moment for any duplicate to show up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let counts = receivers.counts();
+    assert_eq!(
+        counts.len(),
+        events.len() * 2,
+        "no unknown event ids: {counts:?}"
+    );
+    let dupes: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dupes.is_empty(), "delivered more than once: {dupes:?}");
+    server.stop().await;
+}
