@@ -338,10 +338,11 @@ async fn redis_outage(services: &mut Services) {
 // PostgreSQL stopped under load.
 
 /// Webhook receivers on one local server: `/a` and `/b`, each collecting the `webhook-id` of
-/// every request (always answered 200).
+/// every request (answered 200 after `delay`).
 struct Receivers {
     base: String,
     hits: Arc<Mutex<Vec<(String, String)>>>,
+    delay: Arc<Mutex<Duration>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -354,10 +355,13 @@ impl Drop for Receivers {
 impl Receivers {
     async fn start() -> Receivers {
         let hits: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let delay: Arc<Mutex<Duration>> = Arc::default();
         let record = |name: &'static str, hits: &Arc<Mutex<Vec<(String, String)>>>| {
             let hits = Arc::clone(hits);
+            let delay = Arc::clone(&delay);
             post(move |headers: http::HeaderMap| {
                 let hits = Arc::clone(&hits);
+                let delay = *delay.lock().unwrap();
                 async move {
                     let id = headers
                         .get("webhook-id")
@@ -365,6 +369,7 @@ impl Receivers {
                         .unwrap_or_default()
                         .to_owned();
                     hits.lock().unwrap().push((name.to_owned(), id));
+                    tokio::time::sleep(delay).await;
                     StatusCode::OK
                 }
             })
@@ -377,7 +382,12 @@ impl Receivers {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Receivers { base, hits, task }
+        Receivers {
+            base,
+            hits,
+            delay,
+            task,
+        }
     }
 
     /// How many requests each (receiver, event id) got.
@@ -607,4 +617,336 @@ async fn postgres_outage(services: &mut Services) {
     let dupes: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dupes.is_empty(), "delivered more than once: {dupes:?}");
     server.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One of two replicas SIGKILLed under a mixed load.
+
+/// A replica: the real `l2c-server` binary, on the shared throw-away PostgreSQL and Redis.
+struct Replica {
+    child: tokio::process::Child,
+    base_url: String,
+}
+
+async fn spawn_replica(database_url: &str, redis_url: &str) -> Replica {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_l2c-server"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+        ])
+        .args(["--redis-url", redis_url, "--redis-prefix", "replicas"])
+        .args([
+            "--no-demo-client",
+            "--allow-private-webhooks",
+            "--metrics-listen",
+            "off",
+        ])
+        .args(["--rate-limit", "10000/s"])
+        .args([
+            "--webhook-retry-schedule",
+            "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms",
+        ])
+        // A killed replica's delivery leases lapse after twice this plus 1 s.
+        .args(["--webhook-timeout", "2s"])
+        .env("RUST_LOG", "info,sqlx=warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start l2c-server");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("l2c-server listening") {
+                return line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("address="))
+                    .map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the replica starts within 30 s")
+    .expect("the replica logs its address");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Replica {
+        child,
+        base_url: format!("http://{address}"),
+    }
+}
+
+fn lead(id: &str) -> Value {
+    json!({
+        "source": "DOUYIN",
+        "externalLeadId": id,
+        "name": "张三丰",
+        "mobile": "13812345678",
+        "city": "杭州市",
+        "submittedAt": "2026-11-20T10:15:00+08:00"
+    })
+}
+
+/// What a writer saw for one key: every answer, in order.
+type Answers = Arc<Mutex<Vec<(String, Seen, bool)>>>;
+
+/// Every export: (replica, sent, status, body read to the end).
+type Exports = Arc<Mutex<Vec<(usize, Instant, u16, bool)>>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_replica_loses_no_event_and_runs_no_key_twice() {
+    let Some(services) = Services::start("replica_kill") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(150), replica_kill(&services))
+        .await
+        .expect("the replica fault test finishes within 150 s");
+}
+
+async fn replica_kill(services: &Services) {
+    let test_db = TestDb::create_on_postgres(&services.pg_url()).await;
+    let db = l2c_server::store::Db::connect(&test_db.url).await.unwrap();
+    let (client, secret) = db
+        .clients()
+        .create(&l2c_server::store::NewClient::new(
+            "replicas",
+            Scopes::all(),
+        ))
+        .await
+        .unwrap();
+    let (client_id, secret) = (client.id.to_string(), secret.expose().to_owned());
+    let mut a = spawn_replica(&test_db.url, &services.redis_url()).await;
+    let b = spawn_replica(&test_db.url, &services.redis_url()).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let token = {
+        let res = http
+            .post(format!("{}/api/oauth/token", b.base_url))
+            .json(
+                &json!({"grant_type": "client_credentials", "client_id": client_id,
+                          "client_secret": secret}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let receivers = Receivers::start().await;
+    // Slow receivers: the replica killed has deliveries in flight.
+    *receivers.delay.lock().unwrap() = Duration::from_millis(300);
+    for path in ["/a", "/b"] {
+        let res = http
+            .post(format!("{}/api/mobile/webhooks", a.base_url))
+            .bearer_auth(&token)
+            .header("idempotency-key", path)
+            .json(&json!({"url": format!("{}{path}", receivers.base), "events": ["ORDER_CREATED"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+
+    // Writers alternate between the replicas; an answer that never came (the replica died) is
+    // retried with the same key on the survivor, as a client behind a load balancer would.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answers: Answers = Arc::default();
+    let bases = [a.base_url.clone(), b.base_url.clone()];
+    let mut workers = Vec::new();
+    for w in 0..3 {
+        let (http, token, bases) = (http.clone(), token.clone(), bases.clone());
+        let (stop, answers) = (Arc::clone(&stop), Arc::clone(&answers));
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 1_000 {
+                let (key, path, body) = if w == 2 {
+                    let key = format!("lead-{n}");
+                    (key.clone(), "/api/mobile/leads/hook", lead(&key))
+                } else {
+                    let key = format!("ord-{w}-{n}");
+                    (key.clone(), "/api/mobile/orders/sync", order(&key))
+                };
+                let mut base = &bases[n % 2];
+                n += 1;
+                for _ in 0..10 {
+                    let res = http
+                        .post(format!("{base}{path}"))
+                        .bearer_auth(&token)
+                        .header("idempotency-key", &key)
+                        .json(&body)
+                        .send()
+                        .await;
+                    let Ok(res) = res else {
+                        // The replica is gone: the same key, on the survivor.
+                        base = &bases[1];
+                        continue;
+                    };
+                    let status = res.status().as_u16();
+                    let replayed = res.headers().get("idempotent-replayed").is_some();
+                    let body: Value = res.json().await.unwrap_or(Value::Null);
+                    let seen = Seen {
+                        sent: Instant::now(),
+                        took: Duration::ZERO,
+                        status,
+                        retry_after: None,
+                        code: body["code"].as_str().map(str::to_owned),
+                        rate_limit_headers: false,
+                        replayed,
+                    };
+                    answers
+                        .lock()
+                        .unwrap()
+                        .push((key.clone(), seen, body["duplicate"] == true));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    // Exports on both replicas all along: those on the killed one are cut, the survivor's finish.
+    let exports: Exports = Arc::default();
+    for (r, base) in bases.iter().enumerate() {
+        let (http, token, base) = (http.clone(), token.clone(), base.clone());
+        let (stop, exports) = (Arc::clone(&stop), Arc::clone(&exports));
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 200 {
+                n += 1;
+                let sent = Instant::now();
+                let res = http
+                    .get(format!("{base}/api/mobile/reports/orders/export"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+                let (status, complete) = match res {
+                    Ok(res) => (res.status().as_u16(), res.bytes().await.is_ok()),
+                    Err(_) => (0, false),
+                };
+                exports.lock().unwrap().push((r, sent, status, complete));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    a.child.kill().await.unwrap(); // SIGKILL
+    let _ = a.child.wait().await;
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let answers = answers.lock().unwrap().clone();
+    let exports = exports.lock().unwrap().clone();
+
+    // No key ran twice: a second run would answer 200 (`duplicate: true` for a lead, an
+    // unchanged order) without `Idempotent-Replayed`. Keys the dead replica was running stay
+    // held (409 `idempotency_key_in_use`) until their lease ends; nothing else fails.
+    let mut in_flight = 0;
+    for (key, seen, duplicate) in &answers {
+        match seen.status {
+            201 => {}
+            200 => assert!(
+                seen.replayed,
+                "{key} ran twice: {seen:?} duplicate={duplicate}"
+            ),
+            409 if seen.code.as_deref() == Some("idempotency_key_in_use") => in_flight += 1,
+            _ => panic!("{key}: {seen:?}"),
+        }
+    }
+    assert!(
+        in_flight <= 3,
+        "at most one held key per writer: {in_flight}"
+    );
+    let after: Vec<_> = answers.iter().filter(|(_, s, _)| s.sent > killed).collect();
+    assert!(
+        after.len() >= 10,
+        "the survivor served the load: {}",
+        after.len()
+    );
+    // Each key's business write happened once: one lead per lead key answered 201.
+    let leads_created = answers
+        .iter()
+        .filter(|(k, s, _)| k.starts_with("lead-") && s.status == 201)
+        .count();
+    let leads: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leads")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let leads = usize::try_from(leads).unwrap();
+    assert!(
+        leads >= leads_created && leads <= leads_created + in_flight,
+        "{leads} leads for {leads_created} created"
+    );
+    // Exports on the survivor finish, before and after the kill.
+    assert!(
+        exports
+            .iter()
+            .filter(|(r, ..)| *r == 1)
+            .all(|(_, _, status, complete)| *status == 200 && *complete),
+        "{exports:?}"
+    );
+    assert!(
+        exports
+            .iter()
+            .any(|(r, sent, ..)| *r == 1 && *sent > killed)
+    );
+
+    // No event lost: the survivor delivers every ORDER_CREATED event, the dead replica's leased
+    // deliveries included, to both subscriptions.
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM webhook_events WHERE event_type = 'ORDER_CREATED'")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert!(!events.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE status <> 'SUCCEEDED'",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        let counts = receivers.counts();
+        let all = events.iter().all(|id| {
+            ["a", "b"]
+                .iter()
+                .all(|r| counts.contains_key(&((*r).to_owned(), id.clone())))
+        });
+        if all && pending == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pending} deliveries pending after 40 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let counts = receivers.counts();
+    assert_eq!(counts.len(), events.len() * 2, "no unknown event ids");
+    // A second send only for what the dead replica had in flight (same `webhook-id`).
+    let repeated = counts.values().filter(|n| **n > 1).count();
+    eprintln!(
+        "replica kill: {} answers ({} after the kill, {in_flight} keys held), {leads} leads, \
+         {} exports, {} events, {repeated} deliveries sent again",
+        answers.len(),
+        after.len(),
+        exports.len(),
+        events.len()
+    );
+    assert!(repeated <= 2 * 20, "{repeated} repeated deliveries");
+    drop(b);
+    db.close().await;
 }
