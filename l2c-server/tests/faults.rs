@@ -513,6 +513,7 @@ async fn postgres_outage(services: &mut Services) {
     }
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stopping = Instant::now();
     tokio::task::block_in_place(|| services.stop_pg("fast"));
     let stopped = Instant::now();
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -543,7 +544,7 @@ async fn postgres_outage(services: &mut Services) {
     }
     let before: Vec<_> = writes
         .iter()
-        .filter(|(_, s)| s.sent + s.took < stopped)
+        .filter(|(_, s)| s.sent + s.took < stopping)
         .collect();
     assert!(!before.is_empty(), "load before the outage");
     assert!(before.iter().all(|(_, s)| s.status == 201), "{before:?}");

@@ -127,8 +127,34 @@ impl Services {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        services.start_pg();
-        services.start_redis();
+        // The free ports were released before the servers bind them: another test may take
+        // one first. The first start then tries fresh ports (restarts keep theirs).
+        for attempt in 1..=3 {
+            match services.try_start_pg() {
+                Ok(()) => break,
+                Err(log) if attempt < 3 => {
+                    eprintln!(
+                        "PostgreSQL did not start on {}; another port: {log}",
+                        services.pg_port
+                    );
+                    services.pg_port = free_port();
+                }
+                Err(log) => panic!("PostgreSQL did not start: {log}"),
+            }
+        }
+        for attempt in 1..=3 {
+            match services.try_start_redis() {
+                Ok(()) => break,
+                Err(why) if attempt < 3 => {
+                    eprintln!(
+                        "Redis did not start on {}; another port: {why}",
+                        services.redis_port
+                    );
+                    services.redis_port = free_port();
+                }
+                Err(why) => panic!("Redis did not start: {why}"),
+            }
+        }
         Some(services)
     }
 
@@ -161,6 +187,12 @@ impl Services {
 
     /// Starts PostgreSQL on its port and data directory; waits until it accepts connections.
     pub fn start_pg(&mut self) {
+        if let Err(log) = self.try_start_pg() {
+            panic!("pg_ctl start failed: {log}");
+        }
+    }
+
+    fn try_start_pg(&mut self) -> Result<(), String> {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off \
              -c max_connections=100",
@@ -176,13 +208,17 @@ impl Services {
             .args(["-o", &options])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start failed: {} {}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(self.dir.join("pg.log")).unwrap_or_default()
-        );
+        if !out.status.success() {
+            let log = std::fs::read_to_string(self.dir.join("pg.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            return Err(format!(
+                "{} {}",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                tail.join(" | ")
+            ));
+        }
         self.pg_running = true;
+        Ok(())
     }
 
     /// Stops PostgreSQL: `fast` (clean) or `immediate` (as a crash would).
@@ -204,7 +240,13 @@ impl Services {
     /// Starts Redis on its port (AOF fsynced on every write, in the temp dir); waits until it
     /// answers.
     pub fn start_redis(&mut self) {
-        let child = Command::new("redis-server")
+        if let Err(why) = self.try_start_redis() {
+            panic!("redis-server did not start: {why}");
+        }
+    }
+
+    fn try_start_redis(&mut self) -> Result<(), String> {
+        let mut child = Command::new("redis-server")
             .args([
                 "--port",
                 &self.redis_port.to_string(),
@@ -227,16 +269,21 @@ impl Services {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        self.redis = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if redis_ping(self.redis_port) {
-                return;
+            // Ours, not another test's Redis that took the port first.
+            if redis_pid(self.redis_port) == Some(child.id()) {
+                self.redis = Some(child);
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start in 20 s"
-            );
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("redis-server exited: {status}"));
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("no answer within 20 s".to_owned());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -250,18 +297,23 @@ impl Services {
     }
 }
 
-/// Whether a Redis on `port` answers `PING`.
-fn redis_ping(port: u16) -> bool {
+/// The process id a Redis on `port` reports (`INFO server`), once it answers.
+fn redis_pid(port: u16) -> Option<u32> {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let mut buf = vec![0u8; 8192];
+    let mut text = String::new();
+    while !text.contains("process_id:") || !text[text.find("process_id:")?..].contains("\r\n") {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    let mut buf = [0u8; 16];
-    matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+    let rest = &text[text.find("process_id:")? + "process_id:".len()..];
+    rest[..rest.find("\r\n")?].trim().parse().ok()
 }
 
 impl Drop for Services {
