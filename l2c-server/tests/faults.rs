@@ -890,6 +890,38 @@ async fn replica_kill(services: &Services) {
         leads >= leads_created && leads <= leads_created + in_flight,
         "{leads} leads for {leads_created} created"
     );
+    // And no answered key runs again on the survivor, whichever replica ran it: sent again
+    // (a client that never saw the answer), each is replayed from the shared record.
+    let mut answered: Vec<&String> = answers
+        .iter()
+        .filter(|(_, s, _)| s.status == 201)
+        .map(|(k, ..)| k)
+        .collect();
+    answered.sort();
+    answered.dedup();
+    for key in answered {
+        let (path, body) = if key.starts_with("lead-") {
+            ("/api/mobile/leads/hook", lead(key))
+        } else {
+            ("/api/mobile/orders/sync", order(key))
+        };
+        let res = http
+            .post(format!("{}{path}", b.base_url))
+            .bearer_auth(&token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{key} sent again");
+        assert_eq!(
+            res.headers()
+                .get("idempotent-replayed")
+                .map(|v| v.as_bytes()),
+            Some(&b"true"[..]),
+            "{key} ran again on the survivor"
+        );
+    }
     // Exports on the survivor finish, before and after the kill.
     assert!(
         exports
