@@ -516,7 +516,22 @@ async fn postgres_outage(services: &mut Services) {
     let stopping = Instant::now();
     tokio::task::block_in_place(|| services.stop_pg("fast"));
     let stopped = Instant::now();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The token endpoint cannot check credentials: 503 in the RFC 6749 shape, with Retry-After.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let res = http
+        .post(server.url("/api/oauth/token"))
+        .json(
+            &json!({"grant_type": "client_credentials", "client_id": client.id,
+                      "client_secret": client.secret}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503, "token request while PostgreSQL is down");
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"].is_string(), "{body}");
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(stopped.elapsed())).await;
     let restarting = Instant::now();
     tokio::task::block_in_place(|| services.start_pg());
     let restarted = Instant::now();
