@@ -9,8 +9,8 @@
 //! [`Services`] kills Redis, stops PostgreSQL (`-m immediate`) and removes the directory, so a
 //! failing test cleans up too.
 //!
-//! When `pg_config`, `initdb`, `pg_ctl` or `redis-server` is missing, [`Services::start`] prints
-//! a `skipping:` line and returns `None`.
+//! When `pg_config`, `initdb`, `pg_ctl` or `redis-server` is missing (or, as root, `runuser` or
+//! the `postgres` user), [`Services::start`] prints a `skipping:` line and returns `None`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
@@ -86,6 +86,18 @@ impl Services {
         let as_postgres = is_root();
         if as_postgres && which("runuser").is_none() {
             eprintln!("skipping {test}: running as root without runuser");
+            return None;
+        }
+        let postgres_user = || {
+            Command::new("id")
+                .args(["-u", "postgres"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if as_postgres && !postgres_user() {
+            eprintln!(
+                "skipping {test}: running as root without a `postgres` user to run PostgreSQL"
+            );
             return None;
         }
         let dir = std::env::temp_dir().join(format!("l2c-fault-{}", uuid::Uuid::new_v4().simple()));
