@@ -18,6 +18,7 @@
 //! | `--public-url` | `L2C_PUBLIC_URL` | none (push URLs use the request's scheme and host) |
 //! | `--export-concurrency` | `L2C_EXPORT_CONCURRENCY` | `5` (report exports in flight per client) |
 //! | `--export-stall-timeout` | `L2C_EXPORT_STALL_TIMEOUT` | `30s` (an export whose reader takes nothing this long is cut) |
+//! | `--db-acquire-timeout` | `L2C_DB_ACQUIRE_TIMEOUT` | `5s` (a request waiting this long for a database connection is answered 503 `database_unavailable`) |
 //! | `--export-db-connections` | `L2C_EXPORT_DB_CONNECTIONS` | `2` (database connections all exports together may hold; at most half the pool) |
 //! | `--quota-refresh-secs` | `L2C_QUOTA_REFRESH_SECS` | `30` |
 //! | `--tls-cert`, `--tls-key` | `L2C_TLS_CERT`, `L2C_TLS_KEY` | none (plain HTTP) |
@@ -280,6 +281,10 @@ pub struct ServeArgs {
     /// its slot.
     #[arg(long, env = "L2C_EXPORT_STALL_TIMEOUT", default_value = "30s", value_parser = crate::dispatch::parse_duration)]
     pub export_stall_timeout: std::time::Duration,
+    /// Answer 503 `database_unavailable` (with `Retry-After`) to a request that waited this long
+    /// for a database connection (e.g. `5s`): all in use, or the database unreachable.
+    #[arg(long, env = "L2C_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = crate::dispatch::parse_duration)]
+    pub db_acquire_timeout: std::time::Duration,
     /// Database connections that report exports may hold at once, all clients together (at
     /// most half the pool: 4 on SQLite, 8 on PostgreSQL); the rest stays for the API.
     #[arg(long, env = "L2C_EXPORT_DB_CONNECTIONS", default_value_t = crate::config::DEFAULT_EXPORT_DB_CONNECTIONS)]
@@ -415,6 +420,7 @@ impl ServeArgs {
                 .map(|u| u.trim_end_matches('/').to_owned()),
             export_concurrency: self.export_concurrency,
             export_stall_timeout: self.export_stall_timeout,
+            db_acquire_timeout: self.db_acquire_timeout,
             export_db_connections: self.export_db_connections,
             quota_refresh: std::time::Duration::from_secs(self.quota_refresh_secs),
             tls,

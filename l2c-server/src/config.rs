@@ -49,6 +49,10 @@ pub const DEFAULT_EXPORT_CONCURRENCY: u32 = 5;
 /// The default time a report export may go without its reader taking any of it before the
 /// server cuts the connection (`--export-stall-timeout`).
 pub const DEFAULT_EXPORT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time a request waits for a database connection before it is answered 503
+/// `database_unavailable` (`--db-acquire-timeout`). While the database is down, this is how long
+/// each request waits before that answer.
+pub const DEFAULT_DB_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default number of database connections report exports may hold at once, all clients
 /// together (`--export-db-connections`).
 pub const DEFAULT_EXPORT_DB_CONNECTIONS: u32 = 2;
@@ -110,6 +114,9 @@ pub enum ConfigError {
     /// `--export-stall-timeout` is zero.
     #[error("the export stall timeout must be longer than zero")]
     ZeroStallTimeout,
+    /// `--db-acquire-timeout` is zero.
+    #[error("the database acquire timeout must be longer than zero")]
+    ZeroAcquireTimeout,
     /// `--export-db-connections` is 0 or more than half the database pool, which would leave
     /// the API too few connections.
     #[error(
@@ -419,6 +426,9 @@ pub struct Config {
     /// the connection (releasing the export's slot). Only report exports are large enough to
     /// fill the socket buffers, so in practice only a stalled export is ever cut.
     pub export_stall_timeout: Duration,
+    /// How long a request waits for a database connection (all in use, or the database
+    /// unreachable) before it is answered 503 `database_unavailable` with `Retry-After`.
+    pub db_acquire_timeout: Duration,
     /// How many database connections report exports may hold at once, all clients together
     /// (each export takes one per batch of rows and gives it back before sending them); the
     /// rest of the pool stays for the API.
@@ -468,6 +478,7 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("export_concurrency", &self.export_concurrency)
             .field("export_stall_timeout", &self.export_stall_timeout)
+            .field("db_acquire_timeout", &self.db_acquire_timeout)
             .field("export_db_connections", &self.export_db_connections)
             .field("quota_refresh", &self.quota_refresh)
             .field("tls", &self.tls)
@@ -521,6 +532,7 @@ impl Default for Config {
             public_url: DEFAULT_PUBLIC_URL.map(str::to_owned),
             export_concurrency: DEFAULT_EXPORT_CONCURRENCY,
             export_stall_timeout: DEFAULT_EXPORT_STALL_TIMEOUT,
+            db_acquire_timeout: DEFAULT_DB_ACQUIRE_TIMEOUT,
             export_db_connections: DEFAULT_EXPORT_DB_CONNECTIONS,
             quota_refresh: DEFAULT_QUOTA_REFRESH,
             tls: None,
@@ -556,7 +568,8 @@ impl Config {
     /// [`ConfigError::SecretWithEdDsa`] for an HS256 secret given with EdDSA,
     /// [`ConfigError::InvalidRedisUrl`], [`ConfigError::InvalidRedisPrefix`],
     /// [`ConfigError::ZeroConcurrency`], [`ConfigError::ZeroConnectionLimit`],
-    /// [`ConfigError::ZeroStallTimeout`], [`ConfigError::ExportDbConnections`].
+    /// [`ConfigError::ZeroStallTimeout`], [`ConfigError::ZeroAcquireTimeout`],
+    /// [`ConfigError::ExportDbConnections`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.connections.validate()?;
         if let Some(url) = &self.redis_url
@@ -578,6 +591,9 @@ impl Config {
         }
         if self.export_stall_timeout.is_zero() {
             return Err(ConfigError::ZeroStallTimeout);
+        }
+        if self.db_acquire_timeout.is_zero() {
+            return Err(ConfigError::ZeroAcquireTimeout);
         }
         let Some(backend) = crate::store::Backend::from_url(&self.database_url) else {
             return Err(ConfigError::UnsupportedDatabaseUrl);
@@ -787,6 +803,11 @@ mod tests {
         c.export_stall_timeout = Duration::ZERO;
         assert_eq!(c.validate(), Err(ConfigError::ZeroStallTimeout));
         c.export_stall_timeout = Duration::from_millis(1);
+        assert!(c.validate().is_ok());
+        assert_eq!(c.db_acquire_timeout, Duration::from_secs(5));
+        c.db_acquire_timeout = Duration::ZERO;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroAcquireTimeout));
+        c.db_acquire_timeout = Duration::from_millis(1);
         assert!(c.validate().is_ok());
         // At most half the pool: 4 of SQLite's 8, 8 of PostgreSQL's 16.
         for (url, max) in [("sqlite://x.db", 4), ("postgres://db/l2c", 8)] {

@@ -19,6 +19,14 @@
 //! [`AppError::Refused`] (a per-client cap, a lost race the client should retry).
 //! Server errors (5xx) are never recorded either (the idempotency layer's own rule).
 //!
+//! # The database unavailable
+//!
+//! A store failure that means the database cannot be reached right now — no connection within
+//! `--db-acquire-timeout`, a connection refused or reset, the server shutting down (SQLSTATE
+//! class 08 or 57P) — is answered **503 `database_unavailable` with `Retry-After`**, not 500:
+//! nothing was written (the transaction never committed), and the same request with the same
+//! idempotency key succeeds once the database is back.
+//!
 //! ```
 //! use axum::response::IntoResponse;
 //! use l2c_core::Problem;
@@ -91,8 +99,42 @@ impl AppError {
                 "invalid_text",
                 "a value holds characters the database cannot store (e.g. a NUL byte)",
             ),
+            AppError::Store(e) if is_unavailable(e) => Problem::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "Service Unavailable",
+            )
+            .with_detail(
+                "the database cannot be reached right now; nothing was changed, retry later with \
+                 the same idempotency key",
+            ),
             AppError::Store(_) | AppError::Internal(_) => Problem::internal(),
         }
+    }
+
+    /// Whether this is the database being unreachable (answered 503 with `Retry-After`).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, AppError::Store(e) if is_unavailable(e))
+    }
+}
+
+/// Seconds in the `Retry-After` of a `database_unavailable` answer.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 2;
+
+/// Whether a store error means the database cannot be reached right now rather than a failed
+/// statement: no pooled connection in time, a transport failure, or the server refusing or
+/// dropping connections (SQLSTATE class 08, connection exception, and 57P01–57P03, shutting
+/// down or starting up).
+pub fn is_unavailable(e: &StoreError) -> bool {
+    let StoreError::Database(e) = e else {
+        return false;
+    };
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 
@@ -132,12 +174,21 @@ impl IntoResponse for AppError {
             AppError::Store(e) if is_invalid_text(e) => {
                 tracing::warn!(error = %e, source = ?std::error::Error::source(e), "text refused by the database");
             }
+            AppError::Store(e) if is_unavailable(e) => {
+                tracing::warn!(error = %e, source = ?std::error::Error::source(e), "database unavailable");
+            }
             AppError::Store(e) => {
                 tracing::error!(error = %e, source = ?std::error::Error::source(e), "store failure");
             }
             AppError::Internal(what) => tracing::error!(error = %what, "internal failure"),
         }
         let mut res = problem_response(self.to_problem());
+        if self.is_unavailable() {
+            res.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(DATABASE_RETRY_AFTER_SECS),
+            );
+        }
         if self.is_refusal() {
             res.extensions_mut().insert(l2c_core::NotExecuted);
         }
@@ -162,4 +213,38 @@ pub async fn problem_request_id(req: Request, next: Next) -> Response {
         }
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(e: sqlx::Error) -> Response {
+        AppError::from(StoreError::Database(e)).into_response()
+    }
+
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for e in [sqlx::Error::PoolTimedOut, sqlx::Error::Io(refused)] {
+            let res = answer(e);
+            assert_eq!(res.status(), 503);
+            assert_eq!(res.headers()["retry-after"], "2");
+            let Some(ProblemBody(problem)) = res.extensions().get::<ProblemBody>() else {
+                panic!("a problem body");
+            };
+            assert_eq!(problem.code, "database_unavailable");
+            // Not a refusal: a 5xx, never recorded by the idempotency layer anyway.
+            assert!(res.extensions().get::<l2c_core::NotExecuted>().is_none());
+        }
+    }
+
+    #[test]
+    fn other_store_failures_stay_500_without_retry_after() {
+        let res = answer(sqlx::Error::RowNotFound);
+        assert_eq!(res.status(), 500);
+        assert!(res.headers().get("retry-after").is_none());
+        let res = AppError::from(StoreError::Invalid("x".into())).into_response();
+        assert_eq!(res.status(), 500);
+    }
 }

@@ -99,22 +99,29 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let admin = std::env::var(PG_ENV).expect("L2C_TEST_DATABASE_URL");
-                sqlx::any::install_default_drivers();
-                let mut conn = sqlx::AnyConnection::connect(&admin)
-                    .await
-                    .expect("connect to L2C_TEST_DATABASE_URL");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                let _ = conn.close().await;
-                TestDb {
-                    url: replace_db_name(&admin, &name),
-                    backend,
-                    sqlite_path: None,
-                    pg: Some((admin, name)),
-                }
+                Self::create_on_postgres(&admin).await
             }
+        }
+    }
+
+    /// Creates a fresh, uniquely named database on the PostgreSQL server `admin_url` points
+    /// at (e.g. a throw-away server a fault test stops and restarts).
+    pub async fn create_on_postgres(admin_url: &str) -> TestDb {
+        let name = format!("l2c_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(admin_url)
+            .await
+            .expect("connect to the PostgreSQL admin URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let _ = conn.close().await;
+        TestDb {
+            url: replace_db_name(admin_url, &name),
+            backend: Backend::Postgres,
+            sqlite_path: None,
+            pg: Some((admin_url.to_owned(), name)),
         }
     }
 
@@ -249,7 +256,10 @@ impl TestServer {
     /// A server over an existing test database (e.g. to restart on the same data).
     pub async fn start_on(test_db: TestDb, mut options: TestOptions) -> TestServer {
         options.config.database_url.clone_from(&test_db.url);
-        let mut db = Db::connect(&test_db.url).await.expect("open test database");
+        let mut db =
+            Db::connect_with_acquire_timeout(&test_db.url, options.config.db_acquire_timeout)
+                .await
+                .expect("open test database");
         if let Some(clock) = &options.clock {
             db = db.with_clock(Arc::clone(clock));
         }

@@ -71,6 +71,7 @@
 //! | same key, same request, still running | 409 `idempotency_key_in_use`, `Retry-After: 1` |
 //! | same key, different method/path/query/body | 422 `idempotency_key_reused` |
 //! | the store fails (e.g. Redis down) | 503 `idempotency_store_unavailable`, `Retry-After: 1`; the handler does not run |
+//! | the store fails after the handler ran | the handler's response; the key stays in flight and the response is stored as soon as the store answers again (within the lease), so a retry never runs the handler twice |
 //!
 //! Every rejection is `application/problem+json` carrying the [`RequestId`](crate::RequestId)
 //! from the extensions, has an [`IdempotencyRejection`] in its extensions, and is never stored:

@@ -1,12 +1,14 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
+use tokio::time::Instant;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
@@ -401,6 +403,7 @@ where
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let fingerprint = Fingerprint::new(&parts.method, path_and_query, &body);
 
+    let claimed_at = Instant::now();
     let claim = match store.claim_now(&record_key, &fingerprint, config.lease) {
         Some(claim) => claim,
         None => store.claim(&record_key, &fingerprint, config.lease).await,
@@ -507,7 +510,7 @@ where
             stored_body,
         ));
         match store
-            .complete(&record_key, &token, record, config.ttl)
+            .complete(&record_key, &token, Arc::clone(&record), config.ttl)
             .await
         {
             Ok(true) => guard.disarm(),
@@ -518,12 +521,64 @@ where
                 );
             }
             Err(error) => {
-                // The guard releases the key so a retry is not blocked until the lease ends.
-                tracing::error!(%error, "failed to store an idempotent response");
+                // The handler ran and its answer goes to the client: releasing the key now would
+                // let a retry run it a second time. Keep the lease and store the answer as soon
+                // as the store is back (see `complete_later`).
+                tracing::error!(%error, "failed to store an idempotent response; retrying");
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    guard.disarm();
+                    let deadline = claimed_at + config.lease;
+                    tokio::spawn(complete_later(
+                        store, record_key, token, record, config.ttl, deadline,
+                    ));
+                }
+                // Without a runtime to retry on, the guard releases the key instead.
             }
         }
     }
     Ok(Response::from_parts(parts, ResBody::from(body)))
+}
+
+/// The first and the longest pause between attempts of [`complete_later`].
+const COMPLETE_RETRY_FIRST: Duration = Duration::from_millis(100);
+const COMPLETE_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// Stores the answer of a handler that ran after the store failed to record it (e.g. Redis
+/// went down while the handler ran), retrying with a growing pause until it is stored or the
+/// lease ends. Meanwhile the lease keeps the key in flight, so a retry is answered 409 (or 503
+/// while the store is down) and never runs the handler again; once stored, it is replayed. Only
+/// if the store stays down for the whole lease is the key left to expire (logged).
+async fn complete_later(
+    store: Arc<dyn IdempotencyStore>,
+    key: RecordKey,
+    token: LeaseToken,
+    record: Arc<StoredResponse>,
+    ttl: Duration,
+    deadline: Instant,
+) {
+    let mut pause = COMPLETE_RETRY_FIRST;
+    loop {
+        if Instant::now() + pause >= deadline {
+            tracing::error!(
+                "the idempotency store stayed down for the whole lease; response not stored"
+            );
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        match store.complete(&key, &token, Arc::clone(&record), ttl).await {
+            Ok(true) => {
+                tracing::info!("idempotent response stored after the store came back");
+                return;
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    "idempotency lease expired before the response could be stored; not stored"
+                );
+                return;
+            }
+            Err(_) => pause = (pause * 2).min(COMPLETE_RETRY_MAX),
+        }
+    }
 }
 
 /// Whether `extensions` mark a response that a layer *inside* this one sent instead of running

@@ -499,6 +499,106 @@ async fn lease_expiry_unblocks_a_handler_that_never_finishes() {
         .assert_replay_of(&res);
 }
 
+/// A memory store whose first `failures` completions fail, like Redis going down while a
+/// handler runs and coming back.
+#[derive(Debug, Default)]
+struct FlakyCompleteStore {
+    inner: MemoryIdempotencyStore,
+    failures: AtomicUsize,
+    completes: AtomicUsize,
+}
+
+#[async_trait]
+impl IdempotencyStore for FlakyCompleteStore {
+    async fn claim(
+        &self,
+        key: &RecordKey,
+        fingerprint: &Fingerprint,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        self.inner.claim(key, fingerprint, lease).await
+    }
+
+    async fn complete(
+        &self,
+        key: &RecordKey,
+        token: &LeaseToken,
+        response: Arc<StoredResponse>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.completes.fetch_add(1, Ordering::SeqCst);
+        let failing = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StoreError::new(StoreErrorKind::Unavailable, "down"));
+        }
+        self.inner.complete(key, token, response, ttl).await
+    }
+
+    async fn release(&self, key: &RecordKey, token: &LeaseToken) -> Result<(), StoreError> {
+        self.inner.release(key, token).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_the_store_failed_to_record_is_stored_later_and_never_rerun() {
+    let store = Arc::new(FlakyCompleteStore {
+        failures: AtomicUsize::new(3),
+        ..FlakyCompleteStore::default()
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = IdempotencyLayer::new()
+        .with_store(Arc::clone(&store) as Arc<dyn IdempotencyStore>)
+        .layer(handler(&calls, created));
+    // The handler ran: the client gets its answer even though recording it failed.
+    let first = send(&svc, post(Some("k"), BODY, Some("c"))).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // The key is not released: a retry while the store is still failing does not run again.
+    let retry = send(&svc, post(Some("k"), BODY, Some("c"))).await;
+    assert_eq!(retry.status, StatusCode::CONFLICT, "{retry:?}");
+    // Once the store answers again, the response is stored and replayed.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(store.completes.load(Ordering::SeqCst), 4);
+    let replay = send(&svc, post(Some("k"), BODY, Some("c"))).await;
+    replay.assert_replay_of(&first);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_down_for_the_whole_lease_lets_the_key_expire() {
+    let store = Arc::new(FlakyCompleteStore {
+        failures: AtomicUsize::new(usize::MAX),
+        ..FlakyCompleteStore::default()
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = IdempotencyLayer::new()
+        .lease(Duration::from_secs(10))
+        .unwrap()
+        .with_store(Arc::clone(&store) as Arc<dyn IdempotencyStore>)
+        .layer(handler(&calls, created));
+    assert_eq!(
+        send(&svc, post(Some("k"), BODY, Some("c"))).await.status,
+        StatusCode::CREATED
+    );
+    // Retries are bounded by the lease (about one a second at most)...
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let attempts = store.completes.load(Ordering::SeqCst);
+    assert!((5..=20).contains(&attempts), "{attempts} attempts");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        store.completes.load(Ordering::SeqCst),
+        attempts,
+        "retries stopped"
+    );
+    // ...and the expired lease frees the key.
+    assert_eq!(
+        send(&svc, post(Some("k"), BODY, Some("c"))).await.status,
+        StatusCode::CREATED
+    );
+}
+
 #[tokio::test]
 async fn a_dropped_request_frees_the_key_at_once() {
     let calls = Arc::new(AtomicUsize::new(0));

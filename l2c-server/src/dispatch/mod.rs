@@ -6,6 +6,12 @@
 //! one of them) and a restarted server picks up whatever was pending; a lease left behind by a
 //! killed process expires after twice the attempt timeout (plus a second).
 //!
+//! When the database goes away between sending an attempt and recording it (the receiver has
+//! the event), the dispatcher keeps retrying the record, with a growing pause, for as long as
+//! its lease lasts, so the event is not sent again once the database is back. Only a database
+//! down for longer than the lease leads to a second send (same `webhook-id`: receivers
+//! deduplicate on it).
+//!
 //! One attempt (PROTOCOLS.md H9):
 //!
 //! - the destination is vetted again: the URL and an IP-literal host before the attempt
@@ -49,6 +55,11 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::ssrf;
+
+/// The first and the longest pause between tries to record an attempt while the database is
+/// unreachable (within the lease).
+const FINISH_RETRY_FIRST: Duration = Duration::from_millis(100);
+const FINISH_RETRY_MAX: Duration = Duration::from_secs(1);
 use crate::state::AppState;
 use crate::store::webhooks::{AttemptRecord, Job, NextStep, Purged};
 use crate::store::{Db, StoreError, unix_millis};
@@ -267,6 +278,7 @@ impl Dispatcher {
     ///
     /// [`StoreError`] when claiming fails (errors recording single attempts are logged).
     pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let leased_until = Instant::now() + self.lease();
         let now = self.now();
         let lease_until = now + i64::try_from(self.lease().as_millis()).unwrap_or(i64::MAX / 2);
         let ids = self
@@ -281,7 +293,7 @@ impl Dispatcher {
             .await?;
         let n = ids.len();
         let rounds = ids.into_iter().map(|id| async move {
-            if let Err(e) = self.deliver(&id).await {
+            if let Err(e) = self.deliver(&id, leased_until).await {
                 tracing::warn!(delivery = %id, error = %e, "recording a webhook attempt failed");
             }
         });
@@ -289,7 +301,7 @@ impl Dispatcher {
         Ok(n)
     }
 
-    async fn deliver(&self, delivery_id: &str) -> Result<(), StoreError> {
+    async fn deliver(&self, delivery_id: &str, leased_until: Instant) -> Result<(), StoreError> {
         let store = self.db.webhooks();
         let Some(job) = store.job(delivery_id).await? else {
             return Ok(());
@@ -349,10 +361,26 @@ impl Dispatcher {
             "webhook attempt"
         );
         let record = AttemptRecord::new(started_at, status, latency_ms, error);
-        store
-            .finish(&self.owner, &job, Some(&record), next, now)
-            .await?;
-        Ok(())
+        let mut pause = FINISH_RETRY_FIRST;
+        loop {
+            match store
+                .finish(&self.owner, &job, Some(&record), next, now)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                // The attempt was made: record it once the database is back rather than let the
+                // lease lapse and send the event again.
+                Err(e)
+                    if crate::error::is_unavailable(&e)
+                        && Instant::now() + pause < leased_until =>
+                {
+                    tracing::warn!(delivery = %job.delivery_id, error = %e, "recording a webhook attempt failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(FINISH_RETRY_MAX);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// After a failure: the next attempt's time, or `Failed` once the schedule is exhausted.

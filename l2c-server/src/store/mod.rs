@@ -179,7 +179,22 @@ impl Db {
     /// [`StoreError::UnsupportedUrl`] for another scheme, [`StoreError::Database`] when the
     /// database cannot be reached, [`StoreError::Migrate`] when a migration fails.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let db = Self::connect_without_migrating(url).await?;
+        Self::connect_with_acquire_timeout(url, crate::config::DEFAULT_DB_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`Db::connect`] with a pool in which a request gives up waiting for a connection after
+    /// `acquire_timeout` (`--db-acquire-timeout`): all connections in use, or the database
+    /// unreachable (the pool keeps trying to connect until then). The request is then answered
+    /// 503 `database_unavailable` (see [`crate::error`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::connect`].
+    pub async fn connect_with_acquire_timeout(
+        url: &str,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let db = Self::open(url, acquire_timeout).await?;
         db.migrate().await?;
         Ok(db)
     }
@@ -190,6 +205,10 @@ impl Db {
     ///
     /// As [`Db::connect`], without the migration step.
     pub async fn connect_without_migrating(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, crate::config::DEFAULT_DB_ACQUIRE_TIMEOUT).await
+    }
+
+    async fn open(url: &str, acquire_timeout: Duration) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url).ok_or(StoreError::UnsupportedUrl)?;
         let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
@@ -204,7 +223,7 @@ impl Db {
                 .await?;
             conn.close().await?;
         }
-        let pool = pool_options(backend, backend.pool_size(), Duration::from_secs(5))
+        let pool = pool_options(backend, backend.pool_size(), acquire_timeout)
             .connect_with(options.clone())
             .await?;
         let exports = pool_options(

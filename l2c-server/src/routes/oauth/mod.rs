@@ -164,13 +164,18 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
         }
         Err(e) => {
             tracing::error!(error = %e, "token request: store failure");
-            return oauth_error(
+            let mut res = oauth_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &OAuthError::new(
                     OAuthErrorCode::InvalidRequest,
                     "the server cannot check credentials right now; retry later",
                 ),
             );
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::error::DATABASE_RETRY_AFTER_SECS),
+            );
+            return res;
         }
     };
 
