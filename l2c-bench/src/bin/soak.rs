@@ -762,9 +762,6 @@ async fn run(args: Args) -> Result<bool, String> {
         start,
         end,
     ));
-    let warmup = Duration::from_secs(args.warmup.min(args.duration));
-    tokio::time::sleep_until((start + warmup).into()).await;
-    let rss_warm = rss_all(&args.replicas);
     let progress = {
         let driver = Arc::clone(&driver);
         tokio::spawn(async move {
@@ -784,6 +781,9 @@ async fn run(args: Args) -> Result<bool, String> {
             }
         })
     };
+    let warmup = Duration::from_secs(args.warmup.min(args.duration));
+    tokio::time::sleep_until((start + warmup).into()).await;
+    let rss_warm = rss_all(&args.replicas);
     for w in workers {
         w.await.map_err(|e| format!("worker: {e}"))?;
     }
