@@ -13,7 +13,9 @@
 #   QUOTA          quota of the small-quota client, driven at 3x its rate across every replica
 #                  (default `600/min;burst=20`: a burst of 20, then one request per 100 ms)
 #   DRAIN_TIMEOUT  longest wait, in seconds, for webhook deliveries after the load  (default 120)
-#   PROFILE        cargo profile of the server and the driver: release or dev      (default release)
+#   PROFILE        cargo profile of the server and the driver: release or dev      (default release);
+#                  dev builds them with the workspace's tests selected, so right after
+#                  `cargo test --workspace` (CI) only the driver is compiled
 #   PG_URL         PostgreSQL server, without a database (default postgres://postgres@127.0.0.1:5432);
 #                  a fresh database l2c_soak_<random> is created on it and dropped at the end
 #   REDIS_URL      Redis (default redis://127.0.0.1:6379); keys go under a random prefix
@@ -69,7 +71,15 @@ psql "$PG_URL/postgres" -qAtc 'SELECT 1' >/dev/null 2>&1 || die "PostgreSQL not 
 
 # --- build -----------------------------------------------------------------------------------
 echo "soak: building l2c-server and l2c-soak ($PROFILE)..." >&2
-cargo build --quiet --profile "$PROFILE" -p l2c-server -p l2c-bench --bin l2c-server --bin l2c-soak
+if [[ $PROFILE == dev ]]; then
+    # The dev profile is CI's, run right after `cargo test --workspace`: building the binaries
+    # with the workspace's tests selected resolves the same features as that run, so only
+    # l2c-bench is compiled; `-p l2c-server -p l2c-bench` alone would resolve other features
+    # (no dev-dependencies) and rebuild nearly every crate.
+    cargo build --quiet --profile dev --workspace --bins --tests
+else
+    cargo build --quiet --profile "$PROFILE" -p l2c-server -p l2c-bench --bin l2c-server --bin l2c-soak
+fi
 bin_dir="${CARGO_TARGET_DIR:-$root/target}/$profile_dir"
 server="$bin_dir/l2c-server"
 driver="$bin_dir/l2c-soak"
