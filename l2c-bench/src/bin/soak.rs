@@ -804,8 +804,13 @@ async fn run(args: Args) -> Result<bool, String> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let received = received();
     eprintln!(
-        "soak: deliveries drained in {:.1} s after the load ({received}/{expected})",
-        drain_start.elapsed().as_secs_f64()
+        "soak: {received} of {expected} events received {:.1} s after the load{}",
+        drain_start.elapsed().as_secs_f64(),
+        if received < expected {
+            " (drain timeout)"
+        } else {
+            ""
+        }
     );
     let rss_end = rss_all(&args.replicas);
 
