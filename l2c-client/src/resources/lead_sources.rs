@@ -24,7 +24,7 @@ use l2c_core::api::lead_sources::{
 use l2c_core::api::showroom::Page;
 
 use crate::client::RequestSpec;
-use crate::pagination::{PageStream, paginate};
+use crate::pagination::PageStream;
 use crate::{Client, Error};
 
 /// Lead source operations; from [`Client::lead_sources`].
@@ -179,13 +179,24 @@ pub struct ListLeadSourcesBuilder<'c> {
     page_size: Option<u32>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Paging {
     #[serde(skip_serializing_if = "Option::is_none")]
     page: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     page_size: Option<u32>,
+}
+
+impl super::PageQuery for Paging {
+    fn first_page(&self) -> u32 {
+        self.page.unwrap_or(1)
+    }
+
+    fn with_page(mut self, page: u32) -> Self {
+        self.page = Some(page);
+        self
+    }
 }
 
 impl ListLeadSourcesBuilder<'_> {
@@ -207,26 +218,18 @@ impl ListLeadSourcesBuilder<'_> {
     ///
     /// [`Error::Api`] with status 400 for bad paging.
     pub async fn send(self) -> Result<Page<LeadSourceView>, Error> {
-        fetch_page(self.client, self.page, self.page_size).await
+        super::get_page(self.client, &["lead-sources"], &self.paging()).await
     }
 
     /// Streams every source from the selected page on.
     pub fn stream(self) -> PageStream<LeadSourceView> {
-        let client = self.client.clone();
-        let page_size = self.page_size;
-        paginate(self.page.unwrap_or(1), move |page| {
-            let client = client.clone();
-            async move { fetch_page(&client, Some(page), page_size).await }
-        })
+        super::stream_pages(self.client, &["lead-sources"], self.paging())
     }
-}
 
-async fn fetch_page(
-    client: &Client,
-    page: Option<u32>,
-    page_size: Option<u32>,
-) -> Result<Page<LeadSourceView>, Error> {
-    let spec = RequestSpec::new(Method::GET, super::path(["lead-sources"]))
-        .query(&Paging { page, page_size })?;
-    client.execute_json(spec).await
+    fn paging(&self) -> Paging {
+        Paging {
+            page: self.page,
+            page_size: self.page_size,
+        }
+    }
 }

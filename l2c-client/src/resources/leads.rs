@@ -7,7 +7,7 @@ use l2c_core::api::leads::{Lead, LeadQuery, LeadSource, PushLead, PushLeadRespon
 use l2c_core::api::showroom::Page;
 
 use crate::client::RequestSpec;
-use crate::pagination::{PageStream, paginate};
+use crate::pagination::PageStream;
 use crate::{Client, Error};
 
 /// Lead operations; from [`Client::leads`].
@@ -131,25 +131,13 @@ impl ListLeadsBuilder<'_> {
     ///
     /// [`Error::Api`] with status 400 naming a bad filter or paging parameter.
     pub async fn send(self) -> Result<Page<Lead>, Error> {
-        fetch_page(self.client, &self.query).await
+        super::get_page(self.client, &["leads"], &self.query).await
     }
 
     /// Streams every matching lead from the selected page on.
     pub fn stream(self) -> PageStream<Lead> {
-        let client = self.client.clone();
-        let query = self.query;
-        let first = query.page.unwrap_or(1);
-        paginate(first, move |page| {
-            let client = client.clone();
-            let query = query.clone().page(page);
-            async move { fetch_page(&client, &query).await }
-        })
+        super::stream_pages(self.client, &["leads"], self.query)
     }
-}
-
-async fn fetch_page(client: &Client, query: &LeadQuery) -> Result<Page<Lead>, Error> {
-    let spec = RequestSpec::new(Method::GET, super::path(["leads"])).query(query)?;
-    client.execute_json(spec).await
 }
 
 /// Builder for [`LeadsHandler::push`].

@@ -25,7 +25,15 @@ pub mod reports;
 pub mod showroom;
 pub mod webhooks;
 
-use crate::Client;
+use http::Method;
+use l2c_core::api::leads::LeadQuery;
+use l2c_core::api::showroom::{Page, ShowroomQuery};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::client::RequestSpec;
+use crate::pagination::{PageStream, paginate};
+use crate::{Client, Error};
 
 /// The path prefix of the open platform's endpoints.
 pub(crate) const MOBILE: [&str; 2] = ["api", "mobile"];
@@ -70,4 +78,61 @@ impl Client {
     pub fn webhooks(&self) -> webhooks::WebhooksHandler<'_> {
         webhooks::WebhooksHandler::new(self)
     }
+}
+
+/// A list query whose pages the server numbers from 1 (`page`, `pageSize`).
+pub(crate) trait PageQuery: Serialize + Clone + Send + Sync + 'static {
+    /// The page the query asks for (1 when unset).
+    fn first_page(&self) -> u32;
+    /// The same query for `page`.
+    fn with_page(self, page: u32) -> Self;
+}
+
+impl PageQuery for LeadQuery {
+    fn first_page(&self) -> u32 {
+        self.page.unwrap_or(1)
+    }
+
+    fn with_page(self, page: u32) -> Self {
+        self.page(page)
+    }
+}
+
+impl PageQuery for ShowroomQuery {
+    fn first_page(&self) -> u32 {
+        self.page.unwrap_or(1)
+    }
+
+    fn with_page(self, page: u32) -> Self {
+        self.page(page)
+    }
+}
+
+/// `GET` one page of the list at `/api/mobile/{segments}` with `query`.
+pub(crate) async fn get_page<T: DeserializeOwned>(
+    client: &Client,
+    segments: &[&str],
+    query: &impl Serialize,
+) -> Result<Page<T>, Error> {
+    let spec = RequestSpec::new(Method::GET, path(segments.iter().copied())).query(query)?;
+    client.execute_json(spec).await
+}
+
+/// Streams every item of the list at `/api/mobile/{segments}` from the query's page on, fetching
+/// the next page as the stream is polled.
+pub(crate) fn stream_pages<T, Q>(
+    client: &Client,
+    segments: &'static [&'static str],
+    query: Q,
+) -> PageStream<T>
+where
+    T: DeserializeOwned + Send + 'static,
+    Q: PageQuery,
+{
+    let client = client.clone();
+    paginate(query.first_page(), move |page| {
+        let client = client.clone();
+        let query = query.clone().with_page(page);
+        async move { get_page(&client, segments, &query).await }
+    })
 }

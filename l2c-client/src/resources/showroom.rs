@@ -1,10 +1,8 @@
 //! `GET /api/mobile/showroom/items` (scope `showroom:read`).
 
-use http::Method;
 use l2c_core::api::showroom::{Page, ShowroomItem, ShowroomItemType, ShowroomQuery};
 
-use crate::client::RequestSpec;
-use crate::pagination::{PageStream, paginate};
+use crate::pagination::PageStream;
 use crate::{Client, Error};
 
 /// Showroom operations; from [`Client::showroom`].
@@ -87,24 +85,12 @@ impl ListItemsBuilder<'_> {
     ///
     /// [`Error::Api`] with status 400 for a page size outside 1–100 or a page below 1.
     pub async fn send(self) -> Result<Page<ShowroomItem>, Error> {
-        fetch_page(self.client, &self.query).await
+        super::get_page(self.client, &["showroom", "items"], &self.query).await
     }
 
     /// Streams every item from the selected page on, fetching the next page as the stream is
     /// polled. Ends after an empty page or the page that reaches `total`.
     pub fn stream(self) -> PageStream<ShowroomItem> {
-        let client = self.client.clone();
-        let query = self.query;
-        let first = query.page.unwrap_or(1);
-        paginate(first, move |page| {
-            let client = client.clone();
-            let query = query.clone().page(page);
-            async move { fetch_page(&client, &query).await }
-        })
+        super::stream_pages(self.client, &["showroom", "items"], self.query)
     }
-}
-
-async fn fetch_page(client: &Client, query: &ShowroomQuery) -> Result<Page<ShowroomItem>, Error> {
-    let spec = RequestSpec::new(Method::GET, super::path(["showroom", "items"])).query(query)?;
-    client.execute_json(spec).await
 }
