@@ -101,3 +101,51 @@ pub(crate) struct Shared {
     /// `RateLimit` values by free slots, `0..=limit` (capped at `MAX_PREBUILT_STATES`).
     pub(crate) states: Vec<HeaderValue>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+    use crate::limits::test_util::request_from;
+
+    /// The `RateLimit-Policy` of one request through `layer`, or `None` when it has none.
+    async fn policy_of(layer: &ConcurrencyCapLayer, req: Request<()>) -> Option<HeaderValue> {
+        let svc = layer.layer(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Bytes::new()))
+        }));
+        let res = svc.oneshot(req).await.unwrap();
+        res.headers().get("ratelimit-policy").cloned()
+    }
+
+    #[tokio::test]
+    async fn a_layer_changed_after_use_builds_services_with_the_change() {
+        let used = ConcurrencyCapLayer::new(3);
+        let expected = "\"concurrency\";q=3;qu=\"concurrent-requests\"";
+        assert_eq!(
+            policy_of(&used, request_from("acme")).await.unwrap(),
+            expected
+        );
+        assert_eq!(policy_of(&used, Request::new(())).await, None);
+
+        let renamed = used.clone().policy_name("exports").unwrap();
+        assert_eq!(
+            policy_of(&renamed, request_from("acme")).await.unwrap(),
+            "\"exports\";q=3;qu=\"concurrent-requests\""
+        );
+        let anonymous = used.clone().anonymous_key("anonymous");
+        assert_eq!(
+            policy_of(&anonymous, Request::new(())).await.unwrap(),
+            expected
+        );
+        // The layer used first is untouched by its changed clones.
+        assert_eq!(
+            policy_of(&used, request_from("acme")).await.unwrap(),
+            expected
+        );
+    }
+}

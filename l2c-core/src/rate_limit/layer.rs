@@ -229,7 +229,55 @@ impl Resolved {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+
+    use http::{Request, Response};
+    use tower::{ServiceExt, service_fn};
+
     use super::*;
+    use crate::limits::test_util::request_from;
+
+    /// The `RateLimit-Policy` of one request through `layer`, or `None` when it has none.
+    async fn policy_of(layer: &KeyedRateLimitLayer, req: Request<()>) -> Option<HeaderValue> {
+        let svc = layer.layer(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Vec::<u8>::new()))
+        }));
+        let res = svc.oneshot(req).await.unwrap();
+        res.headers().get("ratelimit-policy").cloned()
+    }
+
+    #[tokio::test]
+    async fn a_layer_changed_after_use_builds_services_with_the_change() {
+        let used = KeyedRateLimitLayer::new(Quota::per_second(100));
+        assert_eq!(
+            policy_of(&used, request_from("acme")).await.unwrap(),
+            "\"default\";q=100;w=1"
+        );
+        assert_eq!(policy_of(&used, Request::new(())).await, None);
+
+        let renamed = used.clone().policy_name("renamed").unwrap();
+        assert_eq!(
+            policy_of(&renamed, request_from("acme")).await.unwrap(),
+            "\"renamed\";q=100;w=1"
+        );
+        let overrides = QuotaOverrides::new();
+        overrides.set("acme", Quota::per_second(7));
+        let overridden = used.clone().with_overrides(overrides);
+        assert_eq!(
+            policy_of(&overridden, request_from("acme")).await.unwrap(),
+            "\"default\";q=7;w=1"
+        );
+        let anonymous = used.clone().anonymous_key("anonymous");
+        assert_eq!(
+            policy_of(&anonymous, Request::new(())).await.unwrap(),
+            "\"default\";q=100;w=1"
+        );
+        // The layer used first is untouched by its changed clones.
+        assert_eq!(
+            policy_of(&used, request_from("acme")).await.unwrap(),
+            "\"default\";q=100;w=1"
+        );
+    }
 
     #[test]
     fn override_quotas_resolve_once_and_match_a_fresh_build() {
