@@ -7,7 +7,7 @@ use l2c_core::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
 use crate::observe::Metrics;
-use crate::routes::oauth::limiter::{FailedAuthLimiter, FailurePolicy};
+use crate::routes::oauth::limiter::{FailedAuthLimiter, FailedAuthPolicy};
 use crate::store::{Db, StoreError};
 use crate::tokens::{Tokens, TokensError};
 
@@ -92,16 +92,27 @@ impl AppState {
             config: Arc::new(config),
             tokens,
             metrics: Arc::new(Metrics::new()),
-            auth_failures: FailedAuthLimiter::new(FailurePolicy::default(), Arc::clone(&clock)),
+            auth_failures: FailedAuthLimiter::new(FailedAuthPolicy::default(), Arc::clone(&clock)),
             clock,
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
-    /// Replaces the failed-authentication policy.
+    /// Replaces the failed-authentication policy (how many wrong client secrets a `client_id`
+    /// may send before the token endpoint slows it down).
     #[must_use]
-    pub fn with_failure_policy(mut self, policy: FailurePolicy) -> Self {
+    pub fn with_failed_auth_policy(mut self, policy: FailedAuthPolicy) -> Self {
         self.auth_failures = FailedAuthLimiter::new(policy, Arc::clone(&self.clock));
         self
+    }
+
+    /// The old name of [`with_failed_auth_policy`](Self::with_failed_auth_policy).
+    #[deprecated(
+        since = "0.1.1",
+        note = "renamed to `with_failed_auth_policy`; removed in the next release"
+    )]
+    #[must_use]
+    pub fn with_failure_policy(self, policy: FailedAuthPolicy) -> Self {
+        self.with_failed_auth_policy(policy)
     }
 }

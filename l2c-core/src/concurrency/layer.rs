@@ -1,6 +1,6 @@
 //! [`ConcurrencyCapLayer`]: configuration only.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use http::HeaderValue;
 use tower_layer::Layer;
@@ -8,9 +8,7 @@ use tower_layer::Layer;
 use super::service::ConcurrencyCap;
 use super::{ConcurrencyStore, MemoryConcurrencyStore};
 use crate::limits::response::PrebuiltProblem;
-use crate::limits::{
-    ConfigError, FailOpenCounter, FailurePolicy, KeyExtractor, RequestHead, validate_policy_name,
-};
+use crate::limits::settings::{LimitSettings, Prepared, limit_settings_methods};
 
 /// Caps the requests in flight per partition key (by default the authenticated `client_id`).
 ///
@@ -19,15 +17,7 @@ use crate::limits::{
 #[must_use]
 pub struct ConcurrencyCapLayer {
     limit: u32,
-    store: Arc<dyn ConcurrencyStore>,
-    key: KeyExtractor,
-    anonymous_key: Option<Arc<str>>,
-    failure: FailurePolicy,
-    fail_open: FailOpenCounter,
-    policy: Arc<str>,
-    /// What every service made by `layer()` shares, built on the first call (axum calls `layer()`
-    /// per connection on a router without state); every builder method resets it.
-    shared: OnceLock<Arc<Shared>>,
+    settings: LimitSettings<dyn ConcurrencyStore, Shared>,
 }
 
 impl ConcurrencyCapLayer {
@@ -35,90 +25,24 @@ impl ConcurrencyCapLayer {
     pub fn new(limit: u32) -> Self {
         Self {
             limit: limit.max(1),
-            store: Arc::new(MemoryConcurrencyStore::new()),
-            key: KeyExtractor::client_id(),
-            anonymous_key: None,
-            failure: FailurePolicy::Open,
-            fail_open: FailOpenCounter::new(),
-            policy: Arc::from("concurrency"),
-            shared: OnceLock::new(),
+            settings: LimitSettings::new(
+                Arc::new(MemoryConcurrencyStore::new()),
+                "concurrency",
+                "concurrency",
+            ),
         }
     }
 
-    /// Derives the partition key with `f` instead of the authenticated client.
-    pub fn key_fn<F>(mut self, f: F) -> Self
-    where
-        F: Fn(RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
-    {
-        self.shared = OnceLock::new();
-        self.key = KeyExtractor::from_fn(f);
-        self
-    }
-
-    /// Uses `extractor` for the partition key (shareable with the rate limiter).
-    pub fn key_extractor(mut self, extractor: KeyExtractor) -> Self {
-        self.shared = OnceLock::new();
-        self.key = extractor;
-        self
-    }
-
-    /// Counts requests without a key under `key`, all together. Without this (the default) such
-    /// requests pass uncapped.
-    pub fn anonymous_key(mut self, key: &str) -> Self {
-        self.shared = OnceLock::new();
-        self.anonymous_key = Some(Arc::from(key));
-        self
-    }
-
-    /// Counts in `store` (e.g. [`RedisConcurrencyStore`](super::RedisConcurrencyStore)).
-    pub fn with_store(self, store: impl ConcurrencyStore) -> Self {
-        self.with_shared_store(Arc::new(store))
-    }
-
-    /// Counts in an already shared store.
-    pub fn with_shared_store(mut self, store: Arc<dyn ConcurrencyStore>) -> Self {
-        self.shared = OnceLock::new();
-        self.store = store;
-        self
-    }
-
-    /// What to do when the store fails (default [`FailurePolicy::Open`]).
-    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
-        self.shared = OnceLock::new();
-        self.failure = policy;
-        self
-    }
-
-    /// Names the policy in the headers and in `violated-policies` (default `concurrency`).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::PolicyName`] unless the name is 1–64 characters of `a-z0-9-_.`.
-    pub fn policy_name(mut self, name: &str) -> Result<Self, ConfigError> {
-        self.shared = OnceLock::new();
-        validate_policy_name(name)?;
-        self.policy = Arc::from(name);
-        Ok(self)
+    limit_settings_methods! {
+        store: ConcurrencyStore,
+        store_example: "[`RedisConcurrencyStore`](super::RedisConcurrencyStore)",
+        default_policy: "concurrency",
+        other: "the rate limiter",
     }
 
     /// The cap.
     pub fn limit(&self) -> u32 {
         self.limit
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn ConcurrencyStore> {
-        &self.store
-    }
-
-    /// The fail-open counter, shared with every service built from this layer.
-    pub fn fail_open_counter(&self) -> &FailOpenCounter {
-        &self.fail_open
-    }
-
-    /// Requests let through so far because the store failed.
-    pub fn fail_open_total(&self) -> u64 {
-        self.fail_open.get()
     }
 }
 
@@ -126,35 +50,32 @@ impl<S> Layer<S> for ConcurrencyCapLayer {
     type Service = ConcurrencyCap<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let shared = self.shared.get_or_init(|| Arc::new(self.build_shared()));
-        ConcurrencyCap::new(inner, shared.clone())
+        ConcurrencyCap::new(
+            inner,
+            self.settings.shared(|limits| self.build_shared(limits)),
+        )
     }
 }
 
 impl ConcurrencyCapLayer {
-    fn build_shared(&self) -> Shared {
+    fn build_shared(&self, limits: Prepared<dyn ConcurrencyStore>) -> Shared {
+        let policy = self.settings.policy();
         let policy_header = HeaderValue::try_from(format!(
-            "\"{}\";q={};qu=\"concurrent-requests\"",
-            self.policy, self.limit
+            "\"{policy}\";q={};qu=\"concurrent-requests\"",
+            self.limit
         ))
         .unwrap_or_else(|_| HeaderValue::from_static("\"concurrency\";q=1"));
         Shared {
             limit: self.limit,
-            store: self.store.clone(),
-            key: self.key.clone(),
-            anonymous_key: self.anonymous_key.clone(),
-            failure: self.failure,
-            fail_open: self.fail_open.clone(),
             rejection: PrebuiltProblem::quota_exceeded(
-                &self.policy,
+                policy,
                 "The client has too many requests of this kind in flight; retry when one ends.",
             ),
-            unavailable: PrebuiltProblem::store_unavailable(),
             policy_header,
             states: (0..=self.limit.min(MAX_PREBUILT_STATES))
-                .map(|free| state_value(&self.policy, free))
+                .map(|free| state_value(policy, free))
                 .collect(),
-            policy: self.policy.clone(),
+            limits,
         }
     }
 }
@@ -169,18 +90,62 @@ pub(crate) fn state_value(policy: &str, free: u32) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("\"concurrency\";r=0"))
 }
 
+/// Everything a service needs, built once per layer (see [`LimitSettings::shared`]).
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// The key, store, failure policy and policy name.
+    pub(crate) limits: Prepared<dyn ConcurrencyStore>,
     pub(crate) limit: u32,
-    pub(crate) store: Arc<dyn ConcurrencyStore>,
-    pub(crate) key: KeyExtractor,
-    pub(crate) anonymous_key: Option<Arc<str>>,
-    pub(crate) failure: FailurePolicy,
-    pub(crate) fail_open: FailOpenCounter,
     pub(crate) rejection: PrebuiltProblem,
-    pub(crate) unavailable: PrebuiltProblem,
     pub(crate) policy_header: HeaderValue,
     /// `RateLimit` values by free slots, `0..=limit` (capped at `MAX_PREBUILT_STATES`).
     pub(crate) states: Vec<HeaderValue>,
-    pub(crate) policy: Arc<str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+    use crate::limits::test_util::request_from;
+
+    /// The `RateLimit-Policy` of one request through `layer`, or `None` when it has none.
+    async fn policy_of(layer: &ConcurrencyCapLayer, req: Request<()>) -> Option<HeaderValue> {
+        let svc = layer.layer(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Bytes::new()))
+        }));
+        let res = svc.oneshot(req).await.unwrap();
+        res.headers().get("ratelimit-policy").cloned()
+    }
+
+    #[tokio::test]
+    async fn a_layer_changed_after_use_builds_services_with_the_change() {
+        let used = ConcurrencyCapLayer::new(3);
+        let expected = "\"concurrency\";q=3;qu=\"concurrent-requests\"";
+        assert_eq!(
+            policy_of(&used, request_from("acme")).await.unwrap(),
+            expected
+        );
+        assert_eq!(policy_of(&used, Request::new(())).await, None);
+
+        let renamed = used.clone().policy_name("exports").unwrap();
+        assert_eq!(
+            policy_of(&renamed, request_from("acme")).await.unwrap(),
+            "\"exports\";q=3;qu=\"concurrent-requests\""
+        );
+        let anonymous = used.clone().anonymous_key("anonymous");
+        assert_eq!(
+            policy_of(&anonymous, Request::new(())).await.unwrap(),
+            expected
+        );
+        // The layer used first is untouched by its changed clones.
+        assert_eq!(
+            policy_of(&used, request_from("acme")).await.unwrap(),
+            expected
+        );
+    }
 }

@@ -1,6 +1,5 @@
 //! [`ConcurrencyCap`]: the service made by [`ConcurrencyCapLayer`](super::ConcurrencyCapLayer).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -11,8 +10,8 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::layer::{Shared, state_value};
 use super::{Acquire, PermitBody};
+use crate::limits::StoreError;
 use crate::limits::response::LimitHeaders;
-use crate::limits::{FailurePolicy, StoreError};
 
 /// Caps the requests in flight to `S` per partition key; the slot lives in the response body.
 #[derive(Debug, Clone)]
@@ -28,7 +27,7 @@ impl<S> ConcurrencyCap<S> {
 
     /// Requests let through so far because the store failed (shared with the layer).
     pub fn fail_open_total(&self) -> u64 {
-        self.shared.fail_open.get()
+        self.shared.limits.fail_open.get()
     }
 }
 
@@ -44,7 +43,7 @@ impl Shared {
             .ok()
             .and_then(|i| self.states.get(i))
             .cloned()
-            .unwrap_or_else(|| state_value(&self.policy, free));
+            .unwrap_or_else(|| state_value(&self.limits.policy, free));
         LimitHeaders {
             policy: self.policy_header.clone(),
             state,
@@ -66,20 +65,9 @@ impl Shared {
                 self.headers(0).apply(res.headers_mut());
                 Outcome::Reject(res)
             }
-            Err(error) => match self.failure {
-                FailurePolicy::Closed => {
-                    tracing::warn!(%error, policy = %self.policy, "concurrency store failed; rejecting (fail-closed)");
-                    Outcome::Reject(
-                        self.unavailable
-                            .response::<B>(extensions, 1)
-                            .map(PermitBody::without_permit),
-                    )
-                }
-                FailurePolicy::Open => {
-                    tracing::warn!(%error, policy = %self.policy, "concurrency store failed; letting the request through (fail-open)");
-                    self.fail_open.increment();
-                    Outcome::Pass(None, None)
-                }
+            Err(error) => match self.limits.store_failed::<B>(&error, extensions) {
+                Some(res) => Outcome::Reject(res.map(PermitBody::without_permit)),
+                None => Outcome::Pass(None, None),
             },
         }
     }
@@ -102,14 +90,10 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
-        let key: Cow<'_, str> = match shared.key.extract(&req) {
-            Some(key) => key,
-            None => match &shared.anonymous_key {
-                Some(anonymous) => Cow::Borrowed(&**anonymous),
-                None => return ResponseFuture::inner(self.inner.call(req), None, None),
-            },
+        let Some(key) = shared.limits.key(&req) else {
+            return ResponseFuture::inner(self.inner.call(req), None, None);
         };
-        if let Some(result) = shared.store.try_acquire_now(&key, shared.limit) {
+        if let Some(result) = shared.limits.store.try_acquire_now(&key, shared.limit) {
             drop(key);
             return match shared.outcome(result, req.extensions()) {
                 Outcome::Pass(permit, headers) => {
@@ -124,7 +108,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::boxed(Box::pin(async move {
-            let result = shared.store.acquire(&key, shared.limit).await;
+            let result = shared.limits.store.acquire(&key, shared.limit).await;
             match shared.outcome(result, req.extensions()) {
                 Outcome::Pass(permit, headers) => {
                     // An error from the inner service drops the permit here.

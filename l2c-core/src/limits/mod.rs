@@ -48,6 +48,7 @@ use crate::identity::AuthenticatedClient;
 #[cfg(feature = "redis")]
 mod redis;
 pub(crate) mod response;
+pub(crate) mod settings;
 #[cfg(test)]
 pub(crate) mod test_util;
 

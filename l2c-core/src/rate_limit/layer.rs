@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use http::HeaderValue;
 use tower_layer::Layer;
@@ -10,9 +10,7 @@ use tower_layer::Layer;
 use super::service::KeyedRateLimit;
 use super::{GcraParams, MemoryStore, Quota, QuotaOverrides, RateLimitStore};
 use crate::limits::response::PrebuiltProblem;
-use crate::limits::{
-    ConfigError, FailOpenCounter, FailurePolicy, KeyExtractor, RequestHead, validate_policy_name,
-};
+use crate::limits::settings::{LimitSettings, Prepared, limit_settings_methods};
 
 /// Limits each partition key (by default the authenticated `client_id`) to a [`Quota`].
 ///
@@ -22,15 +20,7 @@ use crate::limits::{
 pub struct KeyedRateLimitLayer {
     quota: Quota,
     overrides: QuotaOverrides,
-    store: Arc<dyn RateLimitStore>,
-    key: KeyExtractor,
-    anonymous_key: Option<Arc<str>>,
-    failure: FailurePolicy,
-    fail_open: FailOpenCounter,
-    policy: Arc<str>,
-    /// What every service made by `layer()` shares, built on the first call (axum calls `layer()`
-    /// per connection on a router without state); every builder method resets it.
-    shared: OnceLock<Arc<Shared>>,
+    settings: LimitSettings<dyn RateLimitStore, Shared>,
 }
 
 impl KeyedRateLimitLayer {
@@ -39,79 +29,22 @@ impl KeyedRateLimitLayer {
         Self {
             quota,
             overrides: QuotaOverrides::new(),
-            store: Arc::new(MemoryStore::new()),
-            key: KeyExtractor::client_id(),
-            anonymous_key: None,
-            failure: FailurePolicy::Open,
-            fail_open: FailOpenCounter::new(),
-            policy: Arc::from("default"),
-            shared: OnceLock::new(),
+            settings: LimitSettings::new(Arc::new(MemoryStore::new()), "default", "rate limit"),
         }
     }
 
-    /// Derives the partition key with `f` instead of the authenticated client (e.g. the peer
-    /// address on the token endpoint). `None` means "no key" (see
-    /// [`anonymous_key`](Self::anonymous_key)).
-    pub fn key_fn<F>(mut self, f: F) -> Self
-    where
-        F: Fn(RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
-    {
-        self.shared = OnceLock::new();
-        self.key = KeyExtractor::from_fn(f);
-        self
-    }
-
-    /// Uses `extractor` for the partition key (shareable with the concurrency cap).
-    pub fn key_extractor(mut self, extractor: KeyExtractor) -> Self {
-        self.shared = OnceLock::new();
-        self.key = extractor;
-        self
-    }
-
-    /// Counts requests without a key under `key`, all together. Without this (the default) such
-    /// requests pass unlimited and without rate-limit headers.
-    pub fn anonymous_key(mut self, key: &str) -> Self {
-        self.shared = OnceLock::new();
-        self.anonymous_key = Some(Arc::from(key));
-        self
+    limit_settings_methods! {
+        store: RateLimitStore,
+        store_example: "[`RedisStore`](super::RedisStore)",
+        default_policy: "default",
+        other: "the concurrency cap",
     }
 
     /// Uses `overrides` for per-key quotas; keep a clone to change them at runtime.
     pub fn with_overrides(mut self, overrides: QuotaOverrides) -> Self {
-        self.shared = OnceLock::new();
+        self.settings.changed();
         self.overrides = overrides;
         self
-    }
-
-    /// Keeps the state in `store` (e.g. [`RedisStore`](super::RedisStore)) instead of memory.
-    pub fn with_store(self, store: impl RateLimitStore) -> Self {
-        self.with_shared_store(Arc::new(store))
-    }
-
-    /// Keeps the state in an already shared store (several layers may share one).
-    pub fn with_shared_store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
-        self.shared = OnceLock::new();
-        self.store = store;
-        self
-    }
-
-    /// What to do when the store fails (default [`FailurePolicy::Open`]).
-    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
-        self.shared = OnceLock::new();
-        self.failure = policy;
-        self
-    }
-
-    /// Names the policy in the headers and in `violated-policies` (default `default`).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::PolicyName`] unless the name is 1–64 characters of `a-z0-9-_.`.
-    pub fn policy_name(mut self, name: &str) -> Result<Self, ConfigError> {
-        self.shared = OnceLock::new();
-        validate_policy_name(name)?;
-        self.policy = Arc::from(name);
-        Ok(self)
     }
 
     /// The default quota.
@@ -123,54 +56,36 @@ impl KeyedRateLimitLayer {
     pub fn overrides(&self) -> &QuotaOverrides {
         &self.overrides
     }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn RateLimitStore> {
-        &self.store
-    }
-
-    /// The fail-open counter, shared with every service built from this layer, for a metric.
-    pub fn fail_open_counter(&self) -> &FailOpenCounter {
-        &self.fail_open
-    }
-
-    /// Requests let through so far because the store failed.
-    pub fn fail_open_total(&self) -> u64 {
-        self.fail_open.get()
-    }
 }
 
 impl<S> Layer<S> for KeyedRateLimitLayer {
     type Service = KeyedRateLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let shared = self.shared.get_or_init(|| Arc::new(self.build_shared()));
-        KeyedRateLimit::new(inner, shared.clone())
+        KeyedRateLimit::new(
+            inner,
+            self.settings.shared(|limits| self.build_shared(limits)),
+        )
     }
 }
 
 impl KeyedRateLimitLayer {
-    fn build_shared(&self) -> Shared {
+    fn build_shared(&self, limits: Prepared<dyn RateLimitStore>) -> Shared {
+        let policy = self.settings.policy();
         Shared {
-            default: Resolved::new(&self.policy, self.quota),
+            default: Resolved::new(policy, self.quota),
             overrides: self.overrides.clone(),
-            store: self.store.clone(),
-            key: self.key.clone(),
-            anonymous_key: self.anonymous_key.clone(),
-            failure: self.failure,
-            fail_open: self.fail_open.clone(),
             rejection: PrebuiltProblem::quota_exceeded(
-                &self.policy,
+                policy,
                 "The client has exceeded its request quota; retry after the time in Retry-After.",
             ),
-            unavailable: PrebuiltProblem::store_unavailable(),
             rejected_states: (0..=REJECTED_STATES_CACHED)
-                .map(|secs| state_value(&self.policy, 0, secs))
+                .map(|secs| state_value(policy, 0, secs))
                 .collect(),
             last_rejection: Mutex::new(None),
             allowed_states: std::array::from_fn(|_| Mutex::new(None)),
-            policy: self.policy.clone(),
             resolved_overrides: RwLock::new(HashMap::new()),
+            limits,
         }
     }
 }
@@ -178,15 +93,11 @@ impl KeyedRateLimitLayer {
 /// Everything a service needs, built once per `layer` call.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// The key, store, failure policy and policy name.
+    pub(crate) limits: Prepared<dyn RateLimitStore>,
     pub(crate) default: Resolved,
     pub(crate) overrides: QuotaOverrides,
-    pub(crate) store: Arc<dyn RateLimitStore>,
-    pub(crate) key: KeyExtractor,
-    pub(crate) anonymous_key: Option<Arc<str>>,
-    pub(crate) failure: FailurePolicy,
-    pub(crate) fail_open: FailOpenCounter,
     pub(crate) rejection: PrebuiltProblem,
-    pub(crate) unavailable: PrebuiltProblem,
     /// `RateLimit` values of a rejection (`r=0`) for `t` = 0..=120 s, built once: the 429 path of
     /// a per-second or per-minute quota allocates no header.
     pub(crate) rejected_states: Vec<HeaderValue>,
@@ -194,7 +105,6 @@ pub(crate) struct Shared {
     pub(crate) last_rejection: Mutex<Option<(u64, HeaderValue, HeaderValue)>>,
     /// The last `RateLimit` value of an allowed response per slot, with its `r` and `t`.
     pub(crate) allowed_states: [Mutex<Option<(u64, u64, HeaderValue)>>; ALLOWED_SLOTS],
-    pub(crate) policy: Arc<str>,
     /// Overridden quotas with their GCRA parameters and `RateLimit-Policy` value, built once per
     /// distinct quota rather than once per request (a handful of tiers in practice; bounded).
     pub(crate) resolved_overrides: RwLock<HashMap<Quota, Resolved>>,
@@ -214,7 +124,7 @@ impl Shared {
         {
             return hit.clone();
         }
-        let resolved = Resolved::new(&self.policy, quota);
+        let resolved = Resolved::new(&self.limits.policy, quota);
         let mut cache = self
             .resolved_overrides
             .write()
@@ -319,11 +229,60 @@ impl Resolved {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+
+    use http::{Request, Response};
+    use tower::{ServiceExt, service_fn};
+
     use super::*;
+    use crate::limits::test_util::request_from;
+
+    /// The `RateLimit-Policy` of one request through `layer`, or `None` when it has none.
+    async fn policy_of(layer: &KeyedRateLimitLayer, req: Request<()>) -> Option<HeaderValue> {
+        let svc = layer.layer(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Vec::<u8>::new()))
+        }));
+        let res = svc.oneshot(req).await.unwrap();
+        res.headers().get("ratelimit-policy").cloned()
+    }
+
+    #[tokio::test]
+    async fn a_layer_changed_after_use_builds_services_with_the_change() {
+        let used = KeyedRateLimitLayer::new(Quota::per_second(100));
+        assert_eq!(
+            policy_of(&used, request_from("acme")).await.unwrap(),
+            "\"default\";q=100;w=1"
+        );
+        assert_eq!(policy_of(&used, Request::new(())).await, None);
+
+        let renamed = used.clone().policy_name("renamed").unwrap();
+        assert_eq!(
+            policy_of(&renamed, request_from("acme")).await.unwrap(),
+            "\"renamed\";q=100;w=1"
+        );
+        let overrides = QuotaOverrides::new();
+        overrides.set("acme", Quota::per_second(7));
+        let overridden = used.clone().with_overrides(overrides);
+        assert_eq!(
+            policy_of(&overridden, request_from("acme")).await.unwrap(),
+            "\"default\";q=7;w=1"
+        );
+        let anonymous = used.clone().anonymous_key("anonymous");
+        assert_eq!(
+            policy_of(&anonymous, Request::new(())).await.unwrap(),
+            "\"default\";q=100;w=1"
+        );
+        // The layer used first is untouched by its changed clones.
+        assert_eq!(
+            policy_of(&used, request_from("acme")).await.unwrap(),
+            "\"default\";q=100;w=1"
+        );
+    }
 
     #[test]
     fn override_quotas_resolve_once_and_match_a_fresh_build() {
-        let shared = KeyedRateLimitLayer::new(Quota::per_second(100)).build_shared();
+        let layer = KeyedRateLimitLayer::new(Quota::per_second(100));
+        let shared = layer.build_shared(layer.settings.prepare());
         let tier = Quota::per_second(500);
         let first = shared.resolve(tier);
         let again = shared.resolve(tier);

@@ -1,6 +1,5 @@
 //! [`KeyedRateLimit`]: the service made by [`KeyedRateLimitLayer`](super::KeyedRateLimitLayer).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -11,8 +10,8 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::layer::{ALLOWED_SLOTS, Shared, state_value};
 use super::{Decision, GcraParams};
+use crate::limits::StoreError;
 use crate::limits::response::{LimitHeaders, ceil_secs, seconds_value};
-use crate::limits::{FailurePolicy, StoreError};
 
 /// Rate-limits the requests to `S` per partition key.
 #[derive(Debug, Clone)]
@@ -28,7 +27,7 @@ impl<S> KeyedRateLimit<S> {
 
     /// Requests let through so far because the store failed (shared with the layer).
     pub fn fail_open_total(&self) -> u64 {
-        self.shared.fail_open.get()
+        self.shared.limits.fail_open.get()
     }
 }
 
@@ -49,7 +48,12 @@ impl Shared {
         {
             return (cached.clone(), seconds_value(secs));
         }
-        let build = || (state_value(&self.policy, 0, secs), seconds_value(secs));
+        let build = || {
+            (
+                state_value(&self.limits.policy, 0, secs),
+                seconds_value(secs),
+            )
+        };
         // Never wait for the cache: a contended slot just means building the values.
         let Ok(mut last) = self.last_rejection.try_lock() else {
             return build();
@@ -76,12 +80,12 @@ impl Shared {
             .unwrap_or_default();
         // Never wait for the cache: a contended slot just means building the value.
         let Ok(mut slot) = self.allowed_states[index].try_lock() else {
-            return state_value(&self.policy, remaining, secs);
+            return state_value(&self.limits.policy, remaining, secs);
         };
         match &*slot {
             Some((r, t, value)) if *r == remaining && *t == secs => value.clone(),
             _ => {
-                let value = state_value(&self.policy, remaining, secs);
+                let value = state_value(&self.limits.policy, remaining, secs);
                 *slot = Some((remaining, secs, value.clone()));
                 value
             }
@@ -112,16 +116,9 @@ impl Shared {
                 .apply(res.headers_mut());
                 Outcome::Reject(res)
             }
-            Err(error) => match self.failure {
-                FailurePolicy::Closed => {
-                    tracing::warn!(%error, policy = %self.policy, "rate limit store failed; rejecting (fail-closed)");
-                    Outcome::Reject(self.unavailable.response(extensions, 1))
-                }
-                FailurePolicy::Open => {
-                    tracing::warn!(%error, policy = %self.policy, "rate limit store failed; letting the request through (fail-open)");
-                    self.fail_open.increment();
-                    Outcome::Pass(None)
-                }
+            Err(error) => match self.limits.store_failed(&error, extensions) {
+                Some(res) => Outcome::Reject(res),
+                None => Outcome::Pass(None),
             },
         }
     }
@@ -144,12 +141,8 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
-        let key: Cow<'_, str> = match shared.key.extract(&req) {
-            Some(key) => key,
-            None => match &shared.anonymous_key {
-                Some(anonymous) => Cow::Borrowed(&**anonymous),
-                None => return ResponseFuture::inner(self.inner.call(req), None),
-            },
+        let Some(key) = shared.limits.key(&req) else {
+            return ResponseFuture::inner(self.inner.call(req), None);
         };
         let custom = shared
             .overrides
@@ -158,7 +151,7 @@ where
         let resolved = custom.as_ref().unwrap_or(&shared.default);
         let params: GcraParams = resolved.params;
 
-        if let Some(result) = shared.store.check_now(&key, params) {
+        if let Some(result) = shared.limits.store.check_now(&key, params) {
             drop(key);
             return match shared.outcome(result, &resolved.policy_header, req.extensions()) {
                 Outcome::Pass(headers) => ResponseFuture::inner(self.inner.call(req), headers),
@@ -173,7 +166,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::boxed(Box::pin(async move {
-            let result = shared.store.check(&key, params).await;
+            let result = shared.limits.store.check(&key, params).await;
             match shared.outcome(result, &policy_header, req.extensions()) {
                 Outcome::Pass(headers) => {
                     let mut res = inner.call(req).await?;

@@ -220,7 +220,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::store::domain_util::CST;
+    use crate::store::sql::CST;
 
     fn run(headers: &HeaderMap, body: &[u8]) -> Result<Outcome, ChannelError> {
         let inbound = Inbound {

@@ -297,7 +297,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::store::domain_util::CST;
+    use crate::store::sql::CST;
 
     fn run(
         settings: &Settings,

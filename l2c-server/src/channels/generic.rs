@@ -171,7 +171,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::store::domain_util::CST;
+    use crate::store::sql::CST;
 
     fn settings() -> Settings {
         serde_json::from_value(json!({

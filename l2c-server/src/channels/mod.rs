@@ -33,7 +33,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::domain::FieldError;
-use crate::store::domain_util::CST;
+use crate::store::sql::CST;
 
 /// The name given to a lead whose platform form asked for none (the lead API requires one).
 pub const UNNAMED: &str = "未留名";

@@ -49,9 +49,9 @@ use crate::error::{AppError, problem_response};
 use crate::extract::Json;
 use crate::limits::LeadSourceKey;
 use crate::state::AppState;
-use crate::store::domain_util::millis_to_cst;
 use crate::store::lead_sources::StoredSource;
 use crate::store::leads::{NewLead, PushedVia};
+use crate::store::sql::millis_to_cst;
 
 /// The largest push body accepted: 64 KiB.
 pub const MAX_HOOK_BODY_BYTES: usize = 64 * 1024;

@@ -42,8 +42,8 @@ use crate::domain::{FieldError, validate};
 use crate::error::AppError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
-use crate::store::domain_util::millis_to_cst;
 use crate::store::lead_sources::{NewSource, SecretUpdate, StoredSource};
+use crate::store::sql::millis_to_cst;
 
 /// The most lead sources one client may hold.
 pub const MAX_LEAD_SOURCES: i64 = 50;

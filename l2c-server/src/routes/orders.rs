@@ -15,8 +15,8 @@ use crate::domain::validate;
 use crate::error::AppError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
-use crate::store::domain_util::begin_write;
 use crate::store::orders::{SyncError, SyncOutcome, sync_in};
+use crate::store::sql::begin_write;
 
 /// The order routes, relative to `/api/mobile`.
 pub fn routes() -> Router<AppState> {

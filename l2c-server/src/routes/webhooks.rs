@@ -43,7 +43,7 @@ use crate::error::AppError;
 use crate::extract::{Json, Path};
 use crate::ssrf;
 use crate::state::AppState;
-use crate::store::domain_util::millis_to_cst;
+use crate::store::sql::millis_to_cst;
 use crate::store::unix_millis;
 
 /// How many deliveries `GET /webhooks/{id}/deliveries` lists.

@@ -5,7 +5,7 @@ use l2c_core::api::customers::{Customer, CustomerStage, Region};
 use l2c_core::api::{CustomerId, OrderId};
 use sqlx::{AnyConnection, Row};
 
-use super::domain_util::millis_to_cst;
+use super::sql::millis_to_cst;
 use super::{Db, StoreError};
 use crate::domain::mask::mask_name;
 use crate::domain::{Mobile, new_id};

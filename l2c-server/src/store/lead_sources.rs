@@ -14,7 +14,7 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::domain_util::millis_to_cst;
+use super::sql::millis_to_cst;
 use super::{Db, StoreError};
 use crate::domain::new_id;
 

@@ -7,7 +7,7 @@ use l2c_core::api::{CustomerId, LeadId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::domain_util::{millis_to_cst, parse_stored_time};
+use super::sql::{millis_to_cst, parse_stored_time};
 use super::{Db, StoreError};
 use crate::domain::Mobile;
 use crate::domain::mask::mask_name;

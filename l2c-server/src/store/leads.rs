@@ -6,7 +6,7 @@ use l2c_core::api::{CustomerId, LeadId};
 use sqlx::{AnyConnection, Row};
 
 use super::customers::{self, CustomerContact, LinkDetails};
-use super::domain_util::begin_write;
+use super::sql::begin_write;
 use super::{Db, StoreError};
 use crate::domain::{Mobile, new_id};
 

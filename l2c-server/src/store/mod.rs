@@ -22,14 +22,23 @@
 
 pub mod clients;
 pub mod customers;
-pub mod domain_util;
 pub mod keys;
 pub mod lead_sources;
 pub mod lead_views;
 pub mod leads;
 pub mod orders;
 pub mod showroom;
+pub mod sql;
 pub mod webhooks;
+
+/// The old name of [`sql`].
+#[deprecated(
+    since = "0.1.1",
+    note = "renamed to `store::sql`; removed in the next release"
+)]
+pub mod domain_util {
+    pub use super::sql::*;
+}
 
 use std::fmt;
 use std::str::FromStr;

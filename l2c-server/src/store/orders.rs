@@ -7,7 +7,7 @@
 //! ```no_run
 //! # async fn demo(db: &l2c_server::store::Db, client: &l2c_core::ClientId,
 //! #     body: &l2c_core::api::orders::SyncOrder) -> Result<(), Box<dyn std::error::Error>> {
-//! use l2c_server::store::{domain_util::begin_write, orders::sync_in};
+//! use l2c_server::store::{sql::begin_write, orders::sync_in};
 //!
 //! let mobile = l2c_server::domain::validate::sync_order(body)?;
 //! let mut tx = begin_write(db).await?;
@@ -28,7 +28,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::customers::{self, CustomerContact};
-use super::domain_util::millis_to_cst;
+use super::sql::millis_to_cst;
 use super::{Db, StoreError};
 use crate::domain::transitions::{fulfilment_allowed, payment_allowed, valid_initial_status};
 use crate::domain::{Mobile, new_id};

@@ -6,7 +6,7 @@ use l2c_core::api::showroom::{Page, ShowroomItem, ShowroomItemType, Visibility};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::domain_util::{begin_write, like_escape, millis_to_cst};
+use super::sql::{begin_write, like_escape, millis_to_cst};
 use super::{Db, StoreError};
 
 /// Showroom queries and grants. Get one with [`Db::showroom`].

@@ -14,7 +14,7 @@
 //! ```no_run
 //! # async fn demo(db: &l2c_server::store::Db, client: &l2c_core::ClientId,
 //! #   events: Vec<l2c_core::api::events::EventData>) -> Result<(), l2c_server::store::StoreError> {
-//! use l2c_server::store::{domain_util::begin_write, webhooks::enqueue_in};
+//! use l2c_server::store::{sql::begin_write, webhooks::enqueue_in};
 //!
 //! let mut tx = begin_write(db).await?;
 //! // … apply the state change with `&mut tx` …
@@ -31,7 +31,7 @@ use l2c_core::api::webhooks::{Delivery, DeliveryAttempt, DeliveryStatus, Webhook
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::domain_util::{begin_write, millis_to_cst};
+use super::sql::{begin_write, millis_to_cst};
 use super::{Backend, Db, StoreError};
 use crate::domain::new_id;
 

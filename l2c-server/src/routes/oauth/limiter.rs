@@ -32,13 +32,23 @@ pub struct Allowance {
 }
 
 /// The failed-authentication limit per `client_id`.
+///
+/// Not to be confused with [`l2c_core::limits::FailurePolicy`], what a limit layer does when its
+/// store fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailurePolicy {
+pub struct FailedAuthPolicy {
     /// Per `client_id` (default: 10 failures, then one every 6 s).
     pub per_client: Allowance,
 }
 
-impl Default for FailurePolicy {
+/// The old name of [`FailedAuthPolicy`], which also named the limit layers' store-failure policy.
+#[deprecated(
+    since = "0.1.1",
+    note = "renamed to `FailedAuthPolicy`; removed in the next release"
+)]
+pub type FailurePolicy = FailedAuthPolicy;
+
+impl Default for FailedAuthPolicy {
     fn default() -> Self {
         Self {
             per_client: Allowance {
@@ -59,14 +69,14 @@ struct Bucket {
 /// Counts failed authentications per `client_id`; cheap to clone (shared state).
 #[derive(Debug, Clone)]
 pub struct FailedAuthLimiter {
-    policy: FailurePolicy,
+    policy: FailedAuthPolicy,
     clock: Arc<dyn Clock>,
     buckets: Arc<Mutex<HashMap<String, Bucket>>>,
 }
 
 impl FailedAuthLimiter {
     /// A limiter with `policy`, reading time from `clock`.
-    pub fn new(policy: FailurePolicy, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(policy: FailedAuthPolicy, clock: Arc<dyn Clock>) -> Self {
         Self {
             policy,
             clock,
@@ -145,7 +155,7 @@ mod tests {
     use l2c_core::clock::MockClock;
 
     fn limiter(clock: &MockClock) -> FailedAuthLimiter {
-        let policy = FailurePolicy {
+        let policy = FailedAuthPolicy {
             per_client: Allowance {
                 burst: 3,
                 refill_every: Duration::from_secs(10),

@@ -1,4 +1,6 @@
-//! Helpers shared by the business-data stores (leads, customers, orders, showroom).
+//! SQL plumbing shared by the stores: write transactions ([`begin_write`]), `LIKE` escaping
+//! ([`like_escape`]) and the conversion of stored time columns to China Standard Time
+//! ([`millis_to_cst`], [`parse_stored_time`]).
 
 use chrono::{DateTime, FixedOffset, TimeZone};
 use sqlx::{Any, Transaction};
