@@ -549,4 +549,88 @@ mod tests {
     fn ends_with_eof() {
         assert!(Metrics::new().render().ends_with("# EOF\n"));
     }
+
+    /// A stand-in limiter named `name`: 429 when `x-reject` names it, 503 when `x-down` does.
+    async fn fake_limiter(State(name): State<&'static str>, req: Request, next: Next) -> Response {
+        use axum::response::IntoResponse as _;
+        let headers = req.headers();
+        let reject = headers.get("x-reject").is_some_and(|v| v == name);
+        let down = headers.get("x-down").is_some_and(|v| v == name);
+        if reject {
+            return http::StatusCode::TOO_MANY_REQUESTS.into_response();
+        }
+        if down {
+            return http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        next.run(req).await
+    }
+
+    fn decisions(m: &Metrics, limiter: &str, outcome: &str) -> Option<u64> {
+        let prefix =
+            format!("l2c_limit_decisions_total{{limiter=\"{limiter}\",outcome=\"{outcome}\"}} ");
+        m.render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(|n| n.parse().unwrap()))
+    }
+
+    /// Two nested limiters: each is credited with its own decision only (a 429 of the inner
+    /// one is the inner one's rejection, the outer one allowed the request).
+    #[tokio::test]
+    async fn limit_decisions_are_counted_per_limiter() {
+        use axum::middleware::from_fn_with_state;
+        use tower::{ServiceBuilder, ServiceExt as _};
+
+        let m = Arc::new(Metrics::new());
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .layer(
+                ServiceBuilder::new()
+                    .layer(from_fn_with_state(
+                        (Arc::clone(&m), Limiter::Api),
+                        limit_decision,
+                    ))
+                    .layer(from_fn_with_state("api", fake_limiter))
+                    .layer(from_fn_with_state(Limiter::Api, limit_passed))
+                    .layer(from_fn_with_state(
+                        (Arc::clone(&m), Limiter::ExportConcurrency),
+                        limit_decision,
+                    ))
+                    .layer(from_fn_with_state("export", fake_limiter))
+                    .layer(from_fn_with_state(Limiter::ExportConcurrency, limit_passed)),
+            );
+        for headers in [
+            vec![],
+            vec![("x-reject", "export")],
+            vec![("x-reject", "api")],
+            vec![("x-down", "api")],
+            vec![("x-down", "export")],
+        ] {
+            let mut req = http::Request::builder().uri("/");
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let req = req.body(axum::body::Body::empty()).unwrap();
+            app.clone().oneshot(req).await.unwrap();
+        }
+        assert_eq!(decisions(&m, "api", "allowed"), Some(3));
+        assert_eq!(decisions(&m, "api", "rejected"), Some(1));
+        assert_eq!(decisions(&m, "api", "unavailable"), Some(1));
+        assert_eq!(decisions(&m, "export_concurrency", "allowed"), Some(1));
+        assert_eq!(decisions(&m, "export_concurrency", "rejected"), Some(1));
+        assert_eq!(decisions(&m, "export_concurrency", "unavailable"), Some(1));
+    }
+
+    #[test]
+    fn idempotency_rejections_and_token_statuses_map_to_bounded_outcomes() {
+        assert_eq!(
+            idempotency_outcome(IdempotencyRejection::KeyReused),
+            "conflict"
+        );
+        assert_eq!(
+            idempotency_outcome(IdempotencyRejection::InFlight),
+            "in_use"
+        );
+        assert_eq!(token_outcome(200), "issued");
+        assert_eq!(token_outcome(418), "error");
+    }
 }
