@@ -23,8 +23,9 @@
 //! characters escaped and the JSON format escapes as JSON: a client cannot forge a log line or
 //! send terminal escapes. ANSI colours are written only when asked for (a terminal).
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -87,7 +88,7 @@ pub const UNMATCHED: &str = "unmatched";
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
-    route: String,
+    route: Arc<String>,
     status: u16,
 }
 
@@ -95,7 +96,7 @@ struct RequestLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RouteLabels {
     method: &'static str,
-    route: String,
+    route: Arc<String>,
 }
 
 /// A single `outcome` label (a fixed word chosen by the server, never client input).
@@ -186,6 +187,9 @@ pub struct Metrics {
     idempotency: Family<OutcomeLabels, Counter>,
     db_pool: Family<PoolLabels, Gauge>,
     connections: Arc<crate::connections::ConnectionMetrics>,
+    /// Route templates seen so far, shared by their series: counting a request allocates
+    /// nothing once its series exist.
+    routes: RwLock<HashMap<String, Arc<String>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -292,7 +296,26 @@ impl Metrics {
             idempotency,
             db_pool,
             connections,
+            routes: RwLock::default(),
         }
+    }
+
+    /// The shared label value of `route` (a template, or [`UNMATCHED`]).
+    fn route(&self, route: &str) -> Arc<String> {
+        if let Some(r) = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+        {
+            return Arc::clone(r);
+        }
+        let mut write = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            write
+                .entry(route.to_owned())
+                .or_insert_with(|| Arc::new(route.to_owned())),
+        )
     }
 
     /// Adds series read from elsewhere at each scrape (call before sharing the metrics).
@@ -308,18 +331,16 @@ impl Metrics {
     /// Counts one request.
     pub fn record(&self, method: &Method, route: &str, status: u16, latency: Duration) {
         let method = method_label(method);
+        let route = self.route(route);
         self.requests
             .get_or_create(&RequestLabels {
                 method,
-                route: route.to_owned(),
+                route: Arc::clone(&route),
                 status,
             })
             .inc();
         self.latency
-            .get_or_create(&RouteLabels {
-                method,
-                route: route.to_owned(),
-            })
+            .get_or_create(&RouteLabels { method, route })
             .observe(latency.as_secs_f64());
     }
 

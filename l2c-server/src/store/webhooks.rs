@@ -266,7 +266,7 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// The pending webhook deliveries, for `/metrics` ([`Webhooks::queue_stats`]).
+/// The pending webhook deliveries, for `/metrics` ([`WebhookStore::queue_stats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueStats {
     /// Deliveries pending (due now or waiting for a retry).
