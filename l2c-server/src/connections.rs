@@ -39,12 +39,17 @@
 //! ```
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -213,16 +218,29 @@ pub struct ConnectionMetrics {
 }
 
 impl ConnectionMetrics {
-    /// Appends the series in the Prometheus text format.
-    pub fn render(&self, out: &mut String) {
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Collector for ConnectionMetrics {
+    /// `l2c_connections_open` and `l2c_connections_closed_total{reason}`, read at each scrape.
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        out.push_str("# HELP l2c_connections_open Connections open on the public listener.\n");
-        out.push_str("# TYPE l2c_connections_open gauge\n");
-        let _ = writeln!(out, "l2c_connections_open {}", load(&self.open));
-        out.push_str(
-            "# HELP l2c_connections_closed_total Connections the server closed, by reason.\n",
-        );
-        out.push_str("# TYPE l2c_connections_closed_total counter\n");
+        let open = ConstGauge::new(i64::try_from(load(&self.open)).unwrap_or(i64::MAX));
+        let metric = encoder.encode_descriptor(
+            "l2c_connections_open",
+            "Connections open on the public listener",
+            None,
+            open.metric_type(),
+        )?;
+        open.encode(metric)?;
+        let mut family = encoder.encode_descriptor(
+            "l2c_connections_closed",
+            "Connections the server closed, by reason",
+            None,
+            MetricType::Counter,
+        )?;
         for (reason, n) in [
             ("over_capacity", &self.over_capacity),
             ("header_timeout", &self.header_timeout),
@@ -231,16 +249,10 @@ impl ConnectionMetrics {
             ("tls_handshake", &self.tls_handshake),
             ("drain_timeout", &self.drain_timeout),
         ] {
-            let _ = writeln!(
-                out,
-                "l2c_connections_closed_total{{reason=\"{reason}\"}} {}",
-                load(n)
-            );
+            let labels = [("reason", reason)];
+            ConstCounter::new(load(n)).encode(family.encode_family(&labels)?)?;
         }
-    }
-
-    fn count(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -50,6 +50,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use l2c_core::RequestIdLayer;
 use l2c_core::auth::JwtAuthLayer;
+use observe::Limiter;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -121,7 +122,18 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
 
     let mut long_running = routes::long_running_routes().merge(extra.long_running);
     if long_running.has_routes() {
-        long_running = long_running.route_layer(limits.export_cap.clone());
+        long_running = long_running.route_layer(
+            ServiceBuilder::new()
+                .layer(from_fn_with_state(
+                    (Arc::clone(&state.metrics), Limiter::ExportConcurrency),
+                    observe::limit_decision,
+                ))
+                .layer(limits.export_cap.clone())
+                .layer(from_fn_with_state(
+                    Limiter::ExportConcurrency,
+                    observe::limit_passed,
+                )),
+        );
     }
     let mut handlers = routes::mobile_routes()
         .merge(extra.routes)
@@ -145,12 +157,22 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
                     limits::reject_disabled,
                 ))
                 .layer(from_fn(observe::expose_client))
-                .layer(limits.rate_limit.clone()),
+                .layer(from_fn_with_state(
+                    (Arc::clone(&state.metrics), Limiter::Api),
+                    observe::limit_decision,
+                ))
+                .layer(limits.rate_limit.clone())
+                .layer(from_fn_with_state(Limiter::Api, observe::limit_passed)),
         );
 
     let token = post(routes::oauth::token)
         .fallback(routes::oauth::method_not_allowed)
+        .route_layer(from_fn_with_state(Limiter::Token, observe::limit_passed))
         .route_layer(limits.token_rate_limit.clone())
+        .route_layer(from_fn_with_state(
+            (Arc::clone(&state.metrics), Limiter::Token),
+            observe::limit_decision,
+        ))
         .route_layer(from_fn(routes::oauth::oauth_error_shape));
 
     Router::new()
@@ -183,7 +205,7 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         .with_state(state)
 }
 
-/// The metrics listener's application (`--metrics-listen`): `GET /metrics` in the Prometheus
+/// The metrics listener's application (`--metrics-listen`): `GET /metrics` in the OpenMetrics
 /// text format, 404 for anything else. The public listener does not serve it, so business
 /// volume per route stays with whoever can reach this address (loopback by default).
 pub fn metrics_app(state: AppState) -> Router {

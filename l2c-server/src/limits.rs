@@ -44,7 +44,6 @@
 //! `Access-Control-Expose-Headers`, or browsers hide them from scripts.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -495,23 +494,43 @@ impl Limits {
         }
     }
 
-    /// Appends `l2c_rate_limit_fail_open_total{limiter=…}` (Prometheus text) to `out`.
-    pub fn render_metrics(&self, out: &mut String) {
-        out.push_str(
-            "# HELP l2c_rate_limit_fail_open_total Requests let through unchecked because the \
-             limit store (Redis) failed.\n",
-        );
-        out.push_str("# TYPE l2c_rate_limit_fail_open_total counter\n");
+    /// The collector of `l2c_rate_limit_fail_open_total{limiter}`, read at each scrape.
+    pub fn fail_open_collector(&self) -> FailOpenCollector {
+        FailOpenCollector(self.clone())
+    }
+}
+
+/// `l2c_rate_limit_fail_open_total{limiter}`: requests let through unchecked because the limit
+/// store (Redis) failed, read from the limiters at each scrape ([`Limits::fail_open_collector`]).
+#[derive(Debug)]
+pub struct FailOpenCollector(Limits);
+
+impl prometheus_client::collector::Collector for FailOpenCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        let limits = &self.0;
+        let mut family = encoder.encode_descriptor(
+            "l2c_rate_limit_fail_open",
+            "Requests let through unchecked because the limit store (Redis) failed",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
         for (name, n) in [
-            ("api", self.rate_limit.fail_open_total()),
-            ("export_concurrency", self.export_cap.fail_open_total()),
-            ("token", self.token_rate_limit.fail_open_total()),
-            ("lead_source", self.lead_source_rate_limit.fail_open_total()),
+            ("api", limits.rate_limit.fail_open_total()),
+            ("export_concurrency", limits.export_cap.fail_open_total()),
+            ("token", limits.token_rate_limit.fail_open_total()),
+            (
+                "lead_source",
+                limits.lead_source_rate_limit.fail_open_total(),
+            ),
         ] {
-            let _ = writeln!(
-                out,
-                "l2c_rate_limit_fail_open_total{{limiter=\"{name}\"}} {n}"
-            );
+            let labels = [("limiter", name)];
+            prometheus_client::metrics::counter::ConstCounter::new(n)
+                .encode(family.encode_family(&labels)?)?;
         }
+        Ok(())
     }
 }

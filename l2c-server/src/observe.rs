@@ -2,16 +2,20 @@
 //!
 //! [`observe`] runs around every route: it writes one log line per request (method, matched
 //! route, status, latency, client id, request id — never headers, bodies, secrets or tokens) and
-//! counts the request in [`Metrics`], which `GET /metrics` renders in the Prometheus text format:
+//! counts the request in [`Metrics`], which `GET /metrics` (on the metrics listener) renders in
+//! the OpenMetrics text format through the Prometheus client library (`prometheus-client`).
+//! The series, with their labels, are listed in the server README; among them:
 //!
 //! - `l2c_http_requests_total{method,route,status}` — a counter;
-//! - `l2c_http_request_duration_seconds{method,route}` — a histogram (time to response headers).
+//! - `l2c_http_request_duration_seconds{method,route}` — a histogram (time to response headers);
 //! - `l2c_connections_open` and `l2c_connections_closed_total{reason}` — the public listener's
-//!   connections (see [`crate::connections`]).
+//!   connections (see [`crate::connections`]);
+//! - webhook attempts, delivery latency and queue, limit decisions, token requests, idempotency
+//!   outcomes and database pool connections.
 //!
-//! The `route` label is the route template (`/api/mobile/orders/{id}/status`), or `unmatched`, so
-//! the number of series stays bounded whatever paths clients send. The encoder is hand-written
-//! (a few dozen lines over atomics) rather than pulling in a metrics framework for two series.
+//! Every label value is a word the server chose: the `route` label is the route template
+//! (`/api/mobile/orders/{id}/status`), or `unmatched`, so the number of series stays bounded
+//! whatever paths clients send.
 //!
 //! [`log_subscriber`] builds the process's log subscriber (`--log-format text|json`). Log fields
 //! that carry client input (a `client_id` sent to the token endpoint, …) are recorded with `?`
@@ -20,8 +24,7 @@
 //! send terminal escapes. ANSI colours are written only when asked for (a terminal).
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -29,7 +32,15 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::Method;
+use l2c_core::idempotency::IdempotencyRejection;
 use l2c_core::{AuthenticatedClient, ClientId, RequestId};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// The log subscriber the binary installs: `format` lines to `writer`, filtered by `RUST_LOG`
 /// (default `info,sqlx=warn`), ANSI colours only when `ansi` (pass whether the output is a
@@ -67,45 +78,130 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The token endpoint's route, whose requests are also counted by outcome.
+const TOKEN_ROUTE: &str = "/api/oauth/token";
+
 /// The `route` label of requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
+/// `l2c_http_requests_total` labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: Arc<String>,
+    status: u16,
 }
 
-impl Histogram {
-    fn observe(&self, latency: Duration) {
-        let secs = latency.as_secs_f64();
-        for (bucket, bound) in self.buckets.iter().zip(LATENCY_BUCKETS) {
-            if secs <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+/// `l2c_http_request_duration_seconds` labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: Arc<String>,
+}
+
+/// A single `outcome` label (a fixed word chosen by the server, never client input).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// `l2c_limit_decisions_total` labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LimitLabels {
+    limiter: &'static str,
+    outcome: &'static str,
+}
+
+/// `l2c_db_pool_connections` labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PoolLabels {
+    pool: &'static str,
+    state: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Upper bounds (seconds) of `l2c_webhook_delivery_seconds`: event creation to a 2xx, which
+/// spans retries (minutes to days).
+pub const DELIVERY_BUCKETS: [f64; 12] = [
+    0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 43200.0, 86400.0,
+];
+
+/// A limiter whose decisions [`limit_decision`] counts (`limiter` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limiter {
+    /// The per-client API rate limit (`--rate-limit`).
+    Api,
+    /// The token endpoint's per-peer rate limit (`--token-rate-limit`).
+    Token,
+    /// The per-client report export concurrency cap (`--export-concurrency`).
+    ExportConcurrency,
+    /// The per-lead-source push rate limit (`--lead-source-rate-limit`).
+    LeadSource,
+}
+
+impl Limiter {
+    /// The `limiter` label value (as in `l2c_rate_limit_fail_open_total`).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Token => "token",
+            Self::ExportConcurrency => "export_concurrency",
+            Self::LeadSource => "lead_source",
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    const fn bit(self) -> u8 {
+        match self {
+            Self::Api => 1,
+            Self::Token => 2,
+            Self::ExportConcurrency => 4,
+            Self::LeadSource => 8,
+        }
     }
 }
 
-/// The series of one route template: request counters by (method, status), latency by method.
-#[derive(Debug, Default)]
-struct RouteSeries {
-    requests: RwLock<HashMap<(&'static str, u16), Arc<AtomicU64>>>,
-    latency: RwLock<HashMap<&'static str, Arc<Histogram>>>,
+/// The limiters a request got through, set by [`limit_passed`] on the response.
+#[derive(Debug, Clone, Copy, Default)]
+struct PassedLimiters(u8);
+
+/// Every series `GET /metrics` serves, in one [`Registry`].
+///
+/// Request series are counted by [`observe`]; the other modules count through the `record_*`
+/// methods; values that live elsewhere (connections, fail-open counters) are read at scrape
+/// time by collectors registered with [`Metrics::register_collector`], and the database pool
+/// and queue gauges are set by the handler before [`Metrics::render`].
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    webhook_attempts: Family<OutcomeLabels, Counter>,
+    webhook_delivery: Histogram,
+    webhook_queue_depth: Gauge,
+    webhook_oldest_pending: Gauge<f64, AtomicU64>,
+    limit_decisions: Family<LimitLabels, Counter>,
+    token_requests: Family<OutcomeLabels, Counter>,
+    idempotency: Family<OutcomeLabels, Counter>,
+    db_pool: Family<PoolLabels, Gauge>,
+    connections: Arc<crate::connections::ConnectionMetrics>,
+    /// Route templates seen so far, shared by their series: counting a request allocates
+    /// nothing once its series exist.
+    routes: RwLock<HashMap<String, Arc<String>>>,
 }
 
-/// Request counters and latency histograms, shared by every request.
-///
-/// Keyed by route first, so counting a request looks the route up by `&str` and allocates
-/// nothing once its series exist (the route's `String` is made once, on its first request).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
-    connections: Arc<crate::connections::ConnectionMetrics>,
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -121,36 +217,110 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-fn get_or_insert<K, V>(map: &RwLock<HashMap<K, Arc<V>>>, key: K) -> Arc<V>
-where
-    K: std::hash::Hash + Eq,
-    V: Default,
-{
-    if let Some(v) = map.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Arc::clone(v);
-    }
-    let mut write = map.write().unwrap_or_else(|e| e.into_inner());
-    Arc::clone(write.entry(key).or_default())
-}
-
 impl Metrics {
-    /// Empty metrics.
+    /// The registry with every series registered (and no samples yet).
     pub fn new() -> Self {
-        Self::default()
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "l2c_http_requests",
+            "HTTP requests by method, route template and status",
+            requests.clone(),
+        );
+        let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(
+            "l2c_http_request_duration_seconds",
+            "Time from request to response headers, by method and route template",
+            latency.clone(),
+        );
+        let webhook_attempts = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "l2c_webhook_attempts",
+            "Webhook delivery attempts by outcome (delivered, retry, failed, gone, not_sent)",
+            webhook_attempts.clone(),
+        );
+        let webhook_delivery = Histogram::new(DELIVERY_BUCKETS);
+        registry.register(
+            "l2c_webhook_delivery_seconds",
+            "Time from an event's creation to its successful receipt",
+            webhook_delivery.clone(),
+        );
+        let webhook_queue_depth = Gauge::default();
+        registry.register(
+            "l2c_webhook_queue_depth",
+            "Webhook deliveries pending (due or waiting for a retry), read at scrape time",
+            webhook_queue_depth.clone(),
+        );
+        let webhook_oldest_pending = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "l2c_webhook_oldest_pending_seconds",
+            "Age of the oldest pending webhook delivery (0 when none), read at scrape time",
+            webhook_oldest_pending.clone(),
+        );
+        let limit_decisions = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "l2c_limit_decisions",
+            "Rate-limit and concurrency-cap decisions by limiter and outcome (allowed, rejected, unavailable)",
+            limit_decisions.clone(),
+        );
+        let token_requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "l2c_token_requests",
+            "Token endpoint requests by outcome",
+            token_requests.clone(),
+        );
+        let idempotency = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "l2c_idempotency",
+            "Requests the idempotency layer answered itself, by outcome (replayed, conflict, in_use, ...)",
+            idempotency.clone(),
+        );
+        let db_pool = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "l2c_db_pool_connections",
+            "Database pool connections by pool (main, exports) and state (in_use, idle), read at scrape time",
+            db_pool.clone(),
+        );
+        let connections = Arc::new(crate::connections::ConnectionMetrics::default());
+        registry.register_collector(Box::new(Arc::clone(&connections)));
+        Self {
+            registry,
+            requests,
+            latency,
+            webhook_attempts,
+            webhook_delivery,
+            webhook_queue_depth,
+            webhook_oldest_pending,
+            limit_decisions,
+            token_requests,
+            idempotency,
+            db_pool,
+            connections,
+            routes: RwLock::default(),
+        }
     }
 
-    /// The series of `route`, created on its first request.
-    fn route(&self, route: &str) -> Arc<RouteSeries> {
-        if let Some(series) = self
+    /// The shared label value of `route` (a template, or [`UNMATCHED`]).
+    fn route(&self, route: &str) -> Arc<String> {
+        if let Some(r) = self
             .routes
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(route)
         {
-            return Arc::clone(series);
+            return Arc::clone(r);
         }
         let mut write = self.routes.write().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(write.entry(route.to_owned()).or_default())
+        Arc::clone(
+            write
+                .entry(route.to_owned())
+                .or_insert_with(|| Arc::new(route.to_owned())),
+        )
+    }
+
+    /// Adds series read from elsewhere at each scrape (call before sharing the metrics).
+    pub fn register_collector(&mut self, collector: Box<dyn Collector>) {
+        self.registry.register_collector(collector);
     }
 
     /// The public listener's connection counters (rendered with the request series).
@@ -161,78 +331,147 @@ impl Metrics {
     /// Counts one request.
     pub fn record(&self, method: &Method, route: &str, status: u16, latency: Duration) {
         let method = method_label(method);
-        let series = self.route(route);
-        get_or_insert(&series.requests, (method, status)).fetch_add(1, Ordering::Relaxed);
-        get_or_insert(&series.latency, method).observe(latency);
+        let route = self.route(route);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route: Arc::clone(&route),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { method, route })
+            .observe(latency.as_secs_f64());
     }
 
-    /// The Prometheus text exposition (format 0.0.4), series sorted for stable output.
+    /// Counts one webhook attempt; `outcome` is one of the fixed words of
+    /// `l2c_webhook_attempts_total`.
+    pub fn record_webhook_attempt(&self, outcome: &'static str) {
+        self.webhook_attempts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Records the time from an event's creation to its successful receipt.
+    pub fn record_webhook_delivered(&self, since_created: Duration) {
+        self.webhook_delivery.observe(since_created.as_secs_f64());
+    }
+
+    /// Sets the webhook queue gauges (at scrape time).
+    pub fn set_webhook_queue(&self, depth: i64, oldest_pending: Duration) {
+        self.webhook_queue_depth.set(depth);
+        self.webhook_oldest_pending
+            .set(oldest_pending.as_secs_f64());
+    }
+
+    /// Sets `l2c_db_pool_connections{pool}` (at scrape time).
+    pub fn set_db_pool(&self, pool: &'static str, in_use: i64, idle: i64) {
+        for (state, n) in [("in_use", in_use), ("idle", idle)] {
+            self.db_pool
+                .get_or_create(&PoolLabels { pool, state })
+                .set(n);
+        }
+    }
+
+    /// Counts one decision of `limiter`.
+    pub fn record_limit_decision(&self, limiter: Limiter, outcome: &'static str) {
+        self.limit_decisions
+            .get_or_create(&LimitLabels {
+                limiter: limiter.label(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Counts one token endpoint request by outcome.
+    pub fn record_token_request(&self, outcome: &'static str) {
+        self.token_requests
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts one request the idempotency layer answered itself.
+    pub fn record_idempotency(&self, outcome: &'static str) {
+        self.idempotency
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition of every series (ends with `# EOF`).
     pub fn render(&self) -> String {
-        // Copy the series out first: (method, route, status, count) and (method, route, histogram).
-        let mut requests: Vec<(&'static str, String, u16, u64)> = Vec::new();
-        let mut latency: Vec<(&'static str, String, Arc<Histogram>)> = Vec::new();
-        for (route, series) in self.routes.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            let counters = series.requests.read().unwrap_or_else(|e| e.into_inner());
-            for (&(method, status), n) in counters.iter() {
-                requests.push((method, route.clone(), status, n.load(Ordering::Relaxed)));
-            }
-            let histograms = series.latency.read().unwrap_or_else(|e| e.into_inner());
-            for (&method, h) in histograms.iter() {
-                latency.push((method, route.clone(), Arc::clone(h)));
-            }
-        }
-        requests.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
-        latency.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-
         let mut out = String::new();
-        out.push_str("# HELP l2c_http_requests_total HTTP requests by method, route and status.\n");
-        out.push_str("# TYPE l2c_http_requests_total counter\n");
-        for (method, route, status, n) in requests {
-            let _ = writeln!(
-                out,
-                "l2c_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
-                escape(&route),
-            );
-        }
-
-        out.push_str(
-            "# HELP l2c_http_request_duration_seconds Time from request to response headers.\n",
-        );
-        out.push_str("# TYPE l2c_http_request_duration_seconds histogram\n");
-        for (method, route, h) in latency {
-            let labels = format!("method=\"{method}\",route=\"{}\"", escape(&route));
-            for (bucket, bound) in h.buckets.iter().zip(LATENCY_BUCKETS) {
-                let _ = writeln!(
-                    out,
-                    "l2c_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
-                    bucket.load(Ordering::Relaxed)
-                );
-            }
-            let count = h.count.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "l2c_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
-            );
-            let sum = Duration::from_nanos(h.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
-            let _ = writeln!(
-                out,
-                "l2c_http_request_duration_seconds_sum{{{labels}}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "l2c_http_request_duration_seconds_count{{{labels}}} {count}"
-            );
-        }
-        self.connections.render(&mut out);
+        // Writing to a `String` cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
 
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The token endpoint's outcome from its status (RFC 6749 §5.2 errors are 400/401).
+fn token_outcome(status: u16) -> &'static str {
+    match status {
+        200 => "issued",
+        400 => "invalid_request",
+        401 => "invalid_client",
+        405 => "method_not_allowed",
+        429 => "rate_limited",
+        503 => "unavailable",
+        _ => "error",
+    }
+}
+
+fn idempotency_outcome(rejection: IdempotencyRejection) -> &'static str {
+    match rejection {
+        IdempotencyRejection::MissingKey => "missing_key",
+        IdempotencyRejection::InvalidKey => "invalid_key",
+        IdempotencyRejection::ConflictingKeys => "conflicting_keys",
+        IdempotencyRejection::BodyTooLarge => "body_too_large",
+        IdempotencyRejection::UnreadableBody => "unreadable_body",
+        IdempotencyRejection::InFlight => "in_use",
+        IdempotencyRejection::KeyReused => "conflict",
+        IdempotencyRejection::StoreUnavailable => "store_unavailable",
+        _ => "other",
+    }
+}
+
+/// Middleware around a limiter: counts its decision in `l2c_limit_decisions_total` —
+/// `allowed` when the request went through it (seen by [`limit_passed`], placed just inside
+/// the limiter), else `rejected` for its 429 and `unavailable` for its fail-closed 503.
+pub async fn limit_decision(
+    State((metrics, limiter)): State<(Arc<Metrics>, Limiter)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let res = next.run(req).await;
+    let passed = res
+        .extensions()
+        .get::<PassedLimiters>()
+        .is_some_and(|p| p.0 & limiter.bit() != 0);
+    let outcome = if passed {
+        "allowed"
+    } else if res.status() == http::StatusCode::TOO_MANY_REQUESTS {
+        "rejected"
+    } else {
+        "unavailable"
+    };
+    metrics.record_limit_decision(limiter, outcome);
+    res
+}
+
+/// Middleware just inside a limiter: marks the response as having passed `limiter`, for
+/// [`limit_decision`].
+pub async fn limit_passed(State(limiter): State<Limiter>, req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let passed = res
+        .extensions()
+        .get::<PassedLimiters>()
+        .copied()
+        .unwrap_or_default();
+    res.extensions_mut()
+        .insert(PassedLimiters(passed.0 | limiter.bit()));
+    res
 }
 
 /// Middleware: one log line and one metrics sample per request.
@@ -247,6 +486,18 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
     let latency = start.elapsed();
     let status = res.status().as_u16();
     metrics.record(&method, route, status, latency);
+    if route == TOKEN_ROUTE {
+        metrics.record_token_request(token_outcome(status));
+    }
+    if res
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true")
+    {
+        metrics.record_idempotency("replayed");
+    } else if let Some(rejection) = res.extensions().get::<IdempotencyRejection>() {
+        metrics.record_idempotency(idempotency_outcome(*rejection));
+    }
     let client_id = res
         .extensions()
         .get::<ClientId>()
@@ -283,6 +534,7 @@ pub async fn expose_client(req: Request, next: Next) -> Response {
 mod tests {
     use super::*;
 
+    // The library writes `le` before the other labels (label order carries no meaning).
     #[test]
     fn renders_counters_and_cumulative_buckets() {
         let m = Metrics::new();
@@ -297,10 +549,10 @@ mod tests {
             "l2c_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"503\"} 1"
         ));
         assert!(text.contains(
-            "l2c_http_request_duration_seconds_bucket{method=\"GET\",route=\"/healthz\",le=\"0.005\"} 2"
+            "l2c_http_request_duration_seconds_bucket{le=\"0.005\",method=\"GET\",route=\"/healthz\"} 2"
         ));
         assert!(text.contains(
-            "l2c_http_request_duration_seconds_bucket{method=\"GET\",route=\"/healthz\",le=\"0.5\"} 3"
+            "l2c_http_request_duration_seconds_bucket{le=\"0.5\",method=\"GET\",route=\"/healthz\"} 3"
         ));
         assert!(text.contains(
             "l2c_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"} 3"
@@ -309,6 +561,97 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let m = Metrics::new();
+        m.record(&Method::GET, "/a\"b\\c", 200, Duration::from_millis(1));
+        assert!(m.render().contains(r#"route="/a\"b\\c""#), "{}", m.render());
+    }
+
+    #[test]
+    fn ends_with_eof() {
+        assert!(Metrics::new().render().ends_with("# EOF\n"));
+    }
+
+    /// A stand-in limiter named `name`: 429 when `x-reject` names it, 503 when `x-down` does.
+    async fn fake_limiter(State(name): State<&'static str>, req: Request, next: Next) -> Response {
+        use axum::response::IntoResponse as _;
+        let headers = req.headers();
+        let reject = headers.get("x-reject").is_some_and(|v| v == name);
+        let down = headers.get("x-down").is_some_and(|v| v == name);
+        if reject {
+            return http::StatusCode::TOO_MANY_REQUESTS.into_response();
+        }
+        if down {
+            return http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        next.run(req).await
+    }
+
+    fn decisions(m: &Metrics, limiter: &str, outcome: &str) -> Option<u64> {
+        let prefix =
+            format!("l2c_limit_decisions_total{{limiter=\"{limiter}\",outcome=\"{outcome}\"}} ");
+        m.render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(|n| n.parse().unwrap()))
+    }
+
+    /// Two nested limiters: each is credited with its own decision only (a 429 of the inner
+    /// one is the inner one's rejection, the outer one allowed the request).
+    #[tokio::test]
+    async fn limit_decisions_are_counted_per_limiter() {
+        use axum::middleware::from_fn_with_state;
+        use tower::{ServiceBuilder, ServiceExt as _};
+
+        let m = Arc::new(Metrics::new());
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .layer(
+                ServiceBuilder::new()
+                    .layer(from_fn_with_state(
+                        (Arc::clone(&m), Limiter::Api),
+                        limit_decision,
+                    ))
+                    .layer(from_fn_with_state("api", fake_limiter))
+                    .layer(from_fn_with_state(Limiter::Api, limit_passed))
+                    .layer(from_fn_with_state(
+                        (Arc::clone(&m), Limiter::ExportConcurrency),
+                        limit_decision,
+                    ))
+                    .layer(from_fn_with_state("export", fake_limiter))
+                    .layer(from_fn_with_state(Limiter::ExportConcurrency, limit_passed)),
+            );
+        for headers in [
+            vec![],
+            vec![("x-reject", "export")],
+            vec![("x-reject", "api")],
+            vec![("x-down", "api")],
+            vec![("x-down", "export")],
+        ] {
+            let mut req = http::Request::builder().uri("/");
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let req = req.body(axum::body::Body::empty()).unwrap();
+            app.clone().oneshot(req).await.unwrap();
+        }
+        assert_eq!(decisions(&m, "api", "allowed"), Some(3));
+        assert_eq!(decisions(&m, "api", "rejected"), Some(1));
+        assert_eq!(decisions(&m, "api", "unavailable"), Some(1));
+        assert_eq!(decisions(&m, "export_concurrency", "allowed"), Some(1));
+        assert_eq!(decisions(&m, "export_concurrency", "rejected"), Some(1));
+        assert_eq!(decisions(&m, "export_concurrency", "unavailable"), Some(1));
+    }
+
+    #[test]
+    fn idempotency_rejections_and_token_statuses_map_to_bounded_outcomes() {
+        assert_eq!(
+            idempotency_outcome(IdempotencyRejection::KeyReused),
+            "conflict"
+        );
+        assert_eq!(
+            idempotency_outcome(IdempotencyRejection::InFlight),
+            "in_use"
+        );
+        assert_eq!(token_outcome(200), "issued");
+        assert_eq!(token_outcome(418), "error");
     }
 }

@@ -41,7 +41,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Token issuer and verifier.
     pub tokens: Tokens,
-    /// Request metrics rendered at `/metrics`.
+    /// The metrics rendered at `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Failed client authentications per `client_id`.
     pub auth_failures: FailedAuthLimiter,
@@ -86,12 +86,14 @@ impl AppState {
         let tokens = Tokens::load(&config, &db, Arc::clone(&clock)).await?;
         let limits = Limits::new(&config)?;
         limits.load_quotas(&db).await?;
+        let mut metrics = Metrics::new();
+        metrics.register_collector(Box::new(limits.fail_open_collector()));
         Ok(Self {
             limits,
             db,
             config: Arc::new(config),
             tokens,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
             auth_failures: FailedAuthLimiter::new(FailedAuthPolicy::default(), Arc::clone(&clock)),
             clock,
             webhook_wake: Arc::new(tokio::sync::Notify::new()),

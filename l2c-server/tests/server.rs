@@ -76,11 +76,10 @@ async fn metrics_count_requests_by_route_and_status() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+    // OpenMetrics text (the Prometheus client library's encoder), no longer format 0.0.4.
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
     let text = res.text().await.unwrap();
     assert!(

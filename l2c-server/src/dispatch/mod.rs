@@ -95,6 +95,8 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     owner: String,
+    /// Where attempts are counted (`l2c_webhook_attempts_total`, …), if anywhere.
+    metrics: Option<Arc<crate::observe::Metrics>>,
 }
 
 /// A running dispatcher. Dropping it aborts the task; [`shutdown`](Self::shutdown) stops it
@@ -144,7 +146,32 @@ impl Dispatcher {
             clock,
             wake,
             owner: format!("dsp_{}", uuid::Uuid::new_v4().simple()),
+            metrics: None,
         }
+    }
+
+    /// Counts attempts and delivery latency in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<crate::observe::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count_attempt(&self, job: &Job, next: NextStep, now: i64) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        let outcome = match next {
+            NextStep::Succeeded => {
+                let ms = u64::try_from(now.saturating_sub(job.event_created_at)).unwrap_or(0);
+                metrics.record_webhook_delivered(Duration::from_millis(ms));
+                "delivered"
+            }
+            NextStep::RetryAt(_) => "retry",
+            NextStep::Failed => "failed",
+            NextStep::Gone => "gone",
+        };
+        metrics.record_webhook_attempt(outcome);
     }
 
     /// The dispatcher of a server's state (its database, webhook config, clock and wake-up).
@@ -155,6 +182,7 @@ impl Dispatcher {
             Arc::clone(&state.clock),
             Arc::clone(&state.webhook_wake),
         )
+        .with_metrics(Arc::clone(&state.metrics))
     }
 
     /// This dispatcher's lease owner id.
@@ -313,6 +341,9 @@ impl Dispatcher {
                 0,
                 Some("not sent: the subscription is disabled or deleted".to_owned()),
             );
+            if let Some(metrics) = &self.metrics {
+                metrics.record_webhook_attempt("not_sent");
+            }
             store
                 .finish(
                     &self.owner,
@@ -360,6 +391,7 @@ impl Dispatcher {
             next = ?next,
             "webhook attempt"
         );
+        self.count_attempt(&job, next, now);
         let record = AttemptRecord::new(started_at, status, latency_ms, error);
         let mut pause = FINISH_RETRY_FIRST;
         loop {

@@ -44,18 +44,35 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text exposition format 0.0.4: the request metrics and
-/// `l2c_rate_limit_fail_open_total{limiter}` (requests let through because Redis failed).
+/// How long a scrape waits for the webhook queue query before serving the last values.
+const QUEUE_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /metrics`: every series of [`crate::observe::Metrics`] in the OpenMetrics text format.
+/// The database pool gauges and the webhook queue depth and oldest pending age are read now
+/// (the queue by one indexed query, bounded by a timeout: on failure the previous values stay).
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut text = state.metrics.render();
-    state.limits.render_metrics(&mut text);
+    let m = &state.metrics;
+    for (name, pool) in [("main", state.db.pool()), ("exports", state.db.exports())] {
+        let size = i64::from(pool.size());
+        let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+        m.set_db_pool(name, size.saturating_sub(idle).max(0), idle);
+    }
+    let queue = tokio::time::timeout(QUEUE_QUERY_TIMEOUT, state.db.webhooks().queue_stats()).await;
+    match queue {
+        Ok(Ok(stats)) => {
+            let now = state.db.now_millis();
+            let age = stats
+                .oldest_created_at
+                .map_or(0, |t| u64::try_from(now.saturating_sub(t)).unwrap_or(0));
+            m.set_webhook_queue(stats.pending, std::time::Duration::from_millis(age));
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "reading the webhook queue for /metrics failed"),
+        Err(_) => tracing::warn!("reading the webhook queue for /metrics timed out"),
+    }
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
+        [(header::CONTENT_TYPE, crate::observe::CONTENT_TYPE)],
+        m.render(),
     )
         .into_response()
 }

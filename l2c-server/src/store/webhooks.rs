@@ -252,6 +252,8 @@ pub struct Job {
     pub payload: String,
     /// The subscription, `None` if it was deleted meanwhile.
     pub subscription: Option<Subscription>,
+    /// When the event was created (unix ms).
+    pub event_created_at: i64,
 }
 
 impl std::fmt::Debug for Job {
@@ -262,6 +264,15 @@ impl std::fmt::Debug for Job {
             .field("failures", &self.failures)
             .finish_non_exhaustive()
     }
+}
+
+/// The pending webhook deliveries, for `/metrics` ([`WebhookStore::queue_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Deliveries pending (due now or waiting for a retry).
+    pub pending: i64,
+    /// When the oldest of them was created (unix ms), `None` when there are none.
+    pub oldest_created_at: Option<i64>,
 }
 
 /// The result of one attempt, as recorded.
@@ -754,7 +765,8 @@ impl WebhookStore<'_> {
     /// [`StoreError`].
     pub async fn job(&self, delivery_id: &str) -> Result<Option<Job>, StoreError> {
         let Some(r) = sqlx::query(
-            "SELECT d.id, d.failures, d.subscription_id, e.id AS event_id, e.event_type, e.payload \
+            "SELECT d.id, d.failures, d.subscription_id, e.id AS event_id, e.event_type, e.payload, \
+             e.created_at AS event_created_at \
              FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE d.id = $1",
         )
         .bind(delivery_id)
@@ -783,7 +795,27 @@ impl WebhookStore<'_> {
                 .map_err(|_| corrupt("event type"))?,
             payload: r.try_get("payload")?,
             subscription,
+            event_created_at: r.try_get("event_created_at")?,
         }))
+    }
+
+    /// The pending deliveries: how many, and the creation time (unix ms) of the oldest. Served
+    /// by the `(status, next_attempt_at)` index.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries \
+             WHERE status = 'PENDING'",
+        )
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(QueueStats {
+            pending: r.try_get("n")?,
+            oldest_created_at: r.try_get("oldest")?,
+        })
     }
 
     /// Records an attempt (if any) and moves the delivery on, releasing `owner`'s lease; on
