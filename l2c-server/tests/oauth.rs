@@ -393,7 +393,8 @@ async fn token_requests_are_limited_per_peer_address() {
 }
 
 /// A2: without TLS, only loopback peers may use the token endpoint, unless the operator says a
-/// TLS terminator sits in front.
+/// TLS terminator sits in front — and then only requests that come through it (from a
+/// `--trusted-proxy` peer): a peer reaching the port directly never had TLS.
 #[tokio::test]
 async fn plain_http_from_other_hosts_requires_a_declared_tls_terminator() {
     let test_db = TestDb::create(Backend::Sqlite).await;
@@ -426,6 +427,10 @@ async fn plain_http_from_other_hosts_requires_a_declared_tls_terminator() {
 
     let mut proxied = Config::default();
     proxied.trust_proxy_tls = true;
+    // The peer is not the declared terminator (default --trusted-proxy: loopback): refused.
+    let (status, error) = call(proxied.clone(), Some("https")).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_request"));
+    proxied.trusted_proxies = l2c_server::config::parse_trusted_proxies("10.0.0.0/8").unwrap();
     // Past the transport check: the request itself lacks credentials.
     assert_eq!(call(proxied.clone(), None).await.0, 401);
     assert_eq!(call(proxied.clone(), Some("https")).await.0, 401);

@@ -245,9 +245,10 @@ pub async fn method_not_allowed() -> Response {
 }
 
 /// RFC 6749 §3.2: the token endpoint requires TLS. Plain HTTP is accepted when the server itself
-/// terminates TLS, when a TLS terminator is declared in front (`--trust-proxy-tls`, in which case a
-/// forwarded `X-Forwarded-Proto` other than `https` is refused), or from a loopback peer (local
-/// development).
+/// terminates TLS, when it comes through a declared TLS terminator (`--trust-proxy-tls`: the
+/// direct peer is loopback or in `--trusted-proxy`, and a forwarded `X-Forwarded-Proto` other
+/// than `https` is refused), or from a loopback peer (local development). A peer that reaches
+/// the port directly, past the terminator, is refused: its request never had TLS.
 fn check_transport(
     state: &AppState,
     peer: Option<IpAddr>,
@@ -264,7 +265,18 @@ fn check_transport(
             "the token endpoint requires TLS (https)",
         ),
     };
+    let loopback = |ip: IpAddr| canonical(ip).is_loopback();
     if config.trust_proxy_tls {
+        let from_terminator = peer.is_none_or(|ip| {
+            loopback(ip)
+                || config
+                    .trusted_proxies
+                    .iter()
+                    .any(|net| net.contains(&canonical(ip)))
+        });
+        if !from_terminator {
+            return Err(refuse());
+        }
         let forwarded_plain = headers
             .get_all("x-forwarded-proto")
             .iter()
@@ -276,8 +288,7 @@ fn check_transport(
         };
     }
     match peer {
-        Some(ip) if ip.is_loopback() => Ok(()),
-        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()) => Ok(()),
+        Some(ip) if loopback(ip) => Ok(()),
         _ => Err(refuse()),
     }
 }
