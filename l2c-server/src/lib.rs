@@ -167,13 +167,16 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
 
     let token = post(routes::oauth::token)
         .fallback(routes::oauth::method_not_allowed)
-        .route_layer(from_fn_with_state(Limiter::Token, observe::limit_passed))
-        .route_layer(limits.token_rate_limit.clone())
-        .route_layer(from_fn_with_state(
-            (Arc::clone(&state.metrics), Limiter::Token),
-            observe::limit_decision,
-        ))
-        .route_layer(from_fn(routes::oauth::oauth_error_shape));
+        .route_layer(
+            ServiceBuilder::new()
+                .layer(from_fn(routes::oauth::oauth_error_shape))
+                .layer(from_fn_with_state(
+                    (Arc::clone(&state.metrics), Limiter::Token),
+                    observe::limit_decision,
+                ))
+                .layer(limits.token_rate_limit.clone())
+                .layer(from_fn_with_state(Limiter::Token, observe::limit_passed)),
+        );
 
     Router::new()
         .route("/api/oauth/token", token)
