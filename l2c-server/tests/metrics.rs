@@ -212,7 +212,10 @@ async fn metrics_cover_tokens_limits_idempotency_and_webhooks() {
                     .copied()
                     .unwrap_or(0.0)
             };
-            if attempted("delivered") >= 1.0 && attempted("retry") >= 1.0 {
+            // The attempt is counted as its answer arrives, a moment before the delivered row
+            // leaves the queue: wait for both, so the queue gauge reads the settled state.
+            let settled = values.get("l2c_webhook_queue_depth") == Some(&1.0);
+            if attempted("delivered") >= 1.0 && attempted("retry") >= 1.0 && settled {
                 break (text, values);
             }
             assert!(
