@@ -245,6 +245,23 @@ async fn ten_stalled_exports_starve_nobody() {
     }
 }
 
+/// `l2c_connections_closed_total{reason="send_stalled"}` from the metrics listener.
+async fn stalled_cuts(server: &TestServer) -> u64 {
+    let text = server
+        .http()
+        .get(server.metrics_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = "l2c_connections_closed_total{reason=\"send_stalled\"} ";
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
 /// Reads what the server sent on a stalled connection until it is closed; panics if the
 /// server does not close it within 30 s of reading.
 async fn drain_until_closed(stream: &mut TcpStream) -> Vec<u8> {
@@ -303,7 +320,17 @@ async fn stalled_exports_are_cut_and_their_slots_come_back() {
         let csv = res.text().await.unwrap();
         assert_eq!(csv.matches("\r\n").count(), ORDERS + 1, "complete export");
 
-        // The stalled connections were closed by the server mid-body.
+        // The stalled connections were closed by the server mid-body. A freed slot may be the
+        // first of the five cuts: reading a connection not cut yet would let its export go on,
+        // so wait (bounded) until the server has cut all five before reading any.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while stalled_cuts(&server).await < 5 {
+            assert!(
+                Instant::now() < deadline,
+                "the five stalled exports were not all cut"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         for mut stream in stalled {
             let got = drain_until_closed(&mut stream).await;
             assert!(
