@@ -18,7 +18,9 @@
 //! | [`problem`] | always | RFC 9457 problem details, the error body of every layer |
 //! | [`request_id`] | always | `RequestIdLayer`: a request id for logs and error bodies that never invents an idempotency key |
 //!
-//! The `redis` feature adds Redis-backed stores so many replicas enforce one quota.
+//! The `redis` feature adds Redis-backed stores so many replicas enforce one quota. The `openapi`
+//! feature derives utoipa schemas for [`Problem`](problem::Problem) and the [`api`] types, for servers
+//! that publish an OpenAPI document (off by default: utoipa is not needed to run the layers).
 //!
 //! [`Layer`]: tower_layer::Layer
 #![warn(missing_docs)]

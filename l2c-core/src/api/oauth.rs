@@ -21,7 +21,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Every member is optional on the wire so the server can tell "missing" (`invalid_request`) from
 /// "wrong" (`invalid_client`, `unsupported_grant_type`); empty strings count as missing
 /// (RFC 6749 §3.2).
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     /// Must be `client_credentials`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,7 +53,8 @@ impl fmt::Debug for TokenRequest {
 }
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// The JWT access token.
     pub access_token: String,
@@ -91,7 +93,8 @@ fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 }
 
 /// The `error` codes of RFC 6749 §5.2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum OAuthErrorCode {
@@ -133,7 +136,8 @@ impl fmt::Display for OAuthErrorCode {
 }
 
 /// An error from the token endpoint (RFC 6749 §5.2), `Content-Type: application/json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthError {
     /// The error code.
     pub error: OAuthErrorCode,
