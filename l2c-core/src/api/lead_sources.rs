@@ -102,7 +102,12 @@ pub struct CreateLeadSource {
     /// A name for people (1–64 characters), e.g. `聚光 全屋定制落地页`.
     #[cfg_attr(
         feature = "openapi",
-        schema(example = "聚光 全屋定制落地页", min_length = 1, max_length = 64)
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "聚光 全屋定制落地页"
+        )
     )]
     pub name: String,
     /// The channel's settings (see the module docs); `{}` when omitted.
@@ -145,6 +150,14 @@ impl CreateLeadSource {
 pub struct UpdateLeadSource {
     /// A new name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64
+        )
+    )]
     pub name: Option<String>,
     /// New settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -108,10 +108,25 @@ impl FromStr for LeadSource {
 #[serde(rename_all = "camelCase")]
 pub struct FormField {
     /// The question as shown to the user, e.g. `户型`.
-    #[cfg_attr(feature = "openapi", schema(example = "户型"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "户型"
+        )
+    )]
     pub label: String,
     /// The answer, e.g. `三室两厅`.
-    #[cfg_attr(feature = "openapi", schema(example = "三室两厅"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 1000,
+            example = "三室两厅"
+        )
+    )]
     pub value: String,
 }
 
@@ -135,15 +150,43 @@ impl FormField {
 pub struct Attribution {
     /// The campaign (计划) id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 128
+        )
+    )]
     pub campaign_id: Option<String>,
     /// The ad group (广告组) id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 128
+        )
+    )]
     pub ad_group_id: Option<String>,
     /// The creative (创意) id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 128
+        )
+    )]
     pub creative_id: Option<String>,
     /// The click id the channel assigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 256
+        )
+    )]
     pub click_id: Option<String>,
 }
 
@@ -210,13 +253,23 @@ pub struct PushLead {
     /// The channel's id of the lead (1–128 characters).
     #[cfg_attr(
         feature = "openapi",
-        schema(example = "dy-7301", min_length = 1, max_length = 128)
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 128,
+            example = "dy-7301"
+        )
     )]
     pub external_lead_id: String,
     /// The person's name (1–64 characters).
     #[cfg_attr(
         feature = "openapi",
-        schema(example = "张三", min_length = 1, max_length = 64)
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "张三"
+        )
     )]
     pub name: String,
     /// Mainland mobile number; `+86`/`0086`, spaces and dashes are accepted.
@@ -227,21 +280,49 @@ pub struct PushLead {
             pattern = r"^[ -]*(\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
         )
     )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[ -]*(\\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
+        )
+    )]
     pub mobile: String,
     /// Province, e.g. `浙江省`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(example = "浙江省"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 32,
+            example = "浙江省"
+        )
+    )]
     pub province: Option<String>,
     /// City, e.g. `杭州市`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(example = "杭州市"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 32,
+            example = "杭州市"
+        )
+    )]
     pub city: Option<String>,
     /// What the person wants, in their words, e.g. `全屋定制 120㎡`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(example = "全屋定制，120㎡，预算 10 万"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 1000,
+            example = "全屋定制，120㎡，预算 10 万"
+        )
+    )]
     pub intent: Option<String>,
     /// The channel's form, question by question.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub form_fields: Vec<FormField>,
     /// Advertising attribution ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -403,20 +484,52 @@ pub struct LeadQuery {
     pub source: Option<LeadSource>,
     /// Only the lead with this channel id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 128,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 128,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
     pub external_lead_id: Option<String>,
     /// Only leads pushed through this lead source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 128,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 128,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
     pub lead_source_id: Option<String>,
     /// Only leads received at or after this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     pub created_since: Option<DateTime<FixedOffset>>,
-    /// The page, from 1 (default 1).
+    /// The page, from 1 (default 1), at most 1,000,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000000))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub page: Option<u32>,
     /// Items per page, 1–100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub page_size: Option<u32>,
 }
 

@@ -24,17 +24,24 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
-    /// Must be `client_credentials`.
+    /// Must be `client_credentials` (required: 400 `invalid_request` without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, required = true, pattern = "^client_credentials$")
+    )]
     pub grant_type: Option<String>,
     /// The application's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = credential_schema))]
     pub client_id: Option<String>,
     /// The application's secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = credential_schema))]
     pub client_secret: Option<String>,
     /// Space-separated scopes to narrow the token to; all of the client's scopes when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = scope_schema))]
     pub scope: Option<String>,
 }
 
@@ -207,4 +214,28 @@ mod tests {
         };
         assert!(!format!("{res:?}").contains("tok\""));
     }
+}
+
+/// `scope` in the token request: known scope names separated by single spaces. A string, never
+/// `null` (a form body cannot carry one).
+#[cfg(feature = "openapi")]
+fn scope_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(
+            "Space-separated scopes to narrow the token to; all of the client's scopes when \
+             absent.",
+        ))
+        .pattern(Some("^((leads:write|customers:read|orders:read|orders:write|showroom:read|webhooks:manage|reports:export|lead-sources:manage|leads:read)( (leads:write|customers:read|orders:read|orders:write|showroom:read|webhooks:manage|reports:export|lead-sources:manage|leads:read))*)?$"))
+        .build()
+}
+
+/// `client_id` / `client_secret` in the token request: a non-empty string when sent (an empty
+/// one counts as absent), never `null`.
+#[cfg(feature = "openapi")]
+fn credential_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .build()
 }

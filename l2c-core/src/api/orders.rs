@@ -53,7 +53,7 @@ pub struct OrderAmounts {
     pub paid: i64,
     /// ISO 4217 code; only `CNY` is accepted today.
     #[serde(default = "cny")]
-    #[cfg_attr(feature = "openapi", schema(example = "CNY"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^CNY$", example = "CNY"))]
     pub currency: String,
 }
 
@@ -77,9 +77,24 @@ impl OrderAmounts {
 pub struct OrderItem {
     /// The ERP's SKU, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 64
+        )
+    )]
     pub sku: Option<String>,
     /// What it is, e.g. `主卧衣柜`.
-    #[cfg_attr(feature = "openapi", schema(example = "主卧衣柜（2.4m 三门）"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 128,
+            example = "主卧衣柜（2.4m 三门）"
+        )
+    )]
     pub name: String,
     /// How many.
     #[cfg_attr(feature = "openapi", schema(example = 1, minimum = 1))]
@@ -108,7 +123,15 @@ impl OrderItem {
 #[non_exhaustive]
 pub struct Milestone {
     /// What the step is, e.g. `MEASURE`, `INSTALL`.
-    #[cfg_attr(feature = "openapi", schema(example = "MEASURE"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "MEASURE"
+        )
+    )]
     pub name: String,
     /// When it is planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,7 +161,15 @@ impl Milestone {
 #[non_exhaustive]
 pub struct OrderCustomer {
     /// The name.
-    #[cfg_attr(feature = "openapi", schema(example = "张三"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "张三"
+        )
+    )]
     pub name: String,
     /// Mainland mobile number (normalized like a lead's).
     #[cfg_attr(
@@ -146,6 +177,12 @@ pub struct OrderCustomer {
         schema(
             example = "13800138000",
             pattern = r"^[ -]*(\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
+        )
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[ -]*(\\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
         )
     )]
     pub mobile: String,
@@ -237,7 +274,15 @@ pub struct Payment {
     #[cfg_attr(feature = "openapi", schema(example = 500000, minimum = 1))]
     pub amount: i64,
     /// The payment channel's transaction id.
-    #[cfg_attr(feature = "openapi", schema(example = "4200001234202611201234567890"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 128,
+            example = "4200001234202611201234567890"
+        )
+    )]
     pub channel_transaction_id: String,
     /// When it was paid.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:00+08:00"))]
@@ -275,7 +320,12 @@ pub struct SyncOrder {
     /// The ERP's order number, the key of the upsert (1–64 characters).
     #[cfg_attr(
         feature = "openapi",
-        schema(example = "ERP-2026-0001", min_length = 1, max_length = 64)
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "ERP-2026-0001"
+        )
     )]
     pub external_order_no: String,
     /// The fulfilment status.
@@ -286,9 +336,11 @@ pub struct SyncOrder {
     pub amounts: OrderAmounts,
     /// The order lines.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 200))]
     pub items: Vec<OrderItem>,
     /// The dated steps.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub milestones: Vec<Milestone>,
     /// An existing customer of the platform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -302,6 +354,7 @@ pub struct SyncOrder {
     pub version: i64,
     /// Payments to record.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub payments: Vec<Payment>,
 }
 

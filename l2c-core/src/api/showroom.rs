@@ -184,14 +184,38 @@ pub struct ShowroomQuery {
     pub item_type: Option<ShowroomItemType>,
     /// Only items of this category (exact match, at most 64 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(max_length = 64))]
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 64,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 64,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
     pub category: Option<String>,
     /// Only items whose title, summary, category or tags contain this text (case-insensitive,
     /// at most 64 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(max_length = 64))]
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 64,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 64,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
     pub keyword: Option<String>,
     /// The page, from 1 (default 1), at most 1,000,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]

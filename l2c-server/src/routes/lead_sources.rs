@@ -261,8 +261,8 @@ pub async fn create(
     tag = "lead-sources",
     operation_id = "listLeadSources",
     params(
-        ("page" = Option<u32>, Query, description = "The page, from 1 (default 1)"),
-        ("pageSize" = Option<u32>, Query, description = "Items per page, 1–100 (default 20)"),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "The page, from 1 (default 1), at most 1,000,000"),
+        ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Items per page, 1–100 (default 20)"),
     ),
     responses(
         (status = 200, description = "One page of sources", body = Page<LeadSourceView>),

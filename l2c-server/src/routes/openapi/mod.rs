@@ -13,10 +13,14 @@
 //!   including [`Problem`](l2c_core::Problem), the body of every error;
 //! - [`headers::StackHeaders`] adds the response headers the layers put on every answer
 //!   (`X-Request-Id`, the `RateLimit` headers, `Idempotent-Replayed`);
+//! - [`CrossFieldRules`] states the request bodies' cross-field rules with `if` / `then`;
 //! - [`webhooks`] is the OpenAPI 3.1 `webhooks` section, added when the document is serialized.
 
 mod headers;
 mod responses;
+mod rules;
+
+use rules::CrossFieldRules;
 mod webhooks;
 
 use axum::Router;
@@ -120,7 +124,7 @@ struct Document {
         OrderStatusChanged,
         PaymentReceived,
     )),
-    modifiers(&SecurityAddon, &StackHeaders, &LinkOperationIds),
+    modifiers(&SecurityAddon, &StackHeaders, &LinkOperationIds, &CrossFieldRules),
     tags(
         (name = "oauth", description = "Access tokens (client credentials, RFC 6749 §4.4)"),
         (name = "leads", description = "Leads pushed by channels, and read back"),
