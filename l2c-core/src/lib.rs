@@ -12,6 +12,7 @@
 //! | [`concurrency`] | `concurrency` | `ConcurrencyCapLayer`: per-client cap on in-flight long requests |
 //! | [`idempotency`] | `idempotency` | `IdempotencyLayer`: replay by `X-Request-Id` / `Idempotency-Key` |
 //! | [`deprecation`] | `deprecation` | `DeprecationLayer`: `Deprecation` / `Sunset` / `Link` headers, 410 after sunset |
+//! | [`grpc`] | `grpc` | `GrpcRefusalLayer`: the layers' refusals as `grpc-status` for gRPC requests |
 //! | [`webhook`] | `webhook` | `X-L2C-Signature` and Standard Webhooks signing and verification |
 //! | [`api`] | `api` | request, response and event types of the open platform |
 //! | [`limits`] | `rate-limit` or `concurrency` | partition keys, store failure policy, the Redis connection shared by both |
@@ -41,6 +42,8 @@ pub mod auth;
 pub mod concurrency;
 #[cfg(feature = "deprecation")]
 pub mod deprecation;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "idempotency")]
 pub mod idempotency;
 #[cfg(any(feature = "rate-limit", feature = "concurrency"))]
