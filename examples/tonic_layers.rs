@@ -244,7 +244,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut grpc = tonic::client::Grpc::with_origin(http2, format!("http://{addr}").parse()?);
 
     // 1. No token: UNAUTHENTICATED, from the auth layer.
-    let status = call(&mut grpc, None, "ord_1").await.unwrap_err();
+    let status = call(&mut grpc, None, "ord_1")
+        .await
+        .expect_err("a call without a token must be refused");
     println!(
         "without a token: {:?} {:?}",
         status.code(),
@@ -253,7 +255,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(status.code(), Code::Unauthenticated);
 
     // 2. A token without `orders:read`: PERMISSION_DENIED, from the scope layer.
-    let status = call(&mut grpc, Some(&no_scope), "ord_1").await.unwrap_err();
+    let status = call(&mut grpc, Some(&no_scope), "ord_1")
+        .await
+        .expect_err("a call without the scope must be refused");
     println!(
         "without the scope: {:?} {:?}",
         status.code(),
@@ -267,7 +271,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("answer: {answer}");
         assert!(answer.contains("erp-demo"), "{answer}");
     }
-    let status = call(&mut grpc, Some(&token), "ord_1").await.unwrap_err();
+    let status = call(&mut grpc, Some(&token), "ord_1")
+        .await
+        .expect_err("the fourth call in a minute must be refused");
     println!("over the quota: {:?} {:?}", status.code(), status.message());
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert!(

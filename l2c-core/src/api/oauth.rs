@@ -180,6 +180,30 @@ impl fmt::Display for OAuthError {
 
 impl std::error::Error for OAuthError {}
 
+/// `scope` in the token request: known scope names separated by single spaces. A string, never
+/// `null` (a form body cannot carry one).
+#[cfg(feature = "openapi")]
+fn scope_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(
+            "Space-separated scopes to narrow the token to; all of the client's scopes when \
+             absent.",
+        ))
+        .pattern(Some("^((leads:write|customers:read|orders:read|orders:write|showroom:read|webhooks:manage|reports:export|lead-sources:manage|leads:read)( (leads:write|customers:read|orders:read|orders:write|showroom:read|webhooks:manage|reports:export|lead-sources:manage|leads:read))*)?$"))
+        .build()
+}
+
+/// `client_id` / `client_secret` in the token request: a non-empty string when sent (an empty
+/// one counts as absent), never `null`.
+#[cfg(feature = "openapi")]
+fn credential_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,28 +238,4 @@ mod tests {
         };
         assert!(!format!("{res:?}").contains("tok\""));
     }
-}
-
-/// `scope` in the token request: known scope names separated by single spaces. A string, never
-/// `null` (a form body cannot carry one).
-#[cfg(feature = "openapi")]
-fn scope_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .description(Some(
-            "Space-separated scopes to narrow the token to; all of the client's scopes when \
-             absent.",
-        ))
-        .pattern(Some("^((leads:write|customers:read|orders:read|orders:write|showroom:read|webhooks:manage|reports:export|lead-sources:manage|leads:read)( (leads:write|customers:read|orders:read|orders:write|showroom:read|webhooks:manage|reports:export|lead-sources:manage|leads:read))*)?$"))
-        .build()
-}
-
-/// `client_id` / `client_secret` in the token request: a non-empty string when sent (an empty
-/// one counts as absent), never `null`.
-#[cfg(feature = "openapi")]
-fn credential_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .min_length(Some(1))
-        .build()
 }
