@@ -61,7 +61,7 @@ use crate::ssrf;
 const FINISH_RETRY_FIRST: Duration = Duration::from_millis(100);
 const FINISH_RETRY_MAX: Duration = Duration::from_secs(1);
 use crate::state::AppState;
-use crate::store::webhooks::{AttemptRecord, Job, NextStep, Purged};
+use crate::store::outbox::{AttemptRecord, Job, NextStep, Purged};
 use crate::store::{Db, StoreError, unix_millis};
 
 /// Longest `Retry-After` honoured.
@@ -431,7 +431,7 @@ impl Dispatcher {
     async fn attempt(
         &self,
         job: &Job,
-        sub: &crate::store::webhooks::Subscription,
+        sub: &crate::store::outbox::Subscription,
         now_ms: i64,
     ) -> Result<Answer, String> {
         let url = ssrf::check_url(&sub.url, self.config.allow_private)

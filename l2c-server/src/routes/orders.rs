@@ -140,7 +140,7 @@ pub async fn sync_order(
     // Webhook outbox: the events of this change are written in the same transaction.
     let now = state.db.now_millis();
     let queued =
-        crate::store::webhooks::enqueue_in(&mut tx, &client.client_id, &events, now).await?;
+        crate::store::outbox::enqueue_in(&mut tx, &client.client_id, &events, now).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
     if queued > 0 {
         state.webhook_wake.notify_one();

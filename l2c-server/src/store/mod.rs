@@ -29,7 +29,7 @@ pub mod leads;
 pub mod orders;
 pub mod showroom;
 pub mod sql;
-pub mod webhooks;
+pub mod outbox;
 
 /// The old name of [`sql`].
 #[deprecated(
