@@ -39,6 +39,7 @@ pub mod state;
 pub mod store;
 pub mod tls;
 pub mod tokens;
+pub mod usecases;
 
 #[doc(hidden)]
 pub mod testing;

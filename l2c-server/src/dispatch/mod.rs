@@ -38,9 +38,7 @@
 //! # }
 //! ```
 
-mod config;
-
-pub use config::{
+pub use crate::config::webhooks::{
     DEFAULT_RETENTION, DEFAULT_RETRY_SCHEDULE, Retention, RetentionError, RetrySchedule,
     ScheduleError, WebhookConfig, parse_duration,
 };

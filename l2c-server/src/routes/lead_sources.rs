@@ -35,12 +35,12 @@ use rand::RngCore;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::body::{JsonBody, invalid_field, invalid_query};
-use super::openapi::ProblemDoc;
 use crate::channels::{self, SecretField};
 use crate::domain::{FieldError, validate};
 use crate::error::AppError;
+use crate::error::ProblemDoc;
 use crate::extract::{Json, Path};
+use crate::extract::{JsonBody, invalid_field, invalid_query};
 use crate::state::AppState;
 use crate::store::lead_sources::{NewSource, SecretUpdate, StoredSource};
 use crate::store::sql::millis_to_cst;

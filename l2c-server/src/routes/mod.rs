@@ -10,7 +10,6 @@
 //! | `/api/mobile/…` | [`mobile_routes`] | Bearer token (`JwtAuthLayer`) |
 //! | `POST /api/hooks/leads/{token}` | [`hooks`] | the lead source's token in the path, the channel's signature |
 
-pub mod body;
 pub mod customers;
 pub mod health;
 pub mod hooks;
@@ -48,7 +47,9 @@ pub fn mobile_routes() -> Router<AppState> {
         .merge(orders::routes())
         .merge(showroom::routes())
         .merge(webhooks::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::extract::MAX_BODY_BYTES,
+        ))
 }
 
 /// The long-running routes under `/api/mobile`, which [`app`](crate::app) puts under the

@@ -1,0 +1,20 @@
+//! Use cases: one module per operation that changes state, between the HTTP routes and the
+//! domain rules and the store.
+//!
+//! A route ([`crate::routes`]) extracts the request, calls one function here and turns its
+//! answer (or its error enum) into a response. The function owns the transaction: it asks the
+//! pure rules of [`crate::domain`] (validation, status transitions), writes through
+//! [`crate::store`] (persistence only), writes the webhook events of the change to the outbox
+//! in the same transaction and wakes the dispatcher ([`crate::dispatch`]) once it has
+//! committed. Reads that decide nothing (lists, status views) go from the route to the store
+//! directly.
+//!
+//! | use case | module | routes |
+//! |---|---|---|
+//! | lead intake | [`lead_intake`] | `POST /leads/hook`, `POST /api/hooks/leads/{token}` (after the channel adapter, [`crate::channels`]) |
+//! | order sync | [`order_sync`] | `POST /orders/sync` |
+//! | subscription management | [`subscriptions`] | `POST/DELETE /webhooks…`, `rotate-secret`, `redeliver` |
+
+pub mod lead_intake;
+pub mod order_sync;
+pub mod subscriptions;
