@@ -41,7 +41,6 @@ use l2c_core::api::lead_sources::{Channel, HookAck};
 use serde_json::{Map, Value};
 use tower::ServiceBuilder;
 
-use super::lead_sources::{looks_like_token, token_hash};
 use super::leads::intake_problem;
 use crate::channels::{self, ChannelError, Inbound, Outcome};
 use crate::error::ProblemDoc;
@@ -53,6 +52,7 @@ use crate::store::lead_sources::StoredSource;
 use crate::store::leads::PushedVia;
 use crate::store::sql::millis_to_cst;
 use crate::usecases::lead_intake::{self, Intake};
+use crate::usecases::lead_sources::{looks_like_token, token_hash};
 
 /// The largest push body accepted: 64 KiB.
 pub const MAX_HOOK_BODY_BYTES: usize = 64 * 1024;

@@ -9,6 +9,10 @@
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | [`health`] | none |
 //! | `/api/mobile/…` | [`mobile_routes`] | Bearer token (`JwtAuthLayer`) |
 //! | `POST /api/hooks/leads/{token}` | [`hooks`] | the lead source's token in the path, the channel's signature |
+//!
+//! Handlers are HTTP only: they extract the request ([`crate::extract`]), call one use case
+//! ([`crate::usecases`]) for a change or the store ([`crate::store`]) for a read, and turn the
+//! answer or the use case's error enum into a response. Nothing below imports this module.
 
 pub mod customers;
 pub mod health;

@@ -13,8 +13,10 @@
 //! |---|---|---|
 //! | lead intake | [`lead_intake`] | `POST /leads/hook`, `POST /api/hooks/leads/{token}` (after the channel adapter, [`crate::channels`]) |
 //! | order sync | [`order_sync`] | `POST /orders/sync` |
+//! | lead source management | [`lead_sources`] | `POST/PUT/DELETE /lead-sources…`, `rotate` |
 //! | subscription management | [`subscriptions`] | `POST/DELETE /webhooks…`, `rotate-secret`, `redeliver` |
 
 pub mod lead_intake;
+pub mod lead_sources;
 pub mod order_sync;
 pub mod subscriptions;
