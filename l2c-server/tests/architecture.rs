@@ -10,6 +10,8 @@
 //! The scan reads the non-comment code of every `src/**/*.rs` file up to its `#[cfg(test)]`
 //! module (tests may use anything).
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
