@@ -15,6 +15,10 @@
 //! | order sync | [`order_sync`] | `POST /orders/sync` |
 //! | lead source management | [`lead_sources`] | `POST/PUT/DELETE /lead-sources…`, `rotate` |
 //! | subscription management | [`subscriptions`] | `POST/DELETE /webhooks…`, `rotate-secret`, `redeliver` |
+//!
+//! The CSV export (`GET /reports/orders/export`) changes nothing and decides nothing: it is a
+//! read, streamed by [`crate::routes::reports`] from the store's
+//! [`ExportWalk`](crate::store::orders::ExportWalk) under the export concurrency cap.
 
 pub mod lead_intake;
 pub mod lead_sources;
