@@ -1,8 +1,11 @@
 //! The webhook outbox dispatcher: a background task that delivers queued events.
 //!
-//! Every round it claims due deliveries with a lease ([`WebhookStore::claim`]), sends them
-//! concurrently and records each attempt ([`WebhookStore::finish`]). All state is in the
-//! database, so several replicas can run dispatchers on one PostgreSQL database (each row goes to
+//! Every round it claims due deliveries with a lease
+//! ([`WebhookStore::claim`](crate::store::outbox::WebhookStore::claim)), sends them
+//! concurrently and records each attempt
+//! ([`WebhookStore::finish`](crate::store::outbox::WebhookStore::finish)), after asking
+//! [`retry::next_step`] what comes next. All state is in the database, so several replicas can
+//! run dispatchers on one PostgreSQL database (each row goes to
 //! one of them) and a restarted server picks up whatever was pending; a lease left behind by a
 //! killed process expires after twice the attempt timeout (plus a second).
 //!

@@ -166,7 +166,8 @@ impl ExportWalk {
     }
 
     /// The CSV lines ([`export_line`]) of up to `limit` next orders, read on one connection of
-    /// `pool` (the server passes [`Db::exports`]); empty once the walk is done.
+    /// `pool` (the server passes [`Db::exports`](crate::store::Db::exports)); empty once the
+    /// walk is done.
     ///
     /// # Errors
     ///
