@@ -215,6 +215,11 @@ pub async fn problem_request_id(req: Request, next: Next) -> Response {
     res
 }
 
+/// The OpenAPI schema of a problem body for the handlers' `#[utoipa::path]` annotations:
+/// l2c-core's [`Problem`] itself, whose schema is derived there (feature `openapi`, schema name
+/// `Problem`).
+pub type ProblemDoc = Problem;
+
 #[cfg(test)]
 mod tests {
     use super::*;

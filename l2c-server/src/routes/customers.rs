@@ -7,8 +7,9 @@ use l2c_core::api::customers::Customer;
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
-use super::openapi::{Authenticated, DatabaseUnavailable, ProblemDoc, RateLimited};
+use super::openapi::{Authenticated, DatabaseUnavailable, RateLimited};
 use crate::error::AppError;
+use crate::error::ProblemDoc;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 

@@ -46,9 +46,7 @@ pub use responses::{
     IdempotencyKeyRefused, IdempotencyKeyReused, RateLimited, RateLimitedOrCapped,
 };
 
-/// The body of every error but the token endpoint's: l2c-core's RFC 9457 [`l2c_core::Problem`],
-/// whose schema is derived there (schema name `Problem`).
-pub type ProblemDoc = l2c_core::Problem;
+pub use crate::error::ProblemDoc;
 
 struct SecurityAddon;
 
