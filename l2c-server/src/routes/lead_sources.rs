@@ -31,7 +31,10 @@ use l2c_core::idempotency::StoreRedacted;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 use serde_json::Value;
 
-use super::openapi::{Authenticated, BodyTooLarge, DatabaseUnavailable, IdempotencyInFlight, IdempotencyKey, IdempotencyKeyRefused, IdempotencyKeyReused, RateLimited};
+use super::openapi::{
+    Authenticated, BodyTooLarge, DatabaseUnavailable, IdempotencyInFlight, IdempotencyKey,
+    IdempotencyKeyRefused, IdempotencyKeyReused, RateLimited,
+};
 use crate::domain::{FieldError, validate};
 use crate::error::AppError;
 use crate::error::ProblemDoc;

@@ -9,7 +9,9 @@ use l2c_core::api::leads::{PushLead, PushLeadResponse};
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
-use super::openapi::{Authenticated, DatabaseUnavailable, IdempotencyInFlight, IdempotencyKey, RateLimited};
+use super::openapi::{
+    Authenticated, DatabaseUnavailable, IdempotencyInFlight, IdempotencyKey, RateLimited,
+};
 use crate::error::AppError;
 use crate::error::ProblemDoc;
 use crate::extract::Json;
