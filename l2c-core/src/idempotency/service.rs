@@ -239,6 +239,8 @@ fn problem_response<B: From<Bytes>>(
             .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response.extensions_mut().insert(reason);
+    // Answered by this layer: the handler never ran (the rejection contract of every layer).
+    response.extensions_mut().insert(NotExecuted);
     response
 }
 
@@ -581,21 +583,14 @@ async fn complete_later(
     }
 }
 
-/// Whether `extensions` mark a response that a layer *inside* this one sent instead of running
-/// the handler: the auth layer's 401/403 (e.g. `RequireScopeLayer` on the route, after this
-/// layer). Such responses are not recorded, so a retry with the same key after fixing the token
-/// runs the request rather than replaying the refusal. The same holds for any response marked
-/// [`NotExecuted`].
+/// Whether `extensions` mark a response that a layer *inside* this one (the auth layer's
+/// 401/403, a route's `RequireScopeLayer`, a rate limit's or concurrency cap's 429/503) or the
+/// handler sent without executing the request: [`NotExecuted`], the one mark every refusing
+/// layer of this crate sets. Such responses are not recorded, so a retry with the same key
+/// after fixing the token (or waiting) runs the request rather than replaying the refusal.
+/// Status codes are not consulted: a 409 or 429 the handler sent after writing is recorded.
 fn rejected_before_handler(extensions: &http::Extensions) -> bool {
-    if extensions.get::<NotExecuted>().is_some() {
-        return true;
-    }
-    #[cfg(feature = "auth")]
-    if extensions.get::<crate::auth::AuthRejection>().is_some() {
-        return true;
-    }
-    let _ = extensions;
-    false
+    extensions.get::<NotExecuted>().is_some()
 }
 
 /// Response extension: record this body instead of the one sent.
