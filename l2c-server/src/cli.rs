@@ -10,6 +10,8 @@
 //! | `--redis-prefix` | `L2C_REDIS_PREFIX` | `l2c` |
 //! | `--jwt-algorithm` | `L2C_JWT_ALGORITHM` | `hs256` (or `eddsa`: Ed25519, public key in the JWKS) |
 //! | `--jwt-secret` | `L2C_JWT_SECRET` | none (key generated once, kept in the database) |
+//! | `--data-key` | `L2C_DATA_KEY` | none (personal data and secrets stored in plain text, with a warning; see [`crate::seal`]) |
+//! | `--old-data-keys` | `L2C_OLD_DATA_KEYS` (comma-separated) | none (keys still read during a rotation) |
 //! | `--issuer` | `L2C_ISSUER` | `l2c` |
 //! | `--audience` | `L2C_AUDIENCE` | `l2c-api` |
 //! | `--rate-limit` | `L2C_RATE_LIMIT` | `100/s` (per client; `client create --rate-limit` overrides) |
@@ -97,7 +99,7 @@ impl Cli {
         match &self.command {
             None => Some(&self.serve),
             Some(Command::Serve(args)) => Some(args),
-            Some(Command::Client { .. }) => None,
+            Some(Command::Client { .. } | Command::Keys { .. }) => None,
         }
     }
 }
@@ -118,6 +120,12 @@ pub enum Command {
         /// The client operation.
         #[command(subcommand)]
         action: ClientCommand,
+    },
+    /// Manage the data key that seals personal data and secrets at rest.
+    Keys {
+        /// The key operation.
+        #[command(subcommand)]
+        action: crate::seal::command::KeysCommand,
     },
 }
 
@@ -222,6 +230,13 @@ impl std::str::FromStr for SecretArg {
     }
 }
 
+impl SecretArg {
+    /// The secret as given.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Debug for SecretArg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SecretArg(<redacted>)")
@@ -255,6 +270,13 @@ pub struct ServeArgs {
     /// HS256 signing secret (UTF-8, at least 32 bytes). Unset: generated once, kept in the database.
     #[arg(long, env = "L2C_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretArg>,
+    /// Seal personal data and secrets at rest under this key: base64 of 32 random bytes
+    /// (`l2c-server keys generate-data-key`). Unset: stored in plain text (with a warning).
+    #[arg(long, env = "L2C_DATA_KEY", hide_env_values = true)]
+    pub data_key: Option<SecretArg>,
+    /// Old data keys still read during a rotation, comma-separated (see `keys rotate-data-key`).
+    #[arg(long, env = "L2C_OLD_DATA_KEYS", hide_env_values = true)]
+    pub old_data_keys: Option<SecretArg>,
     /// The tokens' issuer (`iss`).
     #[arg(long, env = "L2C_ISSUER", default_value = crate::config::DEFAULT_ISSUER)]
     pub issuer: String,
@@ -409,6 +431,10 @@ impl ServeArgs {
                 .as_ref()
                 .map(|s| s.0.parse::<JwtSecret>())
                 .transpose()?,
+            data_keys: crate::seal::DataKeys::from_settings(
+                self.data_key.as_ref().map(SecretArg::expose),
+                self.old_data_keys.as_ref().map(SecretArg::expose),
+            )?,
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             rate_limit: self.rate_limit,

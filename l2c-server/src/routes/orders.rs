@@ -123,6 +123,7 @@ pub async fn sync_order(
         let now = state.db.now_millis();
         match sync_in(
             &mut tx,
+            state.db.data_keys(),
             &client.client_id,
             &body.value,
             mobile.as_ref(),

@@ -9,6 +9,7 @@ use super::customers::{self, CustomerContact, LinkDetails};
 use super::sql::begin_write;
 use super::{Db, StoreError};
 use crate::domain::{Mobile, new_id};
+use crate::seal::{DataKeys, Field};
 
 /// Lead writes. Get one with [`Db::leads`].
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +60,7 @@ struct Existing {
 
 async fn existing(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     lead: &PushLead,
 ) -> Result<Option<Existing>, StoreError> {
@@ -72,13 +74,17 @@ async fn existing(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(match row {
-        Some(r) => Some(Existing {
-            lead_id: LeadId::new(r.try_get::<String, _>("id")?),
-            customer_id: CustomerId::new(r.try_get::<String, _>("customer_id")?),
-            name: r.try_get("name")?,
-            province: r.try_get("province")?,
-            city: r.try_get("city")?,
-        }),
+        Some(r) => {
+            let id: String = r.try_get("id")?;
+            let name = keys.open(Field::LeadName, &id, &r.try_get::<String, _>("name")?)?;
+            Some(Existing {
+                lead_id: LeadId::new(id),
+                customer_id: CustomerId::new(r.try_get::<String, _>("customer_id")?),
+                name,
+                province: r.try_get("province")?,
+                city: r.try_get("city")?,
+            })
+        }
         None => None,
     })
 }
@@ -87,6 +93,7 @@ async fn existing(
 /// caller (re-)linked to its customer by the stored lead's details, not the retry's.
 async fn duplicate(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     found: Existing,
     now: i64,
@@ -96,7 +103,7 @@ async fn duplicate(
         province: found.province.as_deref(),
         city: found.city.as_deref(),
     };
-    customers::link(conn, client, &found.customer_id, details, now).await?;
+    customers::link(conn, keys, client, &found.customer_id, details, now).await?;
     Ok(PushLeadResponse::new(
         found.lead_id,
         found.customer_id,
@@ -119,9 +126,10 @@ impl LeadStore<'_> {
     /// [`StoreError`] when a query fails; nothing is written then.
     pub async fn push(&self, new: NewLead<'_>) -> Result<PushLeadResponse, StoreError> {
         let now = self.db.now_millis();
+        let keys = self.db.data_keys();
         let mut tx = begin_write(self.db).await?;
-        if let Some(found) = existing(&mut tx, new.client, new.lead).await? {
-            let answer = duplicate(&mut tx, new.client, found, now).await?;
+        if let Some(found) = existing(&mut tx, keys, new.client, new.lead).await? {
+            let answer = duplicate(&mut tx, keys, new.client, found, now).await?;
             tx.commit().await?;
             return Ok(answer);
         }
@@ -132,7 +140,7 @@ impl LeadStore<'_> {
             province: lead.province.as_deref(),
             city: lead.city.as_deref(),
         };
-        let (customer_id, _) = customers::find_or_create(&mut tx, contact, now).await?;
+        let (customer_id, _) = customers::find_or_create(&mut tx, keys, contact, now).await?;
         let lead_id = new_id("lead");
         let form_fields = serde_json::to_string(&lead.form_fields)
             .map_err(|e| StoreError::Invalid(format!("formFields: {e}")))?;
@@ -154,15 +162,15 @@ impl LeadStore<'_> {
         .bind(lead.source.as_str())
         .bind(&lead.external_lead_id)
         .bind(customer_id.as_str())
-        .bind(lead.name.trim())
-        .bind(new.mobile.e164())
+        .bind(keys.seal(Field::LeadName, &lead_id, lead.name.trim()))
+        .bind(keys.seal(Field::LeadMobile, &lead_id, new.mobile.e164()))
         .bind(lead.province.as_deref())
         .bind(lead.city.as_deref())
         .bind(lead.intent.as_deref())
-        .bind(form_fields)
+        .bind(keys.seal(Field::LeadFormFields, &lead_id, &form_fields))
         .bind(attribution)
         .bind(lead.submitted_at.to_rfc3339())
-        .bind(new.raw_payload)
+        .bind(keys.seal(Field::LeadRawPayload, &lead_id, new.raw_payload))
         .bind(now)
         .bind(new.pushed_via.map(|v| v.lead_source_id))
         .bind(new.pushed_via.map(|v| v.headers))
@@ -174,18 +182,18 @@ impl LeadStore<'_> {
             // on PostgreSQL): drop what we wrote and answer like any duplicate.
             tx.rollback().await?;
             let mut tx = begin_write(self.db).await?;
-            let found = existing(&mut tx, new.client, lead).await?;
+            let found = existing(&mut tx, keys, new.client, lead).await?;
             let Some(found) = found else {
                 return Err(StoreError::Corrupt {
                     table: "leads",
                     detail: "conflicting lead vanished".into(),
                 });
             };
-            let answer = duplicate(&mut tx, new.client, found, now).await?;
+            let answer = duplicate(&mut tx, keys, new.client, found, now).await?;
             tx.commit().await?;
             return Ok(answer);
         }
-        customers::link(&mut tx, new.client, &customer_id, contact.into(), now).await?;
+        customers::link(&mut tx, keys, new.client, &customer_id, contact.into(), now).await?;
         tx.commit().await?;
         Ok(PushLeadResponse::new(
             LeadId::new(lead_id),
@@ -205,7 +213,11 @@ impl LeadStore<'_> {
             .fetch_optional(self.db.pool())
             .await?;
         Ok(match row {
-            Some(r) => Some(r.try_get("raw_payload")?),
+            Some(r) => Some(self.db.data_keys().open(
+                Field::LeadRawPayload,
+                id.as_str(),
+                &r.try_get::<String, _>("raw_payload")?,
+            )?),
             None => None,
         })
     }

@@ -11,7 +11,8 @@
 //!
 //! let mobile = l2c_server::domain::validate::sync_order(body)?;
 //! let mut tx = begin_write(db).await?;
-//! let outcome = sync_in(&mut tx, client, body, mobile.as_ref(), db.now_millis()).await?;
+//! let keys = db.data_keys();
+//! let outcome = sync_in(&mut tx, keys, client, body, mobile.as_ref(), db.now_millis()).await?;
 //! // write outcome.events to the outbox here, with `&mut tx`
 //! tx.commit().await?;
 //! # Ok(()) }
@@ -32,6 +33,7 @@ use super::sql::millis_to_cst;
 use super::{Db, StoreError};
 use crate::domain::transitions::{fulfilment_allowed, payment_allowed, valid_initial_status};
 use crate::domain::{Mobile, new_id};
+use crate::seal::DataKeys;
 
 /// Why a sync was refused. Nothing is written in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +150,7 @@ fn version_u64(v: i64) -> u64 {
 /// [`SyncError`]; the caller must then roll the transaction back (dropping it does).
 pub async fn sync_in(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     body: &SyncOrder,
     customer_mobile: Option<&Mobile>,
@@ -180,8 +183,8 @@ pub async fn sync_in(
         None => None,
     };
     match stored {
-        None => create(conn, client, body, customer_mobile, now).await,
-        Some(s) => update(conn, client, body, customer_mobile, s, now).await,
+        None => create(conn, keys, client, body, customer_mobile, now).await,
+        Some(s) => update(conn, keys, client, body, customer_mobile, s, now).await,
     }
 }
 
@@ -190,6 +193,7 @@ pub async fn sync_in(
 /// with the name given). `None` when the body names neither.
 async fn resolve_customer(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     body: &SyncOrder,
     customer_mobile: Option<&Mobile>,
@@ -199,7 +203,7 @@ async fn resolve_customer(
         if !customers::visible_to(conn, client, id.as_str()).await? {
             return Err(SyncError::UnknownCustomer);
         }
-        customers::link_by_id(conn, client, id, now).await?;
+        customers::link_by_id(conn, keys, client, id, now).await?;
         return Ok(Some(id.clone()));
     }
     match (&body.customer, customer_mobile) {
@@ -210,8 +214,8 @@ async fn resolve_customer(
                 province: None,
                 city: None,
             };
-            let (id, _) = customers::find_or_create(conn, contact, now).await?;
-            customers::link(conn, client, &id, contact.into(), now).await?;
+            let (id, _) = customers::find_or_create(conn, keys, contact, now).await?;
+            customers::link(conn, keys, client, &id, contact.into(), now).await?;
             Ok(Some(id))
         }
         _ => Ok(None),
@@ -220,6 +224,7 @@ async fn resolve_customer(
 
 async fn create(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     body: &SyncOrder,
     customer_mobile: Option<&Mobile>,
@@ -228,7 +233,7 @@ async fn create(
     if !valid_initial_status(body.status) {
         return Err(SyncError::IllegalInitialStatus(body.status));
     }
-    let customer_id = resolve_customer(conn, client, body, customer_mobile, now)
+    let customer_id = resolve_customer(conn, keys, client, body, customer_mobile, now)
         .await?
         .ok_or(SyncError::CustomerRequired)?;
     let id = new_id("ord");
@@ -312,6 +317,7 @@ fn not_applied(stored: Stored, body: &SyncOrder) -> SyncOutcome {
 
 async fn update(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     body: &SyncOrder,
     customer_mobile: Option<&Mobile>,
@@ -338,7 +344,7 @@ async fn update(
             return Err(SyncError::CustomerMismatch);
         }
     } else if let Some(mobile) = customer_mobile {
-        let same = customers::id_by_mobile(conn, mobile)
+        let same = customers::id_by_mobile(conn, keys, mobile)
             .await?
             .is_some_and(|id| id.as_str() == stored.customer_id);
         if !same {
