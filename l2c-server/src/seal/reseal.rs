@@ -11,6 +11,9 @@ use crate::store::{Backend, Db, StoreError};
 
 /// Rows handled per transaction.
 const BATCH: i64 = 500;
+/// Batches in a row that may change nothing (another replica sealing the same rows at the same
+/// time) before a pass gives up.
+const IDLE_BATCHES: u32 = 5;
 
 /// What a [`prepare`] or [`rotate`] run changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -173,6 +176,7 @@ async fn reseal_column(
         cond = conditions.join(" AND ")
     );
     let mut total = 0;
+    let mut idle = 0;
     loop {
         let rows = sqlx::query(&select).fetch_all(db.pool()).await?;
         if rows.is_empty() {
@@ -197,7 +201,8 @@ async fn reseal_column(
             changed += q.bind(stored).execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
-        if changed == 0 {
+        idle = if changed == 0 { idle + 1 } else { 0 };
+        if idle == IDLE_BATCHES {
             return Err(stuck(c));
         }
         total += changed;
@@ -214,6 +219,7 @@ async fn reindex_mobiles(db: &Db, keys: &DataKeys, pass: Pass<'_>) -> Result<u64
     let select =
         format!("SELECT id, mobile_e164, mobile_index FROM customers WHERE {pred} LIMIT {BATCH}");
     let mut total = 0;
+    let mut idle = 0;
     loop {
         let rows = sqlx::query(&select).fetch_all(db.pool()).await?;
         if rows.is_empty() {
@@ -243,7 +249,8 @@ async fn reindex_mobiles(db: &Db, keys: &DataKeys, pass: Pass<'_>) -> Result<u64
             changed += q.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
-        if changed == 0 {
+        idle = if changed == 0 { idle + 1 } else { 0 };
+        if idle == IDLE_BATCHES {
             return Err(StoreError::Corrupt {
                 table: "customers",
                 detail: "re-indexing mobile_index made no progress".into(),
