@@ -1,4 +1,5 @@
-//! The command line: `l2c-server [serve]`, `l2c-server client create|list|disable|enable|grant`.
+//! The command line: `l2c-server [serve]`, `l2c-server client create|list|disable|enable|grant`,
+//! `l2c-server keys generate-data-key|rotate-data-key`.
 //!
 //! Every flag can also be set through its `L2C_*` environment variable.
 //!
