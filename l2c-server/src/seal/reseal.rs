@@ -194,6 +194,10 @@ async fn reseal_column(
             let row_id = ids.join("/");
             let plain = keys.open(c.field, &row_id, &stored)?;
             let sealed = keys.seal(c.field, &row_id, &plain);
+            // What the pass selects no longer matches it, so the loop ends.
+            if DataKeys::kid_of(&sealed) != keys.current_kid().map(|k| k.as_str()) {
+                return Err(stuck(c));
+            }
             let mut q = sqlx::query(&update).bind(sealed);
             for id in &ids {
                 q = q.bind(id.as_str());
@@ -233,6 +237,12 @@ async fn reindex_mobiles(db: &Db, keys: &DataKeys, pass: Pass<'_>) -> Result<u64
             let old: Option<String> = r.try_get("mobile_index")?;
             let mobile = keys.open(Field::CustomerMobile, &id, &stored)?;
             let index = keys.blind_index(Field::CustomerMobile, &mobile);
+            if !index.starts_with(INDEX_PREFIX) {
+                return Err(StoreError::Corrupt {
+                    table: "customers",
+                    detail: "re-indexing mobile_index without a data key".into(),
+                });
+            }
             let q = match &old {
                 Some(old) => sqlx::query(
                     "UPDATE customers SET mobile_index = $1 WHERE id = $2 AND mobile_index = $3",
