@@ -264,7 +264,7 @@ impl TestServer {
             db = db.with_clock(Arc::clone(clock));
         }
         db = db.with_data_keys(options.config.data_keys.clone());
-        crate::seal::prepare(&db)
+        crate::usecases::data_keys::prepare(&db)
             .await
             .expect("seal the test database");
         let state = AppState::new(options.config, db.clone())

@@ -13,6 +13,7 @@ mod sealing;
 use l2c_server::seal::{self, DataKeys};
 use l2c_server::store::Db;
 use l2c_server::testing::{Backend, TestDb, TestServer};
+use l2c_server::usecases::data_keys;
 use sealing::*;
 use sqlx::Row;
 
@@ -81,7 +82,7 @@ async fn a_plain_database_is_sealed_in_place_on_the_first_start_with_a_key() {
         let indexes = column_values(&server.db, "SELECT mobile_index FROM customers").await;
         assert!(indexes.iter().all(|i| i.starts_with("bi1:")), "{indexes:?}");
         // Idempotent: a second pass finds nothing left to seal.
-        let again = seal::prepare(&server.db).await.unwrap();
+        let again = data_keys::prepare(&server.db).await.unwrap();
         assert_eq!((again.sealed, again.indexed), (0, 0));
         let test_db = server.shutdown().await;
         // Read the file once no server holds it (SQLite: VACUUM ran after sealing, so the
@@ -117,7 +118,7 @@ async fn rotation_reseals_everything_online_under_the_new_key() {
             .await
             .unwrap()
             .with_data_keys(keys(&kb, &[]));
-        let err = seal::prepare(&db).await.unwrap_err().to_string();
+        let err = data_keys::prepare(&db).await.unwrap_err().to_string();
         assert!(
             err.contains(&kid_a) && err.contains("not configured"),
             "{err}"

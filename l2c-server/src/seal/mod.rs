@@ -34,15 +34,12 @@
 //! ```
 
 mod columns;
-pub mod command;
 mod keys;
-mod reseal;
 #[cfg(test)]
 mod tests;
 
 pub use columns::{COLUMNS, Field, SealedColumn, link_row};
 pub use keys::{DataKeys, KeyId};
-pub use reseal::{Progress, prepare, rotate};
 
 /// The prefix of every sealed value.
 pub const ENVELOPE_PREFIX: &str = "l2cenc:";
@@ -120,38 +117,4 @@ pub enum SealError {
 /// Whether `stored` is a sealed envelope (as opposed to a plain value written without a key).
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(ENVELOPE_PREFIX)
-}
-
-/// What `l2c-server serve` does with the data keys before serving: [`prepare`] the database
-/// (refuse values under unknown keys, seal a plain database in place), then log what happened —
-/// or, without a key, warn once that personal data is stored in plain text and how to seal it.
-///
-/// # Errors
-///
-/// As [`prepare`].
-pub async fn startup(db: &crate::store::Db) -> Result<Progress, crate::store::StoreError> {
-    let progress = prepare(db).await?;
-    let keys = db.data_keys();
-    match keys.current_kid() {
-        None => tracing::warn!(
-            "personal data (customers' mobiles and names, raw lead payloads) and secrets (webhook \
-             and lead-source secrets, generated signing keys) are stored in plain text: set \
-             L2C_DATA_KEY to seal them at rest (generate a key with `l2c-server keys \
-             generate-data-key` or `openssl rand -base64 32`)"
-        ),
-        Some(kid) => {
-            if progress.sealed + progress.indexed > 0 {
-                tracing::info!(
-                    key_id = %kid,
-                    sealed = progress.sealed,
-                    indexed = progress.indexed,
-                    compacted = progress.vacuumed,
-                    "sealed the plain personal data and secrets in place"
-                );
-            }
-            let old = keys.known_kids().len() - 1;
-            tracing::info!(key_id = %kid, old_keys = old, "personal data and secrets sealed at rest");
-        }
-    }
-    Ok(progress)
 }

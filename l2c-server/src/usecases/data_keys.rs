@@ -1,11 +1,14 @@
-//! Sealing a plain database in place ([`prepare`], at startup) and re-sealing under the current
-//! key ([`rotate`], `l2c-server keys rotate-data-key`): batches of rows, each batch in its own
-//! transaction, every update conditional on the value read (a concurrent write is never
-//! overwritten), so an interrupted run simply resumes where it stopped.
+//! The data keys of a database (see [`crate::seal`]): sealing a plain database in place
+//! ([`prepare`], at startup, [`startup`]) and re-sealing under the current key ([`rotate`],
+//! `l2c-server keys rotate-data-key`): batches of rows, each batch in its own transaction,
+//! every update conditional on the value read (a concurrent write is never overwritten), so an
+//! interrupted run simply resumes where it stopped.
 
 use sqlx::Row;
 
-use super::{COLUMNS, DataKeys, ENVELOPE_PREFIX, Field, INDEX_PREFIX, SealError, SealedColumn};
+use crate::seal::{
+    COLUMNS, DataKeys, ENVELOPE_PREFIX, Field, INDEX_PREFIX, SealError, SealedColumn,
+};
 use crate::store::sql::begin_write;
 use crate::store::{Backend, Db, StoreError};
 
@@ -47,7 +50,7 @@ enum Pass<'a> {
 ///
 /// # Errors
 ///
-/// [`StoreError::Corrupt`] carrying the [`SealError`] message for a value under an unknown key
+/// [`StoreError::Sealed`] for a value under an unknown key
 /// or one that does not open; [`StoreError::Database`] when a query fails.
 pub async fn prepare(db: &Db) -> Result<Progress, StoreError> {
     let keys = db.data_keys();
@@ -64,7 +67,7 @@ pub async fn prepare(db: &Db) -> Result<Progress, StoreError> {
 ///
 /// # Errors
 ///
-/// [`SealError::NoCurrentKey`] (as [`StoreError::Corrupt`]) without a current key; as
+/// [`SealError::NoCurrentKey`] (as [`StoreError::Sealed`]) without a current key; as
 /// [`prepare`] otherwise.
 pub async fn rotate(db: &Db) -> Result<Progress, StoreError> {
     let keys = db.data_keys();
@@ -286,4 +289,38 @@ async fn vacuum(db: &Db) -> bool {
         }
     }
     true
+}
+
+/// What `l2c-server serve` does with the data keys before serving: [`prepare`] the database
+/// (refuse values under unknown keys, seal a plain database in place), then log what happened —
+/// or, without a key, warn once that personal data is stored in plain text and how to seal it.
+///
+/// # Errors
+///
+/// As [`prepare`].
+pub async fn startup(db: &Db) -> Result<Progress, StoreError> {
+    let progress = prepare(db).await?;
+    let keys = db.data_keys();
+    match keys.current_kid() {
+        None => tracing::warn!(
+            "personal data (customers' mobiles and names, raw lead payloads) and secrets (webhook \
+             and lead-source secrets, generated signing keys) are stored in plain text: set \
+             L2C_DATA_KEY to seal them at rest (generate a key with `l2c-server keys \
+             generate-data-key` or `openssl rand -base64 32`)"
+        ),
+        Some(kid) => {
+            if progress.sealed + progress.indexed > 0 {
+                tracing::info!(
+                    key_id = %kid,
+                    sealed = progress.sealed,
+                    indexed = progress.indexed,
+                    compacted = progress.vacuumed,
+                    "sealed the plain personal data and secrets in place"
+                );
+            }
+            let old = keys.known_kids().len() - 1;
+            tracing::info!(key_id = %kid, old_keys = old, "personal data and secrets sealed at rest");
+        }
+    }
+    Ok(progress)
 }
