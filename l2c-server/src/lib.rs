@@ -21,10 +21,12 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod deprecate;
 pub mod dispatch;
 pub mod domain;

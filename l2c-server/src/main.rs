@@ -28,6 +28,17 @@ async fn main() -> ExitCode {
         }) => run_client_command(database_url, action, &mut std::io::stdout().lock())
             .await
             .map_err(|e| e.to_string()),
+        Some(Command::Admin {
+            database_url,
+            action,
+        }) => l2c_server::admin::command::run_admin_command(
+            database_url,
+            action,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+        )
+        .await
+        .map_err(|e| e.to_string()),
         _ => match cli.serve_args().map(|a| a.to_config()) {
             Some(Ok(config)) => l2c_server::serve(config).await.map_err(|e| e.to_string()),
             Some(Err(e)) => Err(e.to_string()),
