@@ -644,9 +644,8 @@ async fn client_command(
                 return Err(CliError::NothingToUpdate);
             }
             let actor = crate::admin::Actor::cli();
-            let c =
-                crate::admin::clients::update(db, &actor, id, *scopes, rate_limit.map(|r| r.0))
-                    .await?;
+            let c = crate::admin::clients::update(db, &actor, id, *scopes, rate_limit.map(|r| r.0))
+                .await?;
             writeln!(
                 out,
                 "client {id}: scopes {}, rate limit {}",

@@ -187,6 +187,7 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .merge(routes::openapi::routes())
         .merge(routes::hooks::routes(&state))
+        .merge(console::routes(&state))
         .method_not_allowed_fallback(routes::method_not_allowed)
         .nest("/api/mobile", mobile.clone())
         // The same routes under a version prefix, so a v2 can later sit beside them.

@@ -4,9 +4,9 @@
 //! Passwords are hashed with argon2id (RustCrypto `argon2`, its default parameters: 19 MiB,
 //! 2 passes, 1 lane, the OWASP minimum), off the async threads.
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use l2c_core::ClientId;
 use rand::RngCore;
 

@@ -50,7 +50,12 @@ pub async fn create(
         e => ClientError::Store(e),
     })?;
     actor
-        .audit(db, "client.create", Some(client.id.as_str()), Some(&client.name))
+        .audit(
+            db,
+            "client.create",
+            Some(client.id.as_str()),
+            Some(&client.name),
+        )
         .await
         .map_err(audit_err)?;
     Ok((client, secret))

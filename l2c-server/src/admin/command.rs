@@ -66,10 +66,7 @@ pub enum AdminError {
     Io(#[from] std::io::Error),
 }
 
-fn password(
-    from_stdin: bool,
-    input: &mut impl BufRead,
-) -> Result<(String, bool), std::io::Error> {
+fn password(from_stdin: bool, input: &mut impl BufRead) -> Result<(String, bool), std::io::Error> {
     if from_stdin {
         let mut line = String::new();
         input.read_line(&mut line)?;
@@ -126,7 +123,11 @@ async fn admin_command(
             }
         }
         AdminCommand::List => {
-            writeln!(out, "{:<24} {:<10} {:<9} CLIENT", "USERNAME", "ROLE", "DISABLED")?;
+            writeln!(
+                out,
+                "{:<24} {:<10} {:<9} CLIENT",
+                "USERNAME", "ROLE", "DISABLED"
+            )?;
             for a in db.accounts().list().await? {
                 writeln!(
                     out,

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod clients;
 pub mod command;
+pub mod lead_sources;
 pub mod webhooks;
 
 use crate::store::audit::AuditEntry;

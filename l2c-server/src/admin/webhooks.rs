@@ -89,7 +89,12 @@ pub async fn create(
         .await?
         .ok_or(WebhookError::TooMany)?;
     actor
-        .audit(&state.db, "webhook.create", Some(client.as_str()), Some(&sub.id))
+        .audit(
+            &state.db,
+            "webhook.create",
+            Some(client.as_str()),
+            Some(&sub.id),
+        )
         .await?;
     Ok((sub, secret))
 }
@@ -193,7 +198,12 @@ pub async fn rotate(
         .await?
         .ok_or(WebhookError::NotFound)?;
     actor
-        .audit(&state.db, "webhook.rotate_secret", Some(client.as_str()), Some(id))
+        .audit(
+            &state.db,
+            "webhook.rotate_secret",
+            Some(client.as_str()),
+            Some(id),
+        )
         .await?;
     Ok((secret, expires))
 }
@@ -238,7 +248,12 @@ pub async fn resend(
         .ok_or(WebhookError::NotFound)?;
     state.webhook_wake.notify_one();
     actor
-        .audit(&state.db, "webhook.resend", Some(client.as_str()), Some(delivery_id))
+        .audit(
+            &state.db,
+            "webhook.resend",
+            Some(client.as_str()),
+            Some(delivery_id),
+        )
         .await?;
     Ok(())
 }
@@ -322,7 +337,10 @@ pub async fn deliveries(
     .map_err(StoreError::from)?;
     let more = rows.len() > usize::try_from(DELIVERY_PAGE_SIZE).unwrap_or(usize::MAX);
     let mut out = Vec::with_capacity(rows.len());
-    for r in rows.iter().take(usize::try_from(DELIVERY_PAGE_SIZE).unwrap_or(0)) {
+    for r in rows
+        .iter()
+        .take(usize::try_from(DELIVERY_PAGE_SIZE).unwrap_or(0))
+    {
         let delivery_id: String = r.try_get("id").map_err(StoreError::from)?;
         let attempts = sqlx::query(
             "SELECT attempted_at, response_status, latency_ms, error FROM webhook_attempts \

@@ -91,14 +91,14 @@ pub fn looks_like_token(s: &str) -> bool {
 }
 
 /// A signing key the server generates for a GENERIC source: `lsk_` + 256 random bits.
-fn new_secret() -> String {
+pub(crate) fn new_secret() -> String {
     let mut bytes = [0_u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     format!("lsk_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The scheme and host the push URL starts with: `--public-url`, else the request's own.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.config.public_url {
         return url.trim_end_matches('/').to_owned();
     }

@@ -83,7 +83,10 @@ impl Account {
     pub fn may_see(&self, client: &str) -> bool {
         match self.role {
             Role::Operator => true,
-            Role::Developer => self.client_id.as_ref().is_some_and(|c| c.as_str() == client),
+            Role::Developer => self
+                .client_id
+                .as_ref()
+                .is_some_and(|c| c.as_str() == client),
         }
     }
 }

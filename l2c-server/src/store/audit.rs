@@ -166,12 +166,11 @@ impl AuditStore<'_> {
         policy: Lockout,
     ) -> Result<Option<i64>, StoreError> {
         let now = self.db.now_millis();
-        let row = sqlx::query(
-            "SELECT failures, window_start FROM console_login_failures WHERE key = $1",
-        )
-        .bind(key)
-        .fetch_optional(self.db.pool())
-        .await?;
+        let row =
+            sqlx::query("SELECT failures, window_start FROM console_login_failures WHERE key = $1")
+                .bind(key)
+                .fetch_optional(self.db.pool())
+                .await?;
         let (failures, window_start) = match row {
             Some(r) => {
                 let start: i64 = r.try_get("window_start")?;

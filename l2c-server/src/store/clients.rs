@@ -384,7 +384,10 @@ fn client_from_row(row: &sqlx::any::AnyRow) -> Result<Client, StoreError> {
         created_at: from_unix_millis(row.try_get("created_at")?),
         previous_secret_expires_at: row
             .try_get::<Option<i64>, _>("previous_secret_expires_at")?
-            .filter(|_| row.try_get::<Option<String>, _>("previous_secret_hash").is_ok_and(|h| h.is_some()))
+            .filter(|_| {
+                row.try_get::<Option<String>, _>("previous_secret_hash")
+                    .is_ok_and(|h| h.is_some())
+            })
             .map(from_unix_millis),
         id: ClientId::new(id),
     })
