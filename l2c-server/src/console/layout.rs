@@ -182,3 +182,18 @@ pub fn internal(e: &dyn std::fmt::Display) -> Response {
         "处理请求时出错，请稍后重试。",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_form_has_the_fields_and_escapes() {
+        let html = login("tok\"en", Some("<b>x</b>")).into_string();
+        assert!(html.contains(r#"id="username""#), "{html}");
+        assert!(html.contains(r#"name="password""#));
+        assert!(html.contains(r#"value="tok&quot;en""#));
+        assert!(html.contains("&lt;b&gt;x&lt;/b&gt;"));
+        assert!(!html.contains("<b>x"));
+    }
+}
