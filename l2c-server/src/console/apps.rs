@@ -183,7 +183,7 @@ async fn list_page(
                                 td { a href={ "/console/apps/" (c.id) } { (c.name) } }
                                 td.mono { (c.id) }
                                 td { (status_badge(c)) }
-                                td.mono.small { (c.scopes) }
+                                td.small { (layout::scope_tags(c.scopes)) }
                                 td.mono { (quota_text(c.rate_limit)) }
                                 td.nowrap { (time(unix_millis(c.created_at))) }
                             }
@@ -299,7 +299,7 @@ async fn show_page(
                 dl.facts {
                     dt { "状态" } dd { (status_badge(c)) }
                     dt { "Client ID" } dd.mono { (c.id) }
-                    dt { "权限范围" } dd.mono.small { (c.scopes) }
+                    dt { "权限范围" } dd.small { (layout::scope_tags(c.scopes)) }
                     dt { "配额" } dd.mono { (quota_text(c.rate_limit)) }
                     dt { "读取全部客户" } dd { @if c.all_customers { "已授权" } @else { "未授权" } }
                     dt { "创建时间" } dd { (time(unix_millis(c.created_at))) }

@@ -48,7 +48,11 @@ pub fn page(session: &ConsoleSession, nav: Nav, title: &str, body: Markup) -> Ma
             (head(title))
             body {
                 header.topbar {
-                    a.brand href="/console/apps" { span.logo { "L2C" } " 开放平台 · 开发者控制台" }
+                    a.brand href="/console/apps" {
+                        span.logo { "L2C" }
+                        span.long { " 开放平台 · 开发者控制台" }
+                        span.short { " 控制台" }
+                    }
                     nav.mainnav {
                         a.active[nav == Nav::Apps] href="/console/apps" { "应用" }
                         @if operator {
@@ -86,6 +90,11 @@ pub fn app_tabs(client_id: &str, name: &str, tab: Tab) -> Markup {
             a.active[tab == Tab::LeadSources] href={ "/console/apps/" (client_id) "/lead-sources" } { "线索来源" }
         }
     }
+}
+
+/// Scopes as tags.
+pub fn scope_tags(scopes: l2c_core::Scopes) -> Markup {
+    html! { span.tags { @for s in scopes.iter() { span.tag.mono { (s.as_str()) } } } }
 }
 
 /// The hidden CSRF field of a form.
