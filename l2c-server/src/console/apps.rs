@@ -89,16 +89,15 @@ pub async fn visible_app(
     }
 }
 
-fn operator_only(session: &ConsoleSession) -> Result<(), Response> {
-    if session.account.role == Role::Operator {
-        Ok(())
-    } else {
-        Err(layout::message_page(
+/// The 403 answer when the session is not an operator's.
+fn unless_operator(session: &ConsoleSession) -> Option<Response> {
+    (session.account.role != Role::Operator).then(|| {
+        layout::message_page(
             StatusCode::FORBIDDEN,
             "无权操作",
             "只有平台运营可以执行此操作。",
-        ))
-    }
+        )
+    })
 }
 
 fn status_badge(c: &Client) -> Markup {
@@ -219,7 +218,7 @@ pub async fn create(
     Extension(session): Extension<ConsoleSession>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    if let Err(r) = operator_only(&session) {
+    if let Some(r) = unless_operator(&session) {
         return r;
     }
     let parsed = parse_scopes(&fields).and_then(|s| Ok((s, parse_quota(&fields)?)));
@@ -419,7 +418,7 @@ pub async fn update(
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = operator_only(&session) {
+    if let Some(r) = unless_operator(&session) {
         return r;
     }
     let parsed = parse_scopes(&fields).and_then(|s| Ok((s, parse_quota(&fields)?)));
@@ -451,7 +450,7 @@ async fn set_disabled(
     if let Err(r) = visible_app(&state, &session, &id).await {
         return r;
     }
-    if let Err(r) = operator_only(&session) {
+    if let Some(r) = unless_operator(&session) {
         return r;
     }
     match clients::set_disabled(&state.db, &session.actor(), &id, disabled).await {
@@ -491,7 +490,7 @@ pub async fn grant(
     if let Err(r) = visible_app(&state, &session, &id).await {
         return r;
     }
-    if let Err(r) = operator_only(&session) {
+    if let Some(r) = unless_operator(&session) {
         return r;
     }
     let yes = field(&fields, "all_customers") == Some("1");
