@@ -81,7 +81,8 @@ pub use state::AppState;
 ///   `--export-concurrency` slots per client while their body streams;
 /// - `POST /api/hooks/leads/{token}` (the ad platforms' pushes, no bearer token): the lead
 ///   source lookup by token → the per-source rate limit (`--lead-source-rate-limit`) → handler
-///   (see [`routes::hooks`]).
+///   (see [`routes::hooks`]);
+/// - `/console/`: the developer console, behind its own login (see [`console`]).
 ///
 /// See [`limits`] for the stores (memory or Redis).
 pub fn app(state: AppState) -> Router {

@@ -511,3 +511,35 @@ async fn a_refused_webhook_url_is_explained_in_words() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_unknown_user_takes_about_as_long_as_a_wrong_password() {
+    let (server, _) = server(Backend::Sqlite).await;
+    account(&server.db, "ops", Role::Operator, None).await;
+    let mut b = Browser::new(&server);
+    let mut timed = async |user: &str| {
+        let start = std::time::Instant::now();
+        assert_eq!(b.try_login(user, "wrong-password-123").await.status(), 401);
+        start.elapsed()
+    };
+    let mut wrong = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..3 {
+        wrong.push(timed("ops").await);
+        unknown.push(timed(&format!("nobody{i}")).await);
+    }
+    eprintln!("timing: wrong {wrong:?} unknown {unknown:?}");
+    wrong.sort();
+    unknown.sort();
+    // Both pay for an argon2id verification: without the dummy hash an unknown user would
+    // answer many times faster. Lenient bounds: the machine is shared.
+    assert!(
+        unknown[0] * 4 >= wrong[1],
+        "unknown {unknown:?} vs wrong {wrong:?}"
+    );
+    assert!(
+        wrong[0] * 4 >= unknown[1],
+        "unknown {unknown:?} vs wrong {wrong:?}"
+    );
+    server.stop().await;
+}
