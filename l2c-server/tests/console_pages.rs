@@ -197,6 +197,33 @@ async fn webhook_and_lead_source_actions_stay_within_the_app() {
                 .enabled
         );
 
+        // Disabled by the server after a receiver's 410: the reason shows, re-enabling clears it.
+        sqlx::query("UPDATE webhook_subscriptions SET enabled = 0, disabled_reason = 'receiver answered 410 Gone' WHERE id = $1")
+            .bind(&sub.id)
+            .execute(server.db.pool())
+            .await
+            .unwrap();
+        let page = b.get(&here).await.text().await.unwrap();
+        assert!(page.contains("服务器已自动停用") && page.contains("410 Gone"));
+        assert_eq!(
+            b.post(&format!("{here}/enable"), &[("csrf", &csrf)])
+                .await
+                .status(),
+            303
+        );
+        let page = b.get(&here).await.text().await.unwrap();
+        assert!(!page.contains("服务器已自动停用"));
+        assert!(
+            server
+                .db
+                .webhooks()
+                .get(&me, &sub.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .enabled
+        );
+
         // Rotate: a new secret, shown once; the old one keeps signing for the window.
         let res = b.post(&format!("{here}/rotate"), &[("csrf", &csrf)]).await;
         assert_eq!(res.status(), 200);

@@ -175,6 +175,31 @@ pub async fn set_enabled(
     Ok(())
 }
 
+/// Why the server disabled a subscription (a receiver's 410 Gone), if it did.
+///
+/// # Errors
+///
+/// [`WebhookError::Store`].
+pub async fn disabled_reason(
+    state: &AppState,
+    client: &ClientId,
+    id: &str,
+) -> Result<Option<String>, WebhookError> {
+    let row = sqlx::query(
+        "SELECT disabled_reason FROM webhook_subscriptions WHERE client_id = $1 AND id = $2",
+    )
+    .bind(client.as_str())
+    .bind(id)
+    .fetch_optional(state.db.pool())
+    .await
+    .map_err(StoreError::from)?;
+    Ok(row
+        .map(|r| r.try_get::<Option<String>, _>("disabled_reason"))
+        .transpose()
+        .map_err(StoreError::from)?
+        .flatten())
+}
+
 /// Rotates a subscription's secret; the old one keeps signing for `--webhook-rotation-window`.
 /// Returns the new secret (shown once) and when the old one stops (unix ms).
 ///

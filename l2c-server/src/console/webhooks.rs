@@ -252,6 +252,10 @@ async fn show_page(
         Err(WebhookError::NotFound) => return layout::not_found(),
         Err(e) => return layout::internal(&e),
     };
+    let reason = match uc::disabled_reason(state, &c.id, &s.id).await {
+        Ok(r) => r.filter(|_| !s.enabled),
+        Err(e) => return layout::internal(&e),
+    };
     let now = state.db.now_millis();
     let here = format!("{}/{}", base(c.id.as_str()), s.id);
     let paging = |p: i64| {
@@ -268,6 +272,11 @@ async fn show_page(
         (layout::app_tabs(c.id.as_str(), &c.name, Tab::Webhooks))
         p.crumbs { a href=(base(c.id.as_str())) { "Webhook" } " / " span.mono { (s.id) } }
         (notice)
+        @if let Some(r) = &reason {
+            div.notice.warn {
+                "服务器已自动停用此 Webhook（" (r) "）。接收方恢复后，点击“重新启用”。"
+            }
+        }
         div.grid {
             div.card {
                 h2 { "订阅" }
