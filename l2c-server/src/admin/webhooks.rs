@@ -8,11 +8,11 @@ use l2c_core::webhook::WebhookSecret;
 use sqlx::Row;
 
 use super::Actor;
-use crate::routes::webhooks::MAX_SUBSCRIPTIONS;
 use crate::ssrf::{self, SsrfError};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::webhooks::Subscription;
+use crate::store::outbox::Subscription;
+use crate::usecases::subscriptions::{self, MAX_SUBSCRIPTIONS, SubscriptionError};
 
 /// Deliveries per page.
 pub const DELIVERY_PAGE_SIZE: i64 = 20;
@@ -36,10 +36,20 @@ pub enum WebhookError {
     /// The app holds the most subscriptions allowed.
     #[error("an app may hold at most {MAX_SUBSCRIPTIONS} subscriptions")]
     TooMany,
+    /// The subscription is disabled (resend refused until it is enabled again).
+    #[error("the subscription is disabled")]
+    Disabled,
 }
 
-fn now(state: &AppState) -> i64 {
-    crate::store::unix_millis(state.clock.now())
+impl From<SubscriptionError> for WebhookError {
+    fn from(e: SubscriptionError) -> Self {
+        match e {
+            SubscriptionError::TooMany => WebhookError::TooMany,
+            SubscriptionError::Disabled => WebhookError::Disabled,
+            SubscriptionError::Store(e) => WebhookError::Store(e),
+            _ => WebhookError::NotFound,
+        }
+    }
 }
 
 async fn vet(state: &AppState, url: &str, events: &[EventType]) -> Result<String, WebhookError> {
@@ -74,20 +84,7 @@ pub async fn create(
     events: &[EventType],
 ) -> Result<(Subscription, WebhookSecret), WebhookError> {
     let url = vet(state, url, events).await?;
-    let secret = WebhookSecret::generate();
-    let sub = state
-        .db
-        .webhooks()
-        .create(
-            client,
-            &url,
-            &sorted(events),
-            secret.expose_secret(),
-            now(state),
-            MAX_SUBSCRIPTIONS,
-        )
-        .await?
-        .ok_or(WebhookError::TooMany)?;
+    let (sub, secret) = subscriptions::create(state, client, &url, &sorted(events)).await?;
     actor
         .audit(
             &state.db,
@@ -212,16 +209,7 @@ pub async fn rotate(
     client: &ClientId,
     id: &str,
 ) -> Result<(WebhookSecret, i64), WebhookError> {
-    let secret = WebhookSecret::generate();
-    let window =
-        i64::try_from(state.config.webhooks.rotation_window.as_millis()).unwrap_or(i64::MAX / 4);
-    let expires = now(state).saturating_add(window);
-    state
-        .db
-        .webhooks()
-        .rotate(client, id, secret.expose_secret(), expires)
-        .await?
-        .ok_or(WebhookError::NotFound)?;
+    let rotated = subscriptions::rotate(state, client, id).await?;
     actor
         .audit(
             &state.db,
@@ -230,7 +218,7 @@ pub async fn rotate(
             Some(id),
         )
         .await?;
-    Ok((secret, expires))
+    Ok((rotated.secret, rotated.previous_expires_at))
 }
 
 /// Deletes a subscription with its deliveries.
@@ -244,9 +232,7 @@ pub async fn delete(
     client: &ClientId,
     id: &str,
 ) -> Result<(), WebhookError> {
-    if !state.db.webhooks().delete(client, id).await? {
-        return Err(WebhookError::NotFound);
-    }
+    subscriptions::remove(state, client, id).await?;
     actor
         .audit(&state.db, "webhook.delete", Some(client.as_str()), Some(id))
         .await?;
@@ -265,13 +251,7 @@ pub async fn resend(
     id: &str,
     delivery_id: &str,
 ) -> Result<(), WebhookError> {
-    state
-        .db
-        .webhooks()
-        .redeliver(client, id, delivery_id, now(state))
-        .await?
-        .ok_or(WebhookError::NotFound)?;
-    state.webhook_wake.notify_one();
+    subscriptions::redeliver(state, client, id, delivery_id).await?;
     actor
         .audit(
             &state.db,

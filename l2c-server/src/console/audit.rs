@@ -9,11 +9,12 @@ use maud::{Markup, html};
 use super::apps::{Done, Fields, done_banner, field, visible_app};
 use super::layout::{self, Nav, Tab, banner, csrf, page, time};
 use super::session::ConsoleSession;
-use crate::admin::lead_sources::{self as uc, LeadSourceError, Shown};
+use crate::admin::lead_sources::{self as uc, LeadSourceError};
 use crate::routes::lead_sources::{HOOK_PATH, base_url};
 use crate::state::AppState;
 use crate::store::accounts::Role;
 use crate::store::clients::Client;
+use crate::usecases::lead_sources::Issued as Shown;
 
 /// `GET /console/apps/{id}/lead-sources`.
 pub async fn lead_sources(
@@ -77,7 +78,7 @@ async fn sources_page(
             form method="post" action=(base) {
                 (csrf(session))
                 label for="name" { "名称" }
-                input #name type="text" name="name" required maxlength="100" placeholder="官网表单";
+                input #name type="text" name="name" required maxlength="64" placeholder="官网表单";
                 label for="id_pointer" { "线索 ID 的 JSON Pointer" }
                 input #id_pointer type="text" name="id_pointer" required value="/id";
                 label for="mobile_pointer" { "手机号的 JSON Pointer" }
@@ -103,6 +104,7 @@ fn shown_notice(state: &AppState, headers: &HeaderMap, shown: &Shown, what: &str
 fn refusal(e: &LeadSourceError) -> Option<String> {
     match e {
         LeadSourceError::Invalid(m) => Some(format!("参数无效：{m}")),
+        LeadSourceError::NotFound(_) => None,
         LeadSourceError::TooMany => Some("线索来源数量已达上限，请先删除一个。".into()),
         _ => None,
     }
@@ -166,7 +168,7 @@ pub async fn rotate_lead_source(
             let notice = shown_notice(&state, &headers, &shown, "推送地址已轮换，旧地址已失效。");
             sources_page(&state, &session, &c, notice, StatusCode::OK).await
         }
-        Err(LeadSourceError::NotFound) => layout::not_found(),
+        Err(LeadSourceError::NotFound(_)) => layout::not_found(),
         Err(e) => layout::internal(&e),
     }
 }
@@ -185,7 +187,7 @@ pub async fn delete_lead_source(
         Ok(()) => {
             Redirect::to(&format!("/console/apps/{id}/lead-sources?ok=deleted")).into_response()
         }
-        Err(LeadSourceError::NotFound) => layout::not_found(),
+        Err(LeadSourceError::NotFound(_)) => layout::not_found(),
         Err(e) => layout::internal(&e),
     }
 }

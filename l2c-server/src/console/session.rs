@@ -112,7 +112,7 @@ pub fn address(
     } else {
         &[]
     };
-    crate::routes::oauth::client_address(proxies, peer, headers).map(|ip| ip.to_string())
+    crate::limits::peer::client_address(proxies, peer, headers).map(|ip| ip.to_string())
 }
 
 fn ct_eq(a: &str, b: &str) -> bool {

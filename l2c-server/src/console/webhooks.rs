@@ -16,7 +16,7 @@ use crate::admin::webhooks::{self as uc, DeliveryFilter, WebhookError};
 use crate::ssrf::SsrfError;
 use crate::state::AppState;
 use crate::store::clients::Client;
-use crate::store::webhooks::Subscription;
+use crate::store::outbox::Subscription;
 
 /// The refusal of a URL, in words.
 fn url_refusal(e: &SsrfError) -> String {
@@ -38,6 +38,7 @@ fn refusal(e: &WebhookError) -> Option<String> {
     Some(match e {
         WebhookError::Url(s) => url_refusal(s),
         WebhookError::NoEvents => "请至少选择一个事件类型。".into(),
+        WebhookError::Disabled => "该 Webhook 已停用，请先重新启用再重新发送。".into(),
         WebhookError::TooMany => e
             .to_string()
             .replace("an app may hold at most", "每个应用最多可添加")
@@ -531,6 +532,9 @@ pub async fn resend(
     match uc::resend(&state, &session.actor(), client, &wh, &dlv).await {
         Ok(()) => back(&id, &wh, "resent"),
         Err(WebhookError::NotFound) => layout::not_found(),
-        Err(e) => layout::internal(&e),
+        Err(e) => match refusal(&e) {
+            Some(msg) => layout::message_page(StatusCode::CONFLICT, "无法重新发送", &msg),
+            None => layout::internal(&e),
+        },
     }
 }
