@@ -54,6 +54,7 @@ pub mod extract;
 pub mod limits;
 pub mod observe;
 pub mod routes;
+pub mod seal;
 pub mod server;
 pub mod ssrf;
 pub mod state;
