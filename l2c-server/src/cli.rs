@@ -1,5 +1,6 @@
-//! The command line: `l2c-server [serve]`, `l2c-server client create|list|disable|enable|grant`,
-//! `l2c-server keys generate-data-key|rotate-data-key`.
+//! The command line: `l2c-server [serve]`, `l2c-server client
+//! create|list|disable|enable|update|roll-secret|grant`, `l2c-server admin …` (console accounts,
+//! see [`crate::admin::command`]), `l2c-server keys generate-data-key|rotate-data-key`.
 //!
 //! Every flag can also be set through its `L2C_*` environment variable.
 //!
@@ -100,7 +101,7 @@ impl Cli {
         match &self.command {
             None => Some(&self.serve),
             Some(Command::Serve(args)) => Some(args),
-            Some(Command::Client { .. } | Command::Keys { .. }) => None,
+            Some(Command::Client { .. } | Command::Admin { .. } | Command::Keys { .. }) => None,
         }
     }
 }
@@ -121,6 +122,16 @@ pub enum Command {
         /// The client operation.
         #[command(subcommand)]
         action: ClientCommand,
+    },
+    /// Manage the developer console's accounts.
+    Admin {
+        /// The database to use.
+        #[arg(long, env = "L2C_DATABASE_URL", hide_env_values = true,
+              default_value = crate::config::DEFAULT_DATABASE_URL, global = true)]
+        database_url: String,
+        /// The account operation.
+        #[command(subcommand)]
+        action: crate::admin::command::AdminCommand,
     },
     /// Manage the data key that seals personal data and secrets at rest.
     Keys {
@@ -169,6 +180,30 @@ pub enum ClientCommand {
         /// The client id.
         id: String,
     },
+    /// Change a client's scopes and/or its own quota; running servers apply the quota within
+    /// `--quota-refresh-secs`, new tokens carry the new scopes.
+    Update {
+        /// The client id.
+        id: String,
+        /// Comma- or space-separated scopes.
+        #[arg(long, value_parser = parse_scopes)]
+        scopes: Option<Scopes>,
+        /// The client's own quota such as `100/s`, or `default` for the server's `--rate-limit`.
+        #[arg(long)]
+        rate_limit: Option<QuotaOrDefault>,
+    },
+    /// Replace a client's secret and print the new one (shown only this once); the old secret
+    /// keeps working for the overlap.
+    RollSecret {
+        /// The client id.
+        id: String,
+        /// How long the old secret keeps working (e.g. `24h`, `30m`, `0s`; at most `168h`).
+        #[arg(long, default_value = "24h", value_parser = crate::dispatch::parse_duration)]
+        overlap: std::time::Duration,
+        /// Print `{"client_id":…,"client_secret":…,"previous_secret_expires_at":…}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Grant a client what partners cannot grant themselves: AUTHORIZED showroom items and
     /// reading every customer. `--revoke` withdraws the named grants.
     Grant {
@@ -184,6 +219,22 @@ pub enum ClientCommand {
         #[arg(long)]
         revoke: bool,
     },
+}
+
+/// A quota, or `default` (the server's `--rate-limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaOrDefault(pub Option<Quota>);
+
+impl std::str::FromStr for QuotaOrDefault {
+    type Err = <Quota as std::str::FromStr>::Err;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("default") {
+            Ok(Self(None))
+        } else {
+            s.parse().map(|q| Self(Some(q)))
+        }
+    }
 }
 
 /// `l2c-server keys …`.
@@ -573,6 +624,12 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
+    /// An app action was refused.
+    #[error(transparent)]
+    Client(#[from] crate::admin::clients::ClientError),
+    /// `client update` named nothing to change.
+    #[error("nothing to change: pass --scopes and/or --rate-limit")]
+    NothingToUpdate,
     /// A showroom item id that does not exist (nothing was granted).
     #[error("no showroom item with id `{0}`")]
     NoSuchShowroomItem(String),
@@ -678,6 +735,43 @@ async fn client_command(
                 "client {id} {}",
                 if disable { "disabled" } else { "enabled" }
             )?;
+        }
+        ClientCommand::Update {
+            id,
+            scopes,
+            rate_limit,
+        } => {
+            if scopes.is_none() && rate_limit.is_none() {
+                return Err(CliError::NothingToUpdate);
+            }
+            let actor = crate::admin::Actor::cli();
+            let c = crate::admin::clients::update(db, &actor, id, *scopes, rate_limit.map(|r| r.0))
+                .await?;
+            writeln!(
+                out,
+                "client {id}: scopes {}, rate limit {}",
+                c.scopes,
+                c.rate_limit
+                    .map_or_else(|| "default".to_owned(), |r| r.to_string())
+            )?;
+        }
+        ClientCommand::RollSecret { id, overlap, json } => {
+            let actor = crate::admin::Actor::cli();
+            let (secret, until) =
+                crate::admin::clients::roll_secret(db, &actor, id, *overlap).await?;
+            if *json {
+                let v = serde_json::json!({
+                    "client_id": id,
+                    "client_secret": secret.expose(),
+                    "previous_secret_expires_at": rfc3339(until),
+                });
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "client_id:     {id}")?;
+                writeln!(out, "client_secret: {}", secret.expose())?;
+                writeln!(out, "the previous secret works until {}", rfc3339(until))?;
+                writeln!(out, "(the secret is shown only this once; store it now)")?;
+            }
         }
         ClientCommand::Grant {
             id,

@@ -40,10 +40,12 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod deprecate;
 pub mod dispatch;
 pub mod domain;
@@ -99,7 +101,8 @@ pub use state::AppState;
 ///   `--export-concurrency` slots per client while their body streams;
 /// - `POST /api/hooks/leads/{token}` (the ad platforms' pushes, no bearer token): the lead
 ///   source lookup by token → the per-source rate limit (`--lead-source-rate-limit`) → handler
-///   (see [`routes::hooks`]).
+///   (see [`routes::hooks`]);
+/// - `/console/`: the developer console, behind its own login (see [`console`]).
 ///
 /// See [`limits`] for the stores (memory or Redis).
 pub fn app(state: AppState) -> Router {
@@ -181,6 +184,7 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .merge(routes::openapi::routes())
         .merge(routes::hooks::routes(&state))
+        .merge(console::routes(&state))
         .method_not_allowed_fallback(routes::method_not_allowed)
         .nest("/api/mobile", mobile.clone())
         // The same routes under a version prefix, so a v2 can later sit beside them.

@@ -28,6 +28,17 @@ async fn main() -> ExitCode {
         }) => run_client_command(database_url, action, &mut std::io::stdout().lock())
             .await
             .map_err(|e| e.to_string()),
+        Some(Command::Admin {
+            database_url,
+            action,
+        }) => l2c_server::admin::command::run_admin_command(
+            database_url,
+            action,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+        )
+        .await
+        .map_err(|e| e.to_string()),
         Some(Command::Keys { action }) => {
             l2c_server::cli::run_keys_command(action, &mut std::io::stdout().lock()).await
         }

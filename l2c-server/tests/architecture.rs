@@ -38,8 +38,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "state",
         ],
     ),
-    ("operations", &["usecases", "channels", "dispatch"]),
-    ("http", &["routes"]),
+    // `admin`: the console's and the CLI's actions (apps, webhooks, lead sources, accounts),
+    // each an audited use case.
+    ("operations", &["usecases", "channels", "dispatch", "admin"]),
+    ("http", &["routes", "console"]),
     ("app assembly", &["lib", "server", "cli", "testing", "main"]),
 ];
 

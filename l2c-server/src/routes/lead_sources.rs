@@ -65,7 +65,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The scheme and host the push URL starts with: `--public-url`, else the request's own.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.config.public_url {
         return url.trim_end_matches('/').to_owned();
     }

@@ -39,6 +39,8 @@ pub struct Client {
     pub disabled: bool,
     /// When it was created.
     pub created_at: SystemTime,
+    /// Until when the secret before the last roll still works (`None` when none does).
+    pub previous_secret_expires_at: Option<SystemTime>,
 }
 
 /// What a new client is allowed to do.
@@ -116,6 +118,9 @@ pub enum Verified {
     Invalid,
 }
 
+/// A hex SHA-256 no secret has, compared against when there is nothing to compare.
+const NO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
 fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -132,7 +137,8 @@ pub struct ClientStore<'a> {
     db: &'a Db,
 }
 
-const COLUMNS: &str = "id, name, scopes, rate_limit, all_customers, disabled, created_at";
+const COLUMNS: &str = "id, name, scopes, rate_limit, all_customers, disabled, created_at, \
+                       previous_secret_hash, previous_secret_expires_at";
 
 impl<'a> ClientStore<'a> {
     pub(super) fn new(db: &'a Db) -> Self {
@@ -202,13 +208,15 @@ impl<'a> ClientStore<'a> {
             all_customers: new.all_customers,
             disabled: false,
             created_at: from_unix_millis(created_at),
+            previous_secret_expires_at: None,
         })
     }
 
     /// Checks `secret` against the stored hash of client `id`, in constant time.
     ///
-    /// An unknown id costs the same hash-and-compare as a known one, so timing does not reveal
-    /// which client ids exist.
+    /// After [`roll_secret`](Self::roll_secret), the previous secret is accepted too until its
+    /// overlap ends. An unknown id costs the same hash-and-compare as a known one, so timing does
+    /// not reveal which client ids exist.
     ///
     /// # Errors
     ///
@@ -227,7 +235,17 @@ impl<'a> ClientStore<'a> {
             return Ok(Verified::Invalid);
         };
         let stored: String = row.try_get("secret_hash")?;
-        if bool::from(presented.as_bytes().ct_eq(stored.as_bytes())) {
+        let previous: Option<String> = row.try_get("previous_secret_hash")?;
+        let previous_until: Option<i64> = row.try_get("previous_secret_expires_at")?;
+        // Both comparisons always run (against a hash no secret has when there is none).
+        let previous_ok = presented
+            .as_bytes()
+            .ct_eq(previous.as_deref().unwrap_or(NO_HASH).as_bytes());
+        let previous_ok = bool::from(previous_ok)
+            && previous.is_some()
+            && previous_until.is_some_and(|t| self.db.now_millis() < t);
+        let current_ok = bool::from(presented.as_bytes().ct_eq(stored.as_bytes()));
+        if current_ok || previous_ok {
             Ok(Verified::Valid(client_from_row(&row)?))
         } else {
             Ok(Verified::Invalid)
@@ -273,6 +291,60 @@ impl<'a> ClientStore<'a> {
         Ok(row.try_get::<i64, _>("n")?)
     }
 
+    /// Replaces the secret of client `id` with a fresh one, returned here and never again. The
+    /// current secret keeps working for `overlap` (zero: it stops at once); a secret rolled
+    /// before that is replaced. `None` if no such client.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn roll_secret(
+        &self,
+        id: &str,
+        overlap: std::time::Duration,
+    ) -> Result<Option<(ClientSecret, SystemTime)>, StoreError> {
+        let secret = ClientSecret::generate();
+        let overlap_ms = i64::try_from(overlap.as_millis()).unwrap_or(i64::MAX / 4);
+        let until = self.db.now_millis().saturating_add(overlap_ms);
+        let done = sqlx::query(
+            "UPDATE clients SET previous_secret_hash = secret_hash, secret_hash = $1, \
+             previous_secret_expires_at = $2 WHERE id = $3",
+        )
+        .bind(hash_secret(secret.expose()))
+        .bind(until)
+        .bind(id)
+        .execute(self.db.pool())
+        .await?;
+        Ok((done.rows_affected() > 0).then(|| (secret, from_unix_millis(until))))
+    }
+
+    /// Changes what client `id` may do: its scopes, and its own quota (`Some(None)`: back to the
+    /// server default; `None`: unchanged). Running servers apply the quota within
+    /// `--quota-refresh-secs`; new tokens carry the new scopes. `false` if no such client.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn update(
+        &self,
+        id: &str,
+        scopes: Option<Scopes>,
+        rate_limit: Option<Option<Quota>>,
+    ) -> Result<bool, StoreError> {
+        let Some(current) = self.get(id).await? else {
+            return Ok(false);
+        };
+        let scopes = scopes.unwrap_or(current.scopes);
+        let rate_limit = rate_limit.unwrap_or(current.rate_limit);
+        let done = sqlx::query("UPDATE clients SET scopes = $1, rate_limit = $2 WHERE id = $3")
+            .bind(scopes.to_string())
+            .bind(rate_limit.map(|r| r.to_string()))
+            .bind(id)
+            .execute(self.db.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Bars or re-allows a client from obtaining tokens; `false` if no such client.
     ///
     /// Tokens issued before remain valid until they expire.
@@ -310,6 +382,13 @@ fn client_from_row(row: &sqlx::any::AnyRow) -> Result<Client, StoreError> {
         all_customers: row.try_get::<i64, _>("all_customers")? != 0,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         created_at: from_unix_millis(row.try_get("created_at")?),
+        previous_secret_expires_at: row
+            .try_get::<Option<i64>, _>("previous_secret_expires_at")?
+            .filter(|_| {
+                row.try_get::<Option<String>, _>("previous_secret_hash")
+                    .is_ok_and(|h| h.is_some())
+            })
+            .map(from_unix_millis),
         id: ClientId::new(id),
     })
 }

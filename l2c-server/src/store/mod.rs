@@ -20,6 +20,8 @@
 //! # let _ = clients; Ok(()) }
 //! ```
 
+pub mod accounts;
+pub mod audit;
 pub mod clients;
 pub mod customers;
 pub mod keys;

@@ -1,0 +1,218 @@
+//! The console's audit log and its failed-login counters (migration 0009).
+//!
+//! Both live in the database so that every replica sees the same lockouts and writes the same
+//! log.
+
+use sqlx::Row;
+
+use super::{Db, StoreError};
+use crate::domain::new_id;
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditEntry {
+    /// When (unix ms).
+    pub at: i64,
+    /// Who (the console account, or `cli` for the command line).
+    pub username: String,
+    /// What, such as `client.roll_secret`.
+    pub action: String,
+    /// Which app.
+    pub client_id: Option<String>,
+    /// The object acted on (a webhook id, …) or a short detail.
+    pub target: Option<String>,
+    /// From where (the client address).
+    pub address: Option<String>,
+}
+
+impl AuditEntry {
+    /// A record of `action` by `username` now (the store stamps the time).
+    pub fn new(username: impl Into<String>, action: impl Into<String>) -> Self {
+        Self {
+            at: 0,
+            username: username.into(),
+            action: action.into(),
+            client_id: None,
+            target: None,
+            address: None,
+        }
+    }
+
+    /// The app acted on.
+    #[must_use]
+    pub fn client(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The object acted on.
+    #[must_use]
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    /// Where the action came from.
+    #[must_use]
+    pub fn address(mut self, address: Option<String>) -> Self {
+        self.address = address;
+        self
+    }
+}
+
+/// How many failed logins lock a key, within what window, for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    /// Failures that lock.
+    pub max_failures: i64,
+    /// The window they are counted in (ms).
+    pub window_ms: i64,
+    /// How long the lock lasts (ms).
+    pub lock_ms: i64,
+}
+
+/// The audit log and login counters. Get one with [`Db::audit`].
+#[derive(Debug, Clone, Copy)]
+pub struct AuditStore<'a> {
+    db: &'a Db,
+}
+
+impl Db {
+    /// The console's audit log and failed-login counters.
+    pub fn audit(&self) -> AuditStore<'_> {
+        AuditStore { db: self }
+    }
+}
+
+impl AuditStore<'_> {
+    /// Appends a record, stamped now.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO console_audit (id, at, username, action, client_id, target, address) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id("aud"))
+        .bind(self.db.now_millis())
+        .bind(&entry.username)
+        .bind(&entry.action)
+        .bind(&entry.client_id)
+        .bind(&entry.target)
+        .bind(&entry.address)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records newest first, `limit` from `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn list(&self, limit: i64, offset: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        sqlx::query(
+            "SELECT at, username, action, client_id, target, address FROM console_audit \
+             ORDER BY at DESC, id DESC LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.db.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AuditEntry {
+                at: r.try_get("at")?,
+                username: r.try_get("username")?,
+                action: r.try_get("action")?,
+                client_id: r.try_get("client_id")?,
+                target: r.try_get("target")?,
+                address: r.try_get("address")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Until when `key` is locked out (unix ms), if it is now.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn locked_until(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        let now = self.db.now_millis();
+        let row = sqlx::query("SELECT locked_until FROM console_login_failures WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.db.pool())
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<i64>, _>("locked_until"))
+            .transpose()?
+            .flatten()
+            .filter(|t| *t > now))
+    }
+
+    /// Counts a failed login against `key`; locks it when the count reaches the policy's
+    /// maximum within its window. Returns the lock's end if it is now locked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn record_failure(
+        &self,
+        key: &str,
+        policy: Lockout,
+    ) -> Result<Option<i64>, StoreError> {
+        let now = self.db.now_millis();
+        let row =
+            sqlx::query("SELECT failures, window_start FROM console_login_failures WHERE key = $1")
+                .bind(key)
+                .fetch_optional(self.db.pool())
+                .await?;
+        let (failures, window_start) = match row {
+            Some(r) => {
+                let start: i64 = r.try_get("window_start")?;
+                if now - start >= policy.window_ms {
+                    (1, now)
+                } else {
+                    (r.try_get::<i64, _>("failures")? + 1, start)
+                }
+            }
+            None => (1, now),
+        };
+        let locked = (failures >= policy.max_failures).then(|| now + policy.lock_ms);
+        // A lock starts a fresh count for after it.
+        let (failures, window_start) = if locked.is_some() {
+            (0, now)
+        } else {
+            (failures, window_start)
+        };
+        sqlx::query(
+            "INSERT INTO console_login_failures (key, failures, window_start, locked_until) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET failures = $2, \
+             window_start = $3, locked_until = COALESCE($4, console_login_failures.locked_until)",
+        )
+        .bind(key)
+        .bind(failures)
+        .bind(window_start)
+        .bind(locked)
+        .execute(self.db.pool())
+        .await?;
+        Ok(locked)
+    }
+
+    /// Forgets the failures of `key` (after a successful login).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM console_login_failures WHERE key = $1")
+            .bind(key)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+}
