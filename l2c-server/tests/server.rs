@@ -484,6 +484,62 @@ async fn sqlite_files_are_created_owner_only() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// On SQLite, write transactions take turns on the one write connection in the order they asked
+/// for it — none is starved retrying the lock while later ones get through — and readers are not
+/// held up by a queue of writers.
+#[tokio::test]
+async fn sqlite_writers_take_turns_in_arrival_order() {
+    use std::time::{Duration, Instant};
+
+    let dir = std::env::temp_dir().join(format!("l2c-writer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}.db", uuid_like()));
+    let db = l2c_server::store::Db::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE turns (seq INTEGER PRIMARY KEY AUTOINCREMENT, writer BIGINT NOT NULL)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    const WRITERS: i64 = 12;
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = l2c_server::store::sql::begin_write(&db).await.unwrap();
+            sqlx::query("INSERT INTO turns (writer) VALUES ($1)")
+                .bind(writer)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            tx.commit().await.unwrap();
+        }));
+        // Each writer asks after the one before it (which is then holding or awaiting the lock).
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    // While the writers queue, a read is answered at once.
+    let started = Instant::now();
+    sqlx::query("SELECT count(*) FROM turns")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let read = started.elapsed();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let order: Vec<i64> = sqlx::query_scalar("SELECT writer FROM turns ORDER BY seq")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(order, (0..WRITERS).collect::<Vec<_>>());
+    assert!(read < Duration::from_millis(100), "a read waited {read:?}");
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn uuid_like() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now()

@@ -37,16 +37,21 @@ pub fn parse_stored_time(
     })
 }
 
-/// Begins a transaction that will write: `BEGIN IMMEDIATE` on SQLite, so it takes the write lock
-/// up front (waiting on `busy_timeout`) instead of failing to upgrade a read lock later.
+/// Begins a transaction that will write, on [`Db::writer`]: on SQLite the single write
+/// connection, waited for in arrival order, then `BEGIN IMMEDIATE`, so the transaction takes the
+/// write lock up front instead of failing to upgrade a read lock later (the lock is then free
+/// but for the rare write outside this function, which `busy_timeout` waits for).
+///
+/// Never call it while the same task holds a transaction from it: on SQLite the second call
+/// would wait for the first's connection.
 ///
 /// # Errors
 ///
 /// [`StoreError::Database`] when the transaction cannot start.
 pub async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, StoreError> {
     let tx = match db.backend() {
-        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => db.pool().begin().await?,
+        Backend::Sqlite => db.writer().begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => db.writer().begin().await?,
     };
     Ok(tx)
 }
