@@ -18,6 +18,8 @@
 //! assert!("0123456789abcdef0123456789abcdef".parse::<JwtSecret>().is_ok());
 //! ```
 
+pub mod webhooks;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -454,7 +456,7 @@ pub struct Config {
     /// Route prefixes marked deprecated (`--deprecate`).
     pub deprecations: Vec<crate::deprecate::DeprecateRule>,
     /// Webhook delivery settings.
-    pub webhooks: crate::dispatch::WebhookConfig,
+    pub webhooks: webhooks::WebhookConfig,
     /// Timeouts and caps of the served connections.
     pub connections: ConnectionConfig,
     /// Where `GET /metrics` is served, apart from the public listener; `None`: nowhere.
@@ -542,7 +544,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             demo_client: true,
             deprecations: Vec::new(),
-            webhooks: crate::dispatch::WebhookConfig::default(),
+            webhooks: webhooks::WebhookConfig::default(),
             connections: ConnectionConfig::default(),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
         }

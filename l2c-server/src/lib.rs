@@ -8,6 +8,25 @@
 //! [`app`] builds the router from an [`AppState`]; [`Server`] binds and serves it with graceful
 //! shutdown; [`serve`] does everything `l2c-server serve` does.
 //!
+//! # Where a request goes
+//!
+//! One direction, each module importing only those below it (`tests/architecture.rs` holds
+//! the table and fails on an upward import):
+//!
+//! 1. [`app`] (this file) assembles the layers: [`l2c_core`]'s auth, rate limit, idempotency
+//!    and concurrency layers, with [`limits`], [`observe`] and [`connections`] around them;
+//! 2. [`routes`]: HTTP only. Extract the request ([`extract`]), call one use case, turn its
+//!    answer or its error into a response ([`error`]);
+//! 3. [`usecases`]: one module per operation (lead intake, order sync, subscription
+//!    management), each owning its transaction; the channel pushes are first turned into
+//!    leads by [`channels`];
+//! 4. [`domain`] (pure rules: validation, status transitions) and [`store`] (persistence only;
+//!    the webhook outbox is [`store::outbox`]).
+//!
+//! Webhook events leave through the outbox: a use case writes them in its transaction
+//! ([`store::outbox::enqueue_in`]) and wakes the [`dispatch`]er, which claims due deliveries,
+//! signs and sends them, and asks [`dispatch::retry::next_step`] what to do after each attempt.
+//!
 //! ```no_run
 //! use l2c_server::{AppState, Server, config::Config, store::Db};
 //!
@@ -39,6 +58,7 @@ pub mod state;
 pub mod store;
 pub mod tls;
 pub mod tokens;
+pub mod usecases;
 
 #[doc(hidden)]
 pub mod testing;

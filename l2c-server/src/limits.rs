@@ -43,6 +43,9 @@
 //! `Retry-After`, `X-Request-Id` and `Idempotent-Replayed` must be listed in
 //! `Access-Control-Expose-Headers`, or browsers hide them from scripts.
 
+pub mod failed_auth;
+pub mod peer;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,8 +67,8 @@ use l2c_core::rate_limit::{
 use l2c_core::{AuthenticatedClient, Problem};
 
 use crate::config::{Config, ConfigError};
-use crate::routes::oauth::client_address;
 use crate::store::{Db, StoreError};
+use peer::client_address;
 
 /// The ids of the disabled clients, refreshed with the quotas; cheap to clone (shared state).
 ///

@@ -6,8 +6,8 @@ use l2c_core::clock::Clock;
 
 use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
+use crate::limits::failed_auth::{FailedAuthLimiter, FailedAuthPolicy};
 use crate::observe::Metrics;
-use crate::routes::oauth::limiter::{FailedAuthLimiter, FailedAuthPolicy};
 use crate::store::{Db, StoreError};
 use crate::tokens::{Tokens, TokensError};
 

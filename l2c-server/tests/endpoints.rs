@@ -941,8 +941,8 @@ async fn order_sync_returns_the_webhook_events_inside_its_transaction() {
     use l2c_core::api::events::EventData;
     use l2c_core::api::orders::SyncOrder;
     use l2c_server::domain::validate;
-    use l2c_server::store::orders::sync_in;
     use l2c_server::store::sql::begin_write;
+    use l2c_server::usecases::order_sync::sync_in;
 
     for backend in Backend::available() {
         let env = Env::start(backend).await;

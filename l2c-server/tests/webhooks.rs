@@ -28,7 +28,7 @@ use l2c_core::clock::MockClock;
 use l2c_core::webhook::{Verifier, WebhookSecret};
 use l2c_core::{Scope, Scopes};
 use l2c_server::dispatch::{Dispatcher, Retention};
-use l2c_server::store::webhooks::Purged;
+use l2c_server::store::outbox::Purged;
 use l2c_server::testing::{Backend, TestDb, TestOptions, TestServer};
 use serde_json::{Value, json};
 

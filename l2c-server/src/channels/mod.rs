@@ -300,7 +300,7 @@ pub fn fit(lead: &mut PushLead) {
 ///
 /// [`ChannelError::Malformed`].
 pub fn parse_body(body: &[u8]) -> Result<Value, ChannelError> {
-    crate::routes::body::parse_json::<Value>(body).map_err(|p| {
+    crate::extract::parse_json::<Value>(body).map_err(|p| {
         ChannelError::Malformed(
             p.detail
                 .map_or_else(|| "the body is not JSON".to_owned(), |d| d.into_owned()),

@@ -1,8 +1,11 @@
 //! The webhook outbox dispatcher: a background task that delivers queued events.
 //!
-//! Every round it claims due deliveries with a lease ([`WebhookStore::claim`]), sends them
-//! concurrently and records each attempt ([`WebhookStore::finish`]). All state is in the
-//! database, so several replicas can run dispatchers on one PostgreSQL database (each row goes to
+//! Every round it claims due deliveries with a lease
+//! ([`WebhookStore::claim`](crate::store::outbox::WebhookStore::claim)), sends them
+//! concurrently and records each attempt
+//! ([`WebhookStore::finish`](crate::store::outbox::WebhookStore::finish)), after asking
+//! [`retry::next_step`] what comes next. All state is in the database, so several replicas can
+//! run dispatchers on one PostgreSQL database (each row goes to
 //! one of them) and a restarted server picks up whatever was pending; a lease left behind by a
 //! killed process expires after twice the attempt timeout (plus a second).
 //!
@@ -38,9 +41,9 @@
 //! # }
 //! ```
 
-mod config;
+pub mod retry;
 
-pub use config::{
+pub use crate::config::webhooks::{
     DEFAULT_RETENTION, DEFAULT_RETRY_SCHEDULE, Retention, RetentionError, RetrySchedule,
     ScheduleError, WebhookConfig, parse_duration,
 };
@@ -61,11 +64,11 @@ use crate::ssrf;
 const FINISH_RETRY_FIRST: Duration = Duration::from_millis(100);
 const FINISH_RETRY_MAX: Duration = Duration::from_secs(1);
 use crate::state::AppState;
-use crate::store::webhooks::{AttemptRecord, Job, NextStep, Purged};
+use crate::store::outbox::{AttemptRecord, Job, NextStep, Purged};
 use crate::store::{Db, StoreError, unix_millis};
+use retry::Answer;
 
-/// Longest `Retry-After` honoured.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+pub use retry::MAX_RETRY_AFTER;
 
 /// Largest response body read (and discarded) from a receiver.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -360,29 +363,30 @@ impl Dispatcher {
         let result = self.attempt(&job, sub, started_at).await;
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let now = self.now();
-        let (status, error, next) = match result {
-            Ok(Answer { status, .. }) if (200..300).contains(&status) => {
-                (Some(status), None, NextStep::Succeeded)
-            }
-            Ok(Answer { status: 410, .. }) => (
-                Some(410),
-                Some("410 Gone: the subscription is disabled".to_owned()),
-                NextStep::Gone,
-            ),
-            Ok(Answer {
-                status,
-                retry_after,
-            }) => {
-                let why = if (300..400).contains(&status) {
-                    format!("HTTP {status}: redirects are not followed")
-                } else {
-                    format!("HTTP {status}")
+        let (answer, error) = match result {
+            Ok(answer @ Answer::Status { status, .. }) => {
+                let why = match status {
+                    200..300 => None,
+                    410 => Some("410 Gone: the subscription is disabled".to_owned()),
+                    300..400 => Some(format!("HTTP {status}: redirects are not followed")),
+                    _ => Some(format!("HTTP {status}")),
                 };
-                let honoured = retry_after.filter(|_| matches!(status, 429 | 502 | 503 | 504));
-                (Some(status), Some(why), self.next_step(&job, now, honoured))
+                (answer, why)
             }
-            Err(why) => (None, Some(why), self.next_step(&job, now, None)),
+            Ok(Answer::NoAnswer) => (Answer::NoAnswer, None),
+            Err(why) => (Answer::NoAnswer, Some(why)),
         };
+        let status = match answer {
+            Answer::Status { status, .. } => Some(status),
+            Answer::NoAnswer => None,
+        };
+        let next = retry::next_step(
+            answer,
+            job.failures,
+            &self.config.retry_schedule,
+            rand::thread_rng().gen_range(retry::JITTER),
+            now,
+        );
         tracing::info!(
             delivery = %job.delivery_id,
             event = %job.event_id,
@@ -415,23 +419,10 @@ impl Dispatcher {
         }
     }
 
-    /// After a failure: the next attempt's time, or `Failed` once the schedule is exhausted.
-    fn next_step(&self, job: &Job, now: i64, retry_after: Option<Duration>) -> NextStep {
-        let failures = job.failures.saturating_add(1);
-        let Some(delay) = self.config.retry_schedule.delay_after(failures) else {
-            return NextStep::Failed;
-        };
-        let delay = match retry_after {
-            Some(ra) => ra.min(MAX_RETRY_AFTER),
-            None => jitter(delay),
-        };
-        NextStep::RetryAt(now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2))
-    }
-
     async fn attempt(
         &self,
         job: &Job,
-        sub: &crate::store::webhooks::Subscription,
+        sub: &crate::store::outbox::Subscription,
         now_ms: i64,
     ) -> Result<Answer, String> {
         let url = ssrf::check_url(&sub.url, self.config.allow_private)
@@ -475,16 +466,11 @@ impl Dispatcher {
                 _ => break,
             }
         }
-        Ok(Answer {
+        Ok(Answer::Status {
             status,
             retry_after,
         })
     }
-}
-
-struct Answer {
-    status: u16,
-    retry_after: Option<Duration>,
 }
 
 fn describe(e: reqwest::Error) -> String {
@@ -509,8 +495,9 @@ fn describe(e: reqwest::Error) -> String {
 }
 
 /// `delay` × a uniform factor in [0.9, 1.1).
+#[cfg(test)]
 fn jitter(delay: Duration) -> Duration {
-    delay.mul_f64(rand::thread_rng().gen_range(0.9..1.1))
+    delay.mul_f64(rand::thread_rng().gen_range(retry::JITTER))
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use l2c_core::api::customers::Customer;
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
-use super::openapi::ProblemDoc;
 use crate::error::AppError;
+use crate::error::ProblemDoc;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 

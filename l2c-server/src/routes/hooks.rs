@@ -41,18 +41,18 @@ use l2c_core::api::lead_sources::{Channel, HookAck};
 use serde_json::{Map, Value};
 use tower::ServiceBuilder;
 
-use super::body::invalid_field;
-use super::lead_sources::{looks_like_token, token_hash};
-use super::openapi::ProblemDoc;
+use super::leads::intake_problem;
 use crate::channels::{self, ChannelError, Inbound, Outcome};
-use crate::domain::validate;
+use crate::error::ProblemDoc;
 use crate::error::{AppError, problem_response};
 use crate::extract::Json;
 use crate::limits::LeadSourceKey;
 use crate::state::AppState;
 use crate::store::lead_sources::StoredSource;
-use crate::store::leads::{NewLead, PushedVia};
+use crate::store::leads::PushedVia;
 use crate::store::sql::millis_to_cst;
+use crate::usecases::lead_intake::{self, Intake};
+use crate::usecases::lead_sources::{looks_like_token, token_hash};
 
 /// The largest push body accepted: 64 KiB.
 pub const MAX_HOOK_BODY_BYTES: usize = 64 * 1024;
@@ -165,7 +165,7 @@ fn channel_problem(e: &ChannelError) -> Problem {
 /// Whether the request's `Content-Type` is absent or JSON (`application/json`, `…+json`,
 /// `text/json`).
 fn json_or_absent(headers: &HeaderMap) -> bool {
-    super::body::json_media_type_with(headers, true).unwrap_or(true)
+    crate::extract::json_media_type_with(headers, true).unwrap_or(true)
 }
 
 /// The delivery headers kept with a lead, per channel (never a credential).
@@ -269,8 +269,11 @@ async fn receive(
         .extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    let peer =
-        super::oauth::client_address(state.config.forwarding_proxies(), peer, &parts.headers);
+    let peer = crate::limits::peer::client_address(
+        state.config.forwarding_proxies(),
+        peer,
+        &parts.headers,
+    );
     let inbound = Inbound {
         headers: &parts.headers,
         body: &bytes,
@@ -289,22 +292,19 @@ async fn receive(
         }
         Outcome::Lead(lead) => lead,
     };
-    let mobile = validate::lead(&lead).map_err(|e| invalid_field(&e))?;
     let kept = kept_headers(source.channel, &parts.headers);
-    let stored = state
-        .db
-        .leads()
-        .push(NewLead {
-            client: &source.client_id,
-            lead: &lead,
-            mobile: &mobile,
-            raw_payload: raw,
-            pushed_via: Some(PushedVia {
-                lead_source_id: &source.id,
-                headers: &kept,
-            }),
-        })
-        .await?;
+    let intake = Intake {
+        client: &source.client_id,
+        lead: &lead,
+        raw_payload: raw,
+        pushed_via: Some(PushedVia {
+            lead_source_id: &source.id,
+            headers: &kept,
+        }),
+    };
+    let stored = lead_intake::intake(&state.db, intake)
+        .await
+        .map_err(intake_problem)?;
     tracing::info!(
         source = %source.id,
         channel = %source.channel,

@@ -11,11 +11,11 @@ use l2c_core::api::showroom::Page;
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
-use super::body::{invalid_query, query_params};
-use super::openapi::ProblemDoc;
 use crate::domain::{FieldError, validate};
 use crate::error::AppError;
+use crate::error::ProblemDoc;
 use crate::extract::{Json, Path};
+use crate::extract::{invalid_query, query_params};
 use crate::state::AppState;
 use crate::store::lead_views::LeadFilter;
 use crate::store::unix_millis;

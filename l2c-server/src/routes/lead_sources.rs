@@ -21,35 +21,29 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, StatusCode, header};
 use l2c_core::api::lead_sources::{
-    Channel, CreateLeadSource, CreatedLeadSource, LeadSourceView, UpdateLeadSource,
+    CreateLeadSource, CreatedLeadSource, LeadSourceView, UpdateLeadSource,
 };
 use l2c_core::api::showroom::Page;
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::idempotency::StoreRedacted;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
-use rand::RngCore;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use super::body::{JsonBody, invalid_field, invalid_query};
-use super::openapi::ProblemDoc;
-use crate::channels::{self, SecretField};
 use crate::domain::{FieldError, validate};
 use crate::error::AppError;
+use crate::error::ProblemDoc;
 use crate::extract::{Json, Path};
+use crate::extract::{JsonBody, invalid_field, invalid_query};
 use crate::state::AppState;
-use crate::store::lead_sources::{NewSource, SecretUpdate, StoredSource};
+use crate::store::lead_sources::StoredSource;
 use crate::store::sql::millis_to_cst;
+use crate::usecases::lead_sources::{self, LeadSourceError};
 
-/// The most lead sources one client may hold.
-pub const MAX_LEAD_SOURCES: i64 = 50;
-
-/// The prefix of push-URL tokens.
-pub const TOKEN_PREFIX: &str = "lst_";
+pub use crate::usecases::lead_sources::{
+    MAX_LEAD_SOURCES, TOKEN_PREFIX, looks_like_token, new_token, token_hash,
+};
 
 /// The path of the push endpoint, before the token.
 pub const HOOK_PATH: &str = "/api/hooks/leads/";
@@ -64,37 +58,6 @@ pub fn routes() -> Router<AppState> {
             get(read).put(update).delete(remove).layer(scope()),
         )
         .route("/lead-sources/{id}/rotate", post(rotate).layer(scope()))
-}
-
-/// A new push token (`lst_` + 128 random bits, base64url) and its SHA-256 hex.
-pub fn new_token() -> (String, String) {
-    let mut bytes = [0_u8; 16];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
-    let hash = token_hash(&token);
-    (token, hash)
-}
-
-/// Lowercase hex SHA-256 of a push token, the form it is stored and looked up in.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// Whether `s` has the shape of a push token (checked before any lookup).
-pub fn looks_like_token(s: &str) -> bool {
-    s.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {
-        rest.len() == 22
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
-}
-
-/// A signing key the server generates for a GENERIC source: `lsk_` + 256 random bits.
-fn new_secret() -> String {
-    let mut bytes = [0_u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    format!("lsk_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The scheme and host the push URL starts with: `--public-url`, else the request's own.
@@ -128,13 +91,20 @@ fn not_found(id: &str) -> AppError {
     Problem::not_found(format!("no lead source `{id}`")).into()
 }
 
-fn check_name(name: &str) -> Result<(), FieldError> {
-    validate::printable("name", name)?;
-    let n = name.trim().chars().count();
-    if n == 0 || name.chars().count() > 64 {
-        return Err(FieldError::new("name", "must be 1 to 64 characters"));
+/// The problem a refused lead source change is answered with.
+fn refusal(err: LeadSourceError) -> AppError {
+    match err {
+        LeadSourceError::Invalid(e) => invalid_field(&e).into(),
+        LeadSourceError::TooMany => Problem::new(
+            StatusCode::CONFLICT,
+            "too_many_lead_sources",
+            "Too Many Lead Sources",
+        )
+        .with_detail(LeadSourceError::TooMany.to_string())
+        .into(),
+        LeadSourceError::NotFound(id) => not_found(&id),
+        LeadSourceError::Store(e) => AppError::Store(e),
     }
-    Ok(())
 }
 
 /// A JSON answer showing the push URL (and maybe a secret): `Cache-Control: no-store`, and the
@@ -204,48 +174,13 @@ pub async fn create(
     headers: HeaderMap,
     body: JsonBody<CreateLeadSource>,
 ) -> Result<Response, AppError> {
-    let req = body.value;
-    check_name(&req.name).map_err(|e| invalid_field(&e))?;
-    let (settings, secret) =
-        channels::split_secret(req.channel, &req.settings).map_err(|e| invalid_field(&e))?;
-    let (secret, generated) = match secret {
-        SecretField::Value(s) => (Some(s), false),
-        SecretField::Absent | SecretField::Null if req.channel == Channel::Generic => {
-            (Some(new_secret()), true)
-        }
-        SecretField::Absent | SecretField::Null => (None, false),
-    };
-    channels::parse_settings(req.channel, &settings, secret.is_some())
-        .map_err(|e| invalid_field(&e))?;
-    let store = state.db.lead_sources();
-    if store.count(&client.client_id).await? >= MAX_LEAD_SOURCES {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "too_many_lead_sources",
-            "Too Many Lead Sources",
-        )
-        .with_detail(format!(
-            "a client may hold at most {MAX_LEAD_SOURCES} lead sources; delete one first"
-        ))
-        .into());
-    }
-    let (token, hash) = new_token();
-    let source = store
-        .create(NewSource {
-            client: &client.client_id,
-            channel: req.channel,
-            name: req.name.trim(),
-            settings: &settings,
-            secret: secret.as_deref(),
-            secret_generated: generated,
-            token_hash: &hash,
-        })
-        .await?;
-    let url = format!("{}{HOOK_PATH}{token}", base_url(&state, &headers));
-    let shown_secret = if generated { secret } else { None };
+    let issued = lead_sources::create(&state.db, &client.client_id, &body.value)
+        .await
+        .map_err(refusal)?;
+    let url = format!("{}{HOOK_PATH}{}", base_url(&state, &headers), issued.token);
     Ok(shows_secret(
         StatusCode::CREATED,
-        &shown(&source, url, shown_secret),
+        &shown(&issued.source, url, issued.secret),
     ))
 }
 
@@ -350,55 +285,10 @@ pub async fn update(
     Path(id): Path<String>,
     body: JsonBody<UpdateLeadSource>,
 ) -> Result<Json<LeadSourceView>, AppError> {
-    let store = state.db.lead_sources();
-    let Some(existing) = store.get(&client.client_id, &id).await? else {
-        return Err(not_found(&id));
-    };
-    let req = body.value;
-    if let Some(name) = &req.name {
-        check_name(name).map_err(|e| invalid_field(&e))?;
-    }
-    let mut secret = SecretField::Absent;
-    let mut new_settings = None;
-    if let Some(settings) = &req.settings {
-        let (rest, given) =
-            channels::split_secret(existing.channel, settings).map_err(|e| invalid_field(&e))?;
-        secret = given;
-        let has_secret = match &secret {
-            SecretField::Absent => existing.secret.is_some(),
-            SecretField::Null => false,
-            SecretField::Value(_) => true,
-        };
-        if existing.channel == Channel::Generic && !has_secret {
-            return Err(invalid_field(&FieldError::new(
-                "settings.secret",
-                "a GENERIC source must keep a secret; rotate the source for a new generated one",
-            ))
-            .into());
-        }
-        channels::parse_settings(existing.channel, &rest, has_secret)
-            .map_err(|e| invalid_field(&e))?;
-        new_settings = Some(rest);
-    }
-    let secret_update = match &secret {
-        SecretField::Absent => SecretUpdate::Keep,
-        SecretField::Null => SecretUpdate::Remove,
-        SecretField::Value(s) => SecretUpdate::Set {
-            secret: s,
-            generated: false,
-        },
-    };
-    store
-        .update(
-            &client.client_id,
-            &id,
-            req.name.as_deref().map(str::trim),
-            new_settings.as_ref(),
-            secret_update,
-        )
-        .await?
-        .map(|s| Json(s.to_view()))
-        .ok_or_else(|| not_found(&id))
+    let source = lead_sources::update(&state.db, &client.client_id, &id, &body.value)
+        .await
+        .map_err(refusal)?;
+    Ok(Json(source.to_view()))
 }
 
 /// Issue a new push URL (the old one stops working at once) and, for a secret the server
@@ -423,20 +313,14 @@ pub async fn rotate(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let store = state.db.lead_sources();
-    let Some(existing) = store.get(&client.client_id, &id).await? else {
-        return Err(not_found(&id));
-    };
-    let (token, hash) = new_token();
-    let secret = existing.secret_generated.then(new_secret);
-    let Some(source) = store
-        .rotate(&client.client_id, &id, &hash, secret.as_deref())
-        .await?
-    else {
-        return Err(not_found(&id));
-    };
-    let url = format!("{}{HOOK_PATH}{token}", base_url(&state, &headers));
-    Ok(shows_secret(StatusCode::OK, &shown(&source, url, secret)))
+    let issued = lead_sources::rotate(&state.db, &client.client_id, &id)
+        .await
+        .map_err(refusal)?;
+    let url = format!("{}{HOOK_PATH}{}", base_url(&state, &headers), issued.token);
+    Ok(shows_secret(
+        StatusCode::OK,
+        &shown(&issued.source, url, issued.secret),
+    ))
 }
 
 /// Delete a source: its push URL is 404 from now on; the leads it delivered stay.
@@ -459,32 +343,8 @@ pub async fn remove(
     Extension(client): Extension<AuthenticatedClient>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    if state
-        .db
-        .lead_sources()
-        .delete(&client.client_id, &id)
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(not_found(&id))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_carry_128_random_bits_and_are_stored_hashed() {
-        let (a, ha) = new_token();
-        let (b, _) = new_token();
-        assert_ne!(a, b);
-        assert!(looks_like_token(&a), "{a}");
-        assert_eq!(ha, token_hash(&a));
-        assert_eq!(ha.len(), 64);
-        assert!(!looks_like_token("lst_short"));
-        assert!(!looks_like_token(&format!("{a}x")));
-        assert!(!looks_like_token(&a.replace("lst_", "lsx_")));
-    }
+    lead_sources::remove(&state.db, &client.client_id, &id)
+        .await
+        .map_err(refusal)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

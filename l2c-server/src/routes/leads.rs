@@ -9,13 +9,12 @@ use l2c_core::api::leads::{PushLead, PushLeadResponse};
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
-use super::body::{JsonBody, invalid_field};
-use super::openapi::ProblemDoc;
-use crate::domain::validate;
 use crate::error::AppError;
+use crate::error::ProblemDoc;
 use crate::extract::Json;
+use crate::extract::{JsonBody, invalid_field};
 use crate::state::AppState;
-use crate::store::leads::NewLead;
+use crate::usecases::lead_intake::{self, Intake, IntakeError};
 
 /// The lead routes, relative to `/api/mobile`.
 pub fn routes() -> Router<AppState> {
@@ -54,24 +53,29 @@ pub async fn push_lead(
     Extension(client): Extension<AuthenticatedClient>,
     body: JsonBody<PushLead>,
 ) -> Result<Response, AppError> {
-    let mobile = validate::lead(&body.value).map_err(|e| invalid_field(&e))?;
     let raw = std::str::from_utf8(&body.raw)
         .map_err(|_| Problem::bad_request("malformed_json", "the body is not UTF-8"))?;
-    let response = state
-        .db
-        .leads()
-        .push(NewLead {
-            client: &client.client_id,
-            lead: &body.value,
-            mobile: &mobile,
-            raw_payload: raw,
-            pushed_via: None,
-        })
-        .await?;
+    let intake = Intake {
+        client: &client.client_id,
+        lead: &body.value,
+        raw_payload: raw,
+        pushed_via: None,
+    };
+    let response = lead_intake::intake(&state.db, intake)
+        .await
+        .map_err(intake_problem)?;
     let status = if response.duplicate {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
     Ok((status, Json(response)).into_response())
+}
+
+/// The problem a refused intake is answered with (shared with the channel pushes).
+pub fn intake_problem(err: IntakeError) -> AppError {
+    match err {
+        IntakeError::Invalid(e) => invalid_field(&e).into(),
+        IntakeError::Store(e) => AppError::Store(e),
+    }
 }

@@ -9,8 +9,11 @@
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | [`health`] | none |
 //! | `/api/mobile/…` | [`mobile_routes`] | Bearer token (`JwtAuthLayer`) |
 //! | `POST /api/hooks/leads/{token}` | [`hooks`] | the lead source's token in the path, the channel's signature |
+//!
+//! Handlers are HTTP only: they extract the request ([`crate::extract`]), call one use case
+//! ([`crate::usecases`]) for a change or the store ([`crate::store`]) for a read, and turn the
+//! answer or the use case's error enum into a response. Nothing below imports this module.
 
-pub mod body;
 pub mod customers;
 pub mod health;
 pub mod hooks;
@@ -48,7 +51,9 @@ pub fn mobile_routes() -> Router<AppState> {
         .merge(orders::routes())
         .merge(showroom::routes())
         .merge(webhooks::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::extract::MAX_BODY_BYTES,
+        ))
 }
 
 /// The long-running routes under `/api/mobile`, which [`app`](crate::app) puts under the

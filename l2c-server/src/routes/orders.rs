@@ -9,14 +9,12 @@ use l2c_core::api::orders::{OrderStatusView, SyncOrder, SyncOrderResponse};
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
-use super::body::{JsonBody, invalid_field};
-use super::openapi::ProblemDoc;
-use crate::domain::validate;
 use crate::error::AppError;
+use crate::error::ProblemDoc;
 use crate::extract::{Json, Path};
+use crate::extract::{JsonBody, invalid_field};
 use crate::state::AppState;
-use crate::store::orders::{SyncError, SyncOutcome, sync_in};
-use crate::store::sql::begin_write;
+use crate::usecases::order_sync::{self, SyncError};
 
 /// The order routes, relative to `/api/mobile`.
 pub fn routes() -> Router<AppState> {
@@ -46,6 +44,7 @@ pub fn sync_problem(err: SyncError) -> AppError {
     };
     let detail = err.to_string();
     let problem = match err {
+        SyncError::Invalid(e) => return invalid_field(&e).into(),
         SyncError::IllegalTransition { from, to } => {
             conflict("illegal_transition", "Illegal Status Transition")
                 .with_detail(detail)
@@ -115,36 +114,9 @@ pub async fn sync_order(
     Extension(client): Extension<AuthenticatedClient>,
     body: JsonBody<SyncOrder>,
 ) -> Result<Response, AppError> {
-    let mobile = validate::sync_order(&body.value).map_err(|e| invalid_field(&e))?;
-    let mut attempt = 0;
-    let (mut tx, SyncOutcome { response, events }) = loop {
-        attempt += 1;
-        let mut tx = begin_write(&state.db).await?;
-        let now = state.db.now_millis();
-        match sync_in(
-            &mut tx,
-            &client.client_id,
-            &body.value,
-            mobile.as_ref(),
-            now,
-        )
+    let response = order_sync::sync(&state, &client.client_id, &body.value)
         .await
-        {
-            Ok(outcome) => break (tx, outcome),
-            // Lost a race to create the same order: once more, as an update of that order.
-            Err(SyncError::ConcurrentCreate) if attempt < 2 => {}
-            // Dropping `tx` rolls back whatever the sync wrote before it was refused.
-            Err(e) => return Err(sync_problem(e)),
-        }
-    };
-    // Webhook outbox: the events of this change are written in the same transaction.
-    let now = state.db.now_millis();
-    let queued =
-        crate::store::webhooks::enqueue_in(&mut tx, &client.client_id, &events, now).await?;
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
-    if queued > 0 {
-        state.webhook_wake.notify_one();
-    }
+        .map_err(sync_problem)?;
     let status = if response.created {
         StatusCode::CREATED
     } else {

@@ -31,8 +31,8 @@ use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 use tokio::sync::mpsc;
 
-use super::openapi::ProblemDoc;
 use crate::error::AppError;
+use crate::error::ProblemDoc;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::orders::{EXPORT_COLUMNS, ExportWalk};

@@ -9,12 +9,12 @@ use l2c_core::api::showroom::{Page, ShowroomItem, ShowroomItemType, ShowroomQuer
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
-use super::body::{invalid_query, query_params};
-use super::openapi::ProblemDoc;
 use crate::domain::FieldError;
 use crate::domain::validate;
 use crate::error::AppError;
+use crate::error::ProblemDoc;
 use crate::extract::Json;
+use crate::extract::{invalid_query, query_params};
 use crate::state::AppState;
 use crate::store::showroom::ItemFilter;
 

@@ -33,24 +33,23 @@ use l2c_core::api::webhooks::{
 };
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::idempotency::StoreRedacted;
-use l2c_core::webhook::WebhookSecret;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 use serde_json::Value;
 
-use super::body::JsonBody;
-use super::openapi::ProblemDoc;
 use crate::error::AppError;
+use crate::error::ProblemDoc;
+use crate::extract::JsonBody;
 use crate::extract::{Json, Path};
 use crate::ssrf;
 use crate::state::AppState;
 use crate::store::sql::millis_to_cst;
 use crate::store::unix_millis;
+use crate::usecases::subscriptions::{self, SubscriptionError};
 
 /// How many deliveries `GET /webhooks/{id}/deliveries` lists.
 pub const DELIVERY_LIST_LIMIT: i64 = 100;
 
-/// The most subscriptions one client may hold.
-pub const MAX_SUBSCRIPTIONS: usize = 20;
+pub use crate::usecases::subscriptions::MAX_SUBSCRIPTIONS;
 
 /// The webhook routes, relative to `/api/mobile`.
 pub fn routes() -> Router<AppState> {
@@ -74,12 +73,33 @@ fn invalid(field: &'static str, detail: impl Into<String>) -> AppError {
         .into()
 }
 
-fn not_found(what: &str) -> AppError {
-    Problem::not_found(format!("no webhook subscription `{what}`")).into()
-}
-
 fn now_ms(state: &AppState) -> i64 {
     unix_millis(state.clock.now())
+}
+
+/// The problem a refused subscription change is answered with.
+fn refusal(err: SubscriptionError) -> AppError {
+    let detail = err.to_string();
+    match err {
+        // Nothing was written: the retry with the same key after a delete runs.
+        SubscriptionError::TooMany => AppError::refused(
+            Problem::new(
+                StatusCode::CONFLICT,
+                "too_many_webhooks",
+                "Too Many Webhooks",
+            )
+            .with_detail(detail),
+        ),
+        SubscriptionError::NotFound(_) | SubscriptionError::DeliveryNotFound(_) => {
+            Problem::not_found(detail).into()
+        }
+        SubscriptionError::Disabled => {
+            Problem::new(StatusCode::CONFLICT, "webhook_disabled", "Webhook Disabled")
+                .with_detail(detail)
+                .into()
+        }
+        SubscriptionError::Store(e) => AppError::Store(e),
+    }
 }
 
 /// The validated body of `POST /webhooks`.
@@ -145,32 +165,9 @@ pub async fn create(
     body: JsonBody<Value>,
 ) -> Result<Response, AppError> {
     let (url, events) = validate(&body.value, state.config.webhooks.allow_private).await?;
-    let secret = WebhookSecret::generate();
-    let Some(sub) = state
-        .db
-        .webhooks()
-        .create(
-            &client.client_id,
-            &url,
-            &events,
-            secret.expose_secret(),
-            now_ms(&state),
-            MAX_SUBSCRIPTIONS,
-        )
-        .await?
-    else {
-        // Nothing was written: the retry with the same key after a delete runs.
-        return Err(AppError::refused(
-            Problem::new(
-                StatusCode::CONFLICT,
-                "too_many_webhooks",
-                "Too Many Webhooks",
-            )
-            .with_detail(format!(
-                "a client may hold at most {MAX_SUBSCRIPTIONS} subscriptions; delete one first"
-            )),
-        ));
-    };
+    let (sub, secret) = subscriptions::create(&state, &client.client_id, &url, &events)
+        .await
+        .map_err(refusal)?;
     let created = CreatedWebhook::new(
         sub.id.as_str(),
         sub.url,
@@ -263,11 +260,10 @@ pub async fn remove(
     Extension(client): Extension<AuthenticatedClient>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    if state.db.webhooks().delete(&client.client_id, &id).await? {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(not_found(&id))
-    }
+    subscriptions::remove(&state, &client.client_id, &id)
+        .await
+        .map_err(refusal)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Replace the signing secret. Deliveries are signed with both secrets until
@@ -292,26 +288,17 @@ pub async fn rotate(
     Extension(client): Extension<AuthenticatedClient>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let secret = WebhookSecret::generate();
-    let window =
-        i64::try_from(state.config.webhooks.rotation_window.as_millis()).unwrap_or(i64::MAX / 4);
-    let expires = now_ms(&state).saturating_add(window);
-    match state
-        .db
-        .webhooks()
-        .rotate(&client.client_id, &id, secret.expose_secret(), expires)
-        .await?
-    {
-        Some(sub) => Ok(shows_secret(
-            StatusCode::OK,
-            &RotatedSecret::new(
-                sub.id.as_str(),
-                secret.expose_secret(),
-                millis_to_cst(expires),
-            ),
-        )),
-        None => Err(not_found(&id)),
-    }
+    let rotated = subscriptions::rotate(&state, &client.client_id, &id)
+        .await
+        .map_err(refusal)?;
+    Ok(shows_secret(
+        StatusCode::OK,
+        &RotatedSecret::new(
+            rotated.subscription.id.as_str(),
+            rotated.secret.expose_secret(),
+            millis_to_cst(rotated.previous_expires_at),
+        ),
+    ))
 }
 
 /// The subscription's deliveries with their attempts, newest first (at most 100).
@@ -342,7 +329,7 @@ pub async fn deliveries(
         .await?
     {
         Some(items) => Ok(Json(DeliveryList::new(items)).into_response()),
-        None => Err(not_found(&id)),
+        None => Err(refusal(SubscriptionError::NotFound(id))),
     }
 }
 
@@ -371,28 +358,8 @@ pub async fn redeliver(
     Extension(client): Extension<AuthenticatedClient>,
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let store = state.db.webhooks();
-    let Some(sub) = store.get(&client.client_id, &id).await? else {
-        return Err(not_found(&id));
-    };
-    if !sub.enabled {
-        return Err(
-            Problem::new(StatusCode::CONFLICT, "webhook_disabled", "Webhook Disabled")
-                .with_detail(
-                    "the receiver answered 410 Gone and the subscription was disabled; \
-                 create a new subscription",
-                )
-                .into(),
-        );
-    }
-    match store
-        .redeliver(&client.client_id, &id, &delivery_id, now_ms(&state))
-        .await?
-    {
-        Some(d) => {
-            state.webhook_wake.notify_one();
-            Ok((StatusCode::ACCEPTED, Json(d)).into_response())
-        }
-        None => Err(Problem::not_found(format!("no delivery `{delivery_id}`")).into()),
-    }
+    let delivery = subscriptions::redeliver(&state, &client.client_id, &id, &delivery_id)
+        .await
+        .map_err(refusal)?;
+    Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
 }

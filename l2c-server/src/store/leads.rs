@@ -1,14 +1,15 @@
 //! Leads pushed by channels, kept with their raw payload.
+//!
+//! Persistence only: [`existing`] and [`insert`] run inside the transaction of the lead intake
+//! use case ([`crate::usecases::lead_intake`]), which decides what a duplicate is answered with.
 
 use l2c_core::ClientId;
-use l2c_core::api::leads::{PushLead, PushLeadResponse};
+use l2c_core::api::leads::PushLead;
 use l2c_core::api::{CustomerId, LeadId};
 use sqlx::{AnyConnection, Row};
 
-use super::customers::{self, CustomerContact, LinkDetails};
-use super::sql::begin_write;
 use super::{Db, StoreError};
-use crate::domain::{Mobile, new_id};
+use crate::domain::Mobile;
 
 /// Lead writes. Get one with [`Db::leads`].
 #[derive(Debug, Clone, Copy)]
@@ -48,20 +49,32 @@ pub struct PushedVia<'a> {
     pub headers: &'a str,
 }
 
-/// The lead the same client already stored with this `(source, externalLeadId)`.
-struct Existing {
-    lead_id: LeadId,
-    customer_id: CustomerId,
-    name: String,
-    province: Option<String>,
-    city: Option<String>,
+/// The lead a client already stored with a `(source, externalLeadId)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredLead {
+    /// The lead.
+    pub lead_id: LeadId,
+    /// Its customer.
+    pub customer_id: CustomerId,
+    /// The name it was stored with.
+    pub name: String,
+    /// The province it was stored with.
+    pub province: Option<String>,
+    /// The city it was stored with.
+    pub city: Option<String>,
 }
 
-async fn existing(
+/// The lead `client` already stored with `lead`'s `(source, externalLeadId)`, if any.
+///
+/// # Errors
+///
+/// [`StoreError`] when the query fails.
+pub async fn existing(
     conn: &mut AnyConnection,
     client: &ClientId,
     lead: &PushLead,
-) -> Result<Option<Existing>, StoreError> {
+) -> Result<Option<StoredLead>, StoreError> {
     let row = sqlx::query(
         "SELECT id, customer_id, name, province, city FROM leads \
          WHERE client_id = $1 AND source = $2 AND external_lead_id = $3",
@@ -72,7 +85,7 @@ async fn existing(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(match row {
-        Some(r) => Some(Existing {
+        Some(r) => Some(StoredLead {
             lead_id: LeadId::new(r.try_get::<String, _>("id")?),
             customer_id: CustomerId::new(r.try_get::<String, _>("customer_id")?),
             name: r.try_get("name")?,
@@ -83,117 +96,59 @@ async fn existing(
     })
 }
 
-/// Answers a push that found `found` already stored by the caller: the original ids, with the
-/// caller (re-)linked to its customer by the stored lead's details, not the retry's.
-async fn duplicate(
+/// Inserts lead `id` of `new.client` for `customer_id`; `false` (nothing written) when the
+/// client already stored its `(source, externalLeadId)` (see [`existing`]).
+///
+/// # Errors
+///
+/// [`StoreError`].
+pub async fn insert(
     conn: &mut AnyConnection,
-    client: &ClientId,
-    found: Existing,
+    id: &str,
+    customer_id: &CustomerId,
+    new: &NewLead<'_>,
     now: i64,
-) -> Result<PushLeadResponse, StoreError> {
-    let details = LinkDetails {
-        name: &found.name,
-        province: found.province.as_deref(),
-        city: found.city.as_deref(),
-    };
-    customers::link(conn, client, &found.customer_id, details, now).await?;
-    Ok(PushLeadResponse::new(
-        found.lead_id,
-        found.customer_id,
-        true,
-    ))
+) -> Result<bool, StoreError> {
+    let lead = new.lead;
+    let form_fields = serde_json::to_string(&lead.form_fields)
+        .map_err(|e| StoreError::Invalid(format!("formFields: {e}")))?;
+    let attribution = lead
+        .attribution
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Invalid(format!("attribution: {e}")))?;
+    let inserted = sqlx::query(
+        "INSERT INTO leads (id, client_id, source, external_lead_id, customer_id, name, \
+         mobile_e164, province, city, intent, form_fields, attribution, submitted_at, \
+         raw_payload, created_at, lead_source_id, push_headers) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         ON CONFLICT (client_id, source, external_lead_id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(new.client.as_str())
+    .bind(lead.source.as_str())
+    .bind(&lead.external_lead_id)
+    .bind(customer_id.as_str())
+    .bind(lead.name.trim())
+    .bind(new.mobile.e164())
+    .bind(lead.province.as_deref())
+    .bind(lead.city.as_deref())
+    .bind(lead.intent.as_deref())
+    .bind(form_fields)
+    .bind(attribution)
+    .bind(lead.submitted_at.to_rfc3339())
+    .bind(new.raw_payload)
+    .bind(now)
+    .bind(new.pushed_via.map(|v| v.lead_source_id))
+    .bind(new.pushed_via.map(|v| v.headers))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 impl LeadStore<'_> {
-    /// Stores a lead in one transaction: finds or creates the customer by mobile number, links
-    /// the client to it (with the lead's name and region, see
-    /// [`CustomerStore::masked_view`](super::customers::CustomerStore::masked_view)) and keeps
-    /// the raw payload.
-    ///
-    /// `(source, externalLeadId)` is unique per client: a lead the same client already stored
-    /// is answered with the original ids and `duplicate: true`, nothing of it overwritten; the
-    /// same pair pushed by another client is another lead, and nothing about it shows.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when a query fails; nothing is written then.
-    pub async fn push(&self, new: NewLead<'_>) -> Result<PushLeadResponse, StoreError> {
-        let now = self.db.now_millis();
-        let mut tx = begin_write(self.db).await?;
-        if let Some(found) = existing(&mut tx, new.client, new.lead).await? {
-            let answer = duplicate(&mut tx, new.client, found, now).await?;
-            tx.commit().await?;
-            return Ok(answer);
-        }
-        let lead = new.lead;
-        let contact = CustomerContact {
-            mobile: new.mobile,
-            name: &lead.name,
-            province: lead.province.as_deref(),
-            city: lead.city.as_deref(),
-        };
-        let (customer_id, _) = customers::find_or_create(&mut tx, contact, now).await?;
-        let lead_id = new_id("lead");
-        let form_fields = serde_json::to_string(&lead.form_fields)
-            .map_err(|e| StoreError::Invalid(format!("formFields: {e}")))?;
-        let attribution = lead
-            .attribution
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::Invalid(format!("attribution: {e}")))?;
-        let inserted = sqlx::query(
-            "INSERT INTO leads (id, client_id, source, external_lead_id, customer_id, name, \
-             mobile_e164, province, city, intent, form_fields, attribution, submitted_at, \
-             raw_payload, created_at, lead_source_id, push_headers) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-             ON CONFLICT (client_id, source, external_lead_id) DO NOTHING",
-        )
-        .bind(&lead_id)
-        .bind(new.client.as_str())
-        .bind(lead.source.as_str())
-        .bind(&lead.external_lead_id)
-        .bind(customer_id.as_str())
-        .bind(lead.name.trim())
-        .bind(new.mobile.e164())
-        .bind(lead.province.as_deref())
-        .bind(lead.city.as_deref())
-        .bind(lead.intent.as_deref())
-        .bind(form_fields)
-        .bind(attribution)
-        .bind(lead.submitted_at.to_rfc3339())
-        .bind(new.raw_payload)
-        .bind(now)
-        .bind(new.pushed_via.map(|v| v.lead_source_id))
-        .bind(new.pushed_via.map(|v| v.headers))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            // Another request stored the same lead between our check and our insert (possible
-            // on PostgreSQL): drop what we wrote and answer like any duplicate.
-            tx.rollback().await?;
-            let mut tx = begin_write(self.db).await?;
-            let found = existing(&mut tx, new.client, lead).await?;
-            let Some(found) = found else {
-                return Err(StoreError::Corrupt {
-                    table: "leads",
-                    detail: "conflicting lead vanished".into(),
-                });
-            };
-            let answer = duplicate(&mut tx, new.client, found, now).await?;
-            tx.commit().await?;
-            return Ok(answer);
-        }
-        customers::link(&mut tx, new.client, &customer_id, contact.into(), now).await?;
-        tx.commit().await?;
-        Ok(PushLeadResponse::new(
-            LeadId::new(lead_id),
-            customer_id,
-            false,
-        ))
-    }
-
     /// The raw payload a lead was received with (operators and tests).
     ///
     /// # Errors

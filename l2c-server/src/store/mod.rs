@@ -27,9 +27,9 @@ pub mod lead_sources;
 pub mod lead_views;
 pub mod leads;
 pub mod orders;
+pub mod outbox;
 pub mod showroom;
 pub mod sql;
-pub mod webhooks;
 
 /// The old name of [`sql`].
 #[deprecated(

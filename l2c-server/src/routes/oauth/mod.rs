@@ -23,7 +23,6 @@
 //! Every response carries `Cache-Control: no-store` and `Pragma: no-cache`. Empty parameters
 //! count as absent, unknown ones are ignored. No refresh token is issued.
 
-pub mod limiter;
 pub mod request;
 
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +33,7 @@ use http::{HeaderValue, StatusCode, header};
 use l2c_core::api::oauth::{OAuthError, OAuthErrorCode, TokenResponse};
 use l2c_core::{ClientId, Scopes};
 
+use crate::limits::peer::canonical;
 use crate::state::AppState;
 use crate::store::clients::Verified;
 use request::{Credentials, Rejection};
@@ -291,91 +291,6 @@ fn check_transport(
         Some(ip) if loopback(ip) => Ok(()),
         _ => Err(refuse()),
     }
-}
-
-/// The address token requests are counted against (see [`crate::limits`]).
-///
-/// The socket peer, unless it is a proxy in `trusted_proxies` (empty unless
-/// `--trust-proxy-tls`; `--trusted-proxy` networks, loopback by default): then the forwarded
-/// chain (`Forwarded: for=…`, or else `X-Forwarded-For`) is read from the right — each trusted
-/// proxy appends the address it received the request from — and the first address outside the
-/// trusted networks is the client. Entries left of it are whatever the client sent and are never
-/// believed, so rotating them changes nothing. An unreadable entry (`unknown`, an obfuscated
-/// identifier, garbage) stops the walk at the last trusted hop.
-pub fn client_address(
-    trusted_proxies: &[ipnet::IpNet],
-    socket_peer: Option<IpAddr>,
-    headers: &http::HeaderMap,
-) -> Option<IpAddr> {
-    let trusted = |ip: &IpAddr| {
-        let ip = canonical(*ip);
-        trusted_proxies.iter().any(|net| net.contains(&ip))
-    };
-    let peer = socket_peer?;
-    if !trusted(&peer) {
-        return Some(peer);
-    }
-    let mut nearest = peer;
-    for entry in forwarded_chain(headers).iter().rev() {
-        match entry {
-            Some(ip) if trusted(ip) => nearest = *ip,
-            Some(ip) => return Some(*ip),
-            None => return Some(nearest),
-        }
-    }
-    Some(nearest)
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
-    }
-}
-
-/// The forwarded addresses, left (client side) to right (nearest proxy): `Forwarded` (RFC 7239)
-/// `for=` values when that header is present, else `X-Forwarded-For`. `None` for an entry that
-/// is not an IP address.
-fn forwarded_chain(headers: &http::HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<_> = headers.get_all(header::FORWARDED).iter().collect();
-    if !forwarded.is_empty() {
-        return forwarded
-            .iter()
-            .flat_map(|v| v.to_str().unwrap_or("").split(','))
-            .map(|element| {
-                element
-                    .split(';')
-                    .filter_map(|pair| pair.split_once('='))
-                    .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
-                    .and_then(|(_, value)| parse_node(value))
-            })
-            .collect();
-    }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .flat_map(|v| v.to_str().unwrap_or("").split(','))
-        .map(parse_node)
-        .collect()
-}
-
-/// `192.0.2.1`, `192.0.2.1:4711`, `"[2001:db8::1]:4711"`, `2001:db8::1` → the address.
-fn parse_node(value: &str) -> Option<IpAddr> {
-    let value = value.trim().trim_matches('"');
-    if let Ok(ip) = value.parse::<IpAddr>() {
-        return Some(canonical(ip));
-    }
-    if let Some(rest) = value.strip_prefix('[') {
-        return rest
-            .split_once(']')
-            .and_then(|(ip, _)| ip.parse::<IpAddr>().ok())
-            .map(canonical);
-    }
-    value
-        .parse::<std::net::SocketAddr>()
-        .ok()
-        .map(|a| canonical(a.ip()))
 }
 
 fn no_store(mut res: Response) -> Response {

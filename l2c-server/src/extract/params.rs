@@ -1,95 +1,18 @@
-//! Extractors whose rejections are problem+json responses naming the offending field.
-//!
-//! Drop-in replacements for axum's [`axum::Json`], [`axum::extract::Path`] and
-//! [`axum::extract::Query`]: same behaviour, but a malformed body or parameter becomes an
-//! [`AppError`] with a stable `code` and a `detail` that says which field was wrong. Rejections
-//! are [`Refused`]: their responses carry
-//! [`NotExecuted`](l2c_core::idempotency::NotExecuted), so the idempotency layer never records a
-//! request the handler did not run.
-//!
-//! | rejection | status | `code` |
-//! |---|---|---|
-//! | body is not JSON / truncated | 400 | `malformed_json` |
-//! | JSON of the wrong shape (missing field, wrong type, unknown enum value) | 422 | `invalid_body` |
-//! | no `Content-Type: application/json` | 415 | `unsupported_media_type` |
-//! | body over the size limit | 413 | `payload_too_large` |
-//! | bad path parameter | 400 | `invalid_path_parameter` |
-//! | bad query parameter | 400 | `invalid_query_parameter` |
+//! Path and query parameters.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use http::request::Parts;
 use l2c_core::Problem;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::Refused;
+use crate::domain::FieldError;
 use crate::error::AppError;
-use crate::routes::body::Refused;
-
-/// A JSON body (request) or JSON response; rejections are problem+json.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Json<T>(pub T);
-
-impl<T, S> FromRequest<S> for Json<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = Refused;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(json_rejection(&rejection).into()),
-        }
-    }
-}
-
-impl<T: Serialize> IntoResponse for Json<T> {
-    fn into_response(self) -> Response {
-        axum::Json(self.0).into_response()
-    }
-}
-
-fn json_rejection(rejection: &JsonRejection) -> Problem {
-    let text = rejection.body_text();
-    match rejection {
-        JsonRejection::JsonDataError(_) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            "Invalid request body",
-        )
-        .with_detail(strip_prefix(&text)),
-        JsonRejection::JsonSyntaxError(_) => {
-            Problem::bad_request("malformed_json", strip_prefix(&text))
-        }
-        JsonRejection::MissingJsonContentType(_) => Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported Media Type",
-        )
-        .with_detail("send the body with `Content-Type: application/json`"),
-        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Payload Too Large",
-            )
-            .with_detail("the request body is larger than this route accepts")
-        }
-        _ => Problem::bad_request("invalid_body", "the request body could not be read"),
-    }
-}
 
 /// axum's messages start with a generic sentence; keep what names the field.
 fn strip_prefix(text: &str) -> String {
-    for prefix in [
-        "Failed to deserialize the JSON body into the target type: ",
-        "Failed to parse the request body as JSON: ",
-        "Failed to deserialize query string: ",
-    ] {
+    for prefix in ["Failed to deserialize query string: "] {
         if let Some(rest) = text.strip_prefix(prefix) {
             return rest.to_owned();
         }
@@ -155,12 +78,43 @@ fn query_rejection(rejection: &QueryRejection) -> Problem {
     )
 }
 
+/// 400 `invalid_query_parameter` naming the parameter.
+pub fn invalid_query(err: &FieldError) -> Problem {
+    Problem::bad_request("invalid_query_parameter", err.to_string())
+        .with_extension("field", err.field.clone())
+}
+
+/// Picks the values of `names` from a raw query string: each at most once (a second one is
+/// refused, naming it), other parameters ignored. Parsed by hand rather than by a `Query`
+/// extractor so that every refusal names its parameter.
+pub(crate) fn query_params<const N: usize>(
+    raw: Option<&str>,
+    names: [&str; N],
+) -> Result<[Option<String>; N], FieldError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|_| FieldError::new("query", "is not a valid query string"))?;
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
+    for (k, v) in pairs {
+        let Some(i) = names.iter().position(|n| *n == k) else {
+            continue;
+        };
+        if values[i].is_some() {
+            return Err(FieldError::new(k, "must be given at most once"));
+        }
+        values[i] = Some(v);
+    }
+    Ok(values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::Json;
     use axum::Router;
     use axum::body::Body;
+    use axum::extract::Request;
     use axum::routing::{get, post};
+    use http::StatusCode;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 

@@ -1,4 +1,5 @@
-//! Webhook delivery settings.
+//! Webhook delivery settings (`--webhook-*`): the retry schedule, retention, timeouts. The
+//! dispatcher ([`crate::dispatch`]) re-exports them under its own name.
 
 use std::fmt;
 use std::str::FromStr;

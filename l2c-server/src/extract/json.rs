@@ -1,33 +1,15 @@
-//! Request-body and error helpers shared by the business endpoints.
-//!
-//! [`JsonBody`] is a JSON extractor that also keeps the raw bytes (leads store their payload
-//! verbatim) and names the offending field of a body of the wrong shape through its JSON path
-//! (`payments[0].amount`). Every rejection is problem+json:
-//!
-//! | rejection | status | `code` |
-//! |---|---|---|
-//! | body over [`MAX_BODY_BYTES`] | 413 | `payload_too_large` |
-//! | no `Content-Type: application/json` | 415 | `unsupported_media_type` |
-//! | not JSON / truncated | 400 | `malformed_json` |
-//! | wrong shape (missing field, wrong type, unknown enum value) | 422 | `invalid_body` |
-//! | a value the domain refuses (bad mobile, negative amount, …) | 422 | `invalid_field` |
-//! | `status` implies a paid deposit, `paymentStatus` is `UNPAID` | 422 | `status_payment_mismatch` |
-//!
-//! Problems about one field carry it in the `field` extension member as well as in `detail`.
-//! Every rejection is a [`Refused`]: its response carries
-//! [`NotExecuted`](l2c_core::idempotency::NotExecuted), so the idempotency layer does not record
-//! it and the corrected retry with the same key runs. Trailing data after the JSON value
-//! (`{…}garbage`, `{…}{…}`) is `malformed_json`, never stored.
+//! JSON bodies: [`JsonBody`] keeps the raw bytes (leads store their payload verbatim), [`Json`]
+//! only the value; both check the media type, the size and the shape the same way.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use l2c_core::Problem;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::domain::FieldError;
-use crate::error::AppError;
+use super::Refused;
 
 /// The largest request body the business endpoints accept: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -41,49 +23,29 @@ pub struct JsonBody<T> {
     pub raw: Bytes,
 }
 
-/// An extractor rejection: the request was refused before the handler ran.
-///
-/// Answers like the [`AppError`] it wraps, with
-/// [`NotExecuted`](l2c_core::idempotency::NotExecuted) in the response extensions so the
-/// idempotency layer does not record the refusal.
-///
-/// ```
-/// use axum::response::IntoResponse;
-/// use l2c_core::Problem;
-/// use l2c_core::idempotency::NotExecuted;
-/// use l2c_server::routes::body::Refused;
-///
-/// let res = Refused::from(Problem::bad_request("malformed_json", "not JSON")).into_response();
-/// assert_eq!(res.status(), 400);
-/// assert!(res.extensions().get::<NotExecuted>().is_some());
-/// ```
-#[derive(Debug)]
-pub struct Refused(pub AppError);
+/// A JSON body (request) or JSON response. As an extractor it is [`JsonBody`] without the raw
+/// bytes: the same checks, the same rejections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
 
-impl From<AppError> for Refused {
-    fn from(e: AppError) -> Self {
-        Refused(e)
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Refused;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        JsonBody::<T>::from_request(req, state)
+            .await
+            .map(|body| Json(body.value))
     }
 }
 
-impl From<Problem> for Refused {
-    fn from(p: Problem) -> Self {
-        Refused(AppError::from(p))
-    }
-}
-
-impl IntoResponse for Refused {
+impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
-        not_executed(self.0.into_response())
+        axum::Json(self.0).into_response()
     }
-}
-
-/// Marks `res` as the answer to a request that did nothing, so the idempotency layer does not
-/// record it (see [`NotExecuted`](l2c_core::idempotency::NotExecuted)).
-pub fn not_executed(mut res: Response) -> Response {
-    res.extensions_mut()
-        .insert(l2c_core::idempotency::NotExecuted);
-    res
 }
 
 fn is_json(req: &Request) -> bool {
@@ -229,45 +191,6 @@ where
     }
 }
 
-/// 422 naming the field, with the error's code (`invalid_field` unless the rule has its own).
-pub fn invalid_field(err: &FieldError) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        err.code,
-        "Unprocessable Content",
-    )
-    .with_detail(err.to_string())
-    .with_extension("field", err.field.clone())
-}
-
-/// 400 `invalid_query_parameter` naming the parameter.
-pub fn invalid_query(err: &FieldError) -> Problem {
-    Problem::bad_request("invalid_query_parameter", err.to_string())
-        .with_extension("field", err.field.clone())
-}
-
-/// Picks the values of `names` from a raw query string: each at most once (a second one is
-/// refused, naming it), other parameters ignored. Parsed by hand rather than by a `Query`
-/// extractor so that every refusal names its parameter.
-pub(crate) fn query_params<const N: usize>(
-    raw: Option<&str>,
-    names: [&str; N],
-) -> Result<[Option<String>; N], FieldError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|_| FieldError::new("query", "is not a valid query string"))?;
-    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
-    for (k, v) in pairs {
-        let Some(i) = names.iter().position(|n| *n == k) else {
-            continue;
-        };
-        if values[i].is_some() {
-            return Err(FieldError::new(k, "must be given at most once"));
-        }
-        values[i] = Some(v);
-    }
-    Ok(values)
-}
-
 #[cfg(test)]
 mod tests {
     use l2c_core::api::orders::SyncOrder;
@@ -316,16 +239,5 @@ mod tests {
         }
         // Trailing whitespace is fine.
         assert!(parse_json::<serde_json::Value>(b"{\"a\":1} \n").is_ok());
-    }
-
-    #[test]
-    fn refusals_are_marked_not_executed() {
-        let res = Refused::from(Problem::bad_request("malformed_json", "x")).into_response();
-        assert_eq!(res.status(), 400);
-        assert!(
-            res.extensions()
-                .get::<l2c_core::idempotency::NotExecuted>()
-                .is_some()
-        );
     }
 }
