@@ -540,6 +540,62 @@ async fn sqlite_writers_take_turns_in_arrival_order() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A write whose caller goes away at any point of `begin_write` (a client that hangs up while
+/// its request waits for the write connection or is beginning its transaction) leaves no
+/// transaction behind: the writes after it go through.
+#[tokio::test]
+async fn cancelled_begins_leave_no_transaction_behind() {
+    use std::time::Duration;
+
+    let dir = std::env::temp_dir().join(format!("l2c-cancel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}.db", uuid_like()));
+    let db = l2c_server::store::Db::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE kept (n BIGINT NOT NULL)")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    // Cancel begins after a growing number of polls, so some are dropped while waiting for the
+    // connection, some between BEGIN and its check, some after.
+    for polls in 0..300u32 {
+        let mut begin = std::pin::pin!(l2c_server::store::sql::begin_write(&db));
+        for _ in 0..polls {
+            let ready = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(std::future::Future::poll(begin.as_mut(), cx).is_ready())
+            })
+            .await;
+            if ready {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    for n in 0..3i64 {
+        let mut tx = tokio::time::timeout(
+            Duration::from_secs(10),
+            l2c_server::store::sql::begin_write(&db),
+        )
+        .await
+        .expect("the write connection is free again")
+        .unwrap();
+        sqlx::query("INSERT INTO kept (n) VALUES ($1)")
+            .bind(n)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kept")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(kept, 3);
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn uuid_like() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now()

@@ -6,7 +6,7 @@
 //! kind of write transaction on the same kind of pool ([`l2c_server::store::Db`] and
 //! [`begin_write`]: on SQLite the single write connection and `BEGIN IMMEDIATE`, WAL, the same
 //! `busy_timeout`; on PostgreSQL the same 16-connection pool), runs the server's statements
-//! (copied from `l2c-server/src/store/{orders,customers,leads,webhooks}.rs`; sqlx prepares and
+//! (copied from `l2c-server/src/store/{orders/sync,customers,leads,outbox/enqueue}.rs`; sqlx prepares and
 //! caches them per connection, as it does in the server), commits and answers a small JSON body.
 //! No authentication, rate limit, idempotency record, validation, transition check or event
 //! serialisation: the physical limit of that work on this machine, against which the server's
@@ -89,7 +89,7 @@ impl<E: std::fmt::Display> From<E> for Failed {
 
 // --- the server's statements, verbatim ----------------------------------------------------------
 
-// store/orders.rs `sync_in` (with ` FOR UPDATE` on PostgreSQL).
+// store/orders/sync.rs (`sync_in`) (with ` FOR UPDATE` on PostgreSQL).
 const ORDER_SELECT: &str = "SELECT id, customer_id, status, payment_status, version FROM orders \
      WHERE client_id = $1 AND external_order_no = $2";
 // store/customers.rs `find_or_create`, `id_by_mobile`, `link`.
@@ -98,7 +98,7 @@ const CUSTOMER_INSERT: &str = "INSERT INTO customers (id, mobile_e164, name, pro
 const CUSTOMER_BY_MOBILE: &str = "SELECT id FROM customers WHERE mobile_e164 = $1";
 const LINK_INSERT: &str = "INSERT INTO client_customers (client_id, customer_id, linked_at, name, province, city) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id, customer_id) DO NOTHING";
-// store/orders.rs `create`, `update`, `history`, `payments`.
+// store/orders/sync.rs: create, update, history, payments.
 const ORDER_INSERT: &str = "INSERT INTO orders (id, client_id, external_order_no, customer_id, status, \
      payment_status, total_fen, deposit_fen, paid_fen, currency, items, milestones, version, \
      created_at, updated_at) \
@@ -113,7 +113,7 @@ const PAYMENT_INSERT: &str = "INSERT INTO payments (id, client_id, order_id, kin
      channel_transaction_id, paid_at, recorded_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (client_id, method, channel_transaction_id) DO NOTHING";
-// store/webhooks.rs `enqueue_in`.
+// store/outbox/enqueue.rs (`enqueue_in`).
 const SUBSCRIPTIONS_SELECT: &str =
     "SELECT id, events FROM webhook_subscriptions WHERE client_id = $1 AND enabled = 1";
 const EVENT_INSERT: &str = "INSERT INTO webhook_events (id, client_id, event_type, payload, created_at) \
