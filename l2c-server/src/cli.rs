@@ -1,4 +1,5 @@
-//! The command line: `l2c-server [serve]`, `l2c-server client create|list|disable|enable|grant`.
+//! The command line: `l2c-server [serve]`, `l2c-server client create|list|disable|enable|grant`,
+//! `l2c-server keys generate-data-key|rotate-data-key`.
 //!
 //! Every flag can also be set through its `L2C_*` environment variable.
 //!
@@ -10,6 +11,8 @@
 //! | `--redis-prefix` | `L2C_REDIS_PREFIX` | `l2c` |
 //! | `--jwt-algorithm` | `L2C_JWT_ALGORITHM` | `hs256` (or `eddsa`: Ed25519, public key in the JWKS) |
 //! | `--jwt-secret` | `L2C_JWT_SECRET` | none (key generated once, kept in the database) |
+//! | `--data-key` | `L2C_DATA_KEY` | none (personal data and secrets stored in plain text, with a warning; see [`crate::seal`]) |
+//! | `--old-data-keys` | `L2C_OLD_DATA_KEYS` (comma-separated) | none (keys still read during a rotation) |
 //! | `--issuer` | `L2C_ISSUER` | `l2c` |
 //! | `--audience` | `L2C_AUDIENCE` | `l2c-api` |
 //! | `--rate-limit` | `L2C_RATE_LIMIT` | `100/s` (per client; `client create --rate-limit` overrides) |
@@ -97,7 +100,7 @@ impl Cli {
         match &self.command {
             None => Some(&self.serve),
             Some(Command::Serve(args)) => Some(args),
-            Some(Command::Client { .. }) => None,
+            Some(Command::Client { .. } | Command::Keys { .. }) => None,
         }
     }
 }
@@ -118,6 +121,12 @@ pub enum Command {
         /// The client operation.
         #[command(subcommand)]
         action: ClientCommand,
+    },
+    /// Manage the data key that seals personal data and secrets at rest.
+    Keys {
+        /// The key operation.
+        #[command(subcommand)]
+        action: KeysCommand,
     },
 }
 
@@ -177,6 +186,81 @@ pub enum ClientCommand {
     },
 }
 
+/// `l2c-server keys …`.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum KeysCommand {
+    /// Print a fresh data key for `L2C_DATA_KEY` (base64 of 32 random bytes).
+    GenerateDataKey,
+    /// Re-seal every value and recompute every blind index under `L2C_DATA_KEY`, in batches,
+    /// while servers keep running with the new key and the old ones in `L2C_OLD_DATA_KEYS`.
+    /// Afterwards restart them with `L2C_DATA_KEY` alone.
+    RotateDataKey {
+        /// The database to re-seal.
+        #[arg(long, env = "L2C_DATABASE_URL", hide_env_values = true,
+              default_value = crate::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+        /// The new data key.
+        #[arg(long, env = "L2C_DATA_KEY", hide_env_values = true)]
+        data_key: SecretArg,
+        /// The old data keys, comma-separated.
+        #[arg(long, env = "L2C_OLD_DATA_KEYS", hide_env_values = true)]
+        old_data_keys: Option<SecretArg>,
+    },
+}
+
+/// Runs a `keys` subcommand, writing its result to `out` (see [`crate::seal`]).
+///
+/// # Errors
+///
+/// A message for an unusable key, a value under an unknown key or a database failure.
+pub async fn run_keys_command(
+    action: &KeysCommand,
+    out: &mut impl std::io::Write,
+) -> Result<(), String> {
+    match action {
+        KeysCommand::GenerateDataKey => {
+            writeln!(out, "{}", crate::seal::DataKeys::generate_key()).map_err(|e| e.to_string())
+        }
+        KeysCommand::RotateDataKey {
+            database_url,
+            data_key,
+            old_data_keys,
+        } => {
+            let keys = crate::seal::DataKeys::from_settings(
+                Some(data_key.expose()),
+                old_data_keys.as_ref().map(SecretArg::expose),
+            )
+            .map_err(|e| e.to_string())?;
+            let db = Db::connect(database_url)
+                .await
+                .map_err(|e| e.to_string())?
+                .with_data_keys(keys);
+            let result = crate::usecases::data_keys::rotate(&db).await;
+            db.close().await;
+            let progress = result.map_err(|e| e.to_string())?;
+            let kid = db
+                .data_keys()
+                .current_kid()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "rotate-data-key: {} values re-sealed and {} blind indexes recomputed under key {kid}{}; \
+                 restart the servers without L2C_OLD_DATA_KEYS",
+                progress.sealed,
+                progress.indexed,
+                if progress.vacuumed {
+                    ", SQLite file compacted"
+                } else {
+                    ""
+                },
+            )
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// An address, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddrOrOff(pub Option<SocketAddr>);
@@ -222,6 +306,13 @@ impl std::str::FromStr for SecretArg {
     }
 }
 
+impl SecretArg {
+    /// The secret as given.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Debug for SecretArg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SecretArg(<redacted>)")
@@ -255,6 +346,13 @@ pub struct ServeArgs {
     /// HS256 signing secret (UTF-8, at least 32 bytes). Unset: generated once, kept in the database.
     #[arg(long, env = "L2C_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretArg>,
+    /// Seal personal data and secrets at rest under this key: base64 of 32 random bytes
+    /// (`l2c-server keys generate-data-key`). Unset: stored in plain text (with a warning).
+    #[arg(long, env = "L2C_DATA_KEY", hide_env_values = true)]
+    pub data_key: Option<SecretArg>,
+    /// Old data keys still read during a rotation, comma-separated (see `keys rotate-data-key`).
+    #[arg(long, env = "L2C_OLD_DATA_KEYS", hide_env_values = true)]
+    pub old_data_keys: Option<SecretArg>,
     /// The tokens' issuer (`iss`).
     #[arg(long, env = "L2C_ISSUER", default_value = crate::config::DEFAULT_ISSUER)]
     pub issuer: String,
@@ -409,6 +507,10 @@ impl ServeArgs {
                 .as_ref()
                 .map(|s| s.0.parse::<JwtSecret>())
                 .transpose()?,
+            data_keys: crate::seal::DataKeys::from_settings(
+                self.data_key.as_ref().map(SecretArg::expose),
+                self.old_data_keys.as_ref().map(SecretArg::expose),
+            )?,
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             rate_limit: self.rate_limit,

@@ -158,6 +158,9 @@ pub enum ConfigError {
     /// `--log-format` is neither `text` nor `json`.
     #[error("unknown log format `{0}`: expected text or json")]
     UnknownLogFormat(String),
+    /// `L2C_DATA_KEY` / `L2C_OLD_DATA_KEYS` are unusable.
+    #[error(transparent)]
+    DataKey(#[from] crate::seal::SealError),
     /// An entry of `--trusted-proxy` is not a CIDR network or an IP address.
     #[error("invalid trusted proxy `{0}`: expected a CIDR network (10.0.0.0/8) or an IP address")]
     InvalidTrustedProxy(String),
@@ -409,6 +412,9 @@ pub struct Config {
     pub jwt_algorithm: JwtAlgorithm,
     /// The HS256 signing secret; generated once and kept in the database when `None`.
     pub jwt_secret: Option<JwtSecret>,
+    /// The data keys sealing personal data and secrets at rest (`L2C_DATA_KEY`,
+    /// `L2C_OLD_DATA_KEYS`); plain text when none is set.
+    pub data_keys: crate::seal::DataKeys,
     /// The tokens' `iss`.
     pub issuer: String,
     /// The tokens' `aud`.
@@ -472,6 +478,7 @@ impl fmt::Debug for Config {
             .field("redis_prefix", &self.redis_prefix)
             .field("jwt_algorithm", &self.jwt_algorithm)
             .field("jwt_secret", &self.jwt_secret)
+            .field("data_keys", &self.data_keys)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("rate_limit", &self.rate_limit)
@@ -526,6 +533,7 @@ impl Default for Config {
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             jwt_algorithm: JwtAlgorithm::Hs256,
             jwt_secret: None,
+            data_keys: crate::seal::DataKeys::plain(),
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_AUDIENCE.to_owned(),
             rate_limit: Quota::per_second(100),

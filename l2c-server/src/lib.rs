@@ -52,6 +52,7 @@ pub mod extract;
 pub mod limits;
 pub mod observe;
 pub mod routes;
+pub mod seal;
 pub mod server;
 pub mod ssrf;
 pub mod state;

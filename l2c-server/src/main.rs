@@ -28,6 +28,9 @@ async fn main() -> ExitCode {
         }) => run_client_command(database_url, action, &mut std::io::stdout().lock())
             .await
             .map_err(|e| e.to_string()),
+        Some(Command::Keys { action }) => {
+            l2c_server::cli::run_keys_command(action, &mut std::io::stdout().lock()).await
+        }
         _ => match cli.serve_args().map(|a| a.to_config()) {
             Some(Ok(config)) => l2c_server::serve(config).await.map_err(|e| e.to_string()),
             Some(Err(e)) => Err(e.to_string()),

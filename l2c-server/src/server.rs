@@ -346,8 +346,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
              --trust-proxy-tls when a TLS terminator sits in front"
         );
     }
-    let db =
-        Db::connect_with_acquire_timeout(&config.database_url, config.db_acquire_timeout).await?;
+    let db = Db::connect_with_acquire_timeout(&config.database_url, config.db_acquire_timeout)
+        .await?
+        .with_data_keys(config.data_keys.clone());
+    crate::usecases::data_keys::startup(&db).await?;
     let seeded = db.showroom().seed_demo_if_empty().await?;
     if seeded > 0 {
         tracing::info!(items = seeded, "seeded the demo showroom catalogue");

@@ -263,6 +263,10 @@ impl TestServer {
         if let Some(clock) = &options.clock {
             db = db.with_clock(Arc::clone(clock));
         }
+        db = db.with_data_keys(options.config.data_keys.clone());
+        crate::usecases::data_keys::prepare(&db)
+            .await
+            .expect("seal the test database");
         let state = AppState::new(options.config, db.clone())
             .await
             .expect("app state");

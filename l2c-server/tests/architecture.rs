@@ -22,7 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // store backend of a URL; the store reads the configured defaults.
     (
         "settings and persistence",
-        &["config", "deprecate", "store"],
+        &["config", "deprecate", "seal", "store"],
     ),
     (
         "infrastructure",

@@ -954,9 +954,16 @@ async fn order_sync_returns_the_webhook_events_inside_its_transaction() {
                 let body: SyncOrder = serde_json::from_value(body).unwrap();
                 let mobile = validate::sync_order(&body).unwrap();
                 let mut tx = begin_write(db).await.unwrap();
-                let out = sync_in(&mut tx, &client, &body, mobile.as_ref(), db.now_millis())
-                    .await
-                    .unwrap();
+                let out = sync_in(
+                    &mut tx,
+                    db.data_keys(),
+                    &client,
+                    &body,
+                    mobile.as_ref(),
+                    db.now_millis(),
+                )
+                .await
+                .unwrap();
                 tx.commit().await.unwrap();
                 out.events
             }
@@ -991,7 +998,7 @@ async fn order_sync_returns_the_webhook_events_inside_its_transaction() {
         let mobile = validate::sync_order(&body).unwrap();
         let mut tx = begin_write(db).await.unwrap();
         assert!(
-            sync_in(&mut tx, &client, &body, mobile.as_ref(), 0)
+            sync_in(&mut tx, db.data_keys(), &client, &body, mobile.as_ref(), 0)
                 .await
                 .is_err()
         );

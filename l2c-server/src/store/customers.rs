@@ -9,6 +9,7 @@ use super::sql::millis_to_cst;
 use super::{Db, StoreError};
 use crate::domain::mask::mask_name;
 use crate::domain::{Mobile, new_id};
+use crate::seal::{DataKeys, Field, link_row};
 
 /// Customer queries. Get one with [`Db::customers`].
 #[derive(Debug, Clone, Copy)]
@@ -44,17 +45,25 @@ pub struct CustomerContact<'a> {
 /// [`StoreError::Database`] when a query fails.
 pub async fn find_or_create(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     contact: CustomerContact<'_>,
     now: i64,
 ) -> Result<(CustomerId, bool), StoreError> {
+    if let Some(existing) = id_by_mobile(conn, keys, contact.mobile).await? {
+        return Ok((existing, false));
+    }
     let id = new_id("cus");
+    let e164 = contact.mobile.e164();
+    // Any uniqueness conflict (the blind index, or the plain number without a key) means another
+    // transaction created the customer meanwhile.
     let inserted = sqlx::query(
-        "INSERT INTO customers (id, mobile_e164, name, province, city, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (mobile_e164) DO NOTHING",
+        "INSERT INTO customers (id, mobile_e164, mobile_index, name, province, city, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
     .bind(&id)
-    .bind(contact.mobile.e164())
-    .bind(contact.name.trim())
+    .bind(keys.seal(Field::CustomerMobile, &id, e164))
+    .bind(keys.blind_index(Field::CustomerMobile, e164))
+    .bind(keys.seal(Field::CustomerName, &id, contact.name.trim()))
     .bind(contact.province.map(str::trim))
     .bind(contact.city.map(str::trim))
     .bind(now)
@@ -64,27 +73,37 @@ pub async fn find_or_create(
     if inserted == 1 {
         return Ok((CustomerId::new(id), true));
     }
-    let existing: String = sqlx::query("SELECT id FROM customers WHERE mobile_e164 = $1")
-        .bind(contact.mobile.e164())
-        .fetch_one(&mut *conn)
+    let existing = id_by_mobile(conn, keys, contact.mobile)
         .await?
-        .try_get("id")?;
-    Ok((CustomerId::new(existing), false))
+        .ok_or_else(|| StoreError::Corrupt {
+            table: "customers",
+            detail: "conflicting customer vanished".into(),
+        })?;
+    Ok((existing, false))
 }
 
-/// The id of the customer with this mobile number, if any.
+/// The id of the customer with this mobile number, if any: looked up by its blind index under
+/// every known data key (a rotation may not have re-indexed it yet).
 ///
 /// # Errors
 ///
 /// [`StoreError::Database`] when the query fails.
 pub async fn id_by_mobile(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     mobile: &Mobile,
 ) -> Result<Option<CustomerId>, StoreError> {
-    let row = sqlx::query("SELECT id FROM customers WHERE mobile_e164 = $1")
-        .bind(mobile.e164())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let indexes = keys.blind_indexes(Field::CustomerMobile, mobile.e164());
+    let list = (1..=indexes.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("SELECT id FROM customers WHERE mobile_index IN ({list})");
+    let mut q = sqlx::query(&sql);
+    for index in &indexes {
+        q = q.bind(index.as_str());
+    }
+    let row = q.fetch_optional(&mut *conn).await?;
     Ok(match row {
         Some(r) => Some(CustomerId::new(r.try_get::<String, _>("id")?)),
         None => None,
@@ -121,6 +140,7 @@ impl<'a> From<CustomerContact<'a>> for LinkDetails<'a> {
 /// [`StoreError::Database`] when the query fails.
 pub async fn link(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     customer: &CustomerId,
     details: LinkDetails<'_>,
@@ -133,7 +153,11 @@ pub async fn link(
     .bind(client.as_str())
     .bind(customer.as_str())
     .bind(now)
-    .bind(details.name.trim())
+    .bind(keys.seal(
+        Field::LinkName,
+        &link_row(client.as_str(), customer.as_str()),
+        details.name.trim(),
+    ))
     .bind(details.province.map(str::trim))
     .bind(details.city.map(str::trim))
     .execute(&mut *conn)
@@ -149,21 +173,30 @@ pub async fn link(
 /// [`StoreError::Database`] when the query fails.
 pub async fn link_by_id(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     customer: &CustomerId,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO client_customers (client_id, customer_id, linked_at, name, province, city) \
-         SELECT $1, c.id, $3, c.name, c.province, c.city FROM customers c WHERE c.id = $2 \
-         ON CONFLICT (client_id, customer_id) DO NOTHING",
-    )
-    .bind(client.as_str())
-    .bind(customer.as_str())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    let row = sqlx::query("SELECT name, province, city FROM customers WHERE id = $1")
+        .bind(customer.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(()) };
+    // Opened and sealed again: the link's copy is bound to the link's row.
+    let name = keys.open(
+        Field::CustomerName,
+        customer.as_str(),
+        &row.try_get::<String, _>("name")?,
+    )?;
+    let province: Option<String> = row.try_get("province")?;
+    let city: Option<String> = row.try_get("city")?;
+    let details = LinkDetails {
+        name: &name,
+        province: province.as_deref(),
+        city: city.as_deref(),
+    };
+    link(conn, keys, client, customer, details, now).await
 }
 
 /// Whether `client` may see `customer`: linked to it, or granted every customer.
@@ -208,6 +241,7 @@ impl CustomerStore<'_> {
         client: &ClientId,
         id: &str,
     ) -> Result<Option<Customer>, StoreError> {
+        let keys = self.db.data_keys();
         let mut conn = self.db.pool().acquire().await?;
         let all = all_customers_granted(&mut conn, client).await?;
         let row = if all {
@@ -233,7 +267,19 @@ impl CustomerStore<'_> {
         let Some(row) = row else {
             return Ok(None);
         };
+        let customer_id: String = row.try_get("id")?;
         let mobile: String = row.try_get("mobile_e164")?;
+        let mobile = keys.open(Field::CustomerMobile, &customer_id, &mobile)?;
+        let name: String = row.try_get("name")?;
+        let name = if all {
+            keys.open(Field::CustomerName, &customer_id, &name)?
+        } else {
+            keys.open(
+                Field::LinkName,
+                &link_row(client.as_str(), &customer_id),
+                &name,
+            )?
+        };
         let mobile = Mobile::from_e164(&mobile).map_err(|_| StoreError::Corrupt {
             table: "customers",
             detail: "mobile_e164 is not a valid number".into(),
@@ -277,8 +323,8 @@ impl CustomerStore<'_> {
             CustomerStage::Lead
         };
         let mut view = Customer::new(
-            CustomerId::new(row.try_get::<String, _>("id")?),
-            mask_name(&row.try_get::<String, _>("name")?),
+            CustomerId::new(customer_id),
+            mask_name(&name),
             mobile.masked(),
             stage,
             millis_to_cst(row.try_get("created_at")?),

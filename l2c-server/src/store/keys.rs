@@ -15,6 +15,7 @@ use rand::RngCore;
 use sqlx::Row;
 
 use super::{Db, StoreError, from_unix_millis};
+use crate::seal::Field;
 
 /// The id (`kid`) of the generated HS256 key.
 pub const DEFAULT_HS256_KEY_ID: &str = "l2c-hs256-1";
@@ -94,7 +95,11 @@ impl<'a> KeyStore<'a> {
         )
         .bind(id)
         .bind(algorithm)
-        .bind(STANDARD.encode(generate()))
+        .bind(
+            self.db
+                .data_keys()
+                .seal(Field::SigningKey, id, &STANDARD.encode(generate())),
+        )
         .bind(self.db.now_millis())
         .execute(self.db.pool())
         .await?;
@@ -120,6 +125,7 @@ impl<'a> KeyStore<'a> {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let material: String = row.try_get("key_material")?;
+        let material = self.db.data_keys().open(Field::SigningKey, id, &material)?;
         Ok(Some(StoredKey {
             id: row.try_get("id")?,
             algorithm: row.try_get("algorithm")?,

@@ -17,6 +17,7 @@ use sqlx::any::AnyRow;
 use super::sql::millis_to_cst;
 use super::{Db, StoreError};
 use crate::domain::new_id;
+use crate::seal::{DataKeys, Field};
 
 /// Lead source queries. Get one with [`Db::lead_sources`].
 #[derive(Debug, Clone, Copy)]
@@ -120,20 +121,22 @@ pub enum SecretUpdate<'a> {
 const COLUMNS: &str = "id, client_id, channel, name, settings, secret, secret_generated, \
                        created_at, updated_at";
 
-fn from_row(r: &AnyRow) -> Result<StoredSource, StoreError> {
+fn from_row(keys: &DataKeys, r: &AnyRow) -> Result<StoredSource, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         table: "lead_sources",
         detail,
     };
     let channel: String = r.try_get("channel")?;
     let settings: String = r.try_get("settings")?;
+    let id: String = r.try_get("id")?;
+    let secret: Option<String> = r.try_get("secret")?;
     Ok(StoredSource {
-        id: r.try_get("id")?,
+        secret: keys.open_opt(Field::LeadSourceSecret, &id, secret.as_deref())?,
+        id,
         client_id: ClientId::new(r.try_get::<String, _>("client_id")?),
         channel: channel.parse().map_err(|e| corrupt(format!("{e}")))?,
         name: r.try_get("name")?,
         settings: serde_json::from_str(&settings).map_err(|e| corrupt(format!("settings: {e}")))?,
-        secret: r.try_get("secret")?,
         secret_generated: r.try_get::<i64, _>("secret_generated")? == 1,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -159,7 +162,11 @@ impl LeadSourceStore<'_> {
         .bind(new.channel.as_str())
         .bind(new.name)
         .bind(new.settings.to_string())
-        .bind(new.secret)
+        .bind(
+            self.db
+                .data_keys()
+                .seal_opt(Field::LeadSourceSecret, &id, new.secret),
+        )
         .bind(i64::from(new.secret_generated))
         .bind(new.token_hash)
         .bind(now)
@@ -215,7 +222,10 @@ impl LeadSourceStore<'_> {
         .bind(offset)
         .fetch_all(self.db.pool())
         .await?;
-        let items = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+        let items = rows
+            .iter()
+            .map(|r| from_row(self.db.data_keys(), r))
+            .collect::<Result<_, _>>()?;
         Ok((items, u64::try_from(total).unwrap_or(0)))
     }
 
@@ -236,7 +246,9 @@ impl LeadSourceStore<'_> {
         .bind(client.as_str())
         .fetch_optional(self.db.pool())
         .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref()
+            .map(|r| from_row(self.db.data_keys(), r))
+            .transpose()
     }
 
     /// The source whose push token hashes to `token_hash`.
@@ -254,7 +266,9 @@ impl LeadSourceStore<'_> {
         .bind(token_hash)
         .fetch_optional(self.db.pool())
         .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref()
+            .map(|r| from_row(self.db.data_keys(), r))
+            .transpose()
     }
 
     /// Changes `client`'s source `id`: the name and settings when given, the secret as `secret`
@@ -291,7 +305,11 @@ impl LeadSourceStore<'_> {
         .bind(name)
         .bind(settings.map(Value::to_string))
         .bind(set_secret)
-        .bind(secret_value)
+        .bind(
+            self.db
+                .data_keys()
+                .seal_opt(Field::LeadSourceSecret, id, secret_value),
+        )
         .bind(generated)
         .bind(now)
         .execute(self.db.pool())
@@ -327,7 +345,11 @@ impl LeadSourceStore<'_> {
         .bind(client.as_str())
         .bind(token_hash)
         .bind(i64::from(generated_secret.is_some()))
-        .bind(generated_secret)
+        .bind(
+            self.db
+                .data_keys()
+                .seal_opt(Field::LeadSourceSecret, id, generated_secret),
+        )
         .bind(now)
         .execute(self.db.pool())
         .await?

@@ -11,6 +11,7 @@ use super::sql::{millis_to_cst, parse_stored_time};
 use super::{Db, StoreError};
 use crate::domain::Mobile;
 use crate::domain::mask::mask_name;
+use crate::seal::{DataKeys, Field};
 
 /// Lead reads. Get one with [`Db::lead_views`].
 #[derive(Debug, Clone, Copy)]
@@ -54,20 +55,25 @@ fn mask_answer(value: &str) -> String {
     }
 }
 
-fn from_row(r: &AnyRow) -> Result<Lead, StoreError> {
+fn from_row(keys: &DataKeys, r: &AnyRow) -> Result<Lead, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         table: "leads",
         detail,
     };
     let source: String = r.try_get("source")?;
     let source: LeadSource = source.parse().map_err(|e| corrupt(format!("{e}")))?;
-    let mobile: String = r.try_get("mobile_e164")?;
+    let id: String = r.try_get("id")?;
+    let mobile = keys.open(
+        Field::LeadMobile,
+        &id,
+        &r.try_get::<String, _>("mobile_e164")?,
+    )?;
     let mobile = Mobile::from_e164(&mobile)
         .map_err(|_| corrupt("mobile_e164 is not a valid number".into()))?;
-    let name: String = r.try_get("name")?;
+    let name = keys.open(Field::LeadName, &id, &r.try_get::<String, _>("name")?)?;
     let submitted: String = r.try_get("submitted_at")?;
     let mut lead = Lead::new(
-        LeadId::new(r.try_get::<String, _>("id")?),
+        LeadId::new(id.clone()),
         source,
         r.try_get::<String, _>("external_lead_id")?,
         CustomerId::new(r.try_get::<String, _>("customer_id")?),
@@ -80,7 +86,11 @@ fn from_row(r: &AnyRow) -> Result<Lead, StoreError> {
     lead.province = r.try_get("province")?;
     lead.city = r.try_get("city")?;
     lead.intent = r.try_get("intent")?;
-    let form: String = r.try_get("form_fields")?;
+    let form = keys.open(
+        Field::LeadFormFields,
+        &id,
+        &r.try_get::<String, _>("form_fields")?,
+    )?;
     let form: Vec<FormField> =
         serde_json::from_str(&form).map_err(|e| corrupt(format!("form_fields: {e}")))?;
     lead.form_fields = form
@@ -112,7 +122,9 @@ impl LeadViewStore<'_> {
         .bind(client.as_str())
         .fetch_optional(self.db.pool())
         .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref()
+            .map(|r| from_row(self.db.data_keys(), r))
+            .transpose()
     }
 
     /// One page of `client`'s leads matching `filter`, newest first, and the total.
@@ -168,7 +180,10 @@ impl LeadViewStore<'_> {
             .bind(offset)
             .fetch_all(self.db.pool())
             .await?;
-        let items = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+        let items = rows
+            .iter()
+            .map(|r| from_row(self.db.data_keys(), r))
+            .collect::<Result<_, _>>()?;
         Ok((items, u64::try_from(total).unwrap_or(0)))
     }
 }

@@ -10,6 +10,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::{Db, StoreError};
 use crate::domain::Mobile;
+use crate::seal::{DataKeys, Field};
 
 /// Lead writes. Get one with [`Db::leads`].
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +73,7 @@ pub struct StoredLead {
 /// [`StoreError`] when the query fails.
 pub async fn existing(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     lead: &PushLead,
 ) -> Result<Option<StoredLead>, StoreError> {
@@ -85,13 +87,17 @@ pub async fn existing(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(match row {
-        Some(r) => Some(StoredLead {
-            lead_id: LeadId::new(r.try_get::<String, _>("id")?),
-            customer_id: CustomerId::new(r.try_get::<String, _>("customer_id")?),
-            name: r.try_get("name")?,
-            province: r.try_get("province")?,
-            city: r.try_get("city")?,
-        }),
+        Some(r) => {
+            let id: String = r.try_get("id")?;
+            let name = keys.open(Field::LeadName, &id, &r.try_get::<String, _>("name")?)?;
+            Some(StoredLead {
+                lead_id: LeadId::new(id),
+                customer_id: CustomerId::new(r.try_get::<String, _>("customer_id")?),
+                name,
+                province: r.try_get("province")?,
+                city: r.try_get("city")?,
+            })
+        }
         None => None,
     })
 }
@@ -104,6 +110,7 @@ pub async fn existing(
 /// [`StoreError`].
 pub async fn insert(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     id: &str,
     customer_id: &CustomerId,
     new: &NewLead<'_>,
@@ -130,15 +137,15 @@ pub async fn insert(
     .bind(lead.source.as_str())
     .bind(&lead.external_lead_id)
     .bind(customer_id.as_str())
-    .bind(lead.name.trim())
-    .bind(new.mobile.e164())
+    .bind(keys.seal(Field::LeadName, id, lead.name.trim()))
+    .bind(keys.seal(Field::LeadMobile, id, new.mobile.e164()))
     .bind(lead.province.as_deref())
     .bind(lead.city.as_deref())
     .bind(lead.intent.as_deref())
-    .bind(form_fields)
+    .bind(keys.seal(Field::LeadFormFields, id, &form_fields))
     .bind(attribution)
     .bind(lead.submitted_at.to_rfc3339())
-    .bind(new.raw_payload)
+    .bind(keys.seal(Field::LeadRawPayload, id, new.raw_payload))
     .bind(now)
     .bind(new.pushed_via.map(|v| v.lead_source_id))
     .bind(new.pushed_via.map(|v| v.headers))
@@ -160,7 +167,11 @@ impl LeadStore<'_> {
             .fetch_optional(self.db.pool())
             .await?;
         Ok(match row {
-            Some(r) => Some(r.try_get("raw_payload")?),
+            Some(r) => Some(self.db.data_keys().open(
+                Field::LeadRawPayload,
+                id.as_str(),
+                &r.try_get::<String, _>("raw_payload")?,
+            )?),
             None => None,
         })
     }

@@ -110,6 +110,10 @@ pub enum StoreError {
     /// The caller passed a value the store refuses (too short a secret, empty name, …).
     #[error("{0}")]
     Invalid(String),
+    /// A sealed value cannot be opened: a data key is missing, or the value was tampered with
+    /// (see [`crate::seal`]).
+    #[error(transparent)]
+    Sealed(#[from] crate::seal::SealError),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -167,6 +171,8 @@ pub struct Db {
     options: AnyConnectOptions,
     backend: Backend,
     clock: Arc<dyn Clock>,
+    /// Seals personal data and secrets (plain without `L2C_DATA_KEY`).
+    data_keys: crate::seal::DataKeys,
 }
 
 impl fmt::Debug for Db {
@@ -264,6 +270,7 @@ impl Db {
             options,
             backend,
             clock: Arc::new(SystemClock),
+            data_keys: crate::seal::DataKeys::plain(),
         })
     }
 
@@ -308,6 +315,19 @@ impl Db {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Seals personal data and secrets with `keys` (`L2C_DATA_KEY`); call
+    /// [`seal::prepare`](crate::seal::prepare) before serving.
+    #[must_use]
+    pub fn with_data_keys(mut self, keys: crate::seal::DataKeys) -> Self {
+        self.data_keys = keys;
+        self
+    }
+
+    /// The data keys every sealed column is written and read with.
+    pub fn data_keys(&self) -> &crate::seal::DataKeys {
+        &self.data_keys
     }
 
     /// The clock that stamps what the store writes.

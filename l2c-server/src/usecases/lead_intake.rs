@@ -20,6 +20,7 @@ use l2c_core::api::leads::{PushLead, PushLeadResponse};
 use sqlx::AnyConnection;
 
 use crate::domain::{FieldError, new_id, validate};
+use crate::seal::DataKeys;
 use crate::store::customers::{self, CustomerContact, LinkDetails};
 use crate::store::leads::{self, NewLead, PushedVia, StoredLead};
 use crate::store::sql::begin_write;
@@ -69,9 +70,10 @@ pub async fn intake(db: &Db, intake: Intake<'_>) -> Result<PushLeadResponse, Int
 
 async fn store(db: &Db, new: &NewLead<'_>) -> Result<PushLeadResponse, StoreError> {
     let now = db.now_millis();
+    let keys = db.data_keys();
     let mut tx = begin_write(db).await?;
-    if let Some(found) = leads::existing(&mut tx, new.client, new.lead).await? {
-        let answer = duplicate(&mut tx, new.client, found, now).await?;
+    if let Some(found) = leads::existing(&mut tx, keys, new.client, new.lead).await? {
+        let answer = duplicate(&mut tx, keys, new.client, found, now).await?;
         tx.commit().await?;
         return Ok(answer);
     }
@@ -82,25 +84,25 @@ async fn store(db: &Db, new: &NewLead<'_>) -> Result<PushLeadResponse, StoreErro
         province: lead.province.as_deref(),
         city: lead.city.as_deref(),
     };
-    let (customer_id, _) = customers::find_or_create(&mut tx, contact, now).await?;
+    let (customer_id, _) = customers::find_or_create(&mut tx, keys, contact, now).await?;
     let lead_id = new_id("lead");
-    if !leads::insert(&mut tx, &lead_id, &customer_id, new, now).await? {
+    if !leads::insert(&mut tx, keys, &lead_id, &customer_id, new, now).await? {
         // Another request stored the same lead between our check and our insert (possible
         // on PostgreSQL): drop what we wrote and answer like any duplicate.
         tx.rollback().await?;
         let mut tx = begin_write(db).await?;
-        let found = leads::existing(&mut tx, new.client, lead).await?;
+        let found = leads::existing(&mut tx, keys, new.client, lead).await?;
         let Some(found) = found else {
             return Err(StoreError::Corrupt {
                 table: "leads",
                 detail: "conflicting lead vanished".into(),
             });
         };
-        let answer = duplicate(&mut tx, new.client, found, now).await?;
+        let answer = duplicate(&mut tx, keys, new.client, found, now).await?;
         tx.commit().await?;
         return Ok(answer);
     }
-    customers::link(&mut tx, new.client, &customer_id, contact.into(), now).await?;
+    customers::link(&mut tx, keys, new.client, &customer_id, contact.into(), now).await?;
     tx.commit().await?;
     Ok(PushLeadResponse::new(
         LeadId::new(lead_id),
@@ -113,6 +115,7 @@ async fn store(db: &Db, new: &NewLead<'_>) -> Result<PushLeadResponse, StoreErro
 /// caller (re-)linked to its customer by the stored lead's details, not the retry's.
 async fn duplicate(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     found: StoredLead,
     now: i64,
@@ -122,7 +125,7 @@ async fn duplicate(
         province: found.province.as_deref(),
         city: found.city.as_deref(),
     };
-    customers::link(conn, client, &found.customer_id, details, now).await?;
+    customers::link(conn, keys, client, &found.customer_id, details, now).await?;
     Ok(PushLeadResponse::new(
         found.lead_id,
         found.customer_id,

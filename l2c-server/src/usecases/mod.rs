@@ -20,6 +20,7 @@
 //! read, streamed by [`crate::routes::reports`] from the store's
 //! [`ExportWalk`](crate::store::orders::ExportWalk) under the export concurrency cap.
 
+pub mod data_keys;
 pub mod lead_intake;
 pub mod lead_sources;
 pub mod order_sync;

@@ -18,7 +18,8 @@
 //!
 //! let mobile = l2c_server::domain::validate::sync_order(body)?;
 //! let mut tx = begin_write(db).await?;
-//! let outcome = sync_in(&mut tx, client, body, mobile.as_ref(), db.now_millis()).await?;
+//! let outcome = sync_in(&mut tx, db.data_keys(), client, body, mobile.as_ref(), db.now_millis())
+//!     .await?;
 //! // write outcome.events to the outbox here, with `&mut tx`
 //! tx.commit().await?;
 //! # Ok(()) }
@@ -33,6 +34,7 @@ use sqlx::AnyConnection;
 
 use crate::domain::transitions::{fulfilment_allowed, payment_allowed, valid_initial_status};
 use crate::domain::{FieldError, Mobile, new_id, validate};
+use crate::seal::DataKeys;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::customers::{self, CustomerContact};
@@ -129,7 +131,16 @@ pub async fn sync(
         attempt += 1;
         let mut tx = begin_write(&state.db).await?;
         let now = state.db.now_millis();
-        match sync_in(&mut tx, client, body, mobile.as_ref(), now).await {
+        match sync_in(
+            &mut tx,
+            state.db.data_keys(),
+            client,
+            body,
+            mobile.as_ref(),
+            now,
+        )
+        .await
+        {
             Ok(outcome) => break (tx, outcome),
             // Lost a race to create the same order: once more, as an update of that order.
             Err(SyncError::ConcurrentCreate) if attempt < 2 => {}
@@ -164,14 +175,15 @@ pub async fn sync(
 /// [`SyncError`]; the caller must then roll the transaction back (dropping it does).
 pub async fn sync_in(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     body: &SyncOrder,
     customer_mobile: Option<&Mobile>,
     now: i64,
 ) -> Result<SyncOutcome, SyncError> {
     match orders::lock_for_sync(conn, client, &body.external_order_no).await? {
-        None => create(conn, client, body, customer_mobile, now).await,
-        Some(s) => update(conn, client, body, customer_mobile, s, now).await,
+        None => create(conn, keys, client, body, customer_mobile, now).await,
+        Some(s) => update(conn, keys, client, body, customer_mobile, s, now).await,
     }
 }
 
@@ -180,6 +192,7 @@ pub async fn sync_in(
 /// with the name given). `None` when the body names neither.
 async fn resolve_customer(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     body: &SyncOrder,
     customer_mobile: Option<&Mobile>,
@@ -189,7 +202,7 @@ async fn resolve_customer(
         if !customers::visible_to(conn, client, id.as_str()).await? {
             return Err(SyncError::UnknownCustomer);
         }
-        customers::link_by_id(conn, client, id, now).await?;
+        customers::link_by_id(conn, keys, client, id, now).await?;
         return Ok(Some(id.clone()));
     }
     match (&body.customer, customer_mobile) {
@@ -200,8 +213,8 @@ async fn resolve_customer(
                 province: None,
                 city: None,
             };
-            let (id, _) = customers::find_or_create(conn, contact, now).await?;
-            customers::link(conn, client, &id, contact.into(), now).await?;
+            let (id, _) = customers::find_or_create(conn, keys, contact, now).await?;
+            customers::link(conn, keys, client, &id, contact.into(), now).await?;
             Ok(Some(id))
         }
         _ => Ok(None),
@@ -210,6 +223,7 @@ async fn resolve_customer(
 
 async fn create(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     body: &SyncOrder,
     customer_mobile: Option<&Mobile>,
@@ -218,7 +232,7 @@ async fn create(
     if !valid_initial_status(body.status) {
         return Err(SyncError::IllegalInitialStatus(body.status));
     }
-    let customer_id = resolve_customer(conn, client, body, customer_mobile, now)
+    let customer_id = resolve_customer(conn, keys, client, body, customer_mobile, now)
         .await?
         .ok_or(SyncError::CustomerRequired)?;
     let id = new_id("ord");
@@ -275,6 +289,7 @@ fn not_applied(stored: StoredOrder, body: &SyncOrder) -> SyncOutcome {
 
 async fn update(
     conn: &mut AnyConnection,
+    keys: &DataKeys,
     client: &ClientId,
     body: &SyncOrder,
     customer_mobile: Option<&Mobile>,
@@ -301,7 +316,7 @@ async fn update(
             return Err(SyncError::CustomerMismatch);
         }
     } else if let Some(mobile) = customer_mobile {
-        let same = customers::id_by_mobile(conn, mobile)
+        let same = customers::id_by_mobile(conn, keys, mobile)
             .await?
             .is_some_and(|id| id.as_str() == stored.customer_id);
         if !same {

@@ -159,7 +159,7 @@ impl WebhookStore<'_> {
         .fetch_optional(self.db.pool())
         .await?
         .as_ref()
-        .map(Subscription::from_row)
+        .map(|r| Subscription::from_row(self.db.data_keys(), r))
         .transpose()?;
         Ok(Some(Job {
             delivery_id: r.try_get("id")?,

@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 
 use super::{WebhookStore, join_events, parse_events};
 use crate::domain::new_id;
+use crate::seal::{DataKeys, Field};
 use crate::store::sql::{begin_write, millis_to_cst};
 use crate::store::{Backend, StoreError};
 
@@ -77,14 +78,17 @@ impl Subscription {
         w
     }
 
-    pub(super) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    pub(super) fn from_row(keys: &DataKeys, r: &AnyRow) -> Result<Self, StoreError> {
+        let id: String = r.try_get("id")?;
+        let secret: String = r.try_get("secret")?;
+        let previous: Option<String> = r.try_get("previous_secret")?;
         Ok(Self {
-            id: r.try_get("id")?,
+            secret: keys.open(Field::WebhookSecret, &id, &secret)?,
+            previous_secret: keys.open_opt(Field::WebhookSecret, &id, previous.as_deref())?,
+            id,
             client_id: r.try_get("client_id")?,
             url: r.try_get("url")?,
             events: parse_events(&r.try_get::<String, _>("events")?)?,
-            secret: r.try_get("secret")?,
-            previous_secret: r.try_get("previous_secret")?,
             previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
             enabled: r.try_get::<i64, _>("enabled")? != 0,
             created_at: r.try_get("created_at")?,
@@ -155,7 +159,11 @@ impl WebhookStore<'_> {
         .bind(&sub.client_id)
         .bind(&sub.url)
         .bind(join_events(&sub.events))
-        .bind(&sub.secret)
+        .bind(
+            self.db
+                .data_keys()
+                .seal(Field::WebhookSecret, &sub.id, &sub.secret),
+        )
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -177,7 +185,7 @@ impl WebhookStore<'_> {
         .fetch_all(self.db.pool())
         .await?
         .iter()
-        .map(Subscription::from_row)
+        .map(|r| Subscription::from_row(self.db.data_keys(), r))
         .collect()
     }
 
@@ -199,7 +207,7 @@ impl WebhookStore<'_> {
         .fetch_optional(self.db.pool())
         .await?
         .as_ref()
-        .map(Subscription::from_row)
+        .map(|r| Subscription::from_row(self.db.data_keys(), r))
         .transpose()
     }
 
@@ -266,7 +274,11 @@ impl WebhookStore<'_> {
             "UPDATE webhook_subscriptions SET previous_secret = secret, secret = $1, \
              previous_secret_expires_at = $2 WHERE client_id = $3 AND id = $4",
         )
-        .bind(new_secret)
+        .bind(
+            self.db
+                .data_keys()
+                .seal(Field::WebhookSecret, id, new_secret),
+        )
         .bind(previous_expires_at)
         .bind(client.as_str())
         .bind(id)
