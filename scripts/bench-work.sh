@@ -185,7 +185,7 @@ seed() { # db url client orders leads
         [[ $db == sqlite ]] && echo ".timeout 10000"
         echo "BEGIN;"
         if ((ct >= cf)); then
-            echo "$(series "$cf" "$ct") INSERT INTO customers (id, mobile_e164, name, created_at) SELECT 'cus_seed' || i, '+86150' || i, '种子', $now FROM s;"
+            echo "$(series "$cf" "$ct") INSERT INTO customers (id, mobile_e164, mobile_index, name, created_at) SELECT 'cus_seed' || i, '+86150' || i, '+86150' || i, '种子', $now FROM s;"
             echo "$(series "$cf" "$ct") INSERT INTO client_customers (client_id, customer_id, linked_at, name) SELECT '$c', 'cus_seed' || i, $now, '种子' FROM s;"
         fi
         if ((to >= from)); then
