@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 use l2c_core::Scopes;
 use l2c_server::testing::{Backend, TestServer};
 
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 7] = [
     "quickstart",
     "channel_push",
     "showroom_paging",
     "webhook_receiver",
     "embed_layers",
     "hyper_layers",
+    "tonic_layers",
 ];
 
 fn example_binary(name: &str) -> Option<PathBuf> {

@@ -12,13 +12,16 @@
 //! | [`concurrency`] | `concurrency` | `ConcurrencyCapLayer`: per-client cap on in-flight long requests |
 //! | [`idempotency`] | `idempotency` | `IdempotencyLayer`: replay by `X-Request-Id` / `Idempotency-Key` |
 //! | [`deprecation`] | `deprecation` | `DeprecationLayer`: `Deprecation` / `Sunset` / `Link` headers, 410 after sunset |
+//! | [`grpc`] | `grpc` | `GrpcRefusalLayer`: the layers' refusals as `grpc-status` for gRPC requests |
 //! | [`webhook`] | `webhook` | `X-L2C-Signature` and Standard Webhooks signing and verification |
 //! | [`api`] | `api` | request, response and event types of the open platform |
 //! | [`limits`] | `rate-limit` or `concurrency` | partition keys, store failure policy, the Redis connection shared by both |
 //! | [`problem`] | always | RFC 9457 problem details, the error body of every layer |
 //! | [`request_id`] | always | `RequestIdLayer`: a request id for logs and error bodies that never invents an idempotency key |
 //!
-//! The `redis` feature adds Redis-backed stores so many replicas enforce one quota.
+//! The `redis` feature adds Redis-backed stores so many replicas enforce one quota. The `openapi`
+//! feature derives utoipa schemas for [`Problem`](problem::Problem) and the [`api`] types, for servers
+//! that publish an OpenAPI document (off by default: utoipa is not needed to run the layers).
 //!
 //! [`Layer`]: tower_layer::Layer
 #![warn(missing_docs)]
@@ -39,6 +42,8 @@ pub mod auth;
 pub mod concurrency;
 #[cfg(feature = "deprecation")]
 pub mod deprecation;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "idempotency")]
 pub mod idempotency;
 #[cfg(any(feature = "rate-limit", feature = "concurrency"))]

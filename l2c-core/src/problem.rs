@@ -38,20 +38,33 @@ pub const QUOTA_EXCEEDED_TYPE: &str =
     "https://iana.org/assignments/http-problem-types#quota-exceeded";
 
 /// A problem details object (RFC 9457).
+///
+/// Extension members seen on the wire: `field` (the request field or query parameter at fault,
+/// e.g. `payments[0].amount`), `from` / `to` (a refused status transition), `violated-policies`
+/// (a 429), `error` (the RFC 6750 error code of a 401/403).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
     /// A URI reference naming the problem type; `/problems/<code>` unless set otherwise.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "/problems/invalid-field"))]
     pub type_uri: Cow<'static, str>,
     /// A short summary of the problem type; the same for every occurrence.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "Unprocessable Content"))]
     pub title: Cow<'static, str>,
     /// The HTTP status code, equal to the response's.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 400, maximum = 599, example = 422)
+    )]
     pub status: u16,
     /// What went wrong this time, in words that help the caller fix it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "`mobile` must be a mainland mobile number"))]
     pub detail: Option<Cow<'static, str>>,
     /// A stable, machine-readable error code (`snake_case`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "invalid_field"))]
     pub code: Cow<'static, str>,
     /// The id of the request, for support.
     #[serde(default, skip_serializing_if = "Option::is_none")]

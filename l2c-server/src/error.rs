@@ -215,48 +215,10 @@ pub async fn problem_request_id(req: Request, next: Next) -> Response {
     res
 }
 
-// The OpenAPI schema of a problem body for the handlers' `#[utoipa::path]` annotations (the
-// wire type is `Problem`; this only documents it). Its doc comment is the schema description.
-/// An RFC 9457 problem details body (`application/problem+json`), as every error but the token
-/// endpoint's is sent.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = Problem)]
-pub struct ProblemDoc {
-    /// A URI reference naming the problem type, e.g. `/problems/invalid-field`.
-    #[serde(rename = "type")]
-    #[schema(example = "/problems/invalid-field")]
-    pub type_uri: String,
-    /// A short summary of the problem type.
-    #[schema(example = "Unprocessable Content")]
-    pub title: String,
-    /// The HTTP status code.
-    #[schema(example = 422)]
-    pub status: u16,
-    /// What went wrong this time.
-    #[schema(example = "`mobile` must be a mainland mobile number")]
-    pub detail: Option<String>,
-    /// A stable machine-readable code: `malformed_json`, `invalid_body`, `invalid_field`,
-    /// `invalid_query_parameter`, `unsupported_media_type`, `payload_too_large`, `not_found`,
-    /// `illegal_transition`, `illegal_payment_transition`, `customer_mismatch`,
-    /// `payment_conflict`, `status_payment_mismatch`, `invalid_text`, `invalid_token`, `insufficient_scope`, `rate_limited`,
-    /// `too_many_webhooks`, `webhook_disabled`, `too_many_lead_sources`,
-    /// `lead_source_not_found`, `lead_source_disabled`, `lead_source_rate_limited`, `push_timeout`,
-    /// `invalid_signature`, `sender_not_allowed`, `malformed_payload`, `unmappable_lead`,
-    /// `idempotency_key_missing`,
-    /// `idempotency_key_invalid`, `idempotency_key_conflict`, `idempotency_key_in_use`,
-    /// `idempotency_key_reused`, …
-    #[schema(example = "invalid_field")]
-    pub code: String,
-    /// The request's id, for support.
-    pub request_id: Option<String>,
-    /// The request field or query parameter at fault, e.g. `payments[0].amount`.
-    pub field: Option<String>,
-    /// For a transition conflict: the stored status.
-    pub from: Option<String>,
-    /// For a transition conflict: the requested status.
-    pub to: Option<String>,
-}
+/// The OpenAPI schema of a problem body for the handlers' `#[utoipa::path]` annotations:
+/// l2c-core's [`Problem`] itself, whose schema is derived there (feature `openapi`, schema name
+/// `Problem`).
+pub type ProblemDoc = Problem;
 
 #[cfg(test)]
 mod tests {

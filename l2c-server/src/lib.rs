@@ -71,7 +71,6 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use l2c_core::RequestIdLayer;
 use l2c_core::auth::JwtAuthLayer;
-use observe::Limiter;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -87,8 +86,8 @@ pub use state::AppState;
 ///
 /// - `POST /api/oauth/token`: the per-peer-address rate limit (`--token-rate-limit`), whose 429
 ///   keeps the RFC 6749 error shape;
-/// - `/api/mobile`: [`JwtAuthLayer`] → refusal (401) of the tokens of disabled clients
-///   and of deleted clients ([`limits::reject_disabled`], refreshed every
+/// - `/api/mobile`: [`JwtAuthLayer`], which also refuses (401) the tokens of disabled clients
+///   and of deleted clients (its revocation hook, [`limits::ClientGate`], refreshed every
 ///   `--quota-refresh-secs`; a client not seen yet is read once, its own quota installed) → the
 ///   per-client rate
 ///   limit (`--rate-limit` and the clients' own quotas; a 401 never reaches it, so it consumes
@@ -143,18 +142,8 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
 
     let mut long_running = routes::long_running_routes().merge(extra.long_running);
     if long_running.has_routes() {
-        long_running = long_running.route_layer(
-            ServiceBuilder::new()
-                .layer(from_fn_with_state(
-                    (Arc::clone(&state.metrics), Limiter::ExportConcurrency),
-                    observe::limit_decision,
-                ))
-                .layer(limits.export_cap.clone())
-                .layer(from_fn_with_state(
-                    Limiter::ExportConcurrency,
-                    observe::limit_passed,
-                )),
-        );
+        long_running =
+            long_running.route_layer(ServiceBuilder::new().layer(limits.export_cap.clone()));
     }
     let mut handlers = routes::mobile_routes()
         .merge(extra.routes)
@@ -172,18 +161,9 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         .fallback(routes::not_found)
         .layer(
             ServiceBuilder::new()
-                .layer(JwtAuthLayer::new(verifier))
-                .layer(from_fn_with_state(
-                    limits.gate(state.db.clone()),
-                    limits::reject_disabled,
-                ))
+                .layer(JwtAuthLayer::new(verifier).with_revocation(limits.gate(state.db.clone())))
                 .layer(from_fn(observe::expose_client))
-                .layer(from_fn_with_state(
-                    (Arc::clone(&state.metrics), Limiter::Api),
-                    observe::limit_decision,
-                ))
-                .layer(limits.rate_limit.clone())
-                .layer(from_fn_with_state(Limiter::Api, observe::limit_passed)),
+                .layer(limits.rate_limit.clone()),
         );
 
     let token = post(routes::oauth::token)
@@ -191,12 +171,7 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         .route_layer(
             ServiceBuilder::new()
                 .layer(from_fn(routes::oauth::oauth_error_shape))
-                .layer(from_fn_with_state(
-                    (Arc::clone(&state.metrics), Limiter::Token),
-                    observe::limit_decision,
-                ))
-                .layer(limits.token_rate_limit.clone())
-                .layer(from_fn_with_state(Limiter::Token, observe::limit_passed)),
+                .layer(limits.token_rate_limit.clone()),
         );
 
     Router::new()

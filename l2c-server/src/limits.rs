@@ -27,7 +27,8 @@
 //! (default 30 s) while the server runs, so a client created or changed through any replica's
 //! database takes effect everywhere within that interval, without a restart and without
 //! resetting what clients have already used. The same reload refreshes the set of disabled clients
-//! ([`DisabledClients`]), whose tokens are refused with 401 right after authentication, so
+//! ([`DisabledClients`]), whose tokens the auth layer refuses with 401 (through its revocation
+//! hook, [`ClientGate`]), so
 //! `l2c-server client disable` takes effect on running servers within that interval too, and the
 //! set of clients that exist ([`LiveClients`]): a token whose client was deleted is refused the
 //! same way.
@@ -53,18 +54,18 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use http::{HeaderValue, StatusCode, header};
+use l2c_core::AuthenticatedClient;
+use l2c_core::auth::{Revocation, RevocationCheck};
 use l2c_core::concurrency::{
     ConcurrencyCapLayer, ConcurrencyStore, MemoryConcurrencyStore, RedisConcurrencyStore,
 };
 use l2c_core::idempotency::{
     IdempotencyLayer, IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore,
 };
-use l2c_core::limits::RedisConnection;
+use l2c_core::limits::{LimitDecisions, RedisConnection};
 use l2c_core::rate_limit::{
     KeyedRateLimitLayer, MemoryStore, QuotaOverrides, RateLimitStore, RedisStore,
 };
-use l2c_core::{AuthenticatedClient, Problem};
 
 use crate::config::{Config, ConfigError};
 use crate::store::{Db, StoreError};
@@ -72,8 +73,8 @@ use peer::client_address;
 
 /// The ids of the disabled clients, refreshed with the quotas; cheap to clone (shared state).
 ///
-/// [`crate::app`] refuses, right after the auth layer, every token of a client in this set (see
-/// [`reject_disabled`]), so `l2c-server client disable` revokes the client's live tokens within
+/// [`crate::app`]'s auth layer refuses every token of a client in this set (see [`ClientGate`]),
+/// so `l2c-server client disable` revokes the client's live tokens within
 /// `--quota-refresh-secs` instead of when they expire.
 #[derive(Debug, Clone, Default)]
 pub struct DisabledClients {
@@ -183,8 +184,9 @@ impl LiveClients {
     }
 }
 
-/// What [`reject_disabled`] needs: the disabled and live clients, the quota overrides to fill in
-/// for a client seen for the first time, and the database to read it from.
+/// The [`Revocation`] hook [`crate::app`] gives the auth layer: the disabled and live clients,
+/// the quota overrides to fill in for a client seen for the first time, and the database to read
+/// it from.
 #[derive(Debug, Clone)]
 pub struct ClientGate {
     disabled: DisabledClients,
@@ -241,36 +243,26 @@ impl ClientGate {
     }
 }
 
-/// Middleware right after [`JwtAuthLayer`](l2c_core::auth::JwtAuthLayer): a valid token of a
-/// disabled or deleted client gets the auth layer's own 401 `invalid_token` answer (same
-/// `WWW-Authenticate` challenge, `Cache-Control: no-store` and problem body), before the rate
-/// limiter, so it consumes no quota. A client not seen yet is read first (see [`ClientGate`]).
-pub async fn reject_disabled(
-    axum::extract::State(gate): axum::extract::State<ClientGate>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let admitted = match req.extensions().get::<AuthenticatedClient>() {
-        Some(client) => gate.admits(client.client_id.as_str()).await,
-        None => true,
-    };
-    if admitted {
-        return next.run(req).await;
+/// The revocation hook of the `/api/mobile` [`JwtAuthLayer`](l2c_core::auth::JwtAuthLayer): a
+/// valid token of a disabled or deleted client gets the auth layer's own 401 `invalid_token`
+/// answer, before the rate limiter, so it consumes no quota. Known clients are answered from
+/// memory; a client not seen yet is read first ([`ClientGate::admits`]), its own quota installed
+/// before the limiter runs.
+impl Revocation for ClientGate {
+    fn check(&self, client: &AuthenticatedClient) -> RevocationCheck {
+        let id = client.client_id.as_str();
+        if self.disabled.contains(id) {
+            return RevocationCheck::Revoked;
+        }
+        if self.live.contains(id) {
+            return RevocationCheck::Active;
+        }
+        if self.live.is_gone(id) {
+            return RevocationCheck::Revoked;
+        }
+        let (gate, id) = (self.clone(), id.to_owned());
+        RevocationCheck::lookup(async move { gate.admits(&id).await })
     }
-    let problem = Problem::new(StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized")
-        .with_detail("The access token is invalid or has expired; request a new one.")
-        .with_request_id_from(req.extensions())
-        .with_extension("error", "invalid_token");
-    let mut res = crate::error::problem_response(problem);
-    // Refused before anything ran, like the auth layer's own 401.
-    res.extensions_mut().insert(l2c_core::NotExecuted);
-    let headers = res.headers_mut();
-    headers.insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"l2c\", error=\"invalid_token\""),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }
 
 /// The partition key of the push-URL limiter: the id of the lead source the token resolved to,
@@ -459,8 +451,8 @@ impl Limits {
         Ok(n)
     }
 
-    /// The gate [`reject_disabled`] runs with: these sets and overrides, reading unknown
-    /// clients from `db`.
+    /// The auth layer's revocation hook: these sets and overrides, reading unknown clients from
+    /// `db`.
     pub fn gate(&self, db: Db) -> ClientGate {
         ClientGate {
             disabled: self.disabled.clone(),
@@ -497,43 +489,91 @@ impl Limits {
         }
     }
 
-    /// The collector of `l2c_rate_limit_fail_open_total{limiter}`, read at each scrape.
-    pub fn fail_open_collector(&self) -> FailOpenCollector {
-        FailOpenCollector(self.clone())
+    /// The collector of `l2c_rate_limit_fail_open_total{limiter}` and
+    /// `l2c_limit_decisions_total{limiter,outcome}`, read from the layers at each scrape.
+    pub fn metrics_collector(&self) -> LimitsCollector {
+        LimitsCollector(self.clone())
+    }
+
+    /// The limiters by their `limiter` label value.
+    fn by_label(&self) -> [(&'static str, LimiterRef<'_>); 4] {
+        [
+            ("api", LimiterRef::Rate(&self.rate_limit)),
+            ("export_concurrency", LimiterRef::Cap(&self.export_cap)),
+            ("token", LimiterRef::Rate(&self.token_rate_limit)),
+            (
+                "lead_source",
+                LimiterRef::Rate(&self.lead_source_rate_limit),
+            ),
+        ]
     }
 }
 
-/// `l2c_rate_limit_fail_open_total{limiter}`: requests let through unchecked because the limit
-/// store (Redis) failed, read from the limiters at each scrape ([`Limits::fail_open_collector`]).
-#[derive(Debug)]
-pub struct FailOpenCollector(Limits);
+/// One limit layer of [`Limits`], for the collector.
+enum LimiterRef<'a> {
+    Rate(&'a KeyedRateLimitLayer),
+    Cap(&'a ConcurrencyCapLayer),
+}
 
-impl prometheus_client::collector::Collector for FailOpenCollector {
+impl LimiterRef<'_> {
+    fn fail_open_total(&self) -> u64 {
+        match self {
+            Self::Rate(l) => l.fail_open_total(),
+            Self::Cap(l) => l.fail_open_total(),
+        }
+    }
+
+    fn decisions(&self) -> &LimitDecisions {
+        match self {
+            Self::Rate(l) => l.decisions(),
+            Self::Cap(l) => l.decisions(),
+        }
+    }
+}
+
+/// The limiters' own counters, read at each scrape ([`Limits::metrics_collector`]):
+///
+/// - `l2c_rate_limit_fail_open_total{limiter}`: requests let through unchecked because the
+///   limit store (Redis) failed;
+/// - `l2c_limit_decisions_total{limiter,outcome}`: each layer's decisions as it counted them
+///   ([`LimitDecisions`]): `allowed`, `rejected` (its 429), `unavailable` (its fail-closed 503).
+#[derive(Debug)]
+pub struct LimitsCollector(Limits);
+
+impl prometheus_client::collector::Collector for LimitsCollector {
     fn encode(
         &self,
         mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
     ) -> Result<(), std::fmt::Error> {
         use prometheus_client::encoding::EncodeMetric as _;
-        let limits = &self.0;
+        use prometheus_client::metrics::MetricType;
+        use prometheus_client::metrics::counter::ConstCounter;
+        let limiters = self.0.by_label();
         let mut family = encoder.encode_descriptor(
             "l2c_rate_limit_fail_open",
             "Requests let through unchecked because the limit store (Redis) failed",
             None,
-            prometheus_client::metrics::MetricType::Counter,
+            MetricType::Counter,
         )?;
-        for (name, n) in [
-            ("api", limits.rate_limit.fail_open_total()),
-            ("export_concurrency", limits.export_cap.fail_open_total()),
-            ("token", limits.token_rate_limit.fail_open_total()),
-            (
-                "lead_source",
-                limits.lead_source_rate_limit.fail_open_total(),
-            ),
-        ] {
-            let labels = [("limiter", name)];
-            prometheus_client::metrics::counter::ConstCounter::new(n)
-                .encode(family.encode_family(&labels)?)?;
+        for (name, limiter) in &limiters {
+            ConstCounter::new(limiter.fail_open_total())
+                .encode(family.encode_family(&[("limiter", *name)])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "l2c_limit_decisions",
+            "Rate-limit and concurrency-cap decisions by limiter and outcome (allowed, rejected, unavailable)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (name, limiter) in &limiters {
+            for (outcome, n) in limiter.decisions().by_outcome() {
+                let labels = [("limiter", *name), ("outcome", outcome)];
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
         }
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

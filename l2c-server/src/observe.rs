@@ -105,13 +105,6 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
-/// `l2c_limit_decisions_total` labels.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct LimitLabels {
-    limiter: &'static str,
-    outcome: &'static str,
-}
-
 /// `l2c_db_pool_connections` labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PoolLabels {
@@ -129,50 +122,13 @@ pub const DELIVERY_BUCKETS: [f64; 12] = [
     0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 43200.0, 86400.0,
 ];
 
-/// A limiter whose decisions [`limit_decision`] counts (`limiter` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Limiter {
-    /// The per-client API rate limit (`--rate-limit`).
-    Api,
-    /// The token endpoint's per-peer rate limit (`--token-rate-limit`).
-    Token,
-    /// The per-client report export concurrency cap (`--export-concurrency`).
-    ExportConcurrency,
-    /// The per-lead-source push rate limit (`--lead-source-rate-limit`).
-    LeadSource,
-}
-
-impl Limiter {
-    /// The `limiter` label value (as in `l2c_rate_limit_fail_open_total`).
-    pub const fn label(self) -> &'static str {
-        match self {
-            Self::Api => "api",
-            Self::Token => "token",
-            Self::ExportConcurrency => "export_concurrency",
-            Self::LeadSource => "lead_source",
-        }
-    }
-
-    const fn bit(self) -> u8 {
-        match self {
-            Self::Api => 1,
-            Self::Token => 2,
-            Self::ExportConcurrency => 4,
-            Self::LeadSource => 8,
-        }
-    }
-}
-
-/// The limiters a request got through, set by [`limit_passed`] on the response.
-#[derive(Debug, Clone, Copy, Default)]
-struct PassedLimiters(u8);
-
 /// Every series `GET /metrics` serves, in one [`Registry`].
 ///
 /// Request series are counted by [`observe`]; the other modules count through the `record_*`
 /// methods; values that live elsewhere (connections, fail-open counters) are read at scrape
-/// time by collectors registered with [`Metrics::register_collector`], and the database pool
+/// time by collectors registered with [`Metrics::register_collector`] (the limit layers' own
+/// decision and fail-open counters among them, see [`crate::limits::LimitsCollector`]), and the
+/// database pool
 /// and queue gauges are set by the handler before [`Metrics::render`].
 pub struct Metrics {
     registry: Registry,
@@ -182,7 +138,6 @@ pub struct Metrics {
     webhook_delivery: Histogram,
     webhook_queue_depth: Gauge,
     webhook_oldest_pending: Gauge<f64, AtomicU64>,
-    limit_decisions: Family<LimitLabels, Counter>,
     token_requests: Family<OutcomeLabels, Counter>,
     idempotency: Family<OutcomeLabels, Counter>,
     db_pool: Family<PoolLabels, Gauge>,
@@ -257,12 +212,6 @@ impl Metrics {
             "Age of the oldest pending webhook delivery (0 when none), read at scrape time",
             webhook_oldest_pending.clone(),
         );
-        let limit_decisions = Family::<LimitLabels, Counter>::default();
-        registry.register(
-            "l2c_limit_decisions",
-            "Rate-limit and concurrency-cap decisions by limiter and outcome (allowed, rejected, unavailable)",
-            limit_decisions.clone(),
-        );
         let token_requests = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "l2c_token_requests",
@@ -291,7 +240,6 @@ impl Metrics {
             webhook_delivery,
             webhook_queue_depth,
             webhook_oldest_pending,
-            limit_decisions,
             token_requests,
             idempotency,
             db_pool,
@@ -373,16 +321,6 @@ impl Metrics {
         }
     }
 
-    /// Counts one decision of `limiter`.
-    pub fn record_limit_decision(&self, limiter: Limiter, outcome: &'static str) {
-        self.limit_decisions
-            .get_or_create(&LimitLabels {
-                limiter: limiter.label(),
-                outcome,
-            })
-            .inc();
-    }
-
     /// Counts one token endpoint request by outcome.
     pub fn record_token_request(&self, outcome: &'static str) {
         self.token_requests
@@ -434,44 +372,6 @@ fn idempotency_outcome(rejection: IdempotencyRejection) -> &'static str {
         IdempotencyRejection::StoreUnavailable => "store_unavailable",
         _ => "other",
     }
-}
-
-/// Middleware around a limiter: counts its decision in `l2c_limit_decisions_total` —
-/// `allowed` when the request went through it (seen by [`limit_passed`], placed just inside
-/// the limiter), else `rejected` for its 429 and `unavailable` for its fail-closed 503.
-pub async fn limit_decision(
-    State((metrics, limiter)): State<(Arc<Metrics>, Limiter)>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let res = next.run(req).await;
-    let passed = res
-        .extensions()
-        .get::<PassedLimiters>()
-        .is_some_and(|p| p.0 & limiter.bit() != 0);
-    let outcome = if passed {
-        "allowed"
-    } else if res.status() == http::StatusCode::TOO_MANY_REQUESTS {
-        "rejected"
-    } else {
-        "unavailable"
-    };
-    metrics.record_limit_decision(limiter, outcome);
-    res
-}
-
-/// Middleware just inside a limiter: marks the response as having passed `limiter`, for
-/// [`limit_decision`].
-pub async fn limit_passed(State(limiter): State<Limiter>, req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let passed = res
-        .extensions()
-        .get::<PassedLimiters>()
-        .copied()
-        .unwrap_or_default();
-    res.extensions_mut()
-        .insert(PassedLimiters(passed.0 | limiter.bit()));
-    res
 }
 
 /// Middleware: one log line and one metrics sample per request.
@@ -569,76 +469,6 @@ mod tests {
     #[test]
     fn ends_with_eof() {
         assert!(Metrics::new().render().ends_with("# EOF\n"));
-    }
-
-    /// A stand-in limiter named `name`: 429 when `x-reject` names it, 503 when `x-down` does.
-    async fn fake_limiter(State(name): State<&'static str>, req: Request, next: Next) -> Response {
-        use axum::response::IntoResponse as _;
-        let headers = req.headers();
-        let reject = headers.get("x-reject").is_some_and(|v| v == name);
-        let down = headers.get("x-down").is_some_and(|v| v == name);
-        if reject {
-            return http::StatusCode::TOO_MANY_REQUESTS.into_response();
-        }
-        if down {
-            return http::StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
-        next.run(req).await
-    }
-
-    fn decisions(m: &Metrics, limiter: &str, outcome: &str) -> Option<u64> {
-        let prefix =
-            format!("l2c_limit_decisions_total{{limiter=\"{limiter}\",outcome=\"{outcome}\"}} ");
-        m.render()
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix).map(|n| n.parse().unwrap()))
-    }
-
-    /// Two nested limiters: each is credited with its own decision only (a 429 of the inner
-    /// one is the inner one's rejection, the outer one allowed the request).
-    #[tokio::test]
-    async fn limit_decisions_are_counted_per_limiter() {
-        use axum::middleware::from_fn_with_state;
-        use tower::{ServiceBuilder, ServiceExt as _};
-
-        let m = Arc::new(Metrics::new());
-        let app = axum::Router::new()
-            .route("/", axum::routing::get(|| async { "ok" }))
-            .layer(
-                ServiceBuilder::new()
-                    .layer(from_fn_with_state(
-                        (Arc::clone(&m), Limiter::Api),
-                        limit_decision,
-                    ))
-                    .layer(from_fn_with_state("api", fake_limiter))
-                    .layer(from_fn_with_state(Limiter::Api, limit_passed))
-                    .layer(from_fn_with_state(
-                        (Arc::clone(&m), Limiter::ExportConcurrency),
-                        limit_decision,
-                    ))
-                    .layer(from_fn_with_state("export", fake_limiter))
-                    .layer(from_fn_with_state(Limiter::ExportConcurrency, limit_passed)),
-            );
-        for headers in [
-            vec![],
-            vec![("x-reject", "export")],
-            vec![("x-reject", "api")],
-            vec![("x-down", "api")],
-            vec![("x-down", "export")],
-        ] {
-            let mut req = http::Request::builder().uri("/");
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            let req = req.body(axum::body::Body::empty()).unwrap();
-            app.clone().oneshot(req).await.unwrap();
-        }
-        assert_eq!(decisions(&m, "api", "allowed"), Some(3));
-        assert_eq!(decisions(&m, "api", "rejected"), Some(1));
-        assert_eq!(decisions(&m, "api", "unavailable"), Some(1));
-        assert_eq!(decisions(&m, "export_concurrency", "allowed"), Some(1));
-        assert_eq!(decisions(&m, "export_concurrency", "rejected"), Some(1));
-        assert_eq!(decisions(&m, "export_concurrency", "unavailable"), Some(1));
     }
 
     #[test]

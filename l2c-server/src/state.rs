@@ -87,7 +87,7 @@ impl AppState {
         let limits = Limits::new(&config)?;
         limits.load_quotas(&db).await?;
         let mut metrics = Metrics::new();
-        metrics.register_collector(Box::new(limits.fail_open_collector()));
+        metrics.register_collector(Box::new(limits.metrics_collector()));
         Ok(Self {
             limits,
             db,

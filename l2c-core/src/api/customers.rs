@@ -6,12 +6,12 @@
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::ids::{CustomerId, OrderId};
 
 /// Where a customer lives, down to the district and no further.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Region {
@@ -27,7 +27,8 @@ pub struct Region {
 }
 
 /// How far along the funnel a customer is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum CustomerStage {
@@ -38,17 +39,18 @@ pub enum CustomerStage {
 }
 
 /// The masked view of a customer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Customer {
     /// The customer's id.
     pub id: CustomerId,
     /// The name with all but the first character masked, e.g. `张*`.
-    #[schema(example = "张*")]
+    #[cfg_attr(feature = "openapi", schema(example = "张*"))]
     pub name: String,
     /// The mobile number with the middle four digits masked, e.g. `138****5678`.
-    #[schema(example = "138****5678")]
+    #[cfg_attr(feature = "openapi", schema(example = "138****5678"))]
     pub mobile: String,
     /// The region of the customer's address; never the street.
     pub region: Region,
@@ -59,7 +61,7 @@ pub struct Customer {
     /// The customer's orders that the caller may see.
     pub order_ids: Vec<OrderId>,
     /// When the customer was first seen.
-    #[schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:00+08:00")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:00+08:00"))]
     pub created_at: DateTime<FixedOffset>,
 }
 

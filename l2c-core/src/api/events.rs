@@ -38,14 +38,12 @@ use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::api::status::{OrderStatus, PaymentStatus};
 
 /// The kinds of event a subscription can ask for.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventType {
     /// `ORDER_CREATED`: an order first appeared, with its deposit.
@@ -103,13 +101,14 @@ impl FromStr for EventType {
 ///
 /// `id` is unique per event and stays the same across delivery attempts (it is also sent as
 /// `X-L2C-Delivery` and `webhook-id`); receivers de-duplicate on it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookEvent {
     /// The event id (`evt_…`); never contains `.`.
     pub id: String,
     /// When the event happened (RFC 3339 with offset).
-    #[schema(value_type = String, format = DateTime, example = "2026-11-26T09:30:00+08:00")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-26T09:30:00+08:00"))]
     pub created_at: DateTime<FixedOffset>,
     /// `type` and `data`.
     #[serde(flatten)]
@@ -142,7 +141,8 @@ impl WebhookEvent {
 }
 
 /// The `type` of an event together with its `data`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", content = "data", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventData {
     /// `ORDER_CREATED`.
@@ -169,7 +169,8 @@ impl EventData {
 pub use super::orders::OrderAmounts;
 
 /// `data` of `ORDER_CREATED`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OrderCreated {
     /// The L2C order id.
@@ -218,7 +219,8 @@ impl OrderCreated {
 }
 
 /// `data` of `ORDER_STATUS_CHANGED`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OrderStatusChanged {
     /// The L2C order id.
@@ -240,7 +242,7 @@ pub struct OrderStatusChanged {
     /// The order's version after this change; order events by it, not by arrival.
     pub version: u64,
     /// When the change was applied.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub changed_at: DateTime<FixedOffset>,
 }
 
@@ -271,7 +273,8 @@ impl OrderStatusChanged {
 }
 
 /// `data` of `PAYMENT_RECEIVED`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentReceived {
     /// The L2C order id.
@@ -291,7 +294,7 @@ pub struct PaymentReceived {
     /// The payment channel's transaction id.
     pub channel_transaction_id: String,
     /// When it was paid.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub paid_at: DateTime<FixedOffset>,
 }
 

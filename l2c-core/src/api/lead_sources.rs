@@ -32,10 +32,10 @@ use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// The ad platform (and so the payload format and signature) of a lead source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum Channel {
@@ -92,18 +92,27 @@ impl FromStr for Channel {
 }
 
 /// The body of `POST /api/mobile/lead-sources`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct CreateLeadSource {
     /// The platform.
     pub channel: Channel,
     /// A name for people (1–64 characters), e.g. `聚光 全屋定制落地页`.
-    #[schema(example = "聚光 全屋定制落地页", min_length = 1, max_length = 64)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "聚光 全屋定制落地页"
+        )
+    )]
     pub name: String,
     /// The channel's settings (see the module docs); `{}` when omitted.
     #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub settings: serde_json::Value,
 }
 
@@ -134,16 +143,25 @@ impl CreateLeadSource {
 /// `settings` replaces the stored settings as a whole, except a secret member (`token`,
 /// `clientSecret`, `secret`): present replaces the stored secret, absent keeps it, `null`
 /// removes it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct UpdateLeadSource {
     /// A new name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64
+        )
+    )]
     pub name: Option<String>,
     /// New settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub settings: Option<serde_json::Value>,
 }
 
@@ -170,7 +188,8 @@ impl UpdateLeadSource {
 
 /// The answer to a create (201) or a rotation (200): the only times the push URL (and a secret
 /// the server generated) are shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct CreatedLeadSource {
@@ -181,13 +200,16 @@ pub struct CreatedLeadSource {
     /// The name.
     pub name: String,
     /// The URL to paste into the platform; its path carries the source's secret token.
-    #[schema(example = "https://l2c.example.com/api/hooks/leads/lst_3q2-7wEJx2yV0lT8bqz1Zg")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "https://l2c.example.com/api/hooks/leads/lst_3q2-7wEJx2yV0lT8bqz1Zg")
+    )]
     pub push_url: String,
     /// The signing key the server generated (GENERIC without a `secret` setting), shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     /// When the source was created.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: DateTime<FixedOffset>,
 }
 
@@ -213,7 +235,8 @@ impl CreatedLeadSource {
 }
 
 /// A lead source as read back: settings without any secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct LeadSourceView {
@@ -224,15 +247,15 @@ pub struct LeadSourceView {
     /// The name.
     pub name: String,
     /// The settings, secrets removed.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub settings: serde_json::Value,
     /// Whether a signing secret is stored (it is never shown back).
     pub has_secret: bool,
     /// When the source was created.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: DateTime<FixedOffset>,
     /// When the source was last changed or rotated.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: DateTime<FixedOffset>,
 }
 
@@ -260,7 +283,8 @@ impl LeadSourceView {
 }
 
 /// What `POST /api/hooks/leads/{token}` answers a platform with 200.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct HookAck {

@@ -21,12 +21,12 @@ use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
 use super::ids::{CustomerId, LeadId};
 
 /// The channel a lead came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum LeadSource {
@@ -103,14 +103,30 @@ impl FromStr for LeadSource {
 }
 
 /// One question and answer of the channel's lead form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FormField {
     /// The question as shown to the user, e.g. `户型`.
-    #[schema(example = "户型")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "户型"
+        )
+    )]
     pub label: String,
     /// The answer, e.g. `三室两厅`.
-    #[schema(example = "三室两厅")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 1000,
+            example = "三室两厅"
+        )
+    )]
     pub value: String,
 }
 
@@ -127,21 +143,50 @@ impl FormField {
 /// Advertising attribution ids, as the channel reports them.
 ///
 /// Only a JSON object is accepted (serde's derive would also take an array of the values).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", from = "AttributionObject")]
 #[non_exhaustive]
 pub struct Attribution {
     /// The campaign (计划) id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 128
+        )
+    )]
     pub campaign_id: Option<String>,
     /// The ad group (广告组) id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 128
+        )
+    )]
     pub ad_group_id: Option<String>,
     /// The creative (创意) id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 128
+        )
+    )]
     pub creative_id: Option<String>,
     /// The click id the channel assigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 256
+        )
+    )]
     pub click_id: Option<String>,
 }
 
@@ -198,44 +243,92 @@ impl From<AttributionObject> for Attribution {
 /// `(source, externalLeadId)` identifies a lead: pushing the same pair again is answered with the
 /// original ids and `duplicate: true`, and nothing is overwritten. The mobile number is normalized
 /// (spaces, dashes and a `+86` / `0086` prefix removed) and must be a mainland mobile number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct PushLead {
     /// The channel.
     pub source: LeadSource,
     /// The channel's id of the lead (1–128 characters).
-    #[schema(example = "dy-7301", min_length = 1, max_length = 128)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 128,
+            example = "dy-7301"
+        )
+    )]
     pub external_lead_id: String,
     /// The person's name (1–64 characters).
-    #[schema(example = "张三", min_length = 1, max_length = 64)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "张三"
+        )
+    )]
     pub name: String,
     /// Mainland mobile number; `+86`/`0086`, spaces and dashes are accepted.
-    #[schema(
-        example = "+86 138-0013-8000",
-        pattern = r"^[ -]*(\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "+86 138-0013-8000",
+            pattern = r"^[ -]*(\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
+        )
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[ -]*(\\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
+        )
     )]
     pub mobile: String,
     /// Province, e.g. `浙江省`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "浙江省")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 32,
+            example = "浙江省"
+        )
+    )]
     pub province: Option<String>,
     /// City, e.g. `杭州市`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "杭州市")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 32,
+            example = "杭州市"
+        )
+    )]
     pub city: Option<String>,
     /// What the person wants, in their words, e.g. `全屋定制 120㎡`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "全屋定制，120㎡，预算 10 万")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 1000,
+            example = "全屋定制，120㎡，预算 10 万"
+        )
+    )]
     pub intent: Option<String>,
     /// The channel's form, question by question.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub form_fields: Vec<FormField>,
     /// Advertising attribution ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
     /// When the person submitted the form (RFC 3339 with offset).
-    #[schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:00+08:00")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:00+08:00"))]
     pub submitted_at: DateTime<FixedOffset>,
 }
 
@@ -264,7 +357,8 @@ impl PushLead {
 }
 
 /// The answer to `POST /api/mobile/leads/hook`: 201 for a new lead, 200 for a duplicate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct PushLeadResponse {
@@ -291,7 +385,8 @@ impl PushLeadResponse {
 /// client that owns it: the name and mobile number masked like a customer's (`张*`,
 /// `138****8000`), a form answer that is a mobile number masked the same way, never the raw
 /// payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Lead {
@@ -307,10 +402,10 @@ pub struct Lead {
     /// The customer the lead was linked to.
     pub customer_id: CustomerId,
     /// The name, masked (`张*`).
-    #[schema(example = "张*")]
+    #[cfg_attr(feature = "openapi", schema(example = "张*"))]
     pub name: String,
     /// The mobile number, masked (`138****8000`).
-    #[schema(example = "138****8000")]
+    #[cfg_attr(feature = "openapi", schema(example = "138****8000"))]
     pub mobile: String,
     /// Province.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -327,10 +422,10 @@ pub struct Lead {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
     /// When the person submitted the form.
-    #[schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:00+08:00")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:00+08:00"))]
     pub submitted_at: DateTime<FixedOffset>,
     /// When the platform received it.
-    #[schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:01+08:00")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:01+08:00"))]
     pub created_at: DateTime<FixedOffset>,
 }
 
@@ -378,9 +473,10 @@ impl Lead {
 /// assert_eq!(v["pageSize"], 50);
 /// assert!(v.get("externalLeadId").is_none());
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
 #[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[non_exhaustive]
 pub struct LeadQuery {
     /// Only leads of this channel.
@@ -388,20 +484,52 @@ pub struct LeadQuery {
     pub source: Option<LeadSource>,
     /// Only the lead with this channel id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 128,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 128,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
     pub external_lead_id: Option<String>,
     /// Only leads pushed through this lead source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 128,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 128,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
     pub lead_source_id: Option<String>,
     /// Only leads received at or after this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    #[param(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     pub created_since: Option<DateTime<FixedOffset>>,
-    /// The page, from 1 (default 1).
+    /// The page, from 1 (default 1), at most 1,000,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000000))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub page: Option<u32>,
     /// Items per page, 1–100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub page_size: Option<u32>,
 }
 

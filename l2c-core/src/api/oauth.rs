@@ -21,19 +21,27 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Every member is optional on the wire so the server can tell "missing" (`invalid_request`) from
 /// "wrong" (`invalid_client`, `unsupported_grant_type`); empty strings count as missing
 /// (RFC 6749 §3.2).
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
-    /// Must be `client_credentials`.
+    /// Must be `client_credentials` (required: 400 `invalid_request` without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, required = true, pattern = "^client_credentials$")
+    )]
     pub grant_type: Option<String>,
     /// The application's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = credential_schema))]
     pub client_id: Option<String>,
     /// The application's secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = credential_schema))]
     pub client_secret: Option<String>,
     /// Space-separated scopes to narrow the token to; all of the client's scopes when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = scope_schema))]
     pub scope: Option<String>,
 }
 
@@ -52,7 +60,8 @@ impl fmt::Debug for TokenRequest {
 }
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// The JWT access token.
     pub access_token: String,
@@ -91,7 +100,8 @@ fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 }
 
 /// The `error` codes of RFC 6749 §5.2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum OAuthErrorCode {
@@ -133,7 +143,8 @@ impl fmt::Display for OAuthErrorCode {
 }
 
 /// An error from the token endpoint (RFC 6749 §5.2), `Content-Type: application/json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthError {
     /// The error code.
     pub error: OAuthErrorCode,
@@ -168,6 +179,30 @@ impl fmt::Display for OAuthError {
 }
 
 impl std::error::Error for OAuthError {}
+
+/// `scope` in the token request: known scope names separated by single spaces. A string, never
+/// `null` (a form body cannot carry one).
+#[cfg(feature = "openapi")]
+fn scope_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(
+            "Space-separated scopes to narrow the token to; all of the client's scopes when \
+             absent.",
+        ))
+        .pattern(Some("^((leads:write|customers:read|orders:read|orders:write|showroom:read|webhooks:manage|reports:export|lead-sources:manage|leads:read)( (leads:write|customers:read|orders:read|orders:write|showroom:read|webhooks:manage|reports:export|lead-sources:manage|leads:read))*)?$"))
+        .build()
+}
+
+/// `client_id` / `client_secret` in the token request: a non-empty string when sent (an empty
+/// one counts as absent), never `null`.
+#[cfg(feature = "openapi")]
+fn credential_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .build()
+}
 
 #[cfg(test)]
 mod tests {

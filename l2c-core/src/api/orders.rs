@@ -26,7 +26,6 @@
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::ids::{CustomerId, OrderId};
 use super::status::{OrderStatus, PaymentStatus};
@@ -36,24 +35,25 @@ fn cny() -> String {
 }
 
 /// The money of an order, in integer fen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct OrderAmounts {
     /// The contract total in fen.
-    #[schema(example = 3980000, minimum = 0)]
+    #[cfg_attr(feature = "openapi", schema(example = 3980000, minimum = 0))]
     pub total: i64,
     /// The deposit in fen.
     #[serde(default)]
-    #[schema(example = 500000, minimum = 0)]
+    #[cfg_attr(feature = "openapi", schema(example = 500000, minimum = 0))]
     pub deposit: i64,
     /// What has been paid so far, in fen.
     #[serde(default)]
-    #[schema(example = 500000, minimum = 0)]
+    #[cfg_attr(feature = "openapi", schema(example = 500000, minimum = 0))]
     pub paid: i64,
     /// ISO 4217 code; only `CNY` is accepted today.
     #[serde(default = "cny")]
-    #[schema(example = "CNY")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^CNY$", example = "CNY"))]
     pub currency: String,
 }
 
@@ -70,21 +70,37 @@ impl OrderAmounts {
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct OrderItem {
     /// The ERP's SKU, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            max_length = 64
+        )
+    )]
     pub sku: Option<String>,
     /// What it is, e.g. `主卧衣柜`.
-    #[schema(example = "主卧衣柜（2.4m 三门）")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 128,
+            example = "主卧衣柜（2.4m 三门）"
+        )
+    )]
     pub name: String,
     /// How many.
-    #[schema(example = 1, minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(example = 1, minimum = 1))]
     pub quantity: u32,
     /// Price per unit in fen.
-    #[schema(example = 1299900, minimum = 0)]
+    #[cfg_attr(feature = "openapi", schema(example = 1299900, minimum = 0))]
     pub unit_price: i64,
 }
 
@@ -101,20 +117,29 @@ impl OrderItem {
 }
 
 /// A dated step of the fulfilment plan (measurement appointment, installation date, …).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Milestone {
     /// What the step is, e.g. `MEASURE`, `INSTALL`.
-    #[schema(example = "MEASURE")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "MEASURE"
+        )
+    )]
     pub name: String,
     /// When it is planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub planned_at: Option<DateTime<FixedOffset>>,
     /// When it was done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub completed_at: Option<DateTime<FixedOffset>>,
 }
 
@@ -130,17 +155,35 @@ impl Milestone {
 }
 
 /// The customer of an order given by contact details; linked by mobile number or created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct OrderCustomer {
     /// The name.
-    #[schema(example = "张三")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "张三"
+        )
+    )]
     pub name: String,
     /// Mainland mobile number (normalized like a lead's).
-    #[schema(
-        example = "13800138000",
-        pattern = r"^[ -]*(\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "13800138000",
+            pattern = r"^[ -]*(\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
+        )
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[ -]*(\\+[ -]*8[ -]*6|0[ -]*0[ -]*8[ -]*6)?[ -]*1[ -]*[3-9]([ -]*[0-9]){9}[ -]*$"
+        )
     )]
     pub mobile: String,
 }
@@ -156,7 +199,8 @@ impl OrderCustomer {
 }
 
 /// What a payment was for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum PaymentKind {
@@ -183,7 +227,8 @@ impl PaymentKind {
 }
 
 /// How a payment was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum PaymentMethod {
@@ -216,7 +261,8 @@ impl PaymentMethod {
 }
 
 /// A payment carried in a sync; recorded once per `(method, channelTransactionId)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Payment {
@@ -225,13 +271,21 @@ pub struct Payment {
     /// How it was paid.
     pub method: PaymentMethod,
     /// The amount in fen (positive, refunds too).
-    #[schema(example = 500000, minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(example = 500000, minimum = 1))]
     pub amount: i64,
     /// The payment channel's transaction id.
-    #[schema(example = "4200001234202611201234567890")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 128,
+            example = "4200001234202611201234567890"
+        )
+    )]
     pub channel_transaction_id: String,
     /// When it was paid.
-    #[schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:00+08:00")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-20T10:15:00+08:00"))]
     pub paid_at: DateTime<FixedOffset>,
 }
 
@@ -258,12 +312,21 @@ impl Payment {
 ///
 /// Exactly one of `customerId` and `customer` is required when the order is new; afterwards the
 /// customer may be left out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct SyncOrder {
     /// The ERP's order number, the key of the upsert (1–64 characters).
-    #[schema(example = "ERP-2026-0001", min_length = 1, max_length = 64)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*[^\\s\\u0000-\\u001F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$",
+            min_length = 1,
+            max_length = 64,
+            example = "ERP-2026-0001"
+        )
+    )]
     pub external_order_no: String,
     /// The fulfilment status.
     pub status: OrderStatus,
@@ -273,9 +336,11 @@ pub struct SyncOrder {
     pub amounts: OrderAmounts,
     /// The order lines.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 200))]
     pub items: Vec<OrderItem>,
     /// The dated steps.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub milestones: Vec<Milestone>,
     /// An existing customer of the platform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,10 +350,11 @@ pub struct SyncOrder {
     pub customer: Option<OrderCustomer>,
     /// Grows with every change in the ERP; a sync with a version not above the stored one is
     /// acknowledged but not applied.
-    #[schema(example = 1, minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(example = 1, minimum = 1))]
     pub version: i64,
     /// Payments to record.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub payments: Vec<Payment>,
 }
 
@@ -317,7 +383,8 @@ impl SyncOrder {
 }
 
 /// The answer to `POST /api/mobile/orders/sync`: 201 when the order was created, else 200.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct SyncOrderResponse {
@@ -366,24 +433,25 @@ impl SyncOrderResponse {
 }
 
 /// One applied change in an order's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct OrderHistoryEntry {
     /// The fulfilment status from then on.
     pub status: OrderStatus,
     /// Its Chinese label.
-    #[schema(example = "正在排产")]
+    #[cfg_attr(feature = "openapi", schema(example = "正在排产"))]
     pub status_label: String,
     /// The payment status from then on.
     pub payment_status: PaymentStatus,
     /// Its Chinese label.
-    #[schema(example = "已付全款")]
+    #[cfg_attr(feature = "openapi", schema(example = "已付全款"))]
     pub payment_status_label: String,
     /// The ERP version that made the change.
     pub version: i64,
     /// When the platform applied it.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub changed_at: DateTime<FixedOffset>,
 }
 
@@ -407,7 +475,8 @@ impl OrderHistoryEntry {
 }
 
 /// The answer to `GET /api/mobile/orders/:id/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct OrderStatusView {
@@ -418,19 +487,19 @@ pub struct OrderStatusView {
     /// The fulfilment status.
     pub status: OrderStatus,
     /// Its Chinese label, e.g. `正在排产`.
-    #[schema(example = "正在排产")]
+    #[cfg_attr(feature = "openapi", schema(example = "正在排产"))]
     pub status_label: String,
     /// The payment status.
     pub payment_status: PaymentStatus,
     /// Its Chinese label, e.g. `已付全款`.
-    #[schema(example = "已付全款")]
+    #[cfg_attr(feature = "openapi", schema(example = "已付全款"))]
     pub payment_status_label: String,
     /// The money.
     pub amounts: OrderAmounts,
     /// The stored version.
     pub version: i64,
     /// When the order last changed.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: DateTime<FixedOffset>,
     /// The applied changes, oldest first.
     pub history: Vec<OrderHistoryEntry>,

@@ -18,7 +18,6 @@ use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
 use super::ids::ShowroomItemId;
 
@@ -32,7 +31,8 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE: u32 = 1_000_000;
 
 /// What a showroom item is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum ShowroomItemType {
@@ -76,7 +76,8 @@ impl FromStr for ShowroomItemType {
 }
 
 /// Who may see a showroom item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum Visibility {
@@ -109,7 +110,8 @@ impl FromStr for Visibility {
 }
 
 /// A product or case of the smart showroom.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct ShowroomItem {
@@ -119,26 +121,29 @@ pub struct ShowroomItem {
     #[serde(rename = "type")]
     pub item_type: ShowroomItemType,
     /// The title, e.g. `北欧原木风衣柜`.
-    #[schema(example = "北欧原木风三门衣柜")]
+    #[cfg_attr(feature = "openapi", schema(example = "北欧原木风三门衣柜"))]
     pub title: String,
     /// The category, e.g. `衣柜`.
-    #[schema(example = "衣柜")]
+    #[cfg_attr(feature = "openapi", schema(example = "衣柜"))]
     pub category: String,
     /// A short description.
     pub summary: String,
     /// Tags, e.g. style and material.
     pub tags: Vec<String>,
     /// The cover image.
-    #[schema(example = "https://cdn.example.com/showroom/itm_0001/cover.jpg")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "https://cdn.example.com/showroom/itm_0001/cover.jpg")
+    )]
     pub cover_image_url: String,
     /// The starting price in fen (products only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = 1299900)]
+    #[cfg_attr(feature = "openapi", schema(example = 1299900))]
     pub price_from: Option<i64>,
     /// Who may see the item.
     pub visibility: Visibility,
     /// When the item last changed.
-    #[schema(value_type = String, format = DateTime, example = "2026-11-01T09:00:00+08:00")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-01T09:00:00+08:00"))]
     pub updated_at: DateTime<FixedOffset>,
 }
 
@@ -168,9 +173,10 @@ impl ShowroomItem {
 }
 
 /// The query of `GET /api/mobile/showroom/items`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
 #[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[non_exhaustive]
 pub struct ShowroomQuery {
     /// Only items of this type.
@@ -178,24 +184,48 @@ pub struct ShowroomQuery {
     pub item_type: Option<ShowroomItemType>,
     /// Only items of this category (exact match, at most 64 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(max_length = 64)]
-    #[schema(max_length = 64)]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 64,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 64,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
     pub category: Option<String>,
     /// Only items whose title, summary, category or tags contain this text (case-insensitive,
     /// at most 64 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(max_length = 64)]
-    #[schema(max_length = 64)]
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 64,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 64,
+            pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+        )
+    )]
     pub keyword: Option<String>,
     /// The page, from 1 (default 1), at most 1,000,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(minimum = 1, maximum = 1000000)]
-    #[schema(minimum = 1, maximum = 1000000)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000000))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub page: Option<u32>,
     /// Items per page, 1–100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(minimum = 1, maximum = 100)]
-    #[schema(minimum = 1, maximum = 100)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub page_size: Option<u32>,
 }
 
@@ -242,7 +272,8 @@ impl ShowroomQuery {
 }
 
 /// One page of a list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Page<T> {

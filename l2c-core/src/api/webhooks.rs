@@ -31,18 +31,21 @@ use std::fmt;
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::api::events::EventType;
 use crate::api::ids::{DeliveryId, WebhookId};
 
 /// The body of `POST /api/mobile/webhooks`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct CreateWebhook {
     /// The receiver's URL (https, public, unless the server runs for local development).
-    #[schema(example = "https://erp.example.com/l2c/webhook")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "https://erp.example.com/l2c/webhook")
+    )]
     pub url: String,
     /// The event types to deliver (at least one).
     pub events: Vec<EventType>,
@@ -60,7 +63,8 @@ impl CreateWebhook {
 
 /// The answer to `POST /api/mobile/webhooks` (201): the subscription and its signing secret,
 /// which is never shown again. `Debug` redacts the secret.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct CreatedWebhook {
@@ -71,10 +75,13 @@ pub struct CreatedWebhook {
     /// The subscribed event types.
     pub events: Vec<EventType>,
     /// The signing secret, `whsec_` + base64 of 32 random bytes.
-    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    )]
     pub secret: String,
     /// When the subscription was created (RFC 3339 with offset).
-    #[schema(value_type = String, format = DateTime, example = "2026-11-26T09:30:00+08:00")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-26T09:30:00+08:00"))]
     pub created_at: DateTime<FixedOffset>,
 }
 
@@ -110,7 +117,8 @@ impl fmt::Debug for CreatedWebhook {
 }
 
 /// A subscription as listed (without its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Webhook {
@@ -124,11 +132,11 @@ pub struct Webhook {
     #[serde(default = "enabled_default")]
     pub enabled: bool,
     /// When the subscription was created.
-    #[schema(value_type = String, format = DateTime, example = "2026-11-26T09:30:00+08:00")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-26T09:30:00+08:00"))]
     pub created_at: DateTime<FixedOffset>,
     /// While a secret rotation is under way: when the previous secret stops signing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub previous_secret_expires_at: Option<DateTime<FixedOffset>>,
 }
 
@@ -156,7 +164,8 @@ impl Webhook {
 }
 
 /// The answer to `GET /api/mobile/webhooks`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct WebhookList {
@@ -173,7 +182,8 @@ impl WebhookList {
 
 /// The answer to `POST /api/mobile/webhooks/:id/rotate-secret`: the new secret (shown once);
 /// the previous one keeps signing too until `previousSecretExpiresAt`. `Debug` redacts the secret.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct RotatedSecret {
@@ -182,7 +192,7 @@ pub struct RotatedSecret {
     /// The new signing secret.
     pub secret: String,
     /// When the previous secret stops signing.
-    #[schema(value_type = String, format = DateTime, example = "2026-11-27T09:30:00+08:00")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-27T09:30:00+08:00"))]
     pub previous_secret_expires_at: DateTime<FixedOffset>,
 }
 
@@ -215,7 +225,8 @@ impl fmt::Debug for RotatedSecret {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum DeliveryStatus {
@@ -228,12 +239,13 @@ pub enum DeliveryStatus {
 }
 
 /// One attempt to deliver an event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct DeliveryAttempt {
     /// When the attempt started.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub attempted_at: DateTime<FixedOffset>,
     /// The receiver's HTTP status, if it answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -263,7 +275,8 @@ impl DeliveryAttempt {
 }
 
 /// The delivery of one event to one subscription, with every attempt so far.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Delivery {
@@ -280,10 +293,10 @@ pub struct Delivery {
     pub attempts: Vec<DeliveryAttempt>,
     /// When the next attempt is due, while pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub next_attempt_at: Option<DateTime<FixedOffset>>,
     /// When the event was queued for this subscription.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: DateTime<FixedOffset>,
 }
 
@@ -309,7 +322,8 @@ impl Delivery {
 }
 
 /// The answer to `GET /api/mobile/webhooks/:id/deliveries`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct DeliveryList {

@@ -6,6 +6,7 @@ use http::HeaderValue;
 use tower_layer::Layer;
 
 use super::rejection::{Challenges, DEFAULT_REALM, insufficient_scope_challenge};
+use super::revocation::Revocation;
 use super::service::{JwtAuth, RequireScope};
 use super::verifier::TokenVerifier;
 use crate::identity::{Scope, Scopes};
@@ -21,11 +22,26 @@ use crate::identity::{Scope, Scopes};
 /// | no `Authorization`, or another scheme | 401 | `Bearer realm="l2c"` |
 /// | two `Authorization` headers, `Bearer` without a token | 400 | `Bearer realm="l2c", error="invalid_request"` |
 /// | any token the [`TokenVerifier`] refuses | 401 | `Bearer realm="l2c", error="invalid_token"` |
-#[derive(Debug, Clone)]
+/// | a valid token of a client the [`Revocation`] hook refuses | 401 | `Bearer realm="l2c", error="invalid_token"` |
+///
+/// Every refusal carries [`NotExecuted`](crate::NotExecuted) and the [`AuthRejection`](super::AuthRejection)
+/// in its extensions.
+#[derive(Clone)]
 #[must_use]
 pub struct JwtAuthLayer {
     verifier: Arc<TokenVerifier>,
     challenges: Arc<Challenges>,
+    revocation: Option<Arc<dyn Revocation>>,
+}
+
+impl std::fmt::Debug for JwtAuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtAuthLayer")
+            .field("verifier", &self.verifier)
+            .field("challenges", &self.challenges)
+            .field("revocation", &self.revocation.is_some())
+            .finish()
+    }
 }
 
 impl JwtAuthLayer {
@@ -34,7 +50,15 @@ impl JwtAuthLayer {
         Self {
             verifier,
             challenges: Arc::new(Challenges::new(DEFAULT_REALM)),
+            revocation: None,
         }
+    }
+
+    /// Asks `hook` whether the client of every validly signed token may still use it; a
+    /// refused client gets this layer's 401 `invalid_token` (see [`Revocation`]).
+    pub fn with_revocation(mut self, hook: impl Revocation) -> Self {
+        self.revocation = Some(Arc::new(hook));
+        self
     }
 
     /// Sets the challenge's `realm`. Characters RFC 6750 §3 does not allow there (`"`, `\`,
@@ -49,7 +73,12 @@ impl<S> Layer<S> for JwtAuthLayer {
     type Service = JwtAuth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        JwtAuth::new(inner, self.verifier.clone(), self.challenges.clone())
+        JwtAuth::new(
+            inner,
+            self.verifier.clone(),
+            self.challenges.clone(),
+            self.revocation.clone(),
+        )
     }
 }
 

@@ -10,6 +10,9 @@
 //! - [`JwtAuthLayer`] authenticates `Authorization: Bearer` requests (RFC 6750) and puts the
 //!   [`AuthenticatedClient`](crate::AuthenticatedClient) in the request's extensions;
 //!   [`RequireScopeLayer`] answers 403 `insufficient_scope` when a route's scopes are missing.
+//! - [`Revocation`] is the hook [`JwtAuthLayer::with_revocation`] asks whether the client of a
+//!   valid token was revoked, disabled or deleted since the token was issued; a refused client
+//!   gets the same 401 `invalid_token` as a bad token.
 //!
 //! Every refused token gets the same 401 `invalid_token` answer; which check failed is only in
 //! the [`AuthRejection`] placed in the response's extensions, for logs.
@@ -64,9 +67,12 @@ mod issuer;
 mod keys;
 mod layer;
 mod rejection;
+mod revocation;
 mod service;
 mod verifier;
 
+#[cfg(test)]
+mod revocation_tests;
 #[cfg(test)]
 mod tests;
 
@@ -78,6 +84,7 @@ pub use keys::{
 };
 pub use layer::{JwtAuthLayer, RequireScopeLayer, require_scopes};
 pub use rejection::{AuthRejection, DEFAULT_REALM};
+pub use revocation::{Revocation, RevocationCheck};
 pub use service::{JwtAuth, RequireScope};
 pub use verifier::{
     ConfigError, DEFAULT_CACHE_CAPACITY, DEFAULT_MAX_TOKEN_LEN, MAX_LEEWAY, TokenError,

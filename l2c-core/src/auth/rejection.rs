@@ -22,6 +22,9 @@ pub enum AuthRejection {
     InvalidRequest,
     /// The token was refused: 401 `invalid_token`.
     InvalidToken(TokenError),
+    /// The token is valid but the [`Revocation`](super::Revocation) hook refused its client
+    /// (revoked, disabled or deleted): the same 401 `invalid_token` answer.
+    Revoked,
     /// The token lacks a required scope: 403 `insufficient_scope`.
     InsufficientScope {
         /// The scopes the route requires.
@@ -107,7 +110,7 @@ pub(crate) fn response<B: From<Bytes>>(
                 .into(),
             Some("invalid_request"),
         ),
-        AuthRejection::InvalidToken(_) => (
+        AuthRejection::InvalidToken(_) | AuthRejection::Revoked => (
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "Unauthorized",

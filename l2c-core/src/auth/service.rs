@@ -10,23 +10,42 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::layer::ScopeChallenges;
 use super::rejection::{self, AuthRejection, Challenges};
+use super::revocation::{Revocation, RevocationCheck};
 use super::verifier::TokenVerifier;
 use crate::identity::{AuthenticatedClient, Scopes};
 
 /// The service made by [`JwtAuthLayer`](super::JwtAuthLayer).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JwtAuth<S> {
     inner: S,
     verifier: Arc<TokenVerifier>,
     challenges: Arc<Challenges>,
+    revocation: Option<Arc<dyn Revocation>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for JwtAuth<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("inner", &self.inner)
+            .field("verifier", &self.verifier)
+            .field("challenges", &self.challenges)
+            .field("revocation", &self.revocation.is_some())
+            .finish()
+    }
 }
 
 impl<S> JwtAuth<S> {
-    pub(crate) fn new(inner: S, verifier: Arc<TokenVerifier>, challenges: Arc<Challenges>) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        verifier: Arc<TokenVerifier>,
+        challenges: Arc<Challenges>,
+        revocation: Option<Arc<dyn Revocation>>,
+    ) -> Self {
         Self {
             inner,
             verifier,
             challenges,
+            revocation,
         }
     }
 }
@@ -63,12 +82,14 @@ fn authenticate(
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<Bytes>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -77,8 +98,28 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         match authenticate(&self.verifier, req.headers()) {
             Ok(client) => {
+                let check = self
+                    .revocation
+                    .as_ref()
+                    .map_or(RevocationCheck::Active, |hook| hook.check(&client));
                 req.extensions_mut().insert(client);
-                ResponseFuture::inner(self.inner.call(req))
+                match check {
+                    RevocationCheck::Active => ResponseFuture::inner(self.inner.call(req)),
+                    RevocationCheck::Revoked => ResponseFuture::rejected(self.revoked(&req)),
+                    RevocationCheck::Lookup(lookup) => {
+                        // Call a ready clone of the inner service once the lookup answers.
+                        let challenges = self.challenges.clone();
+                        let clone = self.inner.clone();
+                        let mut inner = std::mem::replace(&mut self.inner, clone);
+                        ResponseFuture::checking(Box::pin(async move {
+                            if lookup.await {
+                                inner.call(req).await
+                            } else {
+                                Ok(revoked(&challenges, &req))
+                            }
+                        }))
+                    }
+                }
             }
             Err(reason) => {
                 if let AuthRejection::InvalidToken(error) = reason {
@@ -93,6 +134,26 @@ where
             }
         }
     }
+}
+
+impl<S> JwtAuth<S> {
+    fn revoked<B: From<Bytes>, ReqBody>(&self, req: &Request<ReqBody>) -> Response<B> {
+        revoked(&self.challenges, req)
+    }
+}
+
+/// The answer to a valid token of a client the revocation hook refused: the same as for an
+/// invalid token.
+fn revoked<B: From<Bytes>, ReqBody>(
+    challenges: &Challenges,
+    req: &Request<ReqBody>,
+) -> Response<B> {
+    tracing::debug!("bearer token of a revoked client refused");
+    rejection::response(
+        AuthRejection::Revoked,
+        &challenges.invalid_token,
+        req.extensions(),
+    )
 }
 
 /// The service made by [`RequireScopeLayer`](super::RequireScopeLayer).
@@ -120,7 +181,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

@@ -10,8 +10,8 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::layer::{Shared, state_value};
 use super::{Acquire, PermitBody};
-use crate::limits::StoreError;
 use crate::limits::response::LimitHeaders;
+use crate::limits::{Decided, StoreError};
 
 /// Caps the requests in flight to `S` per partition key; the slot lives in the response body.
 #[derive(Debug, Clone)]
@@ -57,9 +57,11 @@ impl Shared {
     ) -> Outcome<B> {
         match result {
             Ok(Acquire::Granted { permit, available }) => {
+                self.limits.decided(Decided::Allowed);
                 Outcome::Pass(Some(permit), Some(self.headers(available)))
             }
             Ok(Acquire::Full) => {
+                self.limits.decided(Decided::Rejected);
                 let res = self.rejection.response::<B>(extensions, 1);
                 let mut res = res.map(PermitBody::without_permit);
                 self.headers(0).apply(res.headers_mut());
@@ -91,6 +93,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
         let Some(key) = shared.limits.key(&req) else {
+            shared.limits.decided(Decided::Allowed);
             return ResponseFuture::inner(self.inner.call(req), None, None);
         };
         if let Some(result) = shared.limits.store.try_acquire_now(&key, shared.limit) {

@@ -340,3 +340,31 @@ fn redis_leases_of_a_crashed_server_expire() {
         }
     });
 }
+
+/// The layer counts its own decisions: a slot taken is `allowed`, a full cap `rejected`, a
+/// request without a key `allowed` (it went on); every service built from the layer shares them.
+#[tokio::test]
+async fn decisions_are_counted_by_the_layer() {
+    let layer = ConcurrencyCapLayer::new(1);
+    let decisions = layer.decisions().clone();
+    let senders = Senders::default();
+    let svc = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(streaming_service(senders.clone(), Arc::default()));
+    let other = ServiceBuilder::new()
+        .layer(layer)
+        .service(streaming_service(senders, Arc::default()));
+    let holding = svc.clone().oneshot(request_from("acme")).await.unwrap();
+    let full = other.clone().oneshot(request_from("acme")).await.unwrap();
+    let anonymous = other.oneshot(Request::new(())).await.unwrap();
+    assert_eq!(full.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(anonymous.status(), StatusCode::OK);
+    assert_eq!(
+        decisions.by_outcome(),
+        [("allowed", 2), ("rejected", 1), ("unavailable", 0)]
+    );
+    drop(holding);
+    let again = svc.oneshot(request_from("acme")).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(decisions.allowed(), 3);
+}

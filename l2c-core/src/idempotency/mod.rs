@@ -161,6 +161,7 @@
 //! [`MemoryIdempotencyStore`] (the default) for one process; with the `redis` feature,
 //! `RedisIdempotencyStore` for many replicas. Any [`IdempotencyStore`] works.
 
+mod body;
 mod future;
 mod key;
 mod layer;

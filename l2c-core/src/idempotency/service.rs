@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -11,6 +11,7 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 use tower_service::Service;
 
+use super::body::{ReadBodyError, read_body};
 use super::future::ResponseFuture;
 use super::key::{KeyError, MAX_KEY_LEN, read_key};
 use super::layer::Config;
@@ -239,6 +240,8 @@ fn problem_response<B: From<Bytes>>(
             .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response.extensions_mut().insert(reason);
+    // Answered by this layer: the handler never ran (the rejection contract of every layer).
+    response.extensions_mut().insert(NotExecuted);
     response
 }
 
@@ -277,67 +280,6 @@ fn replay<B: From<Bytes>>(record: &StoredResponse) -> Response<B> {
 /// Headers a replay leaves room for: `Idempotent-Replayed` and what the layers around this one
 /// usually add (`RateLimit-Policy`, `RateLimit`, `X-Request-Id`, `Deprecation`, `Sunset`, `Link`).
 const REPLAY_HEADROOM: usize = 7;
-
-/// Why a request body could not be buffered.
-enum ReadBodyError {
-    TooLarge,
-    Unreadable,
-}
-
-/// The whole body, at most `limit` bytes.
-///
-/// A body that arrives in one frame (nearly every JSON request) is kept as that frame's
-/// `Bytes` (no copy when the body's data is `Bytes`, as hyper's and axum's is), with no
-/// intermediate frame list; several frames are joined into one buffer. Once the body says it
-/// has ended (`is_end_stream`, e.g. a `Content-Length` reached) it is not polled again.
-/// Trailers are ignored.
-async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ReadBodyError>
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
-    let mut body = std::pin::pin!(body);
-    if body.is_end_stream() {
-        return Ok(Bytes::new());
-    }
-    let mut first: Option<Bytes> = None;
-    let mut joined: Option<BytesMut> = None;
-    let mut total = 0usize;
-    while let Some(frame) = body.as_mut().frame().await {
-        let frame = frame.map_err(|error| {
-            let error: BoxError = error.into();
-            tracing::debug!(%error, "request body failed while buffering it");
-            ReadBodyError::Unreadable
-        })?;
-        if let Ok(mut data) = frame.into_data() {
-            let len = data.remaining();
-            total = total.saturating_add(len);
-            if total > limit {
-                return Err(ReadBodyError::TooLarge);
-            }
-            if len > 0 {
-                let chunk = data.copy_to_bytes(len);
-                match (&mut joined, first.take()) {
-                    (Some(buf), _) => buf.put(chunk),
-                    (None, None) => first = Some(chunk),
-                    (None, Some(head)) => {
-                        let mut buf = BytesMut::with_capacity(head.len() + chunk.len());
-                        buf.put(head);
-                        buf.put(chunk);
-                        joined = Some(buf);
-                    }
-                }
-            }
-        }
-        if body.is_end_stream() {
-            break;
-        }
-    }
-    Ok(match joined {
-        Some(buf) => buf.freeze(),
-        None => first.unwrap_or_default(),
-    })
-}
 
 /// Frees the claimed key unless disarmed: on a dropped future (client gone), a panic in the
 /// handler, or an error before the response was stored.
@@ -581,21 +523,14 @@ async fn complete_later(
     }
 }
 
-/// Whether `extensions` mark a response that a layer *inside* this one sent instead of running
-/// the handler: the auth layer's 401/403 (e.g. `RequireScopeLayer` on the route, after this
-/// layer). Such responses are not recorded, so a retry with the same key after fixing the token
-/// runs the request rather than replaying the refusal. The same holds for any response marked
-/// [`NotExecuted`].
+/// Whether `extensions` mark a response that a layer *inside* this one (the auth layer's
+/// 401/403, a route's `RequireScopeLayer`, a rate limit's or concurrency cap's 429/503) or the
+/// handler sent without executing the request: [`NotExecuted`], the one mark every refusing
+/// layer of this crate sets. Such responses are not recorded, so a retry with the same key
+/// after fixing the token (or waiting) runs the request rather than replaying the refusal.
+/// Status codes are not consulted: a 409 or 429 the handler sent after writing is recorded.
 fn rejected_before_handler(extensions: &http::Extensions) -> bool {
-    if extensions.get::<NotExecuted>().is_some() {
-        return true;
-    }
-    #[cfg(feature = "auth")]
-    if extensions.get::<crate::auth::AuthRejection>().is_some() {
-        return true;
-    }
-    let _ = extensions;
-    false
+    extensions.get::<NotExecuted>().is_some()
 }
 
 /// Response extension: record this body instead of the one sent.

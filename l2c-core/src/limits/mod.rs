@@ -45,6 +45,7 @@ use http::{Extensions, HeaderMap, Method, Request, Uri};
 
 use crate::identity::AuthenticatedClient;
 
+mod decisions;
 #[cfg(feature = "redis")]
 mod redis;
 pub(crate) mod response;
@@ -52,6 +53,8 @@ pub(crate) mod settings;
 #[cfg(test)]
 pub(crate) mod test_util;
 
+pub(crate) use self::decisions::Decided;
+pub use self::decisions::LimitDecisions;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisConnection, RedisConnectionConfig};
 

@@ -16,7 +16,8 @@ use http::{Extensions, Request, Response};
 
 use super::response::PrebuiltProblem;
 use super::{
-    ConfigError, FailOpenCounter, FailurePolicy, KeyExtractor, StoreError, validate_policy_name,
+    ConfigError, Decided, FailOpenCounter, FailurePolicy, KeyExtractor, LimitDecisions, StoreError,
+    validate_policy_name,
 };
 
 /// What both limit layers are configured with, over a store of type `St` (a trait object), plus
@@ -30,6 +31,7 @@ pub(crate) struct LimitSettings<St: ?Sized, Sh> {
     store: Arc<St>,
     failure: FailurePolicy,
     fail_open: FailOpenCounter,
+    decisions: LimitDecisions,
     policy: Arc<str>,
     /// What the limiter is called in logs ("rate limit", "concurrency").
     kind: &'static str,
@@ -45,6 +47,7 @@ impl<St: ?Sized, Sh> LimitSettings<St, Sh> {
             store,
             failure: FailurePolicy::Open,
             fail_open: FailOpenCounter::new(),
+            decisions: LimitDecisions::new(),
             policy: Arc::from(policy),
             kind,
             shared: OnceLock::new(),
@@ -96,6 +99,10 @@ impl<St: ?Sized, Sh> LimitSettings<St, Sh> {
         &self.fail_open
     }
 
+    pub(crate) fn decisions(&self) -> &LimitDecisions {
+        &self.decisions
+    }
+
     /// The shared state, built with `build` on the first call after a change.
     pub(crate) fn shared(&self, build: impl FnOnce(Prepared<St>) -> Sh) -> Arc<Sh> {
         self.shared
@@ -111,6 +118,7 @@ impl<St: ?Sized, Sh> LimitSettings<St, Sh> {
             anonymous_key: self.anonymous_key.clone(),
             failure: self.failure,
             fail_open: self.fail_open.clone(),
+            decisions: self.decisions.clone(),
             unavailable: PrebuiltProblem::store_unavailable(),
             policy: self.policy.clone(),
             kind: self.kind,
@@ -126,6 +134,7 @@ impl<St: ?Sized, Sh> Clone for LimitSettings<St, Sh> {
             store: self.store.clone(),
             failure: self.failure,
             fail_open: self.fail_open.clone(),
+            decisions: self.decisions.clone(),
             policy: self.policy.clone(),
             kind: self.kind,
             shared: self.shared.clone(),
@@ -154,6 +163,7 @@ pub(crate) struct Prepared<St: ?Sized> {
     anonymous_key: Option<Arc<str>>,
     failure: FailurePolicy,
     pub(crate) fail_open: FailOpenCounter,
+    decisions: LimitDecisions,
     unavailable: PrebuiltProblem,
     pub(crate) policy: Arc<str>,
     kind: &'static str,
@@ -168,6 +178,11 @@ impl<St: ?Sized> Prepared<St> {
             .or_else(|| self.anonymous_key.as_deref().map(Cow::Borrowed))
     }
 
+    /// Counts one decision in the layer's [`LimitDecisions`].
+    pub(crate) fn decided(&self, decided: Decided) {
+        self.decisions.record(decided);
+    }
+
     /// Applies the [`FailurePolicy`] to a store failure: the 503 to send (fail-closed), or
     /// `None` to let the request through, counted and logged (fail-open).
     pub(crate) fn store_failed<B: From<Bytes>>(
@@ -179,11 +194,13 @@ impl<St: ?Sized> Prepared<St> {
         match self.failure {
             FailurePolicy::Closed => {
                 tracing::warn!(%error, %policy, "{kind} store failed; rejecting (fail-closed)");
+                self.decided(Decided::Unavailable);
                 Some(self.unavailable.response(extensions, 1))
             }
             FailurePolicy::Open => {
                 tracing::warn!(%error, %policy, "{kind} store failed; letting the request through (fail-open)");
                 self.fail_open.increment();
+                self.decided(Decided::Allowed);
                 None
             }
         }
@@ -269,6 +286,12 @@ macro_rules! limit_settings_methods {
         pub fn fail_open_total(&self) -> u64 {
             self.settings.fail_open_counter().get()
         }
+
+        /// The decisions of every service built from this layer (allowed, rejected,
+        /// unavailable), counted as they are made, for a metric.
+        pub fn decisions(&self) -> &$crate::limits::LimitDecisions {
+            self.settings.decisions()
+        }
     };
 }
 
@@ -342,6 +365,7 @@ mod tests {
                 .is_none()
         );
         assert_eq!(s.fail_open_counter().get(), 1);
+        assert_eq!(s.decisions().by_outcome()[0], ("allowed", 1));
         s.set_failure_policy(FailurePolicy::Closed);
         let res = s
             .prepare()
@@ -349,5 +373,9 @@ mod tests {
             .expect("fail-closed answers");
         assert_eq!(res.status(), http::StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(s.fail_open_counter().get(), 1);
+        assert_eq!(
+            s.decisions().by_outcome(),
+            [("allowed", 1), ("rejected", 0), ("unavailable", 1)]
+        );
     }
 }

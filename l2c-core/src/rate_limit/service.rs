@@ -10,8 +10,8 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::layer::{ALLOWED_SLOTS, Shared, state_value};
 use super::{Decision, GcraParams};
-use crate::limits::StoreError;
 use crate::limits::response::{LimitHeaders, ceil_secs, seconds_value};
+use crate::limits::{Decided, StoreError};
 
 /// Rate-limits the requests to `S` per partition key.
 #[derive(Debug, Clone)]
@@ -99,11 +99,15 @@ impl Shared {
         extensions: &Extensions,
     ) -> Outcome<B> {
         match result {
-            Ok(d) if d.allowed => Outcome::Pass(Some(LimitHeaders {
-                policy: policy_header.clone(),
-                state: self.allowed_value(d.remaining, ceil_secs(d.reset_after_nanos)),
-            })),
+            Ok(d) if d.allowed => {
+                self.limits.decided(Decided::Allowed);
+                Outcome::Pass(Some(LimitHeaders {
+                    policy: policy_header.clone(),
+                    state: self.allowed_value(d.remaining, ceil_secs(d.reset_after_nanos)),
+                }))
+            }
             Ok(d) => {
+                self.limits.decided(Decided::Rejected);
                 // Retry-After and `t` are the same rounded-up delay, so Retry-After is never
                 // earlier than `t` (draft-ietf-httpapi-ratelimit-headers-10 §"Server Behavior").
                 let secs = ceil_secs(d.reset_after_nanos).max(1);
@@ -142,6 +146,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
         let Some(key) = shared.limits.key(&req) else {
+            shared.limits.decided(Decided::Allowed);
             return ResponseFuture::inner(self.inner.call(req), None);
         };
         let custom = shared

@@ -618,3 +618,37 @@ fn parse_member_refuses_a_policy_name_that_is_not_an_sf_string() {
     let bad = http::HeaderValue::from_static("default;q=1");
     assert!(std::panic::catch_unwind(|| parse_member(&bad)).is_err());
 }
+
+/// The layer counts its own decisions, shared by every service it builds and by its clones:
+/// under the quota and without a key `allowed`, over it `rejected`.
+#[tokio::test]
+async fn decisions_are_counted_by_the_layer() {
+    let clock = MockClock::at_unix(1_800_000_000);
+    let layer = memory_layer(Quota::per_minute(2), &clock);
+    let decisions = layer.decisions().clone();
+    let a = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(ok_service());
+    let b = ServiceBuilder::new().layer(layer).service(ok_service());
+    let mut statuses = Vec::new();
+    for svc in [&a, &b, &a] {
+        statuses.push(
+            svc.clone()
+                .oneshot(request_from("acme"))
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let anonymous = b.oneshot(Request::new(())).await.unwrap();
+    assert_eq!(anonymous.status(), 200);
+    assert_eq!(
+        (
+            decisions.allowed(),
+            decisions.rejected(),
+            decisions.unavailable()
+        ),
+        (3, 1, 0)
+    );
+}

@@ -99,6 +99,8 @@ pub(super) fn reject<B: From<Bytes>>(
             HeaderValue::from_static("application/json"),
         );
         response.extensions_mut().insert(error.clone());
+        // Answered by the layer: the handler did not run for this delivery.
+        response.extensions_mut().insert(crate::NotExecuted);
         return response;
     }
     let mut response: Response<B> = error
@@ -106,6 +108,7 @@ pub(super) fn reject<B: From<Bytes>>(
         .with_request_id_from(extensions)
         .into_response();
     response.extensions_mut().insert(error.clone());
+    response.extensions_mut().insert(crate::NotExecuted);
     response
 }
 

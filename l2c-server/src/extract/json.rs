@@ -85,6 +85,14 @@ pub fn payload_too_large() -> Problem {
     ))
 }
 
+/// Whether the JSON text starts an object (after leading whitespace).
+fn is_object(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|b| *b == b'{')
+}
+
 /// Parses `bytes` as JSON into `T`, naming the field of a shape error.
 ///
 /// # Errors
@@ -186,6 +194,13 @@ where
                 .into());
             }
         };
+        if !is_object(&raw) && serde_json::from_slice::<serde::de::IgnoredAny>(&raw).is_ok() {
+            // Every request body of the API is an object; serde would otherwise read a struct
+            // from an array (`[null, null]`) as if its fields had been given in order.
+            return Err(
+                Problem::bad_request("invalid_body", "the body must be a JSON object").into(),
+            );
+        }
         let value = parse_json(&raw)?;
         Ok(JsonBody { value, raw })
     }
@@ -239,5 +254,38 @@ mod tests {
         }
         // Trailing whitespace is fine.
         assert!(parse_json::<serde_json::Value>(b"{\"a\":1} \n").is_ok());
+    }
+
+    /// A struct is never read from an array or a scalar: every request body is an object.
+    #[tokio::test]
+    async fn bodies_that_are_not_objects_are_refused() {
+        for body in ["[null, null]", " [\"DOUYIN\"]", "1", "\"x\"", "null"] {
+            let req = Request::builder()
+                .method("PUT")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let Err(refused) =
+                JsonBody::<l2c_core::api::lead_sources::UpdateLeadSource>::from_request(req, &())
+                    .await
+            else {
+                panic!("{body} accepted");
+            };
+            let res = refused.into_response();
+            assert_eq!(res.status(), 400, "{body}");
+        }
+        let req = Request::builder()
+            .method("PUT")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from("[1,"))
+            .unwrap();
+        let Err(refused) = JsonBody::<serde_json::Value>::from_request(req, &()).await else {
+            panic!("malformed JSON accepted");
+        };
+        let bytes = axum::body::to_bytes(refused.into_response().into_body(), 4096)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["code"], "malformed_json");
     }
 }

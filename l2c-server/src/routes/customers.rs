@@ -7,6 +7,7 @@ use l2c_core::api::customers::Customer;
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
+use super::openapi::{Authenticated, DatabaseUnavailable, RateLimited};
 use crate::error::AppError;
 use crate::error::ProblemDoc;
 use crate::extract::{Json, Path};
@@ -32,10 +33,8 @@ pub fn routes() -> Router<AppState> {
     params(("id" = String, Path, description = "The customer's id (`cus_…`)")),
     responses(
         (status = 200, description = "The masked customer", body = Customer),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `customers:read`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such customer for this client", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["customers:read"]))
 )]

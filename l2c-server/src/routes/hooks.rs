@@ -25,7 +25,6 @@
 //! past it, 503 `push_timeout` and the platform's retry finds either nothing or the stored
 //! lead (then 200 duplicate). A store failure is a 500, which the platforms retry too.
 
-use crate::observe::{Limiter, limit_decision, limit_passed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,12 +66,7 @@ const RETRY_AFTER_SECS: &str = "5";
 pub fn routes(state: &AppState) -> Router<AppState> {
     let layers = ServiceBuilder::new()
         .layer(from_fn_with_state(state.clone(), resolve))
-        .layer(from_fn_with_state(
-            (Arc::clone(&state.metrics), Limiter::LeadSource),
-            limit_decision,
-        ))
-        .layer(state.limits.lead_source_rate_limit.clone())
-        .layer(from_fn_with_state(Limiter::LeadSource, limit_passed));
+        .layer(state.limits.lead_source_rate_limit.clone());
     Router::new().route("/api/hooks/leads/{token}", post(push).route_layer(layers))
 }
 

@@ -11,6 +11,7 @@ use l2c_core::api::showroom::Page;
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
+use super::openapi::{Authenticated, DatabaseUnavailable, RateLimited};
 use crate::domain::{FieldError, validate};
 use crate::error::AppError;
 use crate::error::ProblemDoc;
@@ -89,8 +90,7 @@ fn parse_query(raw: Option<&str>) -> Result<LeadFilter, FieldError> {
     responses(
         (status = 200, description = "One page of the caller's leads", body = Page<Lead>),
         (status = 400, description = "A bad query parameter (named in `field`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `leads:read`", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["leads:read"]))
 )]
@@ -117,9 +117,8 @@ pub async fn list_leads(
     params(("leadId" = String, Path, description = "The lead's id (`lead_…`)")),
     responses(
         (status = 200, description = "The lead, masked", body = Lead),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `leads:read`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such lead for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["leads:read"]))
 )]

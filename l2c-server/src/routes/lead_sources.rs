@@ -31,6 +31,10 @@ use l2c_core::idempotency::StoreRedacted;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 use serde_json::Value;
 
+use super::openapi::{
+    Authenticated, BodyTooLarge, DatabaseUnavailable, IdempotencyInFlight, IdempotencyKey,
+    IdempotencyKeyRefused, IdempotencyKeyReused, RateLimited,
+};
 use crate::domain::{FieldError, validate};
 use crate::error::AppError;
 use crate::error::ProblemDoc;
@@ -157,14 +161,16 @@ fn shown(source: &StoredSource, push_url: String, secret: Option<String>) -> Cre
     tag = "lead-sources",
     operation_id = "createLeadSource",
     request_body = CreateLeadSource,
+    params(IdempotencyKey),
     responses(
-        (status = 201, description = "The source, with its push URL (and the secret the server generated, for GENERIC without one)", body = CreatedLeadSource),
-        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The client already holds the most sources allowed (`too_many_lead_sources`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 201, description = "The source, with its push URL (and the secret the server generated, for GENERIC without one)", body = CreatedLeadSource,
+            links(("GetLeadSource" = (operation_id = "getLeadSource", parameters(("id" = "$response.body#/id")))), ("UpdateLeadSource" = (operation_id = "updateLeadSource", parameters(("id" = "$response.body#/id")))), ("RotateLeadSource" = (operation_id = "rotateLeadSource", parameters(("id" = "$response.body#/id")))), ("DeleteLeadSource" = (operation_id = "deleteLeadSource", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "Malformed JSON; or no `X-Request-Id` (`idempotency_key_missing`), a key that is not 1–255 visible ASCII characters (`idempotency_key_invalid`), or `X-Request-Id` and `Idempotency-Key` differing (`idempotency_key_conflict`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The client already holds the most sources allowed (`too_many_lead_sources`); or a request with the same idempotency key is still running (`idempotency_key_in_use`; retry after `Retry-After`)", body = ProblemDoc, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "With `idempotency_key_in_use`: seconds to wait (1)"))),
         (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown channel, bad name or settings (named in `field`, e.g. `settings.fields.mobile`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown channel, bad name or settings (named in `field`, e.g. `settings.fields.mobile`); or the idempotency key was already used with a different request body (`idempotency_key_reused`)", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable, BodyTooLarge,
     ),
     security(("bearer" = ["lead-sources:manage"]))
 )]
@@ -191,14 +197,13 @@ pub async fn create(
     tag = "lead-sources",
     operation_id = "listLeadSources",
     params(
-        ("page" = Option<u32>, Query, description = "The page, from 1 (default 1)"),
-        ("pageSize" = Option<u32>, Query, description = "Items per page, 1–100 (default 20)"),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "The page, from 1 (default 1), at most 1,000,000"),
+        ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Items per page, 1–100 (default 20)"),
     ),
     responses(
         (status = 200, description = "One page of sources", body = Page<LeadSourceView>),
         (status = 400, description = "A bad paging parameter (named in `field`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["lead-sources:manage"]))
 )]
@@ -242,9 +247,8 @@ pub async fn list(
     params(("id" = String, Path, description = "The source id (`lsrc_…`)")),
     responses(
         (status = 200, description = "The source", body = LeadSourceView),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such source for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["lead-sources:manage"]))
 )]
@@ -266,16 +270,15 @@ pub async fn read(
     path = "/api/mobile/lead-sources/{id}",
     tag = "lead-sources",
     operation_id = "updateLeadSource",
-    params(("id" = String, Path, description = "The source id (`lsrc_…`)")),
+    params(("id" = String, Path, description = "The source id (`lsrc_…`)"), IdempotencyKey),
     request_body = UpdateLeadSource,
     responses(
         (status = 200, description = "The source as changed", body = LeadSourceView),
-        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON; or no `X-Request-Id` (`idempotency_key_missing`), a key that is not 1–255 visible ASCII characters (`idempotency_key_invalid`), or `X-Request-Id` and `Idempotency-Key` differing (`idempotency_key_conflict`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such source for this client", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Bad name or settings (named in `field`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Bad name or settings (named in `field`); or the idempotency key was already used with a different request body (`idempotency_key_reused`)", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable, IdempotencyInFlight, BodyTooLarge,
     ),
     security(("bearer" = ["lead-sources:manage"]))
 )]
@@ -298,12 +301,11 @@ pub async fn update(
     path = "/api/mobile/lead-sources/{id}/rotate",
     tag = "lead-sources",
     operation_id = "rotateLeadSource",
-    params(("id" = String, Path, description = "The source id (`lsrc_…`)")),
+    params(("id" = String, Path, description = "The source id (`lsrc_…`)"), IdempotencyKey),
     responses(
         (status = 200, description = "The new push URL (and generated secret)", body = CreatedLeadSource),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such source for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable, IdempotencyKeyRefused, IdempotencyInFlight, IdempotencyKeyReused, BodyTooLarge,
     ),
     security(("bearer" = ["lead-sources:manage"]))
 )]
@@ -332,9 +334,8 @@ pub async fn rotate(
     params(("id" = String, Path, description = "The source id (`lsrc_…`)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `lead-sources:manage`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such source for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["lead-sources:manage"]))
 )]

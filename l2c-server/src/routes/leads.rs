@@ -9,6 +9,9 @@ use l2c_core::api::leads::{PushLead, PushLeadResponse};
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
+use super::openapi::{
+    Authenticated, DatabaseUnavailable, IdempotencyInFlight, IdempotencyKey, RateLimited,
+};
 use crate::error::AppError;
 use crate::error::ProblemDoc;
 use crate::extract::Json;
@@ -35,16 +38,17 @@ pub fn routes() -> Router<AppState> {
     tag = "leads",
     operation_id = "pushLead",
     request_body = PushLead,
+    params(IdempotencyKey),
     responses(
-        (status = 201, description = "A new lead", body = PushLeadResponse),
-        (status = 200, description = "A lead already pushed: the original ids", body = PushLeadResponse),
-        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `leads:write`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 201, description = "A new lead", body = PushLeadResponse,
+            links(("GetCustomer" = (operation_id = "getCustomer", parameters(("id" = "$response.body#/customerId")))), ("GetLead" = (operation_id = "getLead", parameters(("leadId" = "$response.body#/leadId")))))),
+        (status = 200, description = "A lead already pushed: the original ids", body = PushLeadResponse,
+            links(("GetCustomer" = (operation_id = "getCustomer", parameters(("id" = "$response.body#/customerId")))), ("GetLead" = (operation_id = "getLead", parameters(("leadId" = "$response.body#/leadId")))))),
+        (status = 400, description = "Malformed JSON; or no `X-Request-Id` (`idempotency_key_missing`), a key that is not 1–255 visible ASCII characters (`idempotency_key_invalid`), or `X-Request-Id` and `Idempotency-Key` differing (`idempotency_key_conflict`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or invalid (named in `field`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or invalid (named in `field`); or the idempotency key was already used with a different request body (`idempotency_key_reused`)", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable, IdempotencyInFlight,
     ),
     security(("bearer" = ["leads:write"]))
 )]

@@ -9,6 +9,7 @@ use l2c_core::api::orders::{OrderStatusView, SyncOrder, SyncOrderResponse};
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
+use super::openapi::{Authenticated, DatabaseUnavailable, IdempotencyKey, RateLimited};
 use crate::error::AppError;
 use crate::error::ProblemDoc;
 use crate::extract::{Json, Path};
@@ -95,17 +96,19 @@ pub fn sync_problem(err: SyncError) -> AppError {
     tag = "orders",
     operation_id = "syncOrder",
     request_body = SyncOrder,
+    params(IdempotencyKey),
     responses(
-        (status = 201, description = "The order was created", body = SyncOrderResponse),
-        (status = 200, description = "The order was updated, or the version was stale (`applied: false`)", body = SyncOrderResponse),
-        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `orders:write`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "Illegal status or payment transition (`from`, `to`), payment recorded on another of the caller's orders, or another customer", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 201, description = "The order was created", body = SyncOrderResponse,
+            links(("GetOrderStatus" = (operation_id = "getOrderStatus", parameters(("id" = "$response.body#/orderId")))))),
+        (status = 200, description = "The order was updated, or the version was stale (`applied: false`)", body = SyncOrderResponse,
+            links(("GetOrderStatus" = (operation_id = "getOrderStatus", parameters(("id" = "$response.body#/orderId")))))),
+        (status = 400, description = "Malformed JSON; or no `X-Request-Id` (`idempotency_key_missing`), a key that is not 1–255 visible ASCII characters (`idempotency_key_invalid`), or `X-Request-Id` and `Idempotency-Key` differing (`idempotency_key_conflict`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Illegal status or payment transition (`from`, `to`), payment recorded on another of the caller's orders, or another customer; or a request with the same idempotency key is still running (`idempotency_key_in_use`; retry after `Retry-After`)", body = ProblemDoc, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "With `idempotency_key_in_use`: seconds to wait (1)"))),
         (status = 413, description = "Body over 1 MiB", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or invalid (named in `field`); `status_payment_mismatch` when `status` implies a paid deposit (every status but CANCELLED) while `paymentStatus` is UNPAID", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or invalid (named in `field`); `status_payment_mismatch` when `status` implies a paid deposit (every status but CANCELLED) while `paymentStatus` is UNPAID; or the idempotency key was already used with a different request body (`idempotency_key_reused`)", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["orders:write"]))
 )]
@@ -135,10 +138,8 @@ pub async fn sync_order(
     params(("id" = String, Path, description = "The platform's order id (`ord_…`) or the caller's `externalOrderNo`")),
     responses(
         (status = 200, description = "The order's status", body = OrderStatusView),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `orders:read`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such order for this client", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["orders:read"]))
 )]

@@ -31,6 +31,7 @@ use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 use tokio::sync::mpsc;
 
+use super::openapi::{Authenticated, RateLimitedOrCapped};
 use crate::error::AppError;
 use crate::error::ProblemDoc;
 use crate::state::AppState;
@@ -170,10 +171,8 @@ async fn produce(state: AppState, mut walk: ExportWalk, first: Vec<String>, tx: 
     responses(
         (status = 200, description = "CSV, streamed", content_type = "text/csv", body = String,
             example = "orderId,externalOrderNo,customerId,status,statusLabel,paymentStatus,paymentStatusLabel,total,deposit,paid,currency,updatedAt\r\n"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `reports:export`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or more than 5 exports running", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Exports are waiting too long for the database (`exports_busy`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Exports are waiting too long for the database (`exports_busy`); or the database cannot be reached in time (`database_unavailable`), with `Retry-After`", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimitedOrCapped,
     ),
     security(("bearer" = ["reports:export"]))
 )]

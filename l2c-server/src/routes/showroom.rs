@@ -9,6 +9,7 @@ use l2c_core::api::showroom::{Page, ShowroomItem, ShowroomItemType, ShowroomQuer
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 
+use super::openapi::{Authenticated, DatabaseUnavailable, RateLimited};
 use crate::domain::FieldError;
 use crate::domain::validate;
 use crate::error::AppError;
@@ -87,9 +88,7 @@ fn page_link(path: &str, filter: &ItemFilter, page: u32, rel: &str) -> String {
         (status = 200, description = "One page of items", body = Page<ShowroomItem>,
             headers(("Link" = String, description = "RFC 8288 links: first, prev, next, last"))),
         (status = 400, description = "A bad query parameter (named in `field`): page < 1, pageSize outside 1–100, non-numeric, unknown type", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `showroom:read`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["showroom:read"]))
 )]

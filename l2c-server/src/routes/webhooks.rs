@@ -36,6 +36,10 @@ use l2c_core::idempotency::StoreRedacted;
 use l2c_core::{AuthenticatedClient, Problem, Scope};
 use serde_json::Value;
 
+use super::openapi::{
+    Authenticated, BodyTooLarge, DatabaseUnavailable, IdempotencyInFlight, IdempotencyKey,
+    IdempotencyKeyRefused, IdempotencyKeyReused, RateLimited,
+};
 use crate::error::AppError;
 use crate::error::ProblemDoc;
 use crate::extract::JsonBody;
@@ -147,15 +151,16 @@ async fn validate(body: &Value, allow_private: bool) -> Result<(String, Vec<Even
     tag = "webhooks",
     operation_id = "createWebhook",
     request_body = CreateWebhook,
+    params(IdempotencyKey),
     responses(
-        (status = 201, description = "The subscription, with its signing secret", body = CreatedWebhook),
-        (status = 400, description = "Malformed JSON, or `url` / `events` invalid (named in `field`): not https, not public, unknown event type, empty list", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The client already holds the most subscriptions allowed (`too_many_webhooks`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 201, description = "The subscription, with its signing secret", body = CreatedWebhook,
+            links(("DeleteWebhook" = (operation_id = "deleteWebhook", parameters(("id" = "$response.body#/id")))), ("RotateWebhookSecret" = (operation_id = "rotateWebhookSecret", parameters(("id" = "$response.body#/id")))), ("ListWebhookDeliveries" = (operation_id = "listWebhookDeliveries", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "Malformed JSON, or `url` / `events` invalid (named in `field`): not https, not public, unknown event type, empty list; or no `X-Request-Id` (`idempotency_key_missing`), a key that is not 1–255 visible ASCII characters (`idempotency_key_invalid`), or `X-Request-Id` and `Idempotency-Key` differing (`idempotency_key_conflict`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The client already holds the most subscriptions allowed (`too_many_webhooks`); or a request with the same idempotency key is still running (`idempotency_key_in_use`; retry after `Retry-After`)", body = ProblemDoc, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "With `idempotency_key_in_use`: seconds to wait (1)"))),
         (status = 413, description = "Body over 1 MiB", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable, IdempotencyKeyReused,
     ),
     security(("bearer" = ["webhooks:manage"]))
 )]
@@ -217,9 +222,7 @@ fn shows_secret<T: serde::Serialize>(status: StatusCode, value: &T) -> Response 
     operation_id = "listWebhooks",
     responses(
         (status = 200, description = "The caller's subscriptions", body = WebhookList),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["webhooks:manage"]))
 )]
@@ -248,10 +251,8 @@ pub async fn list(
     params(("id" = String, Path, description = "The subscription id (`wh_…`)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such subscription for this client", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["webhooks:manage"]))
 )]
@@ -273,13 +274,11 @@ pub async fn remove(
     path = "/api/mobile/webhooks/{id}/rotate-secret",
     tag = "webhooks",
     operation_id = "rotateWebhookSecret",
-    params(("id" = String, Path, description = "The subscription id (`wh_…`)")),
+    params(("id" = String, Path, description = "The subscription id (`wh_…`)"), IdempotencyKey),
     responses(
         (status = 200, description = "The new secret, shown only this once", body = RotatedSecret),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such subscription for this client", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable, IdempotencyKeyRefused, IdempotencyInFlight, IdempotencyKeyReused, BodyTooLarge,
     ),
     security(("bearer" = ["webhooks:manage"]))
 )]
@@ -309,11 +308,10 @@ pub async fn rotate(
     operation_id = "listWebhookDeliveries",
     params(("id" = String, Path, description = "The subscription id (`wh_…`)")),
     responses(
-        (status = 200, description = "The delivery log", body = DeliveryList),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, description = "The delivery log", body = DeliveryList,
+            links(("RedeliverWebhook" = (operation_id = "redeliverWebhook", parameters(("id" = "$request.path.id"), ("delivery_id" = "$response.body#/items/0/id")))))),
         (status = 404, description = "No such subscription for this client", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["webhooks:manage"]))
 )]
@@ -342,14 +340,14 @@ pub async fn deliveries(
     params(
         ("id" = String, Path, description = "The subscription id (`wh_…`)"),
         ("delivery_id" = String, Path, description = "The delivery id (`dlv_…`)"),
+        IdempotencyKey,
     ),
     responses(
         (status = 202, description = "The delivery, queued again", body = Delivery),
-        (status = 401, description = "Missing or invalid token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks `webhooks:manage`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such subscription or delivery for this client", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The subscription was disabled after the receiver answered 410 Gone (`webhook_disabled`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The subscription was disabled after the receiver answered 410 Gone (`webhook_disabled`); or a request with the same idempotency key is still running (`idempotency_key_in_use`; retry after `Retry-After`)", body = ProblemDoc, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "With `idempotency_key_in_use`: seconds to wait (1)"))),
+        Authenticated, RateLimited, DatabaseUnavailable, IdempotencyKeyRefused, IdempotencyKeyReused, BodyTooLarge,
     ),
     security(("bearer" = ["webhooks:manage"]))
 )]

@@ -1,4 +1,4 @@
-//! Verifying access tokens.
+//! [`TokenVerifier`]: the checks, in order, and the verified-token cache.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -8,14 +8,15 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use super::cache::{Verified, VerifiedCache};
-use super::issuer::DEFAULT_TTL;
-use super::keys::{Ed25519PublicKey, HmacKey, Jwks, KeyError, SigningKey, checked_kid};
+use crate::auth::cache::{Verified, VerifiedCache};
+use crate::auth::issuer::DEFAULT_TTL;
+use crate::auth::keys::Jwks;
 use crate::clock::{Clock, SystemClock};
 use crate::identity::{AuthenticatedClient, ClientId, Scope, Scopes};
+
+use super::{builder::*, errors::*};
 
 /// The default and largest accepted clock-skew leeway: 60 s.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
@@ -27,10 +28,10 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
 /// The largest decoded JOSE header accepted, in bytes.
-const MAX_HEADER_LEN: usize = 1024;
+pub(super) const MAX_HEADER_LEN: usize = 1024;
 
 /// The bytes of a JWS Compact Serialization: base64url characters and `.`.
-static COMPACT_JWS_BYTES: [bool; 256] = {
+pub(super) static COMPACT_JWS_BYTES: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
@@ -40,308 +41,6 @@ static COMPACT_JWS_BYTES: [bool; 256] = {
     }
     table
 };
-
-/// Why a token was refused.
-///
-/// Every variant means the same thing to the caller — 401 `invalid_token` (RFC 6750 §3.1,
-/// RFC 9068 §4) — and the response never says which check failed; the variant is for logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenError {
-    /// Longer than the verifier's limit.
-    #[error("token too large")]
-    TooLarge,
-    /// Not a JWS Compact Serialization of three base64url segments with JSON header and claims.
-    #[error("malformed token")]
-    Malformed,
-    /// The header's `alg` is not one the verifier has a key for (`none` never is).
-    #[error("unsupported algorithm")]
-    UnsupportedAlgorithm,
-    /// The header's `typ` is not `at+jwt` / `application/at+jwt`.
-    #[error("wrong token type")]
-    InvalidType,
-    /// No key with the header's `alg` and `kid`.
-    #[error("unknown key")]
-    UnknownKey,
-    /// The signature does not verify.
-    #[error("bad signature")]
-    BadSignature,
-    /// A required claim is missing, has the wrong type or is inconsistent.
-    #[error("invalid claims")]
-    InvalidClaims,
-    /// `iss` is not the configured issuer.
-    #[error("wrong issuer")]
-    InvalidIssuer,
-    /// The configured audience is not in `aud`.
-    #[error("wrong audience")]
-    InvalidAudience,
-    /// `exp` has passed (leeway applied).
-    #[error("token expired")]
-    Expired,
-    /// `nbf` is still in the future (leeway applied).
-    #[error("token not yet valid")]
-    NotYetValid,
-    /// `iat` is in the future (leeway applied).
-    #[error("token issued in the future")]
-    IssuedInFuture,
-    /// `exp - iat` is longer than the verifier's maximum lifetime.
-    #[error("token lifetime too long")]
-    LifetimeTooLong,
-}
-
-impl TokenError {
-    /// The RFC 6750 error code for every variant: `invalid_token`.
-    pub const fn error_code(self) -> &'static str {
-        "invalid_token"
-    }
-}
-
-/// A verifier that cannot be built as configured.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// No verification key was given.
-    #[error("a token verifier needs at least one key")]
-    NoKeys,
-    /// The issuer or audience is empty.
-    #[error("issuer and audience must not be empty")]
-    EmptyIssuerOrAudience,
-    /// A leeway above [`MAX_LEEWAY`].
-    #[error("leeway must be at most 60 seconds")]
-    LeewayTooLarge,
-    /// Two keys with the same algorithm and `kid`.
-    #[error("two keys share algorithm {alg} and kid {kid:?}")]
-    DuplicateKey {
-        /// The algorithm.
-        alg: &'static str,
-        /// The shared key id.
-        kid: Option<String>,
-    },
-    /// A key or key id was refused.
-    #[error(transparent)]
-    Key(#[from] KeyError),
-}
-
-#[derive(Clone)]
-enum KeyMaterial {
-    Hs256(HmacKey),
-    EdDsa(Ed25519PublicKey),
-}
-
-/// A key as configured on the builder.
-#[derive(Clone)]
-struct KeySpec {
-    kid: Option<Arc<str>>,
-    material: KeyMaterial,
-}
-
-impl KeySpec {
-    fn alg(&self) -> &'static str {
-        match self.material {
-            KeyMaterial::Hs256(_) => "HS256",
-            KeyMaterial::EdDsa(_) => "EdDSA",
-        }
-    }
-}
-
-/// A key ready for [`jsonwebtoken::decode`]: its decoding key and a [`Validation`] pinned to
-/// the key's one algorithm, built once.
-struct VerificationKey {
-    spec: KeySpec,
-    decoding: DecodingKey,
-    validation: Validation,
-}
-
-impl VerificationKey {
-    fn new(spec: KeySpec, issuer: &str, audience: &str) -> Self {
-        let (algorithm, decoding) = match &spec.material {
-            KeyMaterial::Hs256(secret) => (
-                Algorithm::HS256,
-                DecodingKey::from_secret(secret.as_bytes()),
-            ),
-            // jsonwebtoken reads the 32 raw bytes of the public key.
-            KeyMaterial::EdDsa(public) => (
-                Algorithm::EdDSA,
-                DecodingKey::from_ed_der(&public.to_bytes()),
-            ),
-        };
-        let mut validation = Validation::new(algorithm);
-        // Time claims are checked by `check_claims` against the verifier's injected clock
-        // (jsonwebtoken reads the system clock), with the same leeway for every one of them.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = 0;
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Self {
-            spec,
-            decoding,
-            validation,
-        }
-    }
-}
-
-/// Builds a [`TokenVerifier`]; start with [`TokenVerifier::builder`].
-#[must_use]
-pub struct TokenVerifierBuilder {
-    issuer: String,
-    audience: String,
-    keys: Vec<KeySpec>,
-    error: Option<ConfigError>,
-    leeway: Duration,
-    max_lifetime: Duration,
-    max_token_len: usize,
-    cache_capacity: usize,
-    clock: Arc<dyn Clock>,
-}
-
-impl TokenVerifierBuilder {
-    /// Accepts HS256 tokens without a `kid`, signed with `key`.
-    pub fn hmac_key(mut self, key: HmacKey) -> Self {
-        self.push_hmac(None, &key);
-        self
-    }
-
-    /// Accepts HS256 tokens whose header names `kid`, signed with `key`.
-    pub fn hmac_key_with_kid(mut self, kid: impl Into<String>, key: HmacKey) -> Self {
-        match checked_kid(kid) {
-            Ok(kid) => self.push_hmac(Some(kid), &key),
-            Err(e) => self.fail(e.into()),
-        }
-        self
-    }
-
-    /// Accepts EdDSA tokens whose header names this key's `kid`. Call it once per key to accept
-    /// several during a rotation; a token's `kid` picks the one key that is tried.
-    pub fn ed25519_public_key(mut self, key: Ed25519PublicKey) -> Self {
-        self.keys.push(KeySpec {
-            kid: Some(key.kid_arc().clone()),
-            material: KeyMaterial::EdDsa(key),
-        });
-        self
-    }
-
-    /// Accepts the EdDSA tokens of every key in `keys`.
-    pub fn ed25519_public_keys(self, keys: impl IntoIterator<Item = Ed25519PublicKey>) -> Self {
-        keys.into_iter()
-            .fold(self, |builder, key| builder.ed25519_public_key(key))
-    }
-
-    /// Accepts the tokens a [`TokenIssuer`](super::TokenIssuer) signs with `key`.
-    pub fn signing_key(mut self, key: &SigningKey) -> Self {
-        match key {
-            SigningKey::Hmac(secret, None) => self.push_hmac(None, secret),
-            SigningKey::Hmac(secret, Some(kid)) => {
-                return self.hmac_key_with_kid(kid.clone(), secret.clone());
-            }
-            SigningKey::Ed25519(pair) => return self.ed25519_public_key(pair.public_key()),
-        }
-        self
-    }
-
-    /// The clock-skew allowance for `exp`, `nbf` and `iat`: 60 s by default, at most 60 s.
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
-        self
-    }
-
-    /// The longest accepted `exp - iat` (leeway added): 7200 s by default.
-    pub fn max_lifetime(mut self, max_lifetime: Duration) -> Self {
-        self.max_lifetime = max_lifetime;
-        self
-    }
-
-    /// Tokens longer than this are refused before any decoding: 8 KiB by default.
-    pub fn max_token_len(mut self, max_token_len: usize) -> Self {
-        self.max_token_len = max_token_len;
-        self
-    }
-
-    /// How many verified tokens to remember (10 000 by default; 0 turns the cache off).
-    ///
-    /// A remembered token costs one hash lookup instead of a signature check, and is refused
-    /// from the moment the cold path would refuse it (`exp` plus leeway).
-    pub fn cache_capacity(mut self, capacity: usize) -> Self {
-        self.cache_capacity = capacity;
-        self
-    }
-
-    /// Uses `clock` instead of the system clock.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Builds the verifier.
-    ///
-    /// # Errors
-    ///
-    /// See [`ConfigError`]: no key, an empty issuer or audience, a leeway above 60 s, two keys
-    /// with the same algorithm and `kid`, or an invalid `kid`.
-    pub fn build(self) -> Result<TokenVerifier, ConfigError> {
-        if let Some(error) = self.error {
-            return Err(error);
-        }
-        if self.keys.is_empty() {
-            return Err(ConfigError::NoKeys);
-        }
-        if self.issuer.is_empty() || self.audience.is_empty() {
-            return Err(ConfigError::EmptyIssuerOrAudience);
-        }
-        if self.leeway > MAX_LEEWAY {
-            return Err(ConfigError::LeewayTooLarge);
-        }
-        for (i, a) in self.keys.iter().enumerate() {
-            if self.keys[..i]
-                .iter()
-                .any(|b| a.alg() == b.alg() && a.kid == b.kid)
-            {
-                return Err(ConfigError::DuplicateKey {
-                    alg: a.alg(),
-                    kid: a.kid.as_deref().map(str::to_owned),
-                });
-            }
-        }
-        let keys = self
-            .keys
-            .into_iter()
-            .map(|spec| VerificationKey::new(spec, &self.issuer, &self.audience))
-            .collect();
-        Ok(TokenVerifier {
-            issuer: self.issuer.into(),
-            audience: self.audience.into(),
-            keys,
-            leeway: self.leeway.as_secs(),
-            max_lifetime: self.max_lifetime.as_secs(),
-            max_token_len: self.max_token_len,
-            cache: (self.cache_capacity > 0).then(|| VerifiedCache::new(self.cache_capacity)),
-            clock: self.clock,
-        })
-    }
-
-    fn push_hmac(&mut self, kid: Option<Arc<str>>, key: &HmacKey) {
-        self.keys.push(KeySpec {
-            kid,
-            material: KeyMaterial::Hs256(key.clone()),
-        });
-    }
-
-    fn fail(&mut self, error: ConfigError) {
-        self.error.get_or_insert(error);
-    }
-}
-
-impl fmt::Debug for TokenVerifierBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenVerifierBuilder")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("keys", &self.keys.len())
-            .field("leeway", &self.leeway)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Verifies access tokens and tells who is calling.
 ///
@@ -383,14 +82,14 @@ impl fmt::Debug for TokenVerifierBuilder {
 /// assert_eq!(verifier.verify(&token), Err(TokenError::Expired));
 /// ```
 pub struct TokenVerifier {
-    issuer: Box<str>,
-    audience: Box<str>,
-    keys: Box<[VerificationKey]>,
-    leeway: u64,
-    max_lifetime: u64,
-    max_token_len: usize,
-    cache: Option<VerifiedCache>,
-    clock: Arc<dyn Clock>,
+    pub(super) issuer: Box<str>,
+    pub(super) audience: Box<str>,
+    pub(super) keys: Box<[VerificationKey]>,
+    pub(super) leeway: u64,
+    pub(super) max_lifetime: u64,
+    pub(super) max_token_len: usize,
+    pub(super) cache: Option<VerifiedCache>,
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 impl TokenVerifier {
@@ -587,7 +286,7 @@ impl fmt::Debug for TokenVerifier {
 }
 
 #[derive(Deserialize)]
-struct Header<'a> {
+pub(super) struct Header<'a> {
     #[serde(borrow)]
     alg: Cow<'a, str>,
     #[serde(borrow, default)]
@@ -600,7 +299,7 @@ struct Header<'a> {
 
 /// The claims read after jsonwebtoken has checked the signature, `iss` and `aud`.
 #[derive(Deserialize)]
-struct Claims {
+pub(super) struct Claims {
     sub: String,
     exp: u64,
     iat: u64,
@@ -614,7 +313,7 @@ struct Claims {
 }
 
 /// What each jsonwebtoken refusal means here.
-fn token_error(kind: &ErrorKind) -> TokenError {
+pub(super) fn token_error(kind: &ErrorKind) -> TokenError {
     match kind {
         ErrorKind::InvalidSignature | ErrorKind::InvalidEddsaKey => TokenError::BadSignature,
         ErrorKind::InvalidAlgorithm
@@ -635,7 +334,7 @@ fn token_error(kind: &ErrorKind) -> TokenError {
 
 /// Refuses an EdDSA signature whose `R` (its first 32 bytes) is not a point or is of small
 /// order, as `ed25519_dalek::VerifyingKey::verify_strict` does.
-pub(super) fn check_strict_ed25519_r(signature_b64: &str) -> Result<(), TokenError> {
+pub(in crate::auth) fn check_strict_ed25519_r(signature_b64: &str) -> Result<(), TokenError> {
     if signature_b64.len() != 86 {
         return Err(TokenError::BadSignature);
     }
