@@ -165,6 +165,9 @@ fn create_private_sqlite_file(url: &str) -> Result<(), StoreError> {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// Where write transactions run (see [`Db::writer`]): on SQLite a pool of one connection,
+    /// on PostgreSQL the same pool as `pool`.
+    writer: AnyPool,
     /// The report exports' own small pool (see [`Db::exports`]).
     exports: AnyPool,
     options: AnyConnectOptions,
@@ -243,6 +246,19 @@ impl Db {
         let pool = pool_options(backend, backend.pool_size(), acquire_timeout)
             .connect_with(options.clone())
             .await?;
+        let writer = match backend {
+            // SQLite lets one transaction write at a time. Sixteen requests each holding a pooled
+            // connection and waiting in SQLite's busy handler (which sleeps and retries rather
+            // than handing the lock over) gave order sync a p99 of 1.09 s against a p50 of 7 ms;
+            // one write connection, handed over in arrival order by the pool, queues them
+            // instead. Readers keep the other connections (WAL: they never wait for the writer).
+            Backend::Sqlite => {
+                pool_options(backend, 1, acquire_timeout)
+                    .connect_with(options.clone())
+                    .await?
+            }
+            Backend::Postgres => pool.clone(),
+        };
         let exports = pool_options(
             backend,
             crate::config::DEFAULT_EXPORT_DB_CONNECTIONS,
@@ -251,6 +267,7 @@ impl Db {
         .connect_lazy_with(options.clone());
         Ok(Self {
             pool,
+            writer,
             exports,
             options,
             backend,
@@ -262,7 +279,11 @@ impl Db {
     /// The most connections the pool opens (counted in the file-descriptor reserve of the
     /// connection cap, see [`crate::connections`]).
     pub fn max_connections(&self) -> u32 {
-        self.pool.options().get_max_connections()
+        let writer = match self.backend {
+            Backend::Sqlite => self.writer.options().get_max_connections(),
+            Backend::Postgres => 0,
+        };
+        self.pool.options().get_max_connections() + writer
     }
 
     /// Applies pending migrations.
@@ -331,6 +352,16 @@ impl Db {
         &self.pool
     }
 
+    /// The pool write transactions begin on ([`sql::begin_write`]).
+    ///
+    /// On SQLite it holds a single connection: SQLite runs one write transaction at a time, so
+    /// writers wait their turn for this connection, in arrival order, rather than each holding a
+    /// connection of [`Db::pool`] while retrying the lock in SQLite's busy handler. On
+    /// PostgreSQL, where writers run concurrently, it is [`Db::pool`] itself.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     /// The report exports' own pool, apart from [`Db::pool`]: however many exports run, and
     /// however slowly they are read, they hold at most its few connections (they wait for each
     /// other there) and never one of the API's.
@@ -346,6 +377,7 @@ impl Db {
     /// Closes the pools, waiting for checked-out connections to return.
     pub async fn close(&self) {
         self.exports.close().await;
+        self.writer.close().await;
         self.pool.close().await;
     }
 

@@ -37,18 +37,38 @@ pub fn parse_stored_time(
     })
 }
 
-/// Begins a transaction that will write: `BEGIN IMMEDIATE` on SQLite, so it takes the write lock
-/// up front (waiting on `busy_timeout`) instead of failing to upgrade a read lock later.
+/// Begins a transaction that will write, on [`Db::writer`]: on SQLite the single write
+/// connection, waited for in arrival order, then `BEGIN IMMEDIATE`, so the transaction takes the
+/// write lock up front instead of failing to upgrade a read lock later (the lock is then free
+/// but for the rare write outside this function, which `busy_timeout` waits for).
+///
+/// Never call it while the same task holds a transaction from it: on SQLite the second call
+/// would wait for the first's connection.
 ///
 /// # Errors
 ///
 /// [`StoreError::Database`] when the transaction cannot start.
 pub async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, StoreError> {
-    let tx = match db.backend() {
-        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => db.pool().begin().await?,
-    };
-    Ok(tx)
+    let pool = db.writer().clone();
+    let backend = db.backend();
+    // Begun in a task of its own, so a caller that is cancelled (its client went away) cannot
+    // interrupt the begin halfway: sqlx runs SQLite's `BEGIN IMMEDIATE`, then awaits once more to
+    // check it, and a future dropped in between returns the connection to the pool inside a
+    // transaction nobody will end, holding the write lock, and every later begin on it fails.
+    // The task always finishes; if nobody awaits it any more, the transaction it made is dropped
+    // there and rolled back.
+    let begun = tokio::spawn(async move {
+        match backend {
+            Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => pool.begin().await,
+        }
+    });
+    match begun.await {
+        Ok(tx) => Ok(tx?),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only when the runtime shuts down.
+        Err(_) => Err(StoreError::Database(sqlx::Error::PoolClosed)),
+    }
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
