@@ -274,7 +274,7 @@ async fn run(a: Run) -> Result<(), BoxError> {
             receiver.reset();
             let data: Vec<EventData> = (0..a.events).map(|i| event_data(&run_id, i)).collect();
             let mut tx = begin_write(&db).await?;
-            let queued = enqueue_in(&mut *tx, &client, &data, now_millis()).await?;
+            let queued = enqueue_in(&mut tx, &client, &data, now_millis()).await?;
             tx.commit().await?;
             if queued as usize != a.events {
                 return Err(format!("{queued} deliveries queued for {} events", a.events).into());
