@@ -20,6 +20,10 @@
 #                (default postgres://postgres@127.0.0.1:5432)
 #   EXPORT_ROWS  orders seeded for the export measurement (default 200000; 0 skips it)
 #   GROWTH=1     also seed 10k, then 1M orders (+100k leads) and measure again
+#   DISPATCH_EVENTS  events per webhook-dispatch throughput round (default 5000; 0 skips the
+#                webhook measurements)
+#   DISPATCH_RATE / DISPATCH_SECONDS  order syncs per second and seconds of the webhook
+#                commit-to-receipt latency run (default 200 / 10)
 #   SERVER_CPU / CLIENT_CPU   cores for the server (and the baseline) / wrk (default 0 / 1)
 #   KEEP_OUTPUT=1  keep the raw outputs (the directory is printed)
 #
@@ -28,12 +32,18 @@
 #
 # Each measured line:
 #   work=order-new db=sqlite ratio=0.86 rps=2140 p50_ms=6.1 p99_ms=9.1 base_rps=2480 base_p99_ms=8.0
+#   work=dispatch db=postgres replicas=1 ratio=0.8 events_per_s=… base_events_per_s=… (l2c-hooks:
+#     the server's dispatchers draining an outbox filled with its own statement, against a bare
+#     loop signing and POSTing the same bodies with reqwest at the dispatcher's concurrency)
+#   work=dispatch-latency db=postgres replicas=2 rate=200 p50_ms=… p99_ms=… (send of the order
+#     sync to receipt of its ORDER_CREATED, at a steady rate, syncs spread over the replicas)
 # ratio = the median over rounds of (server req/s / baseline req/s) of the same round.
 set -euo pipefail
 
 QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
     ROUNDS=${ROUNDS:-1}; DURATION=${DURATION:-2}; EXPORT_ROWS=${EXPORT_ROWS:-20000}
+    DISPATCH_EVENTS=${DISPATCH_EVENTS:-1000}; DISPATCH_SECONDS=${DISPATCH_SECONDS:-3}
 fi
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
@@ -44,6 +54,9 @@ DBS=${DBS:-sqlite postgres}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 EXPORT_ROWS=${EXPORT_ROWS:-200000}
 GROWTH=${GROWTH:-0}
+DISPATCH_EVENTS=${DISPATCH_EVENTS:-5000}
+DISPATCH_RATE=${DISPATCH_RATE:-200}
+DISPATCH_SECONDS=${DISPATCH_SECONDS:-10}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 
@@ -55,6 +68,9 @@ is_uint "$DURATION" || die "DURATION must be a positive integer (seconds)"
 is_uint "$CONNECTIONS" || die "CONNECTIONS must be a positive integer"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be a non-negative integer"
 [[ $EXPORT_ROWS =~ ^[0-9]+$ ]] || die "EXPORT_ROWS must be a non-negative integer"
+[[ $DISPATCH_EVENTS =~ ^[0-9]+$ ]] || die "DISPATCH_EVENTS must be a non-negative integer"
+is_uint "$DISPATCH_RATE" || die "DISPATCH_RATE must be a positive integer"
+is_uint "$DISPATCH_SECONDS" || die "DISPATCH_SECONDS must be a positive integer"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -72,11 +88,12 @@ fi
 ncpu=$(nproc)
 ((ncpu >= 2 && SERVER_CPU != CLIENT_CPU)) || die "need two distinct cores (nproc=$ncpu)"
 
-say "building l2c-server and l2c-work (release)..."
-cargo build --release --quiet -p l2c-server -p l2c-bench --bin l2c-server --bin l2c-work
+say "building l2c-server, l2c-work and l2c-hooks (release)..."
+cargo build --release --quiet -p l2c-server -p l2c-bench --bin l2c-server --bin l2c-work --bin l2c-hooks
 tdir="${CARGO_TARGET_DIR:-$root/target}/release"
 server_bin=$tdir/l2c-server
 work_bin=$tdir/l2c-work
+hooks_bin=$tdir/l2c-hooks
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/bench-work.XXXXXX")
 pids=()
@@ -326,6 +343,45 @@ export_bench() { # db rows label
         "$(awk -v a="$hwm" -v b="$rss0" 'BEGIN {d = (a - b) / 1024; if (d < 0) d = 0; print d}')")")
     echo "${lines[-1]}" >&2
 }
+
+# Webhook dispatch: a fresh database per replica count (a subscription outlives its run), the
+# replicas on the server's core with --allow-private-webhooks (the receiver is on loopback),
+# l2c-hooks (receiver, outbox filling, latency driver) on the client's core.
+dispatch_bench() { # db replicas
+    local db=$1 n=$2 url created cid secret i port servers=() got mine=()
+    url=$(new_db "$db" "hooks$n")
+    created=$("$server_bin" client create --database-url "$url" --name hooks --json)
+    cid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$created")
+    secret=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$created")
+    for ((i = 1; i <= n; i++)); do
+        port=$(free_port)
+        TOKIO_WORKER_THREADS=1 taskset -c "$SERVER_CPU" "$server_bin" --listen "127.0.0.1:$port" \
+            --database-url "$url" --jwt-secret "$JWT_SECRET" --rate-limit 1000000/s \
+            --no-demo-client --metrics-listen off --log-format json --allow-private-webhooks \
+            >"$out/hooks-$db-$n-$i.log" 2>&1 &
+        pids+=($!); mine+=($!)
+        wait_port "$port" "$!" "hooks-$db-$n-$i"
+        servers+=(--server "http://127.0.0.1:$port")
+    done
+    say "$db: webhook dispatch with $n replica(s)"
+    if got=$(taskset -c "$CLIENT_CPU" "$hooks_bin" run "${servers[@]}" --database-url "$url" \
+        --client-id "$cid" --client-secret "$secret" --events "$DISPATCH_EVENTS" --rounds "$ROUNDS" \
+        --base-cpu "$SERVER_CPU" --rate "$DISPATCH_RATE" --seconds "$DISPATCH_SECONDS" --db-label "$db"); then
+        :
+    else
+        failures+=("$db dispatch, $n replica(s): l2c-hooks failed (see above)")
+    fi
+    while read -r l; do [[ -n $l ]] && { lines+=("$l"); echo "$l" >&2; }; done <<<"$got"
+    for i in "${mine[@]}"; do kill "$i" 2>/dev/null || true; wait "$i" 2>/dev/null || true; done
+}
+
+for db in $DBS; do
+    if ((DISPATCH_EVENTS > 0)); then
+        if [[ $db == postgres && $pg_ok == 0 ]]; then :
+        elif [[ $db == postgres ]]; then dispatch_bench postgres 1; dispatch_bench postgres 2
+        else dispatch_bench "$db" 1; fi
+    fi
+done
 
 for db in $DBS; do
     if [[ $db == postgres && $pg_ok == 0 ]]; then say "PostgreSQL not reachable at $PG_URL: skipped"; continue; fi
