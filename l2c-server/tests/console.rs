@@ -273,6 +273,39 @@ async fn login_locks_out_after_repeated_failures_and_answers_bad_credentials_ali
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_login_failures_lock_exactly_at_the_limit() {
+    use l2c_server::store::audit::Lockout;
+    let policy = Lockout {
+        max_failures: 12,
+        window_ms: 15 * 60 * 1000,
+        lock_ms: 15 * 60 * 1000,
+    };
+    for backend in Backend::available() {
+        let (server, _) = server(backend).await;
+        // Twelve wrong passwords at once against a limit of twelve: a read-then-write count
+        // loses some of them and ends below the limit; counted in one statement, the twelfth
+        // locks the key, exactly once.
+        let db = server.db.clone();
+        let attempts = (0..12).map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { db.audit().record_failure("user:ops", policy).await })
+        });
+        let mut locks = 0;
+        for attempt in attempts {
+            if attempt.await.unwrap().unwrap().is_some() {
+                locks += 1;
+            }
+        }
+        assert_eq!(locks, 1, "{backend:?}: twelve failures, {locks} locks");
+        assert!(
+            db.audit().locked_until("user:ops").await.unwrap().is_some(),
+            "{backend:?}"
+        );
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn the_session_cookie_has_the_flags() {
     let (server, _) = server(Backend::Sqlite).await;

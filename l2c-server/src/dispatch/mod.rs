@@ -494,12 +494,6 @@ fn describe(e: reqwest::Error) -> String {
     }
 }
 
-/// `delay` × a uniform factor in [0.9, 1.1).
-#[cfg(test)]
-fn jitter(delay: Duration) -> Duration {
-    delay.mul_f64(rand::thread_rng().gen_range(retry::JITTER))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,9 +521,5 @@ mod tests {
         assert_eq!(s.delay_after(1), Some(Duration::from_secs(1)));
         assert_eq!(s.delay_after(2), Some(Duration::from_secs(2)));
         assert_eq!(s.delay_after(3), None);
-        for _ in 0..100 {
-            let j = jitter(Duration::from_secs(10));
-            assert!(j >= Duration::from_secs(9) && j < Duration::from_secs(11));
-        }
     }
 }

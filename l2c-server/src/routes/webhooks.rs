@@ -47,7 +47,6 @@ use crate::extract::{Json, Path};
 use crate::ssrf;
 use crate::state::AppState;
 use crate::store::sql::millis_to_cst;
-use crate::store::unix_millis;
 use crate::usecases::subscriptions::{self, SubscriptionError};
 
 /// How many deliveries `GET /webhooks/{id}/deliveries` lists.
@@ -75,10 +74,6 @@ fn invalid(field: &'static str, detail: impl Into<String>) -> AppError {
         .with_detail(format!("`{field}`: {detail}"))
         .with_extension("field", field)
         .into()
-}
-
-fn now_ms(state: &AppState) -> i64 {
-    unix_millis(state.clock.now())
 }
 
 /// The problem a refused subscription change is answered with.
@@ -230,7 +225,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(client): Extension<AuthenticatedClient>,
 ) -> Result<Response, AppError> {
-    let now = now_ms(&state);
+    let now = state.db.now_millis();
     let items = state
         .db
         .webhooks()

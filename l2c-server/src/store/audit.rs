@@ -166,41 +166,38 @@ impl AuditStore<'_> {
         policy: Lockout,
     ) -> Result<Option<i64>, StoreError> {
         let now = self.db.now_millis();
-        let row =
-            sqlx::query("SELECT failures, window_start FROM console_login_failures WHERE key = $1")
-                .bind(key)
-                .fetch_optional(self.db.pool())
-                .await?;
-        let (failures, window_start) = match row {
-            Some(r) => {
-                let start: i64 = r.try_get("window_start")?;
-                if now - start >= policy.window_ms {
-                    (1, now)
-                } else {
-                    (r.try_get::<i64, _>("failures")? + 1, start)
-                }
-            }
-            None => (1, now),
-        };
-        let locked = (failures >= policy.max_failures).then(|| now + policy.lock_ms);
-        // A lock starts a fresh count for after it.
-        let (failures, window_start) = if locked.is_some() {
-            (0, now)
-        } else {
-            (failures, window_start)
-        };
-        sqlx::query(
+        // One statement counts the failure, so concurrent failures (on any replica) each count:
+        // a read-then-write would let them overwrite one another's count.
+        let failures: i64 = sqlx::query(
             "INSERT INTO console_login_failures (key, failures, window_start, locked_until) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET failures = $2, \
-             window_start = $3, locked_until = COALESCE($4, console_login_failures.locked_until)",
+             VALUES ($1, 1, $2, NULL) ON CONFLICT (key) DO UPDATE SET \
+             failures = CASE WHEN $2 - console_login_failures.window_start >= $3 THEN 1 \
+                        ELSE console_login_failures.failures + 1 END, \
+             window_start = CASE WHEN $2 - console_login_failures.window_start >= $3 THEN $2 \
+                            ELSE console_login_failures.window_start END \
+             RETURNING failures",
         )
         .bind(key)
-        .bind(failures)
-        .bind(window_start)
+        .bind(now)
+        .bind(policy.window_ms)
+        .fetch_one(self.db.pool())
+        .await?
+        .try_get("failures")?;
+        if failures < policy.max_failures {
+            return Ok(None);
+        }
+        // A lock starts a fresh count for after it.
+        let locked = now + policy.lock_ms;
+        sqlx::query(
+            "UPDATE console_login_failures SET failures = 0, window_start = $2, locked_until = $3 \
+             WHERE key = $1",
+        )
+        .bind(key)
+        .bind(now)
         .bind(locked)
         .execute(self.db.pool())
         .await?;
-        Ok(locked)
+        Ok(Some(locked))
     }
 
     /// Forgets the failures of `key` (after a successful login).

@@ -5,7 +5,7 @@ use l2c_core::api::customers::{Customer, CustomerStage, Region};
 use l2c_core::api::{CustomerId, OrderId};
 use sqlx::{AnyConnection, Row};
 
-use super::sql::millis_to_cst;
+use super::sql::{bind_all, millis_to_cst, placeholders};
 use super::{Db, StoreError};
 use crate::domain::mask::mask_name;
 use crate::domain::{Mobile, new_id};
@@ -94,16 +94,13 @@ pub async fn id_by_mobile(
     mobile: &Mobile,
 ) -> Result<Option<CustomerId>, StoreError> {
     let indexes = keys.blind_indexes(Field::CustomerMobile, mobile.e164());
-    let list = (1..=indexes.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!("SELECT id FROM customers WHERE mobile_index IN ({list})");
-    let mut q = sqlx::query(&sql);
-    for index in &indexes {
-        q = q.bind(index.as_str());
-    }
-    let row = q.fetch_optional(&mut *conn).await?;
+    let sql = format!(
+        "SELECT id FROM customers WHERE mobile_index IN ({})",
+        placeholders(indexes.len())
+    );
+    let row = bind_all(sqlx::query(&sql), &indexes)
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(match row {
         Some(r) => Some(CustomerId::new(r.try_get::<String, _>("id")?)),
         None => None,

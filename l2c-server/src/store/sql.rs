@@ -71,6 +71,22 @@ pub async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, StoreErro
     }
 }
 
+/// `$1, $2, …, $n`.
+pub(crate) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `query` with every id bound in order (for [`placeholders`]), e.g. the ids of an `IN (…)` list.
+pub(crate) fn bind_all<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ids: &'q [String],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    ids.iter().fold(query, |query, id| query.bind(id))
+}
+
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
 pub fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

@@ -9,7 +9,7 @@ use sqlx::Row;
 use crate::seal::{
     COLUMNS, DataKeys, ENVELOPE_PREFIX, Field, INDEX_PREFIX, SealError, SealedColumn,
 };
-use crate::store::sql::begin_write;
+use crate::store::sql::{begin_write, placeholders};
 use crate::store::{Backend, Db, StoreError};
 
 /// Rows handled per transaction.
@@ -98,10 +98,7 @@ async fn check_known_keys(db: &Db, keys: &DataKeys) -> Result<(), StoreError> {
         let not_in = if known.is_empty() {
             String::new()
         } else {
-            let list = (1..=known.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = placeholders(known.len());
             format!(
                 " AND substr({col}, {offset}, 16) NOT IN ({list})",
                 col = c.column

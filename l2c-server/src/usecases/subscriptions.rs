@@ -9,8 +9,8 @@ use l2c_core::api::webhooks::Delivery;
 use l2c_core::webhook::WebhookSecret;
 
 use crate::state::AppState;
+use crate::store::StoreError;
 use crate::store::outbox::Subscription;
-use crate::store::{StoreError, unix_millis};
 
 /// The most subscriptions one client may hold.
 pub const MAX_SUBSCRIPTIONS: usize = 20;
@@ -39,10 +39,6 @@ pub enum SubscriptionError {
     Store(#[from] StoreError),
 }
 
-fn now_ms(state: &AppState) -> i64 {
-    unix_millis(state.clock.now())
-}
-
 /// Subscribes `url` (already vetted) to `events` for `client` with a new signing secret, which
 /// is returned with the subscription: it is shown to the caller this once.
 ///
@@ -64,7 +60,7 @@ pub async fn create(
             url,
             events,
             secret.expose_secret(),
-            now_ms(state),
+            state.db.now_millis(),
             MAX_SUBSCRIPTIONS,
         )
         .await?
@@ -115,7 +111,7 @@ pub async fn rotate(
     let secret = WebhookSecret::generate();
     let window =
         i64::try_from(state.config.webhooks.rotation_window.as_millis()).unwrap_or(i64::MAX / 4);
-    let expires = now_ms(state).saturating_add(window);
+    let expires = state.db.now_millis().saturating_add(window);
     match state
         .db
         .webhooks()
@@ -152,7 +148,7 @@ pub async fn redeliver(
         return Err(SubscriptionError::Disabled);
     }
     match store
-        .redeliver(client, id, delivery_id, now_ms(state))
+        .redeliver(client, id, delivery_id, state.db.now_millis())
         .await?
     {
         Some(d) => {

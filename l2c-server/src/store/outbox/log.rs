@@ -8,9 +8,10 @@ use l2c_core::api::webhooks::{Delivery, DeliveryAttempt, DeliveryStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{WebhookStore, bind_all, corrupt, placeholders};
+use super::{WebhookStore, corrupt};
 use crate::store::StoreError;
 use crate::store::sql::millis_to_cst;
+use crate::store::sql::{bind_all, placeholders};
 
 /// A delivery row (`id, event_id, event_type, status, next_attempt_at, created_at`), without
 /// its attempts.

@@ -64,22 +64,6 @@ fn join_events(events: &[EventType]) -> String {
         .join(",")
 }
 
-/// `$1, $2, …, $n`.
-fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `query` with every id bound in order (for [`placeholders`]).
-fn bind_all<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    ids: &'q [String],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    ids.iter().fold(query, |query, id| query.bind(id))
-}
-
 /// Webhook reads and writes. Get one with [`Db::webhooks`].
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookStore<'a> {

@@ -2,8 +2,9 @@
 
 use sqlx::Row;
 
-use super::{WebhookStore, bind_all, placeholders};
+use super::WebhookStore;
 use crate::store::sql::begin_write;
+use crate::store::sql::{bind_all, placeholders};
 use crate::store::{Backend, StoreError};
 
 /// What one [`WebhookStore::purge`] deleted.
