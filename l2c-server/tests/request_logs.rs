@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use console_support::{Browser, account};
+use console_support::{Browser, account, order};
 use l2c_core::clock::MockClock;
 use l2c_core::rate_limit::Quota;
 use l2c_core::{ClientId, RequestId, Scopes};
@@ -28,18 +28,6 @@ fn options() -> TestOptions {
     options.config.webhooks.dispatcher = false;
     options.config.request_logs.flush_interval = Duration::from_millis(20);
     options
-}
-
-fn order(no: &str) -> serde_json::Value {
-    serde_json::json!({
-        "externalOrderNo": no,
-        "status": "DEPOSIT_PAID",
-        "paymentStatus": "DEPOSIT_PAID",
-        "amounts": {"total": 3_980_000, "deposit": 500_000, "paid": 500_000, "currency": "CNY"},
-        "items": [{"name": "主卧衣柜", "quantity": 1, "unitPrice": 3_980_000}],
-        "customer": {"name": "李四", "mobile": "+86 139-1234-5678"},
-        "version": 1,
-    })
 }
 
 /// The rows `filter` selects once `n` of them are written (the writer batches every 20 ms).
@@ -80,45 +68,29 @@ async fn api_requests_are_logged_with_route_status_request_id_and_limit_state() 
                 .bearer_auth(&token)
                 .header("x-request-id", id)
         };
-        let res = send(
+        let sync = send(
             reqwest::Method::POST,
             "/api/mobile/orders/sync",
             "partner-1",
-        )
-        .json(&order("SO-LOG-1"))
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(res.status(), 201);
-        // An id in the path and a query string: only the template is kept.
-        let res = send(
-            reqwest::Method::GET,
-            "/api/mobile/customers/cus_private42?note=hello",
-            "partner-2",
-        )
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(res.status(), 404);
-        // Over the quota (3/min): refused, and still in the app's log.
-        let res = send(
-            reqwest::Method::GET,
-            "/api/mobile/showroom/items",
-            "partner-3",
-        )
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(res.status(), 200);
-        let res = send(
-            reqwest::Method::GET,
-            "/api/mobile/showroom/items",
-            "partner-4",
-        )
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(res.status(), 429);
+        );
+        assert_eq!(
+            sync.json(&order("SO-LOG-1")).send().await.unwrap().status(),
+            201
+        );
+        // An id in the path and a query string: only the template is kept. Then over the
+        // quota (3/min): refused, and still in the app's log.
+        for (path, id, status) in [
+            (
+                "/api/mobile/customers/cus_private42?note=hello",
+                "partner-2",
+                404,
+            ),
+            ("/api/mobile/showroom/items", "partner-3", 200),
+            ("/api/mobile/showroom/items", "partner-4", 429),
+        ] {
+            let res = send(reqwest::Method::GET, path, id).send().await.unwrap();
+            assert_eq!(res.status(), status, "{id}");
+        }
         // Without an X-Request-Id: the generated one the response echoes.
         let res = server
             .http()
@@ -165,6 +137,7 @@ async fn api_requests_are_logged_with_route_status_request_id_and_limit_state() 
             "note=hello",
             "SO-LOG-1",
             "李四",
+            "wx-SO-LOG-1",
             "1234-5678",
         ] {
             assert!(!stored.contains(secret), "{secret} stored: {stored}");

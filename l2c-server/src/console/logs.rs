@@ -193,7 +193,13 @@ async fn logs_page(
     } else {
         StatusCode::OK
     };
-    (status, page(session, Nav::Logs, "请求日志", body)).into_response()
+    // An operator reached an app's log from the apps; everyone else from 请求日志.
+    let nav = if client.is_some() && session.account.role == Role::Operator {
+        Nav::Apps
+    } else {
+        Nav::Logs
+    };
+    (status, page(session, nav, "请求日志", body)).into_response()
 }
 
 fn retention(state: &AppState) -> String {

@@ -254,22 +254,22 @@ impl RequestLogWriter {
     }
 }
 
-/// A first purge [`PURGE_FIRST_DELAY`] (plus jitter) after start, then every
-/// [`PURGE_INTERVAL`], until stopped.
+/// A first purge [`PURGE_FIRST_DELAY`] to twice that after start (replicas started together
+/// do not purge together), then every [`PURGE_INTERVAL`], until stopped.
 async fn purge_periodically(db: Db, retention: Duration, mut stopped: watch::Receiver<bool>) {
-    let jitter = PURGE_FIRST_DELAY.mul_f64(rand::thread_rng().gen_range(0.0..1.0));
-    let mut delay = PURGE_FIRST_DELAY + jitter;
+    let first = PURGE_FIRST_DELAY.mul_f64(1.0 + rand::thread_rng().gen_range(0.0..1.0));
+    let mut ticks = tokio::time::interval_at(Instant::now() + first, PURGE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stopped.changed() => return,
-            () = tokio::time::sleep(delay) => {}
+            _ = ticks.tick() => {}
         }
         match purge_expired(&db, retention).await {
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "purged expired request-log rows"),
             Err(e) => tracing::warn!(error = %e, "purging the request log failed"),
         }
-        delay = PURGE_INTERVAL;
     }
 }
 

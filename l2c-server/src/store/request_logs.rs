@@ -402,17 +402,15 @@ impl RequestLogStore<'_> {
     ///
     /// [`StoreError::Database`].
     pub async fn purge(&self, cutoff: i64, limit: i64) -> Result<u64, StoreError> {
-        let mut tx = begin_write(self.db).await?;
-        let deleted = sqlx::query(
+        // One statement, committed by itself, on the write connection (SQLite's only writer).
+        let result = sqlx::query(
             "DELETE FROM request_logs WHERE id IN \
              (SELECT id FROM request_logs WHERE at < $1 ORDER BY at LIMIT $2)",
         )
         .bind(cutoff)
         .bind(limit)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(deleted)
+        .execute(self.db.writer())
+        .await?;
+        Ok(result.rows_affected())
     }
 }

@@ -10,7 +10,7 @@ use crate::store::request_logs::{HOUR_MS, HourCounts};
 pub const HOURS: usize = 24;
 
 /// Width and height of the drawing (SVG user units; it scales to the page's width).
-const W: i64 = 480;
+const W: i64 = 400;
 const H: i64 = 250;
 /// The plot area.
 const LEFT: i64 = 36;
@@ -86,12 +86,12 @@ pub fn render(hours: &[HourCounts]) -> Markup {
     html! {
         figure.chart {
             svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (W) " " (H) } width="100%"
-                role="img" aria-label=(summary) font-size="12" font-family="sans-serif" {
+                role="img" aria-label=(summary) font-size="13" font-family="sans-serif" {
                 title { (summary) }
                 // Legend.
                 @for (i, (colour, label)) in [(OTHER, "2xx/3xx"), (CLIENT, "4xx"), (LIMITED, "429"), (SERVER, "5xx")].iter().enumerate() {
-                    rect x=(LEFT + i as i64 * 90) y="8" width="12" height="12" rx="2" fill=(colour) {}
-                    text x=(LEFT + i as i64 * 90 + 17) y="18" fill="#374151" { (label) }
+                    rect x=(LEFT + i as i64 * 84) y="8" width="12" height="12" rx="2" fill=(colour) {}
+                    text x=(LEFT + i as i64 * 84 + 17) y="18" fill="#374151" { (label) }
                 }
                 // Grid and y labels: 0, half, top.
                 @for n in [0, top / 2, top] {
