@@ -540,6 +540,8 @@ async fn the_console_flow_in_headless_chromium() {
         "the order sync is found by its request id"
     );
     assert!(page.contains("<svg") && page.contains("过去 24 小时每小时请求数"));
+    // Tall enough to show the chart and the row found.
+    wd.window(1280, 1400).await;
     wd.screenshot("request-logs").await;
     wd.window(390, 844).await;
     wd.screenshot("phone-request-logs").await;
