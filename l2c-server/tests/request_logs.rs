@@ -413,3 +413,49 @@ async fn the_chart_counts_each_hour_and_old_rows_are_purged() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_full_log_queue_drops_and_counts_without_slowing_requests() {
+    let test_db = l2c_server::testing::TestDb::create(Backend::Sqlite).await;
+    let db = Db::connect(&test_db.url).await.unwrap();
+    let mut config = TestOptions::default().config;
+    config.database_url.clone_from(&test_db.url);
+    config.request_logs.capacity = 2;
+    let state = l2c_server::AppState::new(config, db.clone()).await.unwrap();
+    // A writer that never runs: the queue fills after two records.
+    let _stalled = state
+        .request_log
+        .writer(db.clone(), state.config.request_logs.clone(), None)
+        .unwrap();
+    let server = TestServer::start_state(test_db, db, state).await;
+    let app = server.create_client(Scopes::all()).await;
+    let token = server.token(&app).await;
+    let started = Instant::now();
+    for i in 0..10 {
+        let res = server
+            .http()
+            .get(server.url("/api/mobile/showroom/items"))
+            .bearer_auth(&token)
+            .header("x-request-id", format!("q-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let metrics = server
+        .http()
+        .get(server.metrics_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // 11 API requests (the token's and ten reads), 2 queued.
+    assert!(
+        metrics.contains("l2c_request_log_dropped_total{reason=\"full\"} 9"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
