@@ -7,7 +7,24 @@ use l2c_core::{ClientId, RequestId};
 
 use super::*;
 use crate::store::request_logs::RequestLogFilter;
-use crate::testing::{Backend, TestDb};
+
+/// A fresh SQLite database file, and its path (removed by [`remove`]).
+async fn sqlite() -> (Db, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("l2c_rlog_{}.db", uuid::Uuid::new_v4().simple()));
+    let db = Db::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    (db, path)
+}
+
+async fn remove(db: Db, path: std::path::PathBuf) {
+    db.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
 
 fn record(i: u32) -> NewRequestLog {
     NewRequestLog::new(
@@ -56,21 +73,22 @@ fn only_one_writer_takes_the_channel() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let test_db = TestDb::create(Backend::Sqlite).await;
-        let db = Db::connect(&test_db.url).await.unwrap();
+        let (db, path) = sqlite().await;
         assert!(
             log.writer(db.clone(), RequestLogConfig::default(), None)
                 .is_some()
         );
-        assert!(log.writer(db, RequestLogConfig::default(), None).is_none());
-        test_db.cleanup().await;
+        assert!(
+            log.writer(db.clone(), RequestLogConfig::default(), None)
+                .is_none()
+        );
+        remove(db, path).await;
     });
 }
 
 #[tokio::test]
 async fn the_writer_batches_and_flushes_on_shutdown() {
-    let test_db = TestDb::create(Backend::Sqlite).await;
-    let db = Db::connect(&test_db.url).await.unwrap();
+    let (db, path) = sqlite().await;
     let log = RequestLog::new(100);
     let config = RequestLogConfig {
         batch_rows: 7,
@@ -103,8 +121,7 @@ async fn the_writer_batches_and_flushes_on_shutdown() {
         (rows[0].latency_us, rows[0].rate_remaining),
         (1_500, Some(99))
     );
-    db.close().await;
-    test_db.cleanup().await;
+    remove(db, path).await;
 }
 
 #[test]
