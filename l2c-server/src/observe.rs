@@ -11,14 +11,13 @@
 //! - `l2c_connections_open` and `l2c_connections_closed_total{reason}` — the public listener's
 //!   connections (see [`crate::connections`]);
 //! - webhook attempts, delivery latency and queue, limit decisions, token requests, idempotency
-//!   outcomes and database pool connections.
+//!   outcomes and database pool connections;
+//! - `l2c_request_log_dropped_total{reason}` — request-log records not written (the channel was
+//!   full, or the database refused a batch; see [`request_log`]).
 //!
 //! Every label value is a word the server chose: the `route` label is the route template
 //! (`/api/mobile/orders/{id}/status`), or `unmatched`, so the number of series stays bounded
 //! whatever paths clients send.
-//!
-//! - `l2c_request_log_dropped_total{reason}` — request-log records not written (the channel was
-//!   full, or the database refused a batch; see [`request_log`]).
 //!
 //! Every API request (under `/api/`) is also kept in the request log that the console shows
 //! (请求日志), written off the request path in batches by [`request_log`].
