@@ -9,3 +9,10 @@ ALTER TABLE webhook_subscriptions ADD COLUMN secret_promoted_at BIGINT;
 -- they count as promoted, so those receivers see no change.
 UPDATE webhook_subscriptions SET secret_promoted_at = created_at
     WHERE previous_secret IS NOT NULL;
+
+-- Token-signing key rotation (`l2c-server keys rotate`). A key is published (JWKS, and every
+-- replica's verifier) from its creation, signs from `activates_at`, and is dropped from both at
+-- `retires_at` (set when a successor is added: once the last token it signed has expired).
+ALTER TABLE signing_keys ADD COLUMN activates_at BIGINT;
+ALTER TABLE signing_keys ADD COLUMN retires_at BIGINT;
+UPDATE signing_keys SET activates_at = created_at;
