@@ -14,6 +14,20 @@ use maud::{Markup, html};
 use super::layout::{self, Nav, Tab, banner, csrf, page, time};
 use super::session::ConsoleSession;
 use crate::admin::clients::{self, ClientError};
+
+/// The overlaps offered when rolling a secret (hours, label); the default is
+/// [`clients::DEFAULT_ROLL_OVERLAP`], the longest [`clients::MAX_ROLL_OVERLAP`].
+const OVERLAP_CHOICES: &[(u64, &str)] = &[
+    (0, "立即失效"),
+    (1, "1 小时"),
+    (24, "24 小时"),
+    (72, "3 天"),
+    (168, "7 天"),
+];
+
+fn default_overlap_hours() -> u64 {
+    clients::DEFAULT_ROLL_OVERLAP.as_secs() / 3600
+}
 use crate::state::AppState;
 use crate::store::accounts::Role;
 use crate::store::clients::{Client, NewClient};
@@ -66,32 +80,31 @@ fn done_text(code: &str) -> Option<&'static str> {
     })
 }
 
-/// The overlap choice of a secret rotation (form field `overlap_hours`, 24 h preselected).
+/// The overlap choice of a secret rotation (form field `overlap_hours`, the default
+/// preselected); the apps' client secret and the webhooks' signing secret share it.
 pub fn overlap_select() -> Markup {
     html! {
         label for="overlap" { "旧密钥保留时间" }
         select #overlap name="overlap_hours" {
-            option value="0" { "立即失效" }
-            option value="1" { "1 小时" }
-            option value="24" selected { "24 小时" }
-            option value="72" { "3 天" }
-            option value="168" { "7 天" }
+            @for (hours, label) in OVERLAP_CHOICES {
+                option value=(hours) selected[*hours == default_overlap_hours()] { (label) }
+            }
         }
     }
 }
 
-/// The overlap chosen with [`overlap_select`] (absent: 24 h); a 422 page outside 0–168 hours.
+/// The overlap chosen with [`overlap_select`] (absent: [`clients::DEFAULT_ROLL_OVERLAP`]); a
+/// 422 page beyond [`clients::MAX_ROLL_OVERLAP`].
 #[allow(clippy::result_large_err)] // the console answers with a whole page
 pub fn overlap_of(fields: &Fields) -> Result<Duration, Response> {
-    match field(fields, "overlap_hours")
-        .unwrap_or("24")
-        .parse::<u64>()
-    {
-        Ok(h) if h <= 168 => Ok(Duration::from_secs(h * 3600)),
-        _ => Err(layout::message_page(
+    let max_hours = clients::MAX_ROLL_OVERLAP.as_secs() / 3600;
+    match field(fields, "overlap_hours").map(str::parse::<u64>) {
+        None => Ok(clients::DEFAULT_ROLL_OVERLAP),
+        Some(Ok(h)) if h <= max_hours => Ok(Duration::from_secs(h * 3600)),
+        Some(_) => Err(layout::message_page(
             StatusCode::UNPROCESSABLE_ENTITY,
             "参数错误",
-            "重叠期须为 0 到 168 小时。",
+            &format!("重叠期须为 0 到 {max_hours} 小时。"),
         )),
     }
 }
