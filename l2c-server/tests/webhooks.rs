@@ -1146,13 +1146,30 @@ async fn a_staged_rotation_keeps_the_spec_header_on_the_old_secret_until_promote
 
         // Promote: the spec's header with the NEW secret; the Standard header still both.
         clock.advance(Duration::from_secs(60));
-        let (status, promoted) = owner.send(http::Method::POST, &promote, None).await;
-        assert_eq!(status, 200, "{promoted}");
+        // (With one X-Request-Id, sent twice: the retry replays the first answer.)
+        let promote_once = async || {
+            let res = server
+                .http()
+                .post(server.url(&promote))
+                .bearer_auth(&owner.token)
+                .header("x-request-id", "promote-1")
+                .send()
+                .await
+                .unwrap();
+            let replayed = res.headers().get("idempotent-replayed").is_some();
+            let status = res.status().as_u16();
+            (status, replayed, res.json::<Value>().await.unwrap())
+        };
+        let (status, replayed, promoted) = promote_once().await;
+        assert_eq!((status, replayed), (200, false), "{promoted}");
         assert_eq!(promoted["secretRotation"]["stage"], "PROMOTED");
         assert_eq!(
             promoted["secretRotation"]["promotedAt"],
             "2026-09-21T22:14:20+08:00"
         );
+        let (status, replayed, again) = promote_once().await;
+        assert_eq!((status, replayed), (200, true));
+        assert_eq!(again, promoted);
         let (status, problem) = owner.send(http::Method::POST, &promote, None).await;
         assert_eq!(
             (status, &problem["code"]),
