@@ -79,19 +79,22 @@ impl Dropped {
     }
 }
 
-/// The request side of the request log: a bounded channel. Cheap to clone.
+/// The request side of the request log: a bounded channel. Cheap to clone (one reference
+/// count: it sits in [`AppState`](crate::AppState), which is cloned several times a request).
 #[derive(Clone)]
-pub struct RequestLog {
+pub struct RequestLog(Arc<Channel>);
+
+struct Channel {
     tx: mpsc::Sender<NewRequestLog>,
     /// The receiving end, until a writer takes it.
-    rx: Arc<Mutex<Option<mpsc::Receiver<NewRequestLog>>>>,
+    rx: Mutex<Option<mpsc::Receiver<NewRequestLog>>>,
 }
 
 impl std::fmt::Debug for RequestLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequestLog")
-            .field("capacity", &self.tx.max_capacity())
-            .field("free", &self.tx.capacity())
+            .field("capacity", &self.0.tx.max_capacity())
+            .field("free", &self.0.tx.capacity())
             .finish()
     }
 }
@@ -100,10 +103,10 @@ impl RequestLog {
     /// A channel holding at most `capacity` records (at least one).
     pub fn new(capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        Self {
+        Self(Arc::new(Channel {
             tx,
-            rx: Arc::new(Mutex::new(Some(rx))),
-        }
+            rx: Mutex::new(Some(rx)),
+        }))
     }
 
     /// Queues `record` without waiting.
@@ -112,7 +115,7 @@ impl RequestLog {
     ///
     /// [`Dropped`] when the record was not queued (the caller counts it).
     pub fn push(&self, record: NewRequestLog) -> Result<(), Dropped> {
-        self.tx.try_send(record).map_err(|e| match e {
+        self.0.tx.try_send(record).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Dropped::Full,
             mpsc::error::TrySendError::Closed(_) => Dropped::Closed,
         })
@@ -126,7 +129,7 @@ impl RequestLog {
         config: RequestLogConfig,
         metrics: Option<Arc<Metrics>>,
     ) -> Option<RequestLogWriter> {
-        let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        let rx = self.0.rx.lock().unwrap_or_else(|e| e.into_inner()).take()?;
         Some(RequestLogWriter {
             rx,
             db,

@@ -13,12 +13,15 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::sql::begin_write;
-use super::{Db, StoreError};
+use super::{Backend, Db, StoreError};
 use crate::domain::new_id;
 
-/// Rows per `INSERT` statement: 9 parameters each, well under SQLite's and PostgreSQL's
-/// parameter limits.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per `INSERT` statement at most: 9 parameters each, well under SQLite's and
+/// PostgreSQL's parameter limits. Smaller statements hold a power of two of rows, so a batch of
+/// any size uses a few statement shapes, each prepared once per connection and then reused
+/// from the driver's statement cache (parsing a statement of hundreds of parameters costs more
+/// than running it).
+const ROWS_PER_STATEMENT: usize = 128;
 
 /// The columns of a row, in insert order.
 const COLUMNS: &str =
@@ -277,8 +280,36 @@ fn bind_values<'q>(
     query
 }
 
+/// Rows of the next statement for `left` rows to write: [`ROWS_PER_STATEMENT`], or the largest
+/// power of two at most `left`.
+fn statement_rows(left: usize) -> usize {
+    if left >= ROWS_PER_STATEMENT {
+        ROWS_PER_STATEMENT
+    } else {
+        1 << left.ilog2()
+    }
+}
+
+/// `INSERT … VALUES (…), (…)` of `rows` rows. SQLite gets anonymous `?` parameters: with
+/// numbered ones (`$1`…) it looks each name up in a list, in preparing and again in binding,
+/// which grows with the square of the parameter count.
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    let row = |i: usize| match backend {
+        Backend::Sqlite => "(?, ?, ?, ?, ?, ?, ?, ?, ?)".to_owned(),
+        Backend::Postgres => {
+            let params: Vec<String> = (1..=9).map(|k| format!("${}", i * 9 + k)).collect();
+            format!("({})", params.join(", "))
+        }
+    };
+    let values: Vec<String> = (0..rows).map(row).collect();
+    format!(
+        "INSERT INTO request_logs ({COLUMNS}) VALUES {}",
+        values.join(", ")
+    )
+}
+
 impl RequestLogStore<'_> {
-    /// Writes `records` in one write transaction, as multi-row `INSERT`s of up to 500 rows.
+    /// Writes `records` in one write transaction, as multi-row `INSERT`s of up to 128 rows.
     ///
     /// # Errors
     ///
@@ -288,26 +319,12 @@ impl RequestLogStore<'_> {
             return Ok(());
         }
         let mut tx = begin_write(self.db).await?;
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let rows = (0..chunk.len())
-                .map(|i| {
-                    let p = i * 9;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6,
-                        p + 7,
-                        p + 8,
-                        p + 9
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("INSERT INTO request_logs ({COLUMNS}) VALUES {rows}");
+        let mut rest = records;
+        while !rest.is_empty() {
+            let n = statement_rows(rest.len());
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let sql = insert_sql(self.db.backend(), n);
             let mut query = sqlx::query(&sql);
             for r in chunk {
                 query = query
@@ -412,5 +429,39 @@ impl RequestLogStore<'_> {
         .execute(self.db.writer())
         .await?;
         Ok(result.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_use_a_few_statement_shapes() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for total in 1..=600 {
+            let mut left = total;
+            while left > 0 {
+                let n = statement_rows(left);
+                assert!(n >= 1 && n <= left && n <= ROWS_PER_STATEMENT);
+                shapes.insert(n);
+                left -= n;
+            }
+        }
+        assert_eq!(
+            shapes.into_iter().collect::<Vec<_>>(),
+            [1, 2, 4, 8, 16, 32, 64, 128]
+        );
+    }
+
+    #[test]
+    fn insert_sql_numbers_postgres_parameters_and_leaves_sqlite_ones_anonymous() {
+        let pg = insert_sql(Backend::Postgres, 2);
+        assert!(
+            pg.ends_with("($10, $11, $12, $13, $14, $15, $16, $17, $18)"),
+            "{pg}"
+        );
+        let lite = insert_sql(Backend::Sqlite, 2);
+        assert!(lite.ends_with("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     }
 }
