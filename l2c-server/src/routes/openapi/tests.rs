@@ -63,9 +63,9 @@ fn webhook_routes_and_events_are_documented() {
     for name in [
         "CreateWebhook",
         "CreatedWebhook",
-        "WebhookList",
+        "Page_Webhook",
         "RotatedSecret",
-        "DeliveryList",
+        "Page_Delivery",
         "Delivery",
         "WebhookEvent",
         "EventData",

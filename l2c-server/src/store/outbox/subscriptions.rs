@@ -189,6 +189,38 @@ impl WebhookStore<'_> {
         .collect()
     }
 
+    /// One page (from 1) of the client's subscriptions, oldest first, and how many it holds.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn list_page(
+        &self,
+        client: &ClientId,
+        page: u32,
+        page_size: u32,
+    ) -> Result<(Vec<Subscription>, u64), StoreError> {
+        let total: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM webhook_subscriptions WHERE client_id = $1")
+                .bind(client.as_str())
+                .fetch_one(self.db.pool())
+                .await?
+                .try_get("n")?;
+        let items = sqlx::query(&format!(
+            "SELECT {SUB_COLUMNS} FROM webhook_subscriptions WHERE client_id = $1 \
+             ORDER BY created_at, id LIMIT $2 OFFSET $3"
+        ))
+        .bind(client.as_str())
+        .bind(i64::from(page_size))
+        .bind(i64::from(page.saturating_sub(1)) * i64::from(page_size))
+        .fetch_all(self.db.pool())
+        .await?
+        .iter()
+        .map(|r| Subscription::from_row(self.db.data_keys(), r))
+        .collect::<Result<_, _>>()?;
+        Ok((items, u64::try_from(total).unwrap_or(0)))
+    }
+
     /// One of the client's subscriptions (`None` for another client's or an unknown id).
     ///
     /// # Errors
