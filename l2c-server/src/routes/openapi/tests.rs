@@ -166,9 +166,9 @@ fn writes_declare_idempotency_and_rate_limit_headers() {
             }
         }
     }
-    // leads, orders, create webhook, rotate secret, redeliver, create / update / rotate
-    // lead source
-    assert_eq!(writes, 8);
+    // leads, orders, create webhook, rotate secret, redeliver, test event, recover, create /
+    // update / rotate lead source
+    assert_eq!(writes, 10);
 }
 
 /// The error body is l2c-core's `Problem`, derived there; every route declares each status once
