@@ -87,6 +87,11 @@ async fn hook(State(st): State<ReceiverState>, headers: HeaderMap, body: Bytes) 
     if answer == 429 {
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
     }
+    if answer == 500 {
+        // A long answer: the delivery log keeps its first 4 KiB.
+        let body = format!("库存服务不可用 {}", "x".repeat(6000));
+        return (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
+    }
     StatusCode::from_u16(answer).unwrap().into_response()
 }
 
@@ -596,6 +601,38 @@ async fn a_failing_receiver_gets_three_attempts_with_growing_gaps() {
             .collect();
         assert_eq!(codes, [&json!(500), &json!(500), &json!(200)]);
         assert_eq!(log[0]["attempts"][0]["error"], "HTTP 500");
+        // Each attempt keeps the start of the answer (4 KiB at most, whole characters) and the
+        // headers exactly as that attempt sent them.
+        let first = &log[0]["attempts"][0];
+        let answer = first["responseBody"].as_str().unwrap();
+        assert!(answer.starts_with("库存服务不可用 xxx"), "{answer:.40}");
+        assert!(
+            answer.len() <= 4096 && answer.len() > 4000,
+            "{}",
+            answer.len()
+        );
+        assert!(
+            log[0]["attempts"][2].get("responseBody").is_none(),
+            "200 had no body"
+        );
+        for (attempt, hit) in log[0]["attempts"].as_array().unwrap().iter().zip(&hits) {
+            let sent = &attempt["requestHeaders"];
+            for name in [
+                "webhook-id",
+                "webhook-signature",
+                "webhook-timestamp",
+                "x-l2c-signature",
+            ] {
+                assert_eq!(sent[name], header(hit, name), "{name} as received");
+            }
+            assert_eq!(sent["content-type"], "application/json");
+            assert!(
+                sent["user-agent"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("l2c-webhooks/")
+            );
+        }
         // No fourth attempt.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(receiver.hits().len(), 3);

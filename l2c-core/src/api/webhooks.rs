@@ -29,6 +29,7 @@
 //! assert!(!format!("{created:?}").contains("whsec_MfKQ"));
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset};
@@ -242,7 +243,19 @@ pub struct DeliveryAttempt {
     /// Why the attempt failed (connection refused, timeout, non-2xx), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The start of the receiver's answer: at most [`MAX_RECORDED_RESPONSE`] bytes, invalid
+    /// UTF-8 replaced, if it answered with a body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+    /// The request headers as sent (lower-case names): the content type, the user agent and the
+    /// signature headers of that attempt. Empty when nothing was sent (the destination was
+    /// refused before a request was made).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_headers: BTreeMap<String, String>,
 }
+
+/// How much of a receiver's answer an attempt keeps ([`DeliveryAttempt::response_body`]): 4 KiB.
+pub const MAX_RECORDED_RESPONSE: usize = 4 * 1024;
 
 impl DeliveryAttempt {
     /// An attempt record.
@@ -257,7 +270,21 @@ impl DeliveryAttempt {
             response_status,
             latency_ms,
             error,
+            response_body: None,
+            request_headers: BTreeMap::new(),
         }
+    }
+
+    /// The same attempt with the start of the receiver's answer and the headers as sent.
+    #[must_use]
+    pub fn with_exchange(
+        mut self,
+        response_body: Option<String>,
+        request_headers: BTreeMap<String, String>,
+    ) -> Self {
+        self.response_body = response_body;
+        self.request_headers = request_headers;
+        self
     }
 }
 

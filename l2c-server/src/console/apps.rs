@@ -14,6 +14,20 @@ use maud::{Markup, html};
 use super::layout::{self, Nav, Tab, banner, csrf, page, time};
 use super::session::ConsoleSession;
 use crate::admin::clients::{self, ClientError};
+
+/// The overlaps offered when rolling a secret (hours, label); the default is
+/// [`clients::DEFAULT_ROLL_OVERLAP`], the longest [`clients::MAX_ROLL_OVERLAP`].
+const OVERLAP_CHOICES: &[(u64, &str)] = &[
+    (0, "立即失效"),
+    (1, "1 小时"),
+    (24, "24 小时"),
+    (72, "3 天"),
+    (168, "7 天"),
+];
+
+fn default_overlap_hours() -> u64 {
+    clients::DEFAULT_ROLL_OVERLAP.as_secs() / 3600
+}
 use crate::state::AppState;
 use crate::store::accounts::Role;
 use crate::store::clients::{Client, NewClient};
@@ -315,11 +329,9 @@ async fn show_page(
                     (csrf(session))
                     label for="overlap" { "旧密钥保留时间" }
                     select #overlap name="overlap_hours" {
-                        option value="0" { "立即失效" }
-                        option value="1" { "1 小时" }
-                        option value="24" selected { "24 小时" }
-                        option value="72" { "3 天" }
-                        option value="168" { "7 天" }
+                        @for (hours, label) in OVERLAP_CHOICES {
+                            option value=(hours) selected[*hours == default_overlap_hours()] { (label) }
+                        }
                     }
                     button.primary type="submit" { "轮换密钥" }
                 }
@@ -375,17 +387,22 @@ pub async fn roll_secret(
     if let Err(r) = visible_app(&state, &session, &id).await {
         return r;
     }
-    let hours: u64 = match field(&fields, "overlap_hours").unwrap_or("24").parse() {
-        Ok(h) if h <= 168 => h,
-        _ => {
+    let overlap = match field(&fields, "overlap_hours").map(str::parse::<u64>) {
+        None => clients::DEFAULT_ROLL_OVERLAP,
+        Some(Ok(h)) if h <= clients::MAX_ROLL_OVERLAP.as_secs() / 3600 => {
+            Duration::from_secs(h * 3600)
+        }
+        Some(_) => {
             return layout::message_page(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "参数错误",
-                "重叠期须为 0 到 168 小时。",
+                &format!(
+                    "重叠期须为 0 到 {} 小时。",
+                    clients::MAX_ROLL_OVERLAP.as_secs() / 3600
+                ),
             );
         }
     };
-    let overlap = Duration::from_secs(hours * 3600);
     match clients::roll_secret(&state.db, &session.actor(), &id, overlap).await {
         Ok((secret, until)) => {
             let note = format!(

@@ -57,11 +57,6 @@ const JS: &str = include_str!("static/console.js");
 
 /// The console's routes (merged into [`crate::app`]).
 pub fn routes(state: &AppState) -> Router<AppState> {
-    // The dummy hash that unknown usernames are checked against, computed now rather than on
-    // the first such login (which would then take twice as long as a wrong password).
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(crate::admin::accounts::dummy_hash());
-    }
     let signed_in = Router::new()
         .route("/console/apps", get(apps::list).post(apps::create))
         .route("/console/apps/{id}", get(apps::show))
