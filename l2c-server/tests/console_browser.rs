@@ -519,7 +519,8 @@ async fn the_console_flow_in_headless_chromium() {
     let resent = wd.text("details.delivery").await;
     assert!(resent.contains("当前状态：成功"), "{resent}");
     let attempts = wd.text("details.delivery ol.attempts").await;
-    let lines: Vec<&str> = attempts.lines().collect();
+    // One line per attempt, `#n 结果 HTTP code · time · latency`.
+    let lines: Vec<&str> = attempts.lines().filter(|l| l.starts_with('#')).collect();
     assert!(lines.len() >= 2, "both attempts listed: {attempts}");
     assert!(
         lines[0].contains("失败") && lines[0].contains("HTTP 500"),

@@ -51,6 +51,20 @@ fn attempt(n: usize, a: &DeliveryAttempt) -> Markup {
             " · " span.nowrap { (at(&a.attempted_at)) }
             " · " (a.latency_ms) " ms"
             @if let Some(err) = &a.error { br; span.muted.small { (err) } }
+            @if let Some(body) = a.response_body.as_deref().filter(|b| !b.is_empty()) {
+                details.exchange {
+                    summary.small { "接收方应答（前 4 KiB）" }
+                    pre.payload { (body) }
+                }
+            }
+            @if !a.request_headers.is_empty() {
+                details.exchange {
+                    summary.small { "发送的请求头" }
+                    pre.headers {
+                        @for (name, value) in &a.request_headers { (name) ": " (value) "\n" }
+                    }
+                }
+            }
         }
     }
 }
