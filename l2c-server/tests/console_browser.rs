@@ -191,22 +191,22 @@ impl Wd {
         .await;
     }
 
-    /// Scrolls the first element matching `css` to the top of the viewport (for a screenshot).
-    async fn scroll_to(&self, css: &str) {
-        let e = self.find(css).await;
-        self.cmd(
-            http::Method::POST,
-            "/execute/sync",
-            Some(json!({
-                "script": "arguments[0].scrollIntoView({block: 'start'});",
-                "args": [{ELEMENT: e}]
-            })),
-        )
-        .await;
+    async fn screenshot(&mut self, name: &str) {
+        self.save_png(name, "/screenshot".to_owned()).await;
     }
 
-    async fn screenshot(&mut self, name: &str) {
-        let png = self.cmd(http::Method::GET, "/screenshot", None).await;
+    /// A screenshot of the first element matching `css` only (a part further down the page),
+    /// taken in a window `width` wide and tall enough to hold it, then set back to `height`.
+    async fn screenshot_of(&mut self, name: &str, css: &str, (width, height): (u32, u32)) {
+        self.window(width, 2600).await;
+        let e = self.find(css).await;
+        self.save_png(name, format!("/element/{e}/screenshot"))
+            .await;
+        self.window(width, height).await;
+    }
+
+    async fn save_png(&mut self, name: &str, path: String) {
+        let png = self.cmd(http::Method::GET, &path, None).await;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap())
             .unwrap();
@@ -460,8 +460,8 @@ async fn the_console_flow_in_headless_chromium() {
         "the PING row, its body and its 200 attempt"
     );
     assert!(page.contains("class=\"badge on\">成功"));
-    wd.scroll_to("div.deliveries").await;
-    wd.screenshot("test-event").await;
+    wd.screenshot_of("test-event", "div.deliveries", (1280, 900))
+        .await;
 
     // Sync an order through the API with that app: ORDER_CREATED is delivered.
     sync_order(&server, &client_id, &secret, "PO-1").await;
@@ -494,8 +494,8 @@ async fn the_console_flow_in_headless_chromium() {
         page.contains("HTTP 500") && page.contains("失败"),
         "the failed attempt is shown"
     );
-    wd.scroll_to("div.deliveries").await;
-    wd.screenshot("delivery-failed").await;
+    wd.screenshot_of("delivery-failed", "div.deliveries", (1280, 900))
+        .await;
 
     // Resend it once the receiver is back.
     fail.store(false, Ordering::SeqCst);
@@ -531,7 +531,12 @@ async fn the_console_flow_in_headless_chromium() {
         last.contains("成功") && last.contains("HTTP 200"),
         "{attempts}"
     );
-    wd.screenshot("delivery-resent").await;
+    // Each attempt folds out the headers as sent.
+    wd.click("details.delivery details.exchange summary").await;
+    let headers = wd.text("details.delivery details.exchange").await;
+    assert!(headers.contains("webhook-signature: v1,"), "{headers}");
+    wd.screenshot_of("delivery-resent", "div.deliveries", (1280, 900))
+        .await;
 
     // Roll the app's secret (24 h overlap by default): both work, the overlap end is shown.
     wd.goto(&console(&format!("/console/apps/{client_id}")))
@@ -579,8 +584,8 @@ async fn the_console_flow_in_headless_chromium() {
     wd.window(390, 844).await;
     wd.goto(&format!("{detail}?event=ORDER_CREATED")).await;
     wd.click("details.delivery summary").await;
-    wd.scroll_to("div.deliveries").await;
-    wd.screenshot("phone-deliveries").await;
+    wd.screenshot_of("phone-deliveries", "div.deliveries", (390, 844))
+        .await;
     wd.goto(&console(&format!("/console/apps/{client_id}")))
         .await;
     wd.screenshot("phone-app").await;

@@ -77,7 +77,7 @@ fn delivery(here: &str, session: &ConsoleSession, d: &Delivery, payload: Option<
                 span.nowrap { (at(&d.created_at)) }
                 " " span.mono { (d.event_type.as_str()) }
                 " " (status_badge(d.status))
-                " " span.muted.small { (d.attempts.len()) " 次尝试" }
+                " " span.muted.small.nowrap { (d.attempts.len()) " 次尝试" }
             }
             div.deliverybody {
                 p.small.muted { "事件 ID " span.mono { (d.event_id) } " · 投递 ID " span.mono { (d.id) } }
