@@ -276,7 +276,14 @@ async fn statuses(server: &TestServer, client: &str, sub: &str, event: EventType
         event_type: Some(event),
         ..DeliveryFilter::default()
     };
-    deliveries(&server.state, &ClientId::new(client), sub, &filter, 1)
+    let sub = server
+        .db
+        .webhooks()
+        .get(&ClientId::new(client), sub)
+        .await
+        .unwrap()
+        .unwrap();
+    deliveries(&server.state, &sub, &filter, 1)
         .await
         .unwrap()
         .items

@@ -392,12 +392,11 @@ async fn logged(
     client: &ClientId,
     sub: &str,
 ) -> Vec<l2c_core::api::webhooks::Delivery> {
-    server
-        .db
-        .webhooks()
-        .deliveries(client, sub, &DeliveryFilter::default(), 1, 100)
+    let webhooks = server.db.webhooks();
+    let sub = webhooks.get(client, sub).await.unwrap().unwrap();
+    webhooks
+        .deliveries(&sub, &DeliveryFilter::default(), 1, 100)
         .await
-        .unwrap()
         .unwrap()
         .0
 }

@@ -9,7 +9,6 @@ use l2c_core::ClientId;
 use l2c_core::api::events::EventType;
 use l2c_core::api::webhooks::Delivery;
 use l2c_core::webhook::WebhookSecret;
-use sqlx::Row;
 
 use super::Actor;
 use crate::ssrf::{self, SsrfError};
@@ -190,31 +189,6 @@ pub async fn set_enabled(
     Ok(())
 }
 
-/// Why the server disabled a subscription (a receiver's 410 Gone), if it did.
-///
-/// # Errors
-///
-/// [`WebhookError::Store`].
-pub async fn disabled_reason(
-    state: &AppState,
-    client: &ClientId,
-    id: &str,
-) -> Result<Option<String>, WebhookError> {
-    let row = sqlx::query(
-        "SELECT disabled_reason FROM webhook_subscriptions WHERE client_id = $1 AND id = $2",
-    )
-    .bind(client.as_str())
-    .bind(id)
-    .fetch_optional(state.db.pool())
-    .await
-    .map_err(StoreError::from)?;
-    Ok(row
-        .map(|r| r.try_get::<Option<String>, _>("disabled_reason"))
-        .transpose()
-        .map_err(StoreError::from)?
-        .flatten())
-}
-
 /// Rotates a subscription's secret; the old one keeps signing for `--webhook-rotation-window`.
 /// Returns the new secret (shown once) and when the old one stops (unix ms).
 ///
@@ -338,23 +312,23 @@ pub struct DeliveryPage {
     pub total: u64,
 }
 
-/// A page (from 1) of [`DELIVERY_PAGE_SIZE`] deliveries of a subscription matching `filter`:
-/// the store's batched query (the API's too) and the events' bodies, in four queries.
+/// A page (from 1) of [`DELIVERY_PAGE_SIZE`] deliveries of `sub` (read as its app's) matching
+/// `filter`: the API's batched query ([`subscriptions::log`]) and the events' bodies, in four
+/// queries whatever the page holds.
 ///
 /// # Errors
 ///
-/// [`WebhookError::NotFound`], [`WebhookError::Store`].
+/// [`WebhookError::Store`].
 pub async fn deliveries(
     state: &AppState,
-    client: &ClientId,
-    id: &str,
+    sub: &Subscription,
     filter: &DeliveryFilter,
     page: u32,
 ) -> Result<DeliveryPage, WebhookError> {
-    let (items, total) =
-        subscriptions::deliveries(state, client, id, filter, page, DELIVERY_PAGE_SIZE).await?;
+    let (items, total) = subscriptions::log(state, sub, filter, page, DELIVERY_PAGE_SIZE).await?;
     let events: Vec<String> = items.iter().map(|d| d.event_id.clone()).collect();
-    let payloads = state.db.webhooks().payloads(client, &events).await?;
+    let client = ClientId::new(sub.client_id.as_str());
+    let payloads = state.db.webhooks().payloads(&client, &events).await?;
     Ok(DeliveryPage {
         items,
         payloads,

@@ -18,7 +18,6 @@ use super::session::ConsoleSession;
 use super::webhooks::{DeliveryQuery, refusal, show_with, subscription};
 use crate::admin::webhooks::{self as uc, DELIVERY_PAGE_SIZE, DeliveryFilter, WebhookError};
 use crate::state::AppState;
-use crate::store::clients::Client;
 use crate::store::outbox::Subscription;
 use crate::store::sql::millis_to_cst;
 
@@ -110,7 +109,6 @@ fn delivery(here: &str, session: &ConsoleSession, d: &Delivery, payload: Option<
 pub(super) async fn card(
     state: &AppState,
     session: &ConsoleSession,
-    c: &Client,
     s: &Subscription,
     q: &DeliveryQuery,
     here: &str,
@@ -129,11 +127,9 @@ pub(super) async fn card(
         .and_then(|p| u32::try_from(p).ok())
         .unwrap_or(1)
         .clamp(1, 1_000_000);
-    let page = match uc::deliveries(state, &c.id, &s.id, &filter, page_no).await {
-        Ok(p) => p,
-        Err(WebhookError::NotFound) => return Err(layout::not_found()),
-        Err(e) => return Err(layout::internal(&e)),
-    };
+    let page = uc::deliveries(state, s, &filter, page_no)
+        .await
+        .map_err(|e| layout::internal(&e))?;
     let more = u64::from(page_no) * u64::from(DELIVERY_PAGE_SIZE) < page.total;
     let status_name = filter.status.map(crate::store::outbox::status_name);
     let paging = |p: u32| {

@@ -254,13 +254,10 @@ async fn show_page(
     notice: Markup,
     status: StatusCode,
 ) -> Response {
-    let reason = match uc::disabled_reason(state, &c.id, &s.id).await {
-        Ok(r) => r.filter(|_| !s.enabled),
-        Err(e) => return layout::internal(&e),
-    };
+    let reason = s.disabled_reason.as_ref().filter(|_| !s.enabled);
     let now = state.db.now_millis();
     let here = format!("{}/{}", base(c.id.as_str()), s.id);
-    let deliveries = match super::deliveries::card(state, session, c, s, q, &here).await {
+    let deliveries = match super::deliveries::card(state, session, s, q, &here).await {
         Ok(m) => m,
         Err(r) => return r,
     };

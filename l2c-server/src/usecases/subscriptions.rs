@@ -183,8 +183,8 @@ async fn enabled(
     }
 }
 
-/// One page (from 1) of a subscription's deliveries matching `filter`, newest first, each with
-/// all its attempts, and how many match in all.
+/// One page (from 1) of one of `client`'s subscription's deliveries matching `filter`, newest
+/// first, each with all its attempts, and how many match in all.
 ///
 /// # Errors
 ///
@@ -197,12 +197,30 @@ pub async fn deliveries(
     page: u32,
     page_size: u32,
 ) -> Result<(Vec<Delivery>, u64), SubscriptionError> {
-    state
+    match state.db.webhooks().get(client, id).await? {
+        Some(sub) => log(state, &sub, filter, page, page_size).await,
+        None => Err(SubscriptionError::NotFound(id.to_owned())),
+    }
+}
+
+/// [`deliveries`] of a subscription already read as its owner's (the console has it at hand):
+/// the one query path of the delivery log, for the API and the console alike.
+///
+/// # Errors
+///
+/// [`SubscriptionError::Store`].
+pub async fn log(
+    state: &AppState,
+    sub: &Subscription,
+    filter: &DeliveryFilter,
+    page: u32,
+    page_size: u32,
+) -> Result<(Vec<Delivery>, u64), SubscriptionError> {
+    Ok(state
         .db
         .webhooks()
-        .deliveries(client, id, filter, page, page_size)
-        .await?
-        .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))
+        .deliveries(sub, filter, page, page_size)
+        .await?)
 }
 
 /// Queues a `PING` test event for one of `client`'s enabled subscriptions (that one only) and

@@ -63,31 +63,22 @@ fn delivery_from_row(r: &AnyRow) -> Result<Delivery, StoreError> {
 }
 
 impl WebhookStore<'_> {
-    /// One page (from 1) of the deliveries of one of the client's subscriptions that match
-    /// `filter`, newest first, each with all its attempts, and how many match in all (`None`
-    /// when the subscription is not the client's). Three queries whatever the page size: the
-    /// count, the page, and the attempts of the whole page.
+    /// One page (from 1) of the deliveries of `sub` (a subscription the caller has already
+    /// read as its owner's) that match `filter`, newest first, each with all its attempts, and
+    /// how many match in all. Three queries whatever the page size: the count, the page, and
+    /// the attempts of the whole page.
     ///
     /// # Errors
     ///
     /// [`StoreError`].
     pub async fn deliveries(
         &self,
-        client: &ClientId,
-        subscription_id: &str,
+        sub: &Subscription,
         filter: &DeliveryFilter,
         page: u32,
         page_size: u32,
-    ) -> Result<Option<(Vec<Delivery>, u64)>, StoreError> {
-        let owned =
-            sqlx::query("SELECT id FROM webhook_subscriptions WHERE client_id = $1 AND id = $2")
-                .bind(client.as_str())
-                .bind(subscription_id)
-                .fetch_optional(self.db.pool())
-                .await?;
-        if owned.is_none() {
-            return Ok(None);
-        }
+    ) -> Result<(Vec<Delivery>, u64), StoreError> {
+        let subscription_id = sub.id.as_str();
         // Only the filters given become conditions (a NULL parameter has no type on PostgreSQL).
         let mut conditions = String::from("d.subscription_id = $1");
         let mut args = vec![subscription_id.to_owned()];
@@ -117,7 +108,7 @@ impl WebhookStore<'_> {
             .fetch_all(self.db.pool())
             .await?;
         let items = self.with_attempts(&rows).await?;
-        Ok(Some((items, u64::try_from(total).unwrap_or(0))))
+        Ok((items, u64::try_from(total).unwrap_or(0)))
     }
 
     /// The deliveries of `rows` with their attempts, loaded in one query.

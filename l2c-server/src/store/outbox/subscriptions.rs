@@ -32,6 +32,8 @@ pub struct Subscription {
     pub previous_secret_expires_at: Option<i64>,
     /// Whether events are delivered.
     pub enabled: bool,
+    /// Why the server disabled it (a receiver's 410 Gone), if it did.
+    pub disabled_reason: Option<String>,
     /// Created (unix ms).
     pub created_at: i64,
 }
@@ -91,13 +93,14 @@ impl Subscription {
             events: parse_events(&r.try_get::<String, _>("events")?)?,
             previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
             enabled: r.try_get::<i64, _>("enabled")? != 0,
+            disabled_reason: r.try_get("disabled_reason")?,
             created_at: r.try_get("created_at")?,
         })
     }
 }
 
 pub(super) const SUB_COLUMNS: &str = "id, client_id, url, events, secret, previous_secret, \
-                           previous_secret_expires_at, enabled, created_at";
+                           previous_secret_expires_at, enabled, disabled_reason, created_at";
 
 impl WebhookStore<'_> {
     /// Creates a subscription unless the client already holds `max` of them; `None` then.
@@ -128,6 +131,7 @@ impl WebhookStore<'_> {
             previous_secret: None,
             previous_secret_expires_at: None,
             enabled: true,
+            disabled_reason: None,
             created_at: now,
         };
         let mut tx = begin_write(self.db).await?;
