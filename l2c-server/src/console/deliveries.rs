@@ -15,8 +15,8 @@ use maud::{Markup, html};
 use super::apps::{Fields, field};
 use super::layout::{self, banner, csrf};
 use super::session::ConsoleSession;
-use super::webhooks::{DeliveryQuery, refusal, show_with, subscription};
-use crate::admin::webhooks::{self as uc, DELIVERY_PAGE_SIZE, DeliveryFilter, WebhookError};
+use super::webhooks::{DeliveryQuery, refused, show_with, subscription};
+use crate::admin::webhooks::{self as uc, DELIVERY_PAGE_SIZE, DeliveryFilter};
 use crate::state::AppState;
 use crate::store::outbox::Subscription;
 use crate::store::sql::millis_to_cst;
@@ -210,21 +210,7 @@ pub async fn send_test(
         Ok(_) => {
             Redirect::to(&format!("/console/apps/{id}/webhooks/{wh}?ok=tested")).into_response()
         }
-        Err(WebhookError::NotFound) => layout::not_found(),
-        Err(e) => match refusal(&e) {
-            Some(msg) => {
-                show_with(
-                    &state,
-                    &session,
-                    &c,
-                    &s,
-                    banner(false, &msg),
-                    StatusCode::CONFLICT,
-                )
-                .await
-            }
-            None => layout::internal(&e),
-        },
+        Err(e) => refused(&state, &session, (&c, &s), &e).await,
     }
 }
 
@@ -277,18 +263,7 @@ pub async fn recover(
             )
             .await
         }
-        Err(WebhookError::NotFound) => layout::not_found(),
-        Err(e) => match refusal(&e) {
-            Some(msg) => {
-                let status = if matches!(e, WebhookError::Disabled) {
-                    StatusCode::CONFLICT
-                } else {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                };
-                show_with(&state, &session, &c, &s, banner(false, &msg), status).await
-            }
-            None => layout::internal(&e),
-        },
+        Err(e) => refused(&state, &session, (&c, &s), &e).await,
     }
 }
 

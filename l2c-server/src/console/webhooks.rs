@@ -36,7 +36,7 @@ fn url_refusal(e: &SsrfError) -> String {
 }
 
 /// A refused action, in words (`None`: not the user's doing).
-pub(super) fn refusal(e: &WebhookError) -> Option<String> {
+fn refusal(e: &WebhookError) -> Option<String> {
     Some(match e {
         WebhookError::Url(s) => url_refusal(s),
         WebhookError::NoEvents => "请至少选择一个事件类型。".into(),
@@ -312,6 +312,26 @@ async fn show_page(
     (status, page(session, Nav::Apps, "Webhook", body)).into_response()
 }
 
+/// The answer to a refused action on subscription `s` of app `c`: the subscription page with
+/// the refusal in words on top (409 for a disabled subscription, else 422), 404 for an unknown
+/// one, 500 for a failure that is not the user's doing.
+pub(super) async fn refused(
+    state: &AppState,
+    session: &ConsoleSession,
+    (c, s): (&Client, &Subscription),
+    e: &WebhookError,
+) -> Response {
+    let status = match e {
+        WebhookError::NotFound => return layout::not_found(),
+        WebhookError::Disabled => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    match refusal(e) {
+        Some(msg) => show_with(state, session, c, s, banner(false, &msg), status).await,
+        None => layout::internal(e),
+    }
+}
+
 /// The subscription page (first page of deliveries, no filter) with `notice` on top.
 pub(super) async fn show_with(
     state: &AppState,
@@ -352,21 +372,7 @@ pub async fn update(
     let events = events_of(&fields);
     match uc::update(&state, &session.actor(), &c.id, &s.id, url, &events).await {
         Ok(()) => back(&id, &wh, "updated"),
-        Err(e) => match refusal(&e) {
-            Some(msg) => {
-                show_with(
-                    &state,
-                    &session,
-                    &c,
-                    &s,
-                    banner(false, &msg),
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
-            }
-            None if matches!(e, WebhookError::NotFound) => layout::not_found(),
-            None => layout::internal(&e),
-        },
+        Err(e) => refused(&state, &session, (&c, &s), &e).await,
     }
 }
 
