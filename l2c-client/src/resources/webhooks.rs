@@ -50,7 +50,7 @@ use l2c_core::api::webhooks::{
 use l2c_core::api::{DeliveryId, WebhookId};
 
 use crate::client::RequestSpec;
-use crate::pagination::{PageStream, paginate};
+use crate::pagination::PageStream;
 use crate::{Client, Error};
 
 /// Webhook subscription operations; from [`Client::webhooks`].
@@ -360,17 +360,8 @@ impl ListDeliveriesBuilder<'_> {
 
     /// Streams every matching delivery from the selected page on.
     pub fn stream(self) -> PageStream<Delivery> {
-        let client = self.client.clone();
         let id = self.id.into_string();
-        let query = self.query;
-        paginate(super::PageQuery::first_page(&query), move |page| {
-            let client = client.clone();
-            let id = id.clone();
-            let query = super::PageQuery::with_page(query.clone(), page);
-            async move {
-                super::get_page::<Delivery>(&client, &["webhooks", &id, "deliveries"], &query).await
-            }
-        })
+        super::stream_pages(self.client, &["webhooks", &id, "deliveries"], self.query)
     }
 }
 
