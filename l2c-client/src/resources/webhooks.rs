@@ -45,7 +45,7 @@ use l2c_core::api::events::EventType;
 use l2c_core::api::showroom::Page;
 use l2c_core::api::webhooks::{
     CreateWebhook, CreatedWebhook, Delivery, DeliveryStatus, RecoverWebhook, Recovered,
-    RotatedSecret, Webhook,
+    RotateWebhookSecret, RotatedSecret, Webhook,
 };
 use l2c_core::api::{DeliveryId, WebhookId};
 
@@ -86,13 +86,29 @@ impl<'c> WebhooksHandler<'c> {
         WebhookCall::new(self.client, Method::DELETE, vec![id.into().into_string()])
     }
 
-    /// Issues a new secret; the previous one keeps signing until the answer's
-    /// `previousSecretExpiresAt`, so receivers can switch without dropping events.
+    /// Issues a new secret, staged: the previous one keeps signing until the answer's
+    /// `previousSecretExpiresAt` (24 h unless [`WebhookCall::overlap`] says otherwise) —
+    /// `X-L2C-Signature` with it alone until [`promote_secret`](Self::promote_secret) or that
+    /// time, `webhook-signature` with both — so receivers switch without dropping events.
     pub fn rotate_secret(self, id: impl Into<WebhookId>) -> WebhookCall<'c, RotatedSecret> {
         WebhookCall::new(
             self.client,
             Method::POST,
             vec![id.into().into_string(), "rotate-secret".to_owned()],
+        )
+    }
+
+    /// Promotes the new secret of a staged rotation once every receiver verifies with it:
+    /// `X-L2C-Signature` signs with it from then on. The answer is the subscription, its
+    /// `secret_rotation` at [`RotationStage::Promoted`](l2c_core::api::webhooks::RotationStage).
+    ///
+    /// An [`Error::Api`] with status 409 (`no_secret_rotation`, `secret_already_promoted`)
+    /// when there is nothing to promote.
+    pub fn promote_secret(self, id: impl Into<WebhookId>) -> WebhookCall<'c, Webhook> {
+        WebhookCall::new(
+            self.client,
+            Method::POST,
+            vec![id.into().into_string(), "promote-secret".to_owned()],
         )
     }
 
@@ -187,6 +203,7 @@ pub struct WebhookCall<'c, T> {
     method: Method,
     segments: Vec<String>,
     request_id: Option<String>,
+    body: Option<RotateWebhookSecret>,
     _response: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -207,6 +224,7 @@ impl<'c, T> WebhookCall<'c, T> {
             method,
             segments,
             request_id: None,
+            body: None,
             _response: std::marker::PhantomData,
         }
     }
@@ -217,11 +235,24 @@ impl<'c, T> WebhookCall<'c, T> {
         self
     }
 
-    fn spec(&self) -> RequestSpec {
+    fn spec(&self) -> Result<RequestSpec, Error> {
         let mut segments = vec!["webhooks"];
         segments.extend(self.segments.iter().map(String::as_str));
-        RequestSpec::new(self.method.clone(), super::path(segments))
-            .request_id(self.request_id.clone())
+        let spec = RequestSpec::new(self.method.clone(), super::path(segments))
+            .request_id(self.request_id.clone());
+        match &self.body {
+            Some(body) => spec.json(body),
+            None => Ok(spec),
+        }
+    }
+}
+
+impl WebhookCall<'_, RotatedSecret> {
+    /// How long the previous secret keeps signing (whole seconds, at most 7 days; zero replaces
+    /// it at once). Without it the server's rotation window applies (24 h by default).
+    pub fn overlap(mut self, overlap: std::time::Duration) -> Self {
+        self.body = Some(RotateWebhookSecret::new(overlap.as_secs()));
+        self
     }
 }
 
@@ -232,7 +263,7 @@ impl WebhookCall<'_, ()> {
     ///
     /// [`Error::Api`] with status 404 for an unknown subscription.
     pub async fn send(self) -> Result<(), Error> {
-        self.client.execute(self.spec()).await.map(drop)
+        self.client.execute(self.spec()?).await.map(drop)
     }
 }
 
@@ -245,13 +276,13 @@ macro_rules! json_send {
             ///
             /// [`Error::Api`] with status 404 for an unknown subscription or delivery.
             pub async fn send(self) -> Result<$ty, Error> {
-                self.client.execute_json(self.spec()).await
+                self.client.execute_json(self.spec()?).await
             }
         }
     )+};
 }
 
-json_send!(RotatedSecret, Delivery);
+json_send!(Webhook, RotatedSecret, Delivery);
 
 /// The query of the webhook and delivery lists.
 #[derive(Debug, Clone, Default, serde::Serialize)]

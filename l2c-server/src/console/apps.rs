@@ -76,8 +76,38 @@ fn done_text(code: &str) -> Option<&'static str> {
         "deleted" => "已删除。",
         "resent" => "已重新排队发送。",
         "tested" => "测试事件（PING）已排队发送，稍后刷新查看投递结果。",
+        "promoted" => "新密钥已启用：X-L2C-Signature 现在使用新密钥签名。",
         _ => return None,
     })
+}
+
+/// The overlap choice of a secret rotation (form field `overlap_hours`, the default
+/// preselected); the apps' client secret and the webhooks' signing secret share it.
+pub fn overlap_select() -> Markup {
+    html! {
+        label for="overlap" { "旧密钥保留时间" }
+        select #overlap name="overlap_hours" {
+            @for (hours, label) in OVERLAP_CHOICES {
+                option value=(hours) selected[*hours == default_overlap_hours()] { (label) }
+            }
+        }
+    }
+}
+
+/// The overlap chosen with [`overlap_select`] (absent: [`clients::DEFAULT_ROLL_OVERLAP`]); a
+/// 422 page beyond [`clients::MAX_ROLL_OVERLAP`].
+#[allow(clippy::result_large_err)] // the console answers with a whole page
+pub fn overlap_of(fields: &Fields) -> Result<Duration, Response> {
+    let max_hours = clients::MAX_ROLL_OVERLAP.as_secs() / 3600;
+    match field(fields, "overlap_hours").map(str::parse::<u64>) {
+        None => Ok(clients::DEFAULT_ROLL_OVERLAP),
+        Some(Ok(h)) if h <= max_hours => Ok(Duration::from_secs(h * 3600)),
+        Some(_) => Err(layout::message_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "参数错误",
+            &format!("重叠期须为 0 到 {max_hours} 小时。"),
+        )),
+    }
 }
 
 /// The `?ok=` banner, if any.
@@ -327,12 +357,7 @@ async fn show_page(
                 }
                 form method="post" action={ (base) "/roll-secret" } data-confirm="确定轮换该应用的 Client Secret？" {
                     (csrf(session))
-                    label for="overlap" { "旧密钥保留时间" }
-                    select #overlap name="overlap_hours" {
-                        @for (hours, label) in OVERLAP_CHOICES {
-                            option value=(hours) selected[*hours == default_overlap_hours()] { (label) }
-                        }
-                    }
+                    (overlap_select())
                     button.primary type="submit" { "轮换密钥" }
                 }
             }
@@ -387,21 +412,9 @@ pub async fn roll_secret(
     if let Err(r) = visible_app(&state, &session, &id).await {
         return r;
     }
-    let overlap = match field(&fields, "overlap_hours").map(str::parse::<u64>) {
-        None => clients::DEFAULT_ROLL_OVERLAP,
-        Some(Ok(h)) if h <= clients::MAX_ROLL_OVERLAP.as_secs() / 3600 => {
-            Duration::from_secs(h * 3600)
-        }
-        Some(_) => {
-            return layout::message_page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "参数错误",
-                &format!(
-                    "重叠期须为 0 到 {} 小时。",
-                    clients::MAX_ROLL_OVERLAP.as_secs() / 3600
-                ),
-            );
-        }
+    let overlap = match overlap_of(&fields) {
+        Ok(o) => o,
+        Err(r) => return r,
     };
     match clients::roll_secret(&state.db, &session.actor(), &id, overlap).await {
         Ok((secret, until)) => {

@@ -37,6 +37,7 @@ mod audit;
 mod deliveries;
 mod layout;
 pub mod session;
+mod webhook_secret;
 mod webhooks;
 
 use axum::Router;
@@ -84,7 +85,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/console/apps/{id}/webhooks/{wh}/rotate",
-            post(webhooks::rotate),
+            post(webhook_secret::rotate),
+        )
+        .route(
+            "/console/apps/{id}/webhooks/{wh}/promote",
+            post(webhook_secret::promote),
         )
         .route(
             "/console/apps/{id}/webhooks/{wh}/delete",
