@@ -35,8 +35,8 @@ use super::openapi::{Authenticated, RateLimitedOrCapped};
 use crate::error::AppError;
 use crate::error::ProblemDoc;
 use crate::state::AppState;
-use crate::store::StoreError;
 use crate::store::orders::{EXPORT_COLUMNS, ExportBatch, ExportWalk};
+use crate::store::{Backend, StoreError};
 
 /// The report routes, relative to `/api/mobile`.
 pub fn routes() -> Router<AppState> {
@@ -50,11 +50,14 @@ pub fn routes() -> Router<AppState> {
 const CHANNEL_CHUNKS: usize = 16;
 /// Lines are batched into chunks of about this many bytes.
 const CHUNK_BYTES: usize = 16 * 1024;
-/// Orders read per database round trip (about 600 kB of CSV, 1–2 MB of rows as the driver holds
-/// them; two batches at most are in memory). Each round trip waits for the database and for the
-/// scheduler: 1,000-row batches made the export of 200k orders 200 round trips, and on a busy
-/// machine those waits, not the work, set its pace.
-const BATCH_ROWS: u32 = 4000;
+/// Orders read per batch on PostgreSQL (about 600 kB of CSV, 1-2 MB of rows as the driver
+/// holds them; two batches at most are in memory). Each batch is a round trip that waits for the
+/// database and for the scheduler: 1,000-row batches made the export of 200k orders 200 round
+/// trips, and on a busy machine those waits, not the work, set its pace.
+const PG_BATCH_ROWS: u32 = 4000;
+/// Orders read per batch on SQLite (about 150 kB of CSV): no network round trip to save, and
+/// its rows hold every value apart (4,000-row batches grew the server's RSS by 19 MB).
+const SQLITE_BATCH_ROWS: u32 = 1000;
 
 /// An error that ends the body early (the client sees a truncated download, never a partial
 /// file that looks complete: the chunked encoding is not terminated).
@@ -115,8 +118,12 @@ async fn read_batch(
     if walk.is_done() {
         return None;
     }
+    let limit = match state.db.backend() {
+        Backend::Postgres => PG_BATCH_ROWS,
+        Backend::Sqlite => SQLITE_BATCH_ROWS,
+    };
     Some(
-        walk.next_batch(state.db.exports(), BATCH_ROWS)
+        walk.next_batch(state.db.exports(), limit)
             .await
             .map_err(Into::into),
     )
