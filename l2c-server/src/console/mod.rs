@@ -36,6 +36,7 @@
 
 mod apps;
 mod audit;
+mod deliveries;
 mod layout;
 mod logs;
 pub mod session;
@@ -96,6 +97,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/console/apps/{id}/webhooks/{wh}/delete",
             post(webhooks::delete),
+        )
+        .route(
+            "/console/apps/{id}/webhooks/{wh}/test",
+            post(deliveries::send_test),
+        )
+        .route(
+            "/console/apps/{id}/webhooks/{wh}/recover",
+            post(deliveries::recover),
         )
         .route(
             "/console/apps/{id}/webhooks/{wh}/deliveries/{dlv}/resend",
