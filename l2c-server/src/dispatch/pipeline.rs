@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::Dispatcher;
 use super::record::Finished;
+use crate::store::outbox::MAX_FINISH_BATCH;
 
 impl Dispatcher {
     /// Runs until `stopped` turns true, then lets the attempts in flight finish and records
@@ -26,7 +27,9 @@ impl Dispatcher {
         let slots = (self.config.batch_size as usize).max(1);
         // Claim once half the slots are free (at least one).
         let refill = slots.div_ceil(2);
-        let (finished, to_record) = mpsc::channel::<Finished>(slots * 2);
+        // Room for a whole batch of outcomes: a slot frees as soon as its outcome is queued,
+        // and the recorder's batches grow while a write is under way.
+        let (finished, to_record) = mpsc::channel::<Finished>(MAX_FINISH_BATCH);
         let recorder = {
             let this = Arc::clone(&self);
             tokio::spawn(async move { this.record_loop(to_record).await })
