@@ -4,8 +4,10 @@
 //! request headers and the **raw** body exactly as received. It checks the Standard Webhooks
 //! headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`, ±300 s) strictly when they
 //! are present, and accepts the spec's body-only `X-L2C-Signature` alone only when configured to
-//! ([`Verifier::allow_legacy`]). During a secret rotation the platform signs with both secrets;
-//! give the verifier both with [`Verifier::with_secret`].
+//! ([`Verifier::allow_legacy`]). During a secret rotation `webhook-signature` carries a
+//! signature with each secret, and `X-L2C-Signature` the previous secret's until the new one is
+//! promoted ([`WebhooksHandler::promote_secret`](crate::resources::webhooks::WebhooksHandler::promote_secret))
+//! or the overlap ends: give the verifier both secrets with [`Verifier::with_secret`].
 //!
 //! ```
 //! use l2c_client::webhook::{self, EventData, VerifyError, WebhookSecret};

@@ -190,8 +190,8 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests
     /// (at most `--drain-timeout`, then the remaining connections are closed).
-    /// While serving, the per-client quotas are re-read from the database every
-    /// `quota_refresh` (see [`crate::limits`]).
+    /// While serving, the per-client quotas and the token signing keys are re-read from the
+    /// database every `quota_refresh` (see [`crate::limits`], [`crate::tokens`]).
     ///
     /// The webhook dispatcher (unless disabled in the configuration) runs alongside and is
     /// stopped after the last request, letting its attempts in flight finish. Dropping the
@@ -209,6 +209,12 @@ impl Server {
         // Aborted when serving ends or this future is dropped.
         let _refresher =
             AbortOnDrop(tokio::spawn(self.state.limits.clone().refresh_quotas(
+                self.state.db.clone(),
+                self.state.config.quota_refresh,
+            )));
+        // Signing-key rotations reach this replica on the same cadence (see `crate::tokens`).
+        let _keys =
+            AbortOnDrop(tokio::spawn(self.state.tokens.clone().refresh_every(
                 self.state.db.clone(),
                 self.state.config.quota_refresh,
             )));

@@ -287,10 +287,12 @@ async fn concurrent_login_failures_lock_exactly_at_the_limit() {
         // loses some of them and ends below the limit; counted in one statement, the twelfth
         // locks the key, exactly once.
         let db = server.db.clone();
-        let attempts = (0..12).map(|_| {
-            let db = db.clone();
-            tokio::spawn(async move { db.audit().record_failure("user:ops", policy).await })
-        });
+        let attempts: Vec<_> = (0..12)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move { db.audit().record_failure("user:ops", policy).await })
+            })
+            .collect();
         let mut locks = 0;
         for attempt in attempts {
             if attempt.await.unwrap().unwrap().is_some() {
@@ -300,6 +302,93 @@ async fn concurrent_login_failures_lock_exactly_at_the_limit() {
         assert_eq!(locks, 1, "{backend:?}: twelve failures, {locks} locks");
         assert!(
             db.audit().locked_until("user:ops").await.unwrap().is_some(),
+            "{backend:?}"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_guesses_gets_no_more_checks_than_the_lockout_allows() {
+    for backend in Backend::available() {
+        let (server, _) = server(backend).await;
+        account(&server.db, "ops", Role::Operator, None).await;
+        // Thirty wrong passwords at once for one account (limit 5): at most four are answered
+        // "wrong password", the rest are refused, and the right password is refused after.
+        // (That at most five of them are checked at all is `login_attempts_are_counted_before_
+        // the_password_is_checked`.)
+        let guesses: Vec<_> = (0..30)
+            .map(|_| Browser::new(&server))
+            .map(|mut b| {
+                tokio::spawn(async move { b.try_login("ops", "wrong-password-123").await.status() })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for g in guesses {
+            statuses.push(g.await.unwrap().as_u16());
+        }
+        let checked = statuses.iter().filter(|s| **s == 401).count();
+        assert!(
+            checked <= 4,
+            "{backend:?}: {checked} guesses checked: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 429).count(),
+            30 - checked,
+            "{statuses:?}"
+        );
+        let mut b = Browser::new(&server);
+        assert_eq!(
+            b.try_login("ops", PASSWORD).await.status(),
+            429,
+            "{backend:?}"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_attempts_are_counted_before_the_password_is_checked() {
+    use l2c_server::store::audit::{Attempt, Lockout};
+    let policy = Lockout {
+        max_failures: 5,
+        window_ms: 15 * 60 * 1000,
+        lock_ms: 15 * 60 * 1000,
+    };
+    for backend in Backend::available() {
+        let (server, _) = server(backend).await;
+        // Thirty attempts at once against a limit of five: checking the lock first and counting
+        // the failure after the (slow) password check let every one of a burst through to the
+        // check. Reserved in one statement each, exactly five may check; the rest are refused.
+        let db = server.db.clone();
+        let attempts: Vec<_> = (0..30)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move { db.audit().reserve_attempt("user:ops", policy).await })
+            })
+            .collect();
+        let mut allowed = Vec::new();
+        for attempt in attempts {
+            if let Attempt::Allowed(n) = attempt.await.unwrap().unwrap() {
+                allowed.push(n);
+            }
+        }
+        allowed.sort_unstable();
+        assert_eq!(allowed, [1, 2, 3, 4, 5], "{backend:?}");
+        assert!(db.audit().locked_until("user:ops").await.unwrap().is_some());
+        // A success gives its attempt back: four failures and a success leave room for five.
+        let key = "addr:192.0.2.7";
+        for _ in 0..4 {
+            let Attempt::Allowed(n) = db.audit().reserve_attempt(key, policy).await.unwrap() else {
+                panic!("locked too early");
+            };
+            db.audit().attempt_failed(key, policy, n).await.unwrap();
+        }
+        db.audit().reserve_attempt(key, policy).await.unwrap();
+        db.audit().attempt_succeeded(key).await.unwrap();
+        assert_eq!(
+            db.audit().reserve_attempt(key, policy).await.unwrap(),
+            Attempt::Allowed(5),
             "{backend:?}"
         );
         server.stop().await;

@@ -83,6 +83,7 @@ async fn webhook_and_lead_source_actions_stay_within_the_app() {
             "/disable",
             "/enable",
             "/rotate",
+            "/promote",
             "/delete",
             "/deliveries/dlv_x/resend",
         ] {
@@ -224,13 +225,27 @@ async fn webhook_and_lead_source_actions_stay_within_the_app() {
                 .enabled
         );
 
-        // Rotate: a new secret, shown once; the old one keeps signing for the window.
-        let res = b.post(&format!("{here}/rotate"), &[("csrf", &csrf)]).await;
+        // Rotate with a chosen overlap: a new secret, shown once, staged — X-L2C-Signature
+        // keeps the old one until 启用新密钥.
+        let bad = b
+            .post(
+                &format!("{here}/rotate"),
+                &[("csrf", &csrf), ("overlap_hours", "169")],
+            )
+            .await;
+        assert_eq!(bad.status(), 422);
+        let res = b
+            .post(
+                &format!("{here}/rotate"),
+                &[("csrf", &csrf), ("overlap_hours", "1")],
+            )
+            .await;
         assert_eq!(res.status(), 200);
         let page = res.text().await.unwrap();
         let rotated = shown_secret(&page, "webhook-secret").unwrap();
         assert_ne!(rotated, secret);
-        assert!(page.contains("旧密钥签名至"));
+        assert!(page.contains("密钥轮换中"), "the stage is shown");
+        assert!(page.contains("启用新密钥"));
         let s = server
             .db
             .webhooks()
@@ -240,6 +255,61 @@ async fn webhook_and_lead_source_actions_stay_within_the_app() {
             .unwrap();
         assert_eq!(s.secret, rotated);
         assert_eq!(s.previous_secret.as_deref(), Some(secret.as_str()));
+        let now = server.db.now_millis();
+        let until = s.previous_secret_expires_at.unwrap();
+        assert!((until - now - 3_600_000).abs() < 60_000, "the 1 h overlap");
+        assert_eq!(
+            s.signing_secrets(now),
+            vec![secret.as_str(), rotated.as_str()]
+        );
+
+        // 启用新密钥: CSRF-protected, then the new secret signs X-L2C-Signature; twice → 409.
+        let promote = format!("{here}/promote");
+        assert_eq!(b.post(&promote, &[]).await.status(), 403);
+        let unpromoted = server
+            .db
+            .webhooks()
+            .get(&me, &sub.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            unpromoted.secret_promoted_at, None,
+            "nothing changed without CSRF"
+        );
+        let res = b.post(&promote, &[("csrf", &csrf)]).await;
+        assert_eq!(res.status(), 303);
+        let page = b.get(res.headers()["location"].to_str().unwrap()).await;
+        let page = page.text().await.unwrap();
+        assert!(page.contains("新密钥已启用"), "{page}");
+        let s = server
+            .db
+            .webhooks()
+            .get(&me, &sub.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(s.secret_promoted_at.is_some());
+        let now = server.db.now_millis();
+        assert_eq!(
+            s.signing_secrets(now),
+            vec![rotated.as_str(), secret.as_str()]
+        );
+        let again = b.post(&promote, &[("csrf", &csrf)]).await;
+        assert_eq!(again.status(), 409);
+        assert!(
+            again
+                .text()
+                .await
+                .unwrap()
+                .contains("当前没有待启用的新密钥")
+        );
+        let audit = server.db.audit().list(50, 0).await.unwrap();
+        assert!(
+            audit.iter().any(|e| e.action == "webhook.promote_secret"
+                && e.target.as_deref() == Some(sub.id.as_str())),
+            "the promote is audited"
+        );
 
         // Deliveries: 13 orders synced (ORDER_CREATED + PAYMENT_RECEIVED each, the dispatcher
         // off) → 26 pending; page 1 holds 20 and links the next, the filters narrow them.

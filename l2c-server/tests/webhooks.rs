@@ -87,6 +87,11 @@ async fn hook(State(st): State<ReceiverState>, headers: HeaderMap, body: Bytes) 
     if answer == 429 {
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
     }
+    if answer == 500 {
+        // A long answer: the delivery log keeps its first 4 KiB.
+        let body = format!("库存服务不可用 {}", "x".repeat(6000));
+        return (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
+    }
     StatusCode::from_u16(answer).unwrap().into_response()
 }
 
@@ -596,6 +601,38 @@ async fn a_failing_receiver_gets_three_attempts_with_growing_gaps() {
             .collect();
         assert_eq!(codes, [&json!(500), &json!(500), &json!(200)]);
         assert_eq!(log[0]["attempts"][0]["error"], "HTTP 500");
+        // Each attempt keeps the start of the answer (4 KiB at most, whole characters) and the
+        // headers exactly as that attempt sent them.
+        let first = &log[0]["attempts"][0];
+        let answer = first["responseBody"].as_str().unwrap();
+        assert!(answer.starts_with("库存服务不可用 xxx"), "{answer:.40}");
+        assert!(
+            answer.len() <= 4096 && answer.len() > 4000,
+            "{}",
+            answer.len()
+        );
+        assert!(
+            log[0]["attempts"][2].get("responseBody").is_none(),
+            "200 had no body"
+        );
+        for (attempt, hit) in log[0]["attempts"].as_array().unwrap().iter().zip(&hits) {
+            let sent = &attempt["requestHeaders"];
+            for name in [
+                "webhook-id",
+                "webhook-signature",
+                "webhook-timestamp",
+                "x-l2c-signature",
+            ] {
+                assert_eq!(sent[name], header(hit, name), "{name} as received");
+            }
+            assert_eq!(sent["content-type"], "application/json");
+            assert!(
+                sent["user-agent"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("l2c-webhooks/")
+            );
+        }
         // No fourth attempt.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(receiver.hits().len(), 3);
@@ -932,6 +969,10 @@ async fn rotation_signs_with_both_secrets_and_subscriptions_are_private() {
                 format!("/api/mobile/webhooks/{sub}/rotate-secret"),
             ),
             (
+                http::Method::POST,
+                format!("/api/mobile/webhooks/{sub}/promote-secret"),
+            ),
+            (
                 http::Method::GET,
                 format!("/api/mobile/webhooks/{sub}/deliveries"),
             ),
@@ -984,10 +1025,10 @@ async fn rotation_signs_with_both_secrets_and_subscriptions_are_private() {
                 assert!(ok);
             }
         }
-        // X-L2C-Signature carries one value: the current secret's.
+        // X-L2C-Signature carries one value: the previous secret's until a promote (staged).
         let sig = header(&hit, "x-l2c-signature");
-        assert!(node_verifies(&hit.body, &new_secret, sig));
-        assert!(!node_verifies(&hit.body, &old_secret, sig));
+        assert!(node_verifies(&hit.body, &old_secret, sig));
+        assert!(!node_verifies(&hit.body, &new_secret, sig));
 
         wait_for(Duration::from_secs(5), "SUCCEEDED", async || {
             owner.deliveries(&sub).await[0]["status"] == "SUCCEEDED"
@@ -1006,6 +1047,171 @@ async fn rotation_signs_with_both_secrets_and_subscriptions_are_private() {
             .send(http::Method::GET, "/api/mobile/webhooks", None)
             .await;
         assert_eq!(list["items"], json!([]));
+        server.stop().await;
+    }
+}
+
+/// Whether `secret` made the hit's `X-L2C-Signature` (the spec's hex HMAC of the body).
+fn spec_header_signed_by(hit: &Hit, secret: &str) -> bool {
+    let secret = WebhookSecret::parse(secret).unwrap();
+    l2c_core::webhook::sign_legacy(&secret, &hit.body) == header(hit, "x-l2c-signature")
+}
+
+/// Whether `secret` verifies the hit's Standard Webhooks `webhook-signature` at the test clock.
+fn standard_header_signed_by(hit: &Hit, secret: &str, clock: &MockClock) -> bool {
+    Verifier::new(WebhookSecret::parse(secret).unwrap())
+        .with_clock(clock.clone())
+        .verify(&hit.headers, &hit.body)
+        .is_ok()
+}
+
+/// Syncs order `no` and returns the hit it produced at `receiver` (its `n`-th).
+async fn delivered(api: &Api<'_>, receiver: &Receiver, no: &str, n: usize) -> Hit {
+    api.sync(no).await;
+    wait_for(Duration::from_secs(10), no, async || {
+        receiver.ok_hits().len() > n
+    })
+    .await;
+    receiver.ok_hits()[n].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_rotation_keeps_the_spec_header_on_the_old_secret_until_promoted() {
+    for backend in Backend::available() {
+        let clock = MockClock::at_unix(1_790_000_000);
+        let receiver = Receiver::start(&[]).await;
+        let mut o = options("1s");
+        o.clock = Some(Arc::new(clock.clone()));
+        let server = TestServer::start_with(backend, o).await;
+        let owner = api(&server, Scopes::all()).await;
+        let other = api(&server, Scopes::all()).await;
+        let (sub, first) = owner.subscribe(&receiver.url, &["ORDER_CREATED"]).await;
+        let rotate = format!("/api/mobile/webhooks/{sub}/rotate-secret");
+        let promote = format!("/api/mobile/webhooks/{sub}/promote-secret");
+        let stage = async || {
+            let (_, list) = owner
+                .send(http::Method::GET, "/api/mobile/webhooks", None)
+                .await;
+            list["items"][0]["secretRotation"].clone()
+        };
+
+        // Nothing to promote yet.
+        let (status, problem) = owner.send(http::Method::POST, &promote, None).await;
+        assert_eq!(
+            (status, &problem["code"]),
+            (409, &json!("no_secret_rotation"))
+        );
+        // Bad overlaps are refused and change nothing.
+        for (bad, want) in [
+            (json!({"overlapSeconds": 604_801}), 422),
+            (json!({"overlapSecond": 60}), 422),
+            (json!({"overlapSeconds": -1}), 422),
+            (json!([]), 400),
+        ] {
+            let (status, problem) = owner
+                .send(http::Method::POST, &rotate, Some(bad.clone()))
+                .await;
+            assert_eq!(status, want, "{bad}: {problem}");
+        }
+        assert_eq!(stage().await, Value::Null);
+
+        // STAGED (default 24 h): the spec's header with the OLD secret only, the Standard
+        // Webhooks header with either.
+        // (A `null` body is no body: the default overlap.)
+        let (status, rotated) = owner
+            .send(http::Method::POST, &rotate, Some(Value::Null))
+            .await;
+        assert_eq!(status, 200, "{rotated}");
+        let second = rotated["secret"].as_str().unwrap().to_owned();
+        assert_eq!(
+            rotated["previousSecretExpiresAt"], "2026-09-22T22:13:20+08:00",
+            "24 h after the clock's 2026-09-21T22:13:20+08:00"
+        );
+        let rotation = stage().await;
+        assert_eq!(rotation["stage"], "STAGED");
+        assert_eq!(
+            rotation["previousSecretExpiresAt"],
+            rotated["previousSecretExpiresAt"]
+        );
+        let hit = delivered(&owner, &receiver, "ERP-STAGE-1", 0).await;
+        assert!(spec_header_signed_by(&hit, &first));
+        assert!(!spec_header_signed_by(&hit, &second));
+        assert!(standard_header_signed_by(&hit, &first, &clock));
+        assert!(standard_header_signed_by(&hit, &second, &clock));
+
+        // Another client's token cannot promote it.
+        let (status, _) = other.send(http::Method::POST, &promote, None).await;
+        assert_eq!(status, 404);
+        assert_eq!(stage().await["stage"], "STAGED");
+
+        // Promote: the spec's header with the NEW secret; the Standard header still both.
+        clock.advance(Duration::from_secs(60));
+        // (With one X-Request-Id, sent twice: the retry replays the first answer.)
+        let promote_once = async || {
+            let res = server
+                .http()
+                .post(server.url(&promote))
+                .bearer_auth(&owner.token)
+                .header("x-request-id", "promote-1")
+                .send()
+                .await
+                .unwrap();
+            let replayed = res.headers().get("idempotent-replayed").is_some();
+            let status = res.status().as_u16();
+            (status, replayed, res.json::<Value>().await.unwrap())
+        };
+        let (status, replayed, promoted) = promote_once().await;
+        assert_eq!((status, replayed), (200, false), "{promoted}");
+        assert_eq!(promoted["secretRotation"]["stage"], "PROMOTED");
+        assert_eq!(
+            promoted["secretRotation"]["promotedAt"],
+            "2026-09-21T22:14:20+08:00"
+        );
+        let (status, replayed, again) = promote_once().await;
+        assert_eq!((status, replayed), (200, true));
+        assert_eq!(again, promoted);
+        let (status, problem) = owner.send(http::Method::POST, &promote, None).await;
+        assert_eq!(
+            (status, &problem["code"]),
+            (409, &json!("secret_already_promoted"))
+        );
+        let hit = delivered(&owner, &receiver, "ERP-STAGE-2", 1).await;
+        assert!(spec_header_signed_by(&hit, &second));
+        assert!(!spec_header_signed_by(&hit, &first));
+        assert!(standard_header_signed_by(&hit, &first, &clock));
+        assert!(standard_header_signed_by(&hit, &second, &clock));
+
+        // A second rotation with a 1 h overlap; rotating again while it is staged keeps the
+        // secret the spec's header uses (the second) and drops the never-promoted third.
+        let body = Some(json!({"overlapSeconds": 3600}));
+        let (status, third) = owner.send(http::Method::POST, &rotate, body.clone()).await;
+        assert_eq!(status, 200, "{third}");
+        let (status, fourth) = owner.send(http::Method::POST, &rotate, body).await;
+        assert_eq!(status, 200, "{fourth}");
+        let (third, fourth) = (
+            third["secret"].as_str().unwrap(),
+            fourth["secret"].as_str().unwrap(),
+        );
+        let hit = delivered(&owner, &receiver, "ERP-STAGE-3", 2).await;
+        assert!(spec_header_signed_by(&hit, &second));
+        assert!(standard_header_signed_by(&hit, fourth, &clock));
+        assert!(!standard_header_signed_by(&hit, third, &clock));
+        assert_eq!(header(&hit, "webhook-signature").split(' ').count(), 2);
+
+        // The overlap ends without a promote: the NEW secret alone, everywhere.
+        // (The token, 2 h, is still valid: 3661 s have passed on the clock.)
+        clock.advance(Duration::from_secs(3601));
+        assert_eq!(stage().await, Value::Null, "no rotation under way any more");
+        let (status, problem) = owner.send(http::Method::POST, &promote, None).await;
+        assert_eq!(
+            (status, &problem["code"]),
+            (409, &json!("no_secret_rotation"))
+        );
+        let hit = delivered(&owner, &receiver, "ERP-STAGE-4", 3).await;
+        assert!(spec_header_signed_by(&hit, fourth));
+        assert!(standard_header_signed_by(&hit, fourth, &clock));
+        assert!(!standard_header_signed_by(&hit, &second, &clock));
+        assert_eq!(header(&hit, "webhook-signature").split(' ').count(), 1);
         server.stop().await;
     }
 }

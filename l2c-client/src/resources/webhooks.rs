@@ -19,7 +19,8 @@
 
 use http::Method;
 use l2c_core::api::webhooks::{
-    CreateWebhook, CreatedWebhook, Delivery, DeliveryList, RotatedSecret, WebhookList,
+    CreateWebhook, CreatedWebhook, Delivery, DeliveryList, RotateWebhookSecret, RotatedSecret,
+    Webhook, WebhookList,
 };
 use l2c_core::api::{DeliveryId, WebhookId};
 
@@ -56,13 +57,29 @@ impl<'c> WebhooksHandler<'c> {
         WebhookCall::new(self.client, Method::DELETE, vec![id.into().into_string()])
     }
 
-    /// Issues a new secret; the previous one keeps signing until the answer's
-    /// `previousSecretExpiresAt`, so receivers can switch without dropping events.
+    /// Issues a new secret, staged: the previous one keeps signing until the answer's
+    /// `previousSecretExpiresAt` (24 h unless [`WebhookCall::overlap`] says otherwise) —
+    /// `X-L2C-Signature` with it alone until [`promote_secret`](Self::promote_secret) or that
+    /// time, `webhook-signature` with both — so receivers switch without dropping events.
     pub fn rotate_secret(self, id: impl Into<WebhookId>) -> WebhookCall<'c, RotatedSecret> {
         WebhookCall::new(
             self.client,
             Method::POST,
             vec![id.into().into_string(), "rotate-secret".to_owned()],
+        )
+    }
+
+    /// Promotes the new secret of a staged rotation once every receiver verifies with it:
+    /// `X-L2C-Signature` signs with it from then on. The answer is the subscription, its
+    /// `secret_rotation` at [`RotationStage::Promoted`](l2c_core::api::webhooks::RotationStage).
+    ///
+    /// An [`Error::Api`] with status 409 (`no_secret_rotation`, `secret_already_promoted`)
+    /// when there is nothing to promote.
+    pub fn promote_secret(self, id: impl Into<WebhookId>) -> WebhookCall<'c, Webhook> {
+        WebhookCall::new(
+            self.client,
+            Method::POST,
+            vec![id.into().into_string(), "promote-secret".to_owned()],
         )
     }
 
@@ -131,6 +148,7 @@ pub struct WebhookCall<'c, T> {
     method: Method,
     segments: Vec<String>,
     request_id: Option<String>,
+    body: Option<RotateWebhookSecret>,
     _response: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -151,6 +169,7 @@ impl<'c, T> WebhookCall<'c, T> {
             method,
             segments,
             request_id: None,
+            body: None,
             _response: std::marker::PhantomData,
         }
     }
@@ -161,11 +180,24 @@ impl<'c, T> WebhookCall<'c, T> {
         self
     }
 
-    fn spec(&self) -> RequestSpec {
+    fn spec(&self) -> Result<RequestSpec, Error> {
         let mut segments = vec!["webhooks"];
         segments.extend(self.segments.iter().map(String::as_str));
-        RequestSpec::new(self.method.clone(), super::path(segments))
-            .request_id(self.request_id.clone())
+        let spec = RequestSpec::new(self.method.clone(), super::path(segments))
+            .request_id(self.request_id.clone());
+        match &self.body {
+            Some(body) => spec.json(body),
+            None => Ok(spec),
+        }
+    }
+}
+
+impl WebhookCall<'_, RotatedSecret> {
+    /// How long the previous secret keeps signing (whole seconds, at most 7 days; zero replaces
+    /// it at once). Without it the server's rotation window applies (24 h by default).
+    pub fn overlap(mut self, overlap: std::time::Duration) -> Self {
+        self.body = Some(RotateWebhookSecret::new(overlap.as_secs()));
+        self
     }
 }
 
@@ -176,7 +208,7 @@ impl WebhookCall<'_, ()> {
     ///
     /// [`Error::Api`] with status 404 for an unknown subscription.
     pub async fn send(self) -> Result<(), Error> {
-        self.client.execute(self.spec()).await.map(drop)
+        self.client.execute(self.spec()?).await.map(drop)
     }
 }
 
@@ -189,10 +221,10 @@ macro_rules! json_send {
             ///
             /// [`Error::Api`] with status 404 for an unknown subscription or delivery.
             pub async fn send(self) -> Result<$ty, Error> {
-                self.client.execute_json(self.spec()).await
+                self.client.execute_json(self.spec()?).await
             }
         }
     )+};
 }
 
-json_send!(WebhookList, RotatedSecret, DeliveryList, Delivery);
+json_send!(WebhookList, Webhook, RotatedSecret, DeliveryList, Delivery);

@@ -6,7 +6,7 @@ use l2c_client::test_util::{
 };
 use l2c_client::types::events::EventType;
 use l2c_client::types::leads::{LeadSource, PushLead};
-use l2c_client::types::webhooks::{CreateWebhook, DeliveryStatus};
+use l2c_client::types::webhooks::{CreateWebhook, DeliveryStatus, RotationStage};
 use l2c_client::webhook::{self, VerifyError, WebhookSecret};
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, header, method, path};
@@ -172,6 +172,55 @@ async fn webhook_subscriptions_use_their_routes() {
         .collect();
     assert_eq!(posts.len(), 3);
     assert!(posts.iter().all(|r| header_of(r, "x-request-id").is_some()));
+}
+
+#[tokio::test]
+async fn a_staged_rotation_sends_its_overlap_and_is_promoted() {
+    let platform = MockPlatform::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/mobile/webhooks/wh_1/rotate-secret"))
+        .and(header("content-type", "application/json"))
+        .and(body_partial_json(json!({"overlapSeconds": 3600})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "wh_1", "secret": "whsec_bmV3LXNlY3JldC1ieXRlcy0xMjM0NTY3OA==",
+            "previousSecretExpiresAt": "2026-11-26T10:30:00+08:00"
+        })))
+        .mount(platform.server())
+        .await;
+    platform
+        .mock_json(
+            "POST",
+            "/api/mobile/webhooks/wh_1/promote-secret",
+            200,
+            json!({
+                "id": "wh_1", "url": "https://erp.example/hook", "events": ["ORDER_CREATED"],
+                "enabled": true, "createdAt": "2026-11-26T09:30:00+08:00",
+                "previousSecretExpiresAt": "2026-11-26T10:30:00+08:00",
+                "secretRotation": {"stage": "PROMOTED",
+                                   "previousSecretExpiresAt": "2026-11-26T10:30:00+08:00",
+                                   "promotedAt": "2026-11-26T09:45:00+08:00"}
+            }),
+        )
+        .await;
+    let client = platform.client();
+    let hooks = client.webhooks();
+    let rotated = hooks
+        .rotate_secret("wh_1")
+        .overlap(std::time::Duration::from_secs(3600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        rotated.previous_secret_expires_at.to_rfc3339(),
+        "2026-11-26T10:30:00+08:00"
+    );
+    let promoted = hooks.promote_secret("wh_1").send().await.unwrap();
+    let rotation = promoted.secret_rotation.expect("a rotation under way");
+    assert_eq!(rotation.stage, RotationStage::Promoted);
+    assert!(rotation.promoted_at.is_some());
+    let posts = requests_to(&platform, "/api/mobile/webhooks/wh_1/promote-secret").await;
+    assert_eq!(posts.len(), 1);
+    assert!(header_of(&posts[0], "x-request-id").is_some());
 }
 
 #[tokio::test]

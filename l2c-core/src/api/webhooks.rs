@@ -6,7 +6,8 @@
 //! | `POST /webhooks` | [`CreateWebhook`] | 201 [`CreatedWebhook`] (the only time the secret is shown) |
 //! | `GET /webhooks` | | 200 [`WebhookList`] |
 //! | `DELETE /webhooks/:id` | | 204 |
-//! | `POST /webhooks/:id/rotate-secret` | | 200 [`RotatedSecret`] |
+//! | `POST /webhooks/:id/rotate-secret` | [`RotateWebhookSecret`] (optional) | 200 [`RotatedSecret`] |
+//! | `POST /webhooks/:id/promote-secret` | | 200 [`Webhook`] |
 //! | `GET /webhooks/:id/deliveries` | | 200 [`DeliveryList`] |
 //! | `POST /webhooks/:id/deliveries/:delivery_id/redeliver` | | 202 [`Delivery`] |
 //!
@@ -27,6 +28,7 @@
 //! assert!(!format!("{created:?}").contains("whsec_MfKQ"));
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset};
@@ -138,6 +140,96 @@ pub struct Webhook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub previous_secret_expires_at: Option<DateTime<FixedOffset>>,
+    /// While a secret rotation is under way: where it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_rotation: Option<SecretRotation>,
+}
+
+/// Where a staged secret rotation stands.
+///
+/// `X-L2C-Signature` (the spec's header) carries one signature. After a rotation it keeps using
+/// the **previous** secret ([`RotationStage::Staged`]) until the partner promotes the new one
+/// (`POST /api/mobile/webhooks/:id/promote-secret`) or the overlap ends; from then on it uses the
+/// new one. The Standard Webhooks `webhook-signature` carries a signature with each secret until
+/// `previousSecretExpiresAt`, promoted or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum RotationStage {
+    /// `X-L2C-Signature` still signs with the previous secret.
+    Staged,
+    /// `X-L2C-Signature` signs with the new secret; the previous one still signs
+    /// `webhook-signature` until the overlap ends.
+    Promoted,
+}
+
+/// A secret rotation under way (see [`RotationStage`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct SecretRotation {
+    /// Which secret `X-L2C-Signature` uses.
+    pub stage: RotationStage,
+    /// When the previous secret stops signing anything (and a staged rotation promotes itself).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-27T09:30:00+08:00"))]
+    pub previous_secret_expires_at: DateTime<FixedOffset>,
+    /// When the new secret was promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub promoted_at: Option<DateTime<FixedOffset>>,
+}
+
+impl SecretRotation {
+    /// A rotation at `stage`, the previous secret signing until `previous_secret_expires_at`.
+    pub fn new(
+        stage: RotationStage,
+        previous_secret_expires_at: DateTime<FixedOffset>,
+        promoted_at: Option<DateTime<FixedOffset>>,
+    ) -> Self {
+        Self {
+            stage,
+            previous_secret_expires_at,
+            promoted_at,
+        }
+    }
+}
+
+/// The longest overlap [`RotateWebhookSecret::overlap_seconds`] may ask for (7 days).
+pub const MAX_ROTATION_OVERLAP_SECONDS: u64 = 7 * 24 * 3600;
+
+/// The optional body of `POST /api/mobile/webhooks/:id/rotate-secret`.
+///
+/// ```
+/// use l2c_core::api::webhooks::RotateWebhookSecret;
+///
+/// let body = RotateWebhookSecret::new(3600);
+/// assert_eq!(serde_json::to_string(&body).unwrap(), r#"{"overlapSeconds":3600}"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RotateWebhookSecret {
+    /// How long the previous secret keeps signing, in seconds (0 to 604800; without it, the
+    /// server's rotation window, 24 h by default). 0 replaces the secret at once, e.g. after a
+    /// leak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 604_800, example = 86_400)
+    )]
+    pub overlap_seconds: Option<u64>,
+}
+
+impl RotateWebhookSecret {
+    /// A rotation whose previous secret keeps signing for `overlap_seconds`.
+    pub fn new(overlap_seconds: u64) -> Self {
+        Self {
+            overlap_seconds: Some(overlap_seconds),
+        }
+    }
 }
 
 fn enabled_default() -> bool {
@@ -159,6 +251,7 @@ impl Webhook {
             enabled: true,
             created_at,
             previous_secret_expires_at: None,
+            secret_rotation: None,
         }
     }
 }
@@ -181,7 +274,8 @@ impl WebhookList {
 }
 
 /// The answer to `POST /api/mobile/webhooks/:id/rotate-secret`: the new secret (shown once);
-/// the previous one keeps signing too until `previousSecretExpiresAt`. `Debug` redacts the secret.
+/// the previous one keeps signing too until `previousSecretExpiresAt` — `X-L2C-Signature` with
+/// it alone until the new one is promoted (see [`RotationStage`]). `Debug` redacts the secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -255,7 +349,19 @@ pub struct DeliveryAttempt {
     /// Why the attempt failed (connection refused, timeout, non-2xx), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The start of the receiver's answer: at most [`MAX_RECORDED_RESPONSE`] bytes, invalid
+    /// UTF-8 replaced, if it answered with a body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+    /// The request headers as sent (lower-case names): the content type, the user agent and the
+    /// signature headers of that attempt. Empty when nothing was sent (the destination was
+    /// refused before a request was made).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_headers: BTreeMap<String, String>,
 }
+
+/// How much of a receiver's answer an attempt keeps ([`DeliveryAttempt::response_body`]): 4 KiB.
+pub const MAX_RECORDED_RESPONSE: usize = 4 * 1024;
 
 impl DeliveryAttempt {
     /// An attempt record.
@@ -270,7 +376,21 @@ impl DeliveryAttempt {
             response_status,
             latency_ms,
             error,
+            response_body: None,
+            request_headers: BTreeMap::new(),
         }
+    }
+
+    /// The same attempt with the start of the receiver's answer and the headers as sent.
+    #[must_use]
+    pub fn with_exchange(
+        mut self,
+        response_body: Option<String>,
+        request_headers: BTreeMap<String, String>,
+    ) -> Self {
+        self.response_body = response_body;
+        self.request_headers = request_headers;
+        self
     }
 }
 
@@ -349,6 +469,30 @@ mod tests {
         assert!(!format!("{r:?}").contains("whsec_abc"));
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["previousSecretExpiresAt"], "2026-11-27T09:30:00+08:00");
+    }
+
+    #[test]
+    fn rotation_stage_is_screaming_and_optional() {
+        let at = DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00").unwrap();
+        let mut w = Webhook::new("wh_1", "https://x.example", vec![], at);
+        assert!(
+            serde_json::to_value(&w)
+                .unwrap()
+                .get("secretRotation")
+                .is_none()
+        );
+        w.secret_rotation = Some(SecretRotation::new(RotationStage::Staged, at, None));
+        let v = serde_json::to_value(&w).unwrap();
+        assert_eq!(v["secretRotation"]["stage"], "STAGED");
+        assert_eq!(
+            v["secretRotation"]["previousSecretExpiresAt"],
+            "2026-11-27T09:30:00+08:00"
+        );
+        assert!(v["secretRotation"].get("promotedAt").is_none());
+        assert!(
+            serde_json::from_str::<RotateWebhookSecret>(r#"{"overlapSecond":1}"#).is_err(),
+            "a misspelt member is refused, not ignored"
+        );
     }
 
     #[test]

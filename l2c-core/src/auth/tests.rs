@@ -338,3 +338,35 @@ fn ed25519_signatures_with_a_small_order_r_are_refused_before_jsonwebtoken() {
         Err(TokenError::BadSignature)
     );
 }
+
+#[test]
+fn adopted_keys_replace_the_verifiers_keys_and_its_jwks() {
+    let clock = MockClock::at_unix(1_800_000_000);
+    let old = Ed25519Key::generate("k1").unwrap();
+    let new = Ed25519Key::generate("k2").unwrap();
+    let build = |keys: &[&Ed25519Key]| {
+        keys.iter()
+            .fold(TokenVerifier::builder("iss", "aud"), |b, k| {
+                b.ed25519_public_key(k.public_key())
+            })
+            .with_clock(Arc::new(clock.clone()))
+            .cache_capacity(0)
+            .build()
+            .unwrap()
+    };
+    let issue = |key: &Ed25519Key| {
+        TokenIssuer::new("iss", "aud", SigningKey::Ed25519(key.clone()))
+            .with_clock(Arc::new(clock.clone()))
+            .issue(&ClientId::new("c1"), Scopes::all())
+            .access_token
+    };
+    let verifier = build(&[&old]);
+    assert_eq!(verifier.verify(&issue(&new)), Err(TokenError::UnknownKey));
+    verifier.adopt_keys(&build(&[&old, &new]));
+    assert!(verifier.verify(&issue(&new)).is_ok());
+    assert!(verifier.verify(&issue(&old)).is_ok());
+    assert_eq!(verifier.jwks().keys.len(), 2);
+    verifier.adopt_keys(&build(&[&new]));
+    assert_eq!(verifier.verify(&issue(&old)), Err(TokenError::UnknownKey));
+    assert_eq!(verifier.key_ids(), vec![Some("k2".to_owned())]);
+}

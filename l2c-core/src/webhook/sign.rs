@@ -103,9 +103,11 @@ pub(crate) fn valid_event_id(id: &str) -> bool {
 
 /// Every header of one delivery attempt.
 ///
-/// `secrets` lists the current secret first, then any old one still inside a rotation window.
-/// `X-L2C-Signature` carries one value, so it uses the current secret; `webhook-signature`
-/// carries one `v1,…` per secret, space-separated. `timestamp` is the attempt's time (unix
+/// `secrets` lists every secret that signs this attempt, the one for `X-L2C-Signature` first.
+/// `X-L2C-Signature` carries one value, so it uses `secrets[0]`; `webhook-signature` carries
+/// one `v1,…` per secret, space-separated. A sender rotating without breaking receivers of the
+/// spec's header puts the previous secret first until the receiver has switched (see
+/// [`RotationStage`](crate::api::webhooks::RotationStage)), the new one first afterwards. `timestamp` is the attempt's time (unix
 /// seconds), fresh on every retry; `event_id` stays the same.
 ///
 /// # Errors

@@ -211,7 +211,7 @@ fn rotation_both_secrets_sign_and_either_verifies() {
         .verify(&headers, &body)
         .unwrap();
 
-    // The legacy header carries the current secret only; a receiver trying both accepts it.
+    // The legacy header carries the first secret's only; a receiver trying both accepts it.
     let legacy = legacy_only(&new, &body);
     assert_eq!(legacy["x-l2c-signature"], headers["x-l2c-signature"]);
     let both = verifier(old.clone()).with_secret(new).allow_legacy(true);

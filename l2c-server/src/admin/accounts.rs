@@ -111,18 +111,10 @@ pub async fn verify_password(password: &str, hash: &str) -> bool {
     .unwrap_or(false)
 }
 
-/// A hash of a password nobody has, computed once: checked against on unknown usernames so a
-/// login takes as long whether or not the account exists.
-pub async fn dummy_hash() -> &'static str {
-    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY
-        .get_or_init(|| async {
-            hash_password(&generate_password())
-                .await
-                .unwrap_or_default()
-        })
-        .await
-}
+/// The argon2id hash of a random password nobody kept, with the parameters of
+/// [`hash_password`] (`Argon2::default()`): checked against on unknown usernames so a login
+/// takes as long whether or not the account exists. A constant, so it cannot fail to exist.
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$fFFv+jq0asPa1JQnLvnWiw$OHPHt7DjInF8oY8o79mG3oYrFZqrB7eLme3tk0l9Gc0";
 
 /// Creates an account. A developer account needs an existing app; an operator has none.
 ///
@@ -233,6 +225,24 @@ mod tests {
         assert!(verify_password("correct horse battery", &hash).await);
         assert!(!verify_password("correct horse batterx", &hash).await);
         assert!(!verify_password("correct horse battery", "not a hash").await);
+    }
+
+    #[tokio::test]
+    async fn the_dummy_hash_costs_what_a_real_one_costs_and_matches_nothing() {
+        let real = hash_password("correct horse battery").await.unwrap();
+        let params = |h: &str| {
+            let parsed = PasswordHash::new(h).unwrap();
+            let p = argon2::Params::try_from(&parsed).unwrap();
+            (
+                parsed.algorithm.to_string(),
+                p.m_cost(),
+                p.t_cost(),
+                p.p_cost(),
+            )
+        };
+        assert_eq!(params(DUMMY_HASH), params(&real));
+        assert!(!verify_password("", DUMMY_HASH).await);
+        assert!(!verify_password("correct horse battery", DUMMY_HASH).await);
     }
 
     #[test]

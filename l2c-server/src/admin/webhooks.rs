@@ -39,6 +39,12 @@ pub enum WebhookError {
     /// The subscription is disabled (resend refused until it is enabled again).
     #[error("the subscription is disabled")]
     Disabled,
+    /// The rotation overlap is too long.
+    #[error("the overlap must be at most 7 days")]
+    Overlap,
+    /// Promote without a staged rotation (none under way, or already promoted).
+    #[error("no staged secret rotation to promote")]
+    NothingToPromote,
 }
 
 impl From<SubscriptionError> for WebhookError {
@@ -46,6 +52,10 @@ impl From<SubscriptionError> for WebhookError {
         match e {
             SubscriptionError::TooMany => WebhookError::TooMany,
             SubscriptionError::Disabled => WebhookError::Disabled,
+            SubscriptionError::OverlapTooLong => WebhookError::Overlap,
+            SubscriptionError::NoRotation | SubscriptionError::AlreadyPromoted => {
+                WebhookError::NothingToPromote
+            }
             SubscriptionError::Store(e) => WebhookError::Store(e),
             _ => WebhookError::NotFound,
         }
@@ -197,28 +207,53 @@ pub async fn disabled_reason(
         .flatten())
 }
 
-/// Rotates a subscription's secret; the old one keeps signing for `--webhook-rotation-window`.
-/// Returns the new secret (shown once) and when the old one stops (unix ms).
+/// Rotates the secret, staged (see [`subscriptions::rotate`]): the previous one keeps signing
+/// for `overlap`. Returns the new secret (shown once) and when the previous one stops signing.
 ///
 /// # Errors
 ///
-/// [`WebhookError::NotFound`], [`WebhookError::Store`].
+/// [`WebhookError::Overlap`], [`WebhookError::NotFound`], [`WebhookError::Store`].
 pub async fn rotate(
     state: &AppState,
     actor: &Actor,
     client: &ClientId,
     id: &str,
+    overlap: std::time::Duration,
 ) -> Result<(WebhookSecret, i64), WebhookError> {
-    let rotated = subscriptions::rotate(state, client, id).await?;
+    let rotated = subscriptions::rotate(state, client, id, Some(overlap)).await?;
     actor
         .audit(
             &state.db,
             "webhook.rotate_secret",
             Some(client.as_str()),
-            Some(id),
+            Some(&format!("{id} overlap={}s", overlap.as_secs())),
         )
         .await?;
     Ok((rotated.secret, rotated.previous_expires_at))
+}
+
+/// Promotes the new secret of a staged rotation (see [`subscriptions::promote`]):
+/// `X-L2C-Signature` signs with it from now on.
+///
+/// # Errors
+///
+/// [`WebhookError::NothingToPromote`], [`WebhookError::NotFound`], [`WebhookError::Store`].
+pub async fn promote(
+    state: &AppState,
+    actor: &Actor,
+    client: &ClientId,
+    id: &str,
+) -> Result<(), WebhookError> {
+    subscriptions::promote(state, client, id).await?;
+    actor
+        .audit(
+            &state.db,
+            "webhook.promote_secret",
+            Some(client.as_str()),
+            Some(id),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Deletes a subscription with its deliveries.

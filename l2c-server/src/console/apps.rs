@@ -14,6 +14,20 @@ use maud::{Markup, html};
 use super::layout::{self, Nav, Tab, banner, csrf, page, time};
 use super::session::ConsoleSession;
 use crate::admin::clients::{self, ClientError};
+
+/// The overlaps offered when rolling a secret (hours, label); the default is
+/// [`clients::DEFAULT_ROLL_OVERLAP`], the longest [`clients::MAX_ROLL_OVERLAP`].
+const OVERLAP_CHOICES: &[(u64, &str)] = &[
+    (0, "立即失效"),
+    (1, "1 小时"),
+    (24, "24 小时"),
+    (72, "3 天"),
+    (168, "7 天"),
+];
+
+fn default_overlap_hours() -> u64 {
+    clients::DEFAULT_ROLL_OVERLAP.as_secs() / 3600
+}
 use crate::state::AppState;
 use crate::store::accounts::Role;
 use crate::store::clients::{Client, NewClient};
@@ -61,8 +75,38 @@ fn done_text(code: &str) -> Option<&'static str> {
         "granted" => "授权已更新。",
         "deleted" => "已删除。",
         "resent" => "已重新排队发送。",
+        "promoted" => "新密钥已启用：X-L2C-Signature 现在使用新密钥签名。",
         _ => return None,
     })
+}
+
+/// The overlap choice of a secret rotation (form field `overlap_hours`, the default
+/// preselected); the apps' client secret and the webhooks' signing secret share it.
+pub fn overlap_select() -> Markup {
+    html! {
+        label for="overlap" { "旧密钥保留时间" }
+        select #overlap name="overlap_hours" {
+            @for (hours, label) in OVERLAP_CHOICES {
+                option value=(hours) selected[*hours == default_overlap_hours()] { (label) }
+            }
+        }
+    }
+}
+
+/// The overlap chosen with [`overlap_select`] (absent: [`clients::DEFAULT_ROLL_OVERLAP`]); a
+/// 422 page beyond [`clients::MAX_ROLL_OVERLAP`].
+#[allow(clippy::result_large_err)] // the console answers with a whole page
+pub fn overlap_of(fields: &Fields) -> Result<Duration, Response> {
+    let max_hours = clients::MAX_ROLL_OVERLAP.as_secs() / 3600;
+    match field(fields, "overlap_hours").map(str::parse::<u64>) {
+        None => Ok(clients::DEFAULT_ROLL_OVERLAP),
+        Some(Ok(h)) if h <= max_hours => Ok(Duration::from_secs(h * 3600)),
+        Some(_) => Err(layout::message_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "参数错误",
+            &format!("重叠期须为 0 到 {max_hours} 小时。"),
+        )),
+    }
 }
 
 /// The `?ok=` banner, if any.
@@ -312,14 +356,7 @@ async fn show_page(
                 }
                 form method="post" action={ (base) "/roll-secret" } data-confirm="确定轮换该应用的 Client Secret？" {
                     (csrf(session))
-                    label for="overlap" { "旧密钥保留时间" }
-                    select #overlap name="overlap_hours" {
-                        option value="0" { "立即失效" }
-                        option value="1" { "1 小时" }
-                        option value="24" selected { "24 小时" }
-                        option value="72" { "3 天" }
-                        option value="168" { "7 天" }
-                    }
+                    (overlap_select())
                     button.primary type="submit" { "轮换密钥" }
                 }
             }
@@ -374,17 +411,10 @@ pub async fn roll_secret(
     if let Err(r) = visible_app(&state, &session, &id).await {
         return r;
     }
-    let hours: u64 = match field(&fields, "overlap_hours").unwrap_or("24").parse() {
-        Ok(h) if h <= 168 => h,
-        _ => {
-            return layout::message_page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "参数错误",
-                "重叠期须为 0 到 168 小时。",
-            );
-        }
+    let overlap = match overlap_of(&fields) {
+        Ok(o) => o,
+        Err(r) => return r,
     };
-    let overlap = Duration::from_secs(hours * 3600);
     match clients::roll_secret(&state.db, &session.actor(), &id, overlap).await {
         Ok((secret, until)) => {
             let note = format!(

@@ -36,6 +36,7 @@ mod apps;
 mod audit;
 mod layout;
 pub mod session;
+mod webhook_secret;
 mod webhooks;
 
 use axum::Router;
@@ -56,11 +57,6 @@ const JS: &str = include_str!("static/console.js");
 
 /// The console's routes (merged into [`crate::app`]).
 pub fn routes(state: &AppState) -> Router<AppState> {
-    // The dummy hash that unknown usernames are checked against, computed now rather than on
-    // the first such login (which would then take twice as long as a wrong password).
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(crate::admin::accounts::dummy_hash());
-    }
     let signed_in = Router::new()
         .route("/console/apps", get(apps::list).post(apps::create))
         .route("/console/apps/{id}", get(apps::show))
@@ -88,7 +84,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/console/apps/{id}/webhooks/{wh}/rotate",
-            post(webhooks::rotate),
+            post(webhook_secret::rotate),
+        )
+        .route(
+            "/console/apps/{id}/webhooks/{wh}/promote",
+            post(webhook_secret::promote),
         )
         .route(
             "/console/apps/{id}/webhooks/{wh}/delete",

@@ -19,7 +19,7 @@ use super::layout;
 use crate::admin::{Actor, accounts};
 use crate::state::AppState;
 use crate::store::accounts::Account;
-use crate::store::audit::Lockout;
+use crate::store::audit::{Attempt, Lockout};
 
 /// A session ends after this long without a request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -254,11 +254,14 @@ async fn try_login(
     let audit = state.db.audit();
     let user_key = format!("user:{}", form.username.trim().to_lowercase());
     let addr_key = format!("addr:{}", address.unwrap_or("unknown"));
-    if audit.locked_until(&user_key).await?.is_some()
-        || audit.locked_until(&addr_key).await?.is_some()
-    {
+    // Both counters take the attempt before the password is checked: a burst of concurrent
+    // guesses cannot outrun the lock.
+    let by_user = audit.reserve_attempt(&user_key, LOCKOUT_ACCOUNT).await?;
+    let by_addr = audit.reserve_attempt(&addr_key, LOCKOUT_ADDRESS).await?;
+    let (Attempt::Allowed(n_user), Attempt::Allowed(n_addr)) = (by_user, by_addr) else {
+        // Whatever was taken is not given back: refused attempts count.
         return Ok(Err((StatusCode::TOO_MANY_REQUESTS, LOCKED)));
-    }
+    };
     let found = if form.password.len() > accounts::MAX_PASSWORD_LEN {
         None
     } else {
@@ -274,19 +277,24 @@ async fn try_login(
         }
         None => {
             // The same work as for a real account.
-            let _ = accounts::verify_password(&form.password, accounts::dummy_hash().await).await;
+            let _ = accounts::verify_password(&form.password, accounts::DUMMY_HASH).await;
             false
         }
     };
     let Some((account, _)) = found.filter(|_| ok) else {
-        let a = audit.record_failure(&user_key, LOCKOUT_ACCOUNT).await?;
-        let b = audit.record_failure(&addr_key, LOCKOUT_ADDRESS).await?;
+        let a = audit
+            .attempt_failed(&user_key, LOCKOUT_ACCOUNT, n_user)
+            .await?;
+        let b = audit
+            .attempt_failed(&addr_key, LOCKOUT_ADDRESS, n_addr)
+            .await?;
         if a.is_some() || b.is_some() {
             return Ok(Err((StatusCode::TOO_MANY_REQUESTS, LOCKED)));
         }
         return Ok(Err((StatusCode::UNAUTHORIZED, BAD_CREDENTIALS)));
     };
     audit.clear_failures(&user_key).await?;
+    audit.attempt_succeeded(&addr_key).await?;
     let token = random_token();
     let absolute = i64::try_from(ABSOLUTE_TIMEOUT.as_millis()).unwrap_or(i64::MAX / 4);
     state

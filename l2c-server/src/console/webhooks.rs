@@ -1,5 +1,6 @@
-//! 开发者选项 → Webhook: subscriptions (add, edit, disable, re-enable, rotate, delete) and their
-//! deliveries (newest first, paged, filtered by status and event type, resend).
+//! 开发者选项 → Webhook: subscriptions (add, edit, disable, re-enable, delete; the secret's
+//! rotation and promotion are in [`super::webhook_secret`]) and their deliveries (newest first,
+//! paged, filtered by status and event type, resend).
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -193,7 +194,7 @@ pub async fn create(
 }
 
 /// The delivery list's query.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 pub struct DeliveryQuery {
     #[serde(default)]
     ok: Option<String>,
@@ -205,7 +206,7 @@ pub struct DeliveryQuery {
     page: Option<i64>,
 }
 
-async fn subscription(
+pub(super) async fn subscription(
     state: &AppState,
     session: &ConsoleSession,
     id: &str,
@@ -234,7 +235,7 @@ pub async fn show(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn show_page(
+pub(super) async fn show_page(
     state: &AppState,
     session: &ConsoleSession,
     c: &Client,
@@ -285,9 +286,6 @@ async fn show_page(
                     dt { "状态" } dd { (enabled_badge(s)) }
                     dt { "URL" } dd.url { (s.url) }
                     dt { "创建时间" } dd { (time(s.created_at)) }
-                    @if let Some(t) = s.previous_secret_expires_at.filter(|t| *t > now && s.previous_secret.is_some()) {
-                        dt { "旧密钥签名至" } dd { (time(t)) }
-                    }
                 }
                 div.actions {
                     @if s.enabled {
@@ -295,14 +293,12 @@ async fn show_page(
                     } @else {
                         form.inline method="post" action={ (here) "/enable" } { (csrf(session)) button type="submit" { "重新启用" } }
                     }
-                    form.inline method="post" action={ (here) "/rotate" } data-confirm="确定轮换签名密钥？旧密钥将在轮换窗口内继续签名。" {
-                        (csrf(session)) button type="submit" { "轮换密钥" }
-                    }
                     form.inline method="post" action={ (here) "/delete" } data-confirm="确定删除该 Webhook 及其全部投递记录？" {
                         (csrf(session)) button.danger type="submit" { "删除" }
                     }
                 }
             }
+            (super::webhook_secret::secret_card(session, &here, s, now))
             div.card {
                 h2 { "编辑" }
                 form method="post" action={ (here) "/update" } {
@@ -385,7 +381,7 @@ async fn show_page(
     (status, page(session, Nav::Apps, "Webhook", body)).into_response()
 }
 
-fn back(id: &str, wh: &str, ok: &str) -> Response {
+pub(super) fn back(id: &str, wh: &str, ok: &str) -> Response {
     Redirect::to(&format!("/console/apps/{id}/webhooks/{wh}?ok={ok}")).into_response()
 }
 
@@ -406,12 +402,7 @@ pub async fn update(
         Ok(()) => back(&id, &wh, "updated"),
         Err(e) => match refusal(&e) {
             Some(msg) => {
-                let q = DeliveryQuery {
-                    ok: None,
-                    status: None,
-                    event: None,
-                    page: None,
-                };
+                let q = DeliveryQuery::default();
                 show_page(
                     &state,
                     &session,
@@ -463,42 +454,6 @@ pub async fn enable(
     Path((id, wh)): Path<(String, String)>,
 ) -> Response {
     toggle(state, session, id, wh, true).await
-}
-
-/// `POST …/webhooks/{wh}/rotate`: a new secret, shown once.
-pub async fn rotate(
-    State(state): State<AppState>,
-    Extension(session): Extension<ConsoleSession>,
-    Path((id, wh)): Path<(String, String)>,
-) -> Response {
-    let (c, _) = match subscription(&state, &session, &id, &wh).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    match uc::rotate(&state, &session.actor(), &c.id, &wh).await {
-        Ok((secret, until)) => {
-            let notice = layout::secret_once(
-                "新的签名密钥（仅显示这一次，请立即保存）：",
-                "webhook-secret",
-                secret.expose_secret(),
-                &format!("旧密钥将继续签名至 {}（北京时间）。", time(until)),
-            );
-            match subscription(&state, &session, &id, &wh).await {
-                Ok((c, s)) => {
-                    let q = DeliveryQuery {
-                        ok: None,
-                        status: None,
-                        event: None,
-                        page: None,
-                    };
-                    show_page(&state, &session, &c, &s, &q, notice, StatusCode::OK).await
-                }
-                Err(r) => r,
-            }
-        }
-        Err(WebhookError::NotFound) => layout::not_found(),
-        Err(e) => layout::internal(&e),
-    }
 }
 
 /// `POST …/webhooks/{wh}/delete`.

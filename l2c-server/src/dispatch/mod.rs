@@ -72,8 +72,13 @@ use record::Finished;
 
 pub use retry::MAX_RETRY_AFTER;
 
-/// Largest response body read (and discarded) from a receiver.
+/// Largest response body read from a receiver; the first
+/// [`MAX_RECORDED_RESPONSE`](l2c_core::api::webhooks::MAX_RECORDED_RESPONSE) bytes are kept
+/// with the attempt.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// The `User-Agent` of every attempt.
+const USER_AGENT: &str = concat!("l2c-webhooks/", env!("CARGO_PKG_VERSION"));
 
 /// How often a dispatcher removes what the retention period let expire.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -138,7 +143,7 @@ impl Dispatcher {
         // One pool per dispatcher, built for its one `allow_private` setting (server-wide): a
         // connection vetted under one setting is never reused under another.
         let http = ssrf::client_builder(config.allow_private)
-            .user_agent(concat!("l2c-webhooks/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot build the webhook HTTP client");

@@ -4,9 +4,10 @@
 //! | route | answer |
 //! |---|---|
 //! | `POST /webhooks` `{url, events}` | 201 `{id, url, events, secret, createdAt}` (the only time the secret is shown) |
-//! | `GET /webhooks` | 200 `{items: [{id, url, events, enabled, createdAt, previousSecretExpiresAt?}]}` |
+//! | `GET /webhooks` | 200 `{items: [{id, url, events, enabled, createdAt, previousSecretExpiresAt?, secretRotation?}]}` |
 //! | `DELETE /webhooks/{id}` | 204 |
-//! | `POST /webhooks/{id}/rotate-secret` | 200 `{id, secret, previousSecretExpiresAt}` |
+//! | `POST /webhooks/{id}/rotate-secret` `{overlapSeconds?}` (body optional) | 200 `{id, secret, previousSecretExpiresAt}` |
+//! | `POST /webhooks/{id}/promote-secret` | 200 the subscription, `secretRotation.stage` `PROMOTED` |
 //! | `GET /webhooks/{id}/deliveries` | 200 `{items: [delivery with attempts]}`, newest first (100) |
 //! | `POST /webhooks/{id}/deliveries/{delivery_id}/redeliver` | 202 the delivery, queued again |
 //!
@@ -17,19 +18,25 @@
 //! is shown only once, is never written to the idempotency store, and a retried create does not
 //! create a second subscription.
 //!
+//! A rotation is staged ([`RotationStage`](l2c_core::api::webhooks::RotationStage)): the spec's
+//! `X-L2C-Signature` keeps the previous secret until `promote-secret` (409
+//! `no_secret_rotation` without a rotation under way, `secret_already_promoted` the second time)
+//! or the overlap's end; `webhook-signature` carries both signatures throughout.
+//!
 //! Bad input is a 400 problem (`invalid_field`) naming `url` or `events`: a URL that is not
 //! https, does not resolve, or resolves to a non-public address ([`crate::ssrf`]); an empty or
 //! unknown event type list.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 use http::{StatusCode, header};
 use l2c_core::api::events::EventType;
 use l2c_core::api::webhooks::{
-    CreateWebhook, CreatedWebhook, Delivery, DeliveryList, RotatedSecret, WebhookList,
+    CreateWebhook, CreatedWebhook, Delivery, DeliveryList, RotateWebhookSecret, RotatedSecret,
+    Webhook, WebhookList,
 };
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::idempotency::StoreRedacted;
@@ -61,6 +68,10 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks", post(create).get(list).layer(scope()))
         .route("/webhooks/{id}", delete(remove).layer(scope()))
         .route("/webhooks/{id}/rotate-secret", post(rotate).layer(scope()))
+        .route(
+            "/webhooks/{id}/promote-secret",
+            post(promote).layer(scope()),
+        )
         .route("/webhooks/{id}/deliveries", get(deliveries).layer(scope()))
         .route(
             "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
@@ -92,6 +103,28 @@ fn refusal(err: SubscriptionError) -> AppError {
         SubscriptionError::NotFound(_) | SubscriptionError::DeliveryNotFound(_) => {
             Problem::not_found(detail).into()
         }
+        SubscriptionError::OverlapTooLong => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "Unprocessable Content",
+        )
+        .with_detail(format!("`overlapSeconds`: {detail}"))
+        .with_extension("field", "overlapSeconds")
+        .into(),
+        SubscriptionError::NoRotation => Problem::new(
+            StatusCode::CONFLICT,
+            "no_secret_rotation",
+            "No Secret Rotation",
+        )
+        .with_detail(detail)
+        .into(),
+        SubscriptionError::AlreadyPromoted => Problem::new(
+            StatusCode::CONFLICT,
+            "secret_already_promoted",
+            "Secret Already Promoted",
+        )
+        .with_detail(detail)
+        .into(),
         SubscriptionError::Disabled => {
             Problem::new(StatusCode::CONFLICT, "webhook_disabled", "Webhook Disabled")
                 .with_detail(detail)
@@ -262,18 +295,25 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Replace the signing secret. Deliveries are signed with both secrets until
-/// `previousSecretExpiresAt`, so receivers can switch without losing events.
+/// Replace the signing secret, staged. The previous secret keeps signing until
+/// `previousSecretExpiresAt` (`overlapSeconds` from now; 24 h without a body): `X-L2C-Signature`
+/// with it alone until `promote-secret` or that time, `webhook-signature` with both secrets.
+/// The body is optional (none, or `null`: the default overlap).
 #[utoipa::path(
     post,
     path = "/api/mobile/webhooks/{id}/rotate-secret",
     tag = "webhooks",
     operation_id = "rotateWebhookSecret",
     params(("id" = String, Path, description = "The subscription id (`wh_…`)"), IdempotencyKey),
+    request_body(content = Option<RotateWebhookSecret>, description = "Optional: the overlap"),
     responses(
-        (status = 200, description = "The new secret, shown only this once", body = RotatedSecret),
+        (status = 200, description = "The new secret, shown only this once", body = RotatedSecret,
+            links(("PromoteWebhookSecret" = (operation_id = "promoteWebhookSecret", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "Malformed JSON or a body that is not a JSON object; or no `X-Request-Id` (`idempotency_key_missing`), a key that is not 1–255 visible ASCII characters (`idempotency_key_invalid`), or `X-Request-Id` and `Idempotency-Key` differing (`idempotency_key_conflict`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such subscription for this client", body = ProblemDoc, content_type = "application/problem+json"),
-        Authenticated, RateLimited, DatabaseUnavailable, IdempotencyKeyRefused, IdempotencyInFlight, IdempotencyKeyReused, BodyTooLarge,
+        (status = 415, description = "A body that is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`overlapSeconds` negative, not an integer or over 604800, or an unknown member (named in `field`); or the idempotency key was already used with a different request body (`idempotency_key_reused`)", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable, IdempotencyInFlight, BodyTooLarge,
     ),
     security(("bearer" = ["webhooks:manage"]))
 )]
@@ -281,10 +321,20 @@ pub async fn rotate(
     State(state): State<AppState>,
     Extension(client): Extension<AuthenticatedClient>,
     Path(id): Path<String>,
+    req: Request,
 ) -> Result<Response, AppError> {
-    let rotated = subscriptions::rotate(&state, &client.client_id, &id)
-        .await
-        .map_err(refusal)?;
+    let overlap = match optional_body::<RotateWebhookSecret>(req, &state).await {
+        Ok(body) => body.and_then(|b| b.overlap_seconds),
+        Err(refused) => return Ok(refused.into_response()),
+    };
+    let rotated = subscriptions::rotate(
+        &state,
+        &client.client_id,
+        &id,
+        overlap.map(std::time::Duration::from_secs),
+    )
+    .await
+    .map_err(refusal)?;
     Ok(shows_secret(
         StatusCode::OK,
         &RotatedSecret::new(
@@ -293,6 +343,69 @@ pub async fn rotate(
             millis_to_cst(rotated.previous_expires_at),
         ),
     ))
+}
+
+/// The JSON body of a request whose body is optional: `None` for an empty body or `null`,
+/// else parsed like any [`JsonBody`] (`Content-Type` checked, a JSON object required).
+async fn optional_body<T: serde::de::DeserializeOwned>(
+    req: Request,
+    state: &AppState,
+) -> Result<Option<T>, crate::extract::Refused> {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, crate::extract::MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) if is_length_limit(&e) => return Err(crate::extract::payload_too_large().into()),
+        Err(_) => {
+            return Err(
+                Problem::bad_request("invalid_body", "the request body could not be read").into(),
+            );
+        }
+    };
+    if matches!(bytes.trim_ascii(), b"" | b"null") {
+        return Ok(None);
+    }
+    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    Ok(Some(JsonBody::<T>::from_request(req, state).await?.value))
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Promote the new secret of a staged rotation: `X-L2C-Signature` signs with it from now on
+/// (call this once every receiver verifies with the new secret); `webhook-signature` keeps both
+/// signatures until `previousSecretExpiresAt`.
+#[utoipa::path(
+    post,
+    path = "/api/mobile/webhooks/{id}/promote-secret",
+    tag = "webhooks",
+    operation_id = "promoteWebhookSecret",
+    params(("id" = String, Path, description = "The subscription id (`wh_…`)"), IdempotencyKey),
+    responses(
+        (status = 200, description = "The subscription, `secretRotation.stage` now `PROMOTED`", body = Webhook),
+        (status = 404, description = "No such subscription for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "No rotation under way (`no_secret_rotation`), the new secret already promoted (`secret_already_promoted`), or a request with the same idempotency key still running (`idempotency_key_in_use`; retry after `Retry-After`)", body = ProblemDoc, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "With `idempotency_key_in_use`: seconds to wait (1)"))),
+        Authenticated, RateLimited, DatabaseUnavailable, IdempotencyKeyRefused, IdempotencyKeyReused, BodyTooLarge,
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+pub async fn promote(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let sub = subscriptions::promote(&state, &client.client_id, &id)
+        .await
+        .map_err(refusal)?;
+    Ok(Json(sub.to_wire(state.db.now_millis())).into_response())
 }
 
 /// The subscription's deliveries with their attempts, newest first (at most 100).

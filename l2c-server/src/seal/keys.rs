@@ -43,7 +43,9 @@ impl fmt::Display for KeyId {
 struct DataKey {
     kid: KeyId,
     aead: XChaCha20Poly1305,
-    index_key: [u8; 32],
+    /// HMAC-SHA256 keyed with the blind-index key, cloned for each index (the key schedule
+    /// runs once, not per value).
+    index_mac: Hmac<Sha256>,
 }
 
 fn derive(master: &[u8], label: &str) -> [u8; 32] {
@@ -72,13 +74,16 @@ impl DataKey {
         Ok(Self {
             kid: KeyId(kid),
             aead,
-            index_key: derive(&bytes, "l2c data key v1: blind index"),
+            index_mac: <Hmac<Sha256> as Mac>::new_from_slice(&derive(
+                &bytes,
+                "l2c data key v1: blind index",
+            ))
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length")),
         })
     }
 
     fn blind_index(&self, field: Field, value: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.index_key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        let mut mac = self.index_mac.clone();
         mac.update(field.label().as_bytes());
         mac.update(&[0]);
         mac.update(value.as_bytes());

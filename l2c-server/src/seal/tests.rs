@@ -199,3 +199,15 @@ proptest! {
         prop_assert_eq!(plain.open(Field::LeadFormFields, &row, &stored).unwrap(), value);
     }
 }
+
+/// A blind index is stored and looked up forever: pin its construction (HMAC-SHA256 under the
+/// key derived with the label "l2c data key v1: blind index", over `field label ‖ 0 ‖ value`),
+/// computed independently with Python's hmac module.
+#[test]
+fn blind_index_known_answer() {
+    let keys = DataKeys::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", &[]).unwrap();
+    assert_eq!(
+        keys.blind_index(Field::CustomerMobile, "+8613800138000"),
+        "bi1:acef659a95610e19:b68e0ca09046d7d4f2d0a37564c210f50b451c2364d1b92e88b2039924e9e506"
+    );
+}

@@ -72,6 +72,15 @@ pub struct Lockout {
     pub lock_ms: i64,
 }
 
+/// A login attempt counted by [`AuditStore::reserve_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// It may check the password; it is the `n`-th attempt in the window.
+    Allowed(i64),
+    /// The key is locked until this time (unix ms): refuse without checking.
+    Locked(i64),
+}
+
 /// The audit log and login counters. Get one with [`Db::audit`].
 #[derive(Debug, Clone, Copy)]
 pub struct AuditStore<'a> {
@@ -155,7 +164,8 @@ impl AuditStore<'_> {
     }
 
     /// Counts a failed login against `key`; locks it when the count reaches the policy's
-    /// maximum within its window. Returns the lock's end if it is now locked.
+    /// maximum within its window. Returns the lock's end if it is now locked (also when it
+    /// already was).
     ///
     /// # Errors
     ///
@@ -165,28 +175,91 @@ impl AuditStore<'_> {
         key: &str,
         policy: Lockout,
     ) -> Result<Option<i64>, StoreError> {
+        match self.reserve_attempt(key, policy).await? {
+            Attempt::Allowed(n) => self.attempt_failed(key, policy, n).await,
+            Attempt::Locked(until) => Ok(Some(until)),
+        }
+    }
+
+    /// Counts a login attempt against `key` **before** its password is checked, so a burst of
+    /// concurrent guesses cannot all pass the lock check before any of them is counted: the
+    /// attempts beyond the policy's maximum are refused (and lock the key) without a check.
+    /// A successful login gives its attempt back ([`attempt_succeeded`](Self::attempt_succeeded)),
+    /// a failed one may lock ([`attempt_failed`](Self::attempt_failed)).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn reserve_attempt(&self, key: &str, policy: Lockout) -> Result<Attempt, StoreError> {
         let now = self.db.now_millis();
-        // One statement counts the failure, so concurrent failures (on any replica) each count:
-        // a read-then-write would let them overwrite one another's count.
-        let failures: i64 = sqlx::query(
+        // One statement counts the attempt, so concurrent attempts (on any replica) each count:
+        // a read-then-write would let them overwrite one another's count. A locked key is not
+        // counted (no row comes back).
+        let counted = sqlx::query(
             "INSERT INTO console_login_failures (key, failures, window_start, locked_until) \
              VALUES ($1, 1, $2, NULL) ON CONFLICT (key) DO UPDATE SET \
              failures = CASE WHEN $2 - console_login_failures.window_start >= $3 THEN 1 \
                         ELSE console_login_failures.failures + 1 END, \
              window_start = CASE WHEN $2 - console_login_failures.window_start >= $3 THEN $2 \
                             ELSE console_login_failures.window_start END \
+             WHERE console_login_failures.locked_until IS NULL \
+                OR console_login_failures.locked_until <= $2 \
              RETURNING failures",
         )
         .bind(key)
         .bind(now)
         .bind(policy.window_ms)
-        .fetch_one(self.db.pool())
-        .await?
-        .try_get("failures")?;
-        if failures < policy.max_failures {
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = counted else {
+            let until = self.locked_until(key).await?;
+            return Ok(Attempt::Locked(until.unwrap_or(now)));
+        };
+        let n: i64 = row.try_get("failures")?;
+        if n > policy.max_failures {
+            return Ok(Attempt::Locked(self.lock(key, policy, now).await?));
+        }
+        Ok(Attempt::Allowed(n))
+    }
+
+    /// The attempt numbered `n` by [`reserve_attempt`](Self::reserve_attempt) failed: locks
+    /// `key` when it was the last one the policy allows. Returns the lock's end if it locked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn attempt_failed(
+        &self,
+        key: &str,
+        policy: Lockout,
+        n: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        if n < policy.max_failures {
             return Ok(None);
         }
-        // A lock starts a fresh count for after it.
+        let now = self.db.now_millis();
+        self.lock(key, policy, now).await.map(Some)
+    }
+
+    /// A reserved attempt succeeded: it no longer counts against `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn attempt_succeeded(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE console_login_failures SET failures = failures - 1 \
+             WHERE key = $1 AND failures > 0",
+        )
+        .bind(key)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Locks `key` from `now` for the policy's lock time; a lock starts a fresh count for
+    /// after it.
+    async fn lock(&self, key: &str, policy: Lockout, now: i64) -> Result<i64, StoreError> {
         let locked = now + policy.lock_ms;
         sqlx::query(
             "UPDATE console_login_failures SET failures = 0, window_start = $2, locked_until = $3 \
@@ -197,7 +270,7 @@ impl AuditStore<'_> {
         .bind(locked)
         .execute(self.db.pool())
         .await?;
-        Ok(Some(locked))
+        Ok(locked)
     }
 
     /// Forgets the failures of `key` (after a successful login).

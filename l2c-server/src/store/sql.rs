@@ -13,15 +13,9 @@ pub const CST: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
     None => panic!("+08:00 is a valid offset"),
 };
 
-/// China Standard Time, the offset every platform timestamp is reported in.
-pub fn cst() -> FixedOffset {
-    CST
-}
-
 /// A unix-milliseconds column value as an RFC 3339 time in `+08:00`.
 pub fn millis_to_cst(ms: i64) -> DateTime<FixedOffset> {
-    cst()
-        .timestamp_millis_opt(ms)
+    CST.timestamp_millis_opt(ms)
         .single()
         .unwrap_or_else(|| DateTime::<chrono::Utc>::default().with_timezone(&CST))
 }

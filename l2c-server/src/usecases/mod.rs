@@ -14,7 +14,8 @@
 //! | lead intake | [`lead_intake`] | `POST /leads/hook`, `POST /api/hooks/leads/{token}` (after the channel adapter, [`crate::channels`]) |
 //! | order sync | [`order_sync`] | `POST /orders/sync` |
 //! | lead source management | [`lead_sources`] | `POST/PUT/DELETE /lead-sources…`, `rotate` |
-//! | subscription management | [`subscriptions`] | `POST/DELETE /webhooks…`, `rotate-secret`, `redeliver` |
+//! | subscription management | [`subscriptions`] | `POST/DELETE /webhooks…`, `rotate-secret`, `promote-secret`, `redeliver` |
+//! | token-signing key rotation | [`signing_keys`] | none: `l2c-server keys rotate` / `keys list` |
 //!
 //! The CSV export (`GET /reports/orders/export`) changes nothing and decides nothing: it is a
 //! read, streamed by [`crate::routes::reports`] from the store's
@@ -24,4 +25,5 @@ pub mod data_keys;
 pub mod lead_intake;
 pub mod lead_sources;
 pub mod order_sync;
+pub mod signing_keys;
 pub mod subscriptions;

@@ -1,11 +1,11 @@
 //! Webhook subscription management (`/webhooks`): create (capped per client), delete, rotate
-//! the signing secret, redeliver. The routes validate the request's shape and vet the URL
+//! the signing secret (staged) and promote the new one, redeliver. The routes validate the request's shape and vet the URL
 //! ([`crate::ssrf`]); these functions own the rules after that and write through
 //! [`store::outbox`](crate::store::outbox).
 
 use l2c_core::ClientId;
 use l2c_core::api::events::EventType;
-use l2c_core::api::webhooks::Delivery;
+use l2c_core::api::webhooks::{Delivery, MAX_ROTATION_OVERLAP_SECONDS};
 use l2c_core::webhook::WebhookSecret;
 
 use crate::state::AppState;
@@ -34,6 +34,15 @@ pub enum SubscriptionError {
          create a new subscription"
     )]
     Disabled,
+    /// The rotation overlap asked for is longer than [`MAX_ROTATION_OVERLAP_SECONDS`].
+    #[error("the overlap must be at most {MAX_ROTATION_OVERLAP_SECONDS} seconds (7 days)")]
+    OverlapTooLong,
+    /// Promote without a rotation under way (none was made, or its overlap has ended).
+    #[error("no secret rotation is under way; rotate the secret first")]
+    NoRotation,
+    /// Promote of a rotation already promoted.
+    #[error("the new secret is already promoted")]
+    AlreadyPromoted,
     /// A database failure.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -93,29 +102,37 @@ pub struct Rotated {
     pub subscription: Subscription,
     /// The new secret, shown this once.
     pub secret: WebhookSecret,
-    /// When the previous secret stops signing (unix ms): now + `--webhook-rotation-window`.
+    /// When the previous secret stops signing (unix ms): now + the overlap.
     pub previous_expires_at: i64,
 }
 
-/// Replaces the signing secret of one of `client`'s subscriptions; the current one keeps
-/// signing for `--webhook-rotation-window`, so receivers can switch without losing events.
+/// Replaces the signing secret of one of `client`'s subscriptions, staged so that no receiver
+/// breaks: the previous secret keeps signing for `overlap` (`None`: `--webhook-rotation-window`,
+/// 24 h by default) — `X-L2C-Signature` with it alone until [`promote`] or the overlap's end,
+/// `webhook-signature` with both secrets throughout. A zero overlap replaces it at once.
 ///
 /// # Errors
 ///
-/// [`SubscriptionError::NotFound`], [`SubscriptionError::Store`].
+/// [`SubscriptionError::OverlapTooLong`], [`SubscriptionError::NotFound`],
+/// [`SubscriptionError::Store`].
 pub async fn rotate(
     state: &AppState,
     client: &ClientId,
     id: &str,
+    overlap: Option<std::time::Duration>,
 ) -> Result<Rotated, SubscriptionError> {
+    let overlap = overlap.unwrap_or(state.config.webhooks.rotation_window);
+    if overlap.as_secs() > MAX_ROTATION_OVERLAP_SECONDS {
+        return Err(SubscriptionError::OverlapTooLong);
+    }
     let secret = WebhookSecret::generate();
-    let window =
-        i64::try_from(state.config.webhooks.rotation_window.as_millis()).unwrap_or(i64::MAX / 4);
-    let expires = state.db.now_millis().saturating_add(window);
+    let window = i64::try_from(overlap.as_millis()).unwrap_or(i64::MAX / 4);
+    let now = state.db.now_millis();
+    let expires = now.saturating_add(window);
     match state
         .db
         .webhooks()
-        .rotate(client, id, secret.expose_secret(), expires)
+        .rotate(client, id, secret.expose_secret(), now, expires)
         .await?
     {
         Some(subscription) => Ok(Rotated {
@@ -125,6 +142,34 @@ pub async fn rotate(
         }),
         None => Err(SubscriptionError::NotFound(id.to_owned())),
     }
+}
+
+/// Promotes the new secret of a staged rotation: `X-L2C-Signature` signs with it from now on,
+/// while `webhook-signature` keeps both signatures until the overlap ends. Returns the
+/// subscription as it now stands.
+///
+/// # Errors
+///
+/// [`SubscriptionError::NotFound`], [`SubscriptionError::NoRotation`],
+/// [`SubscriptionError::AlreadyPromoted`], [`SubscriptionError::Store`].
+pub async fn promote(
+    state: &AppState,
+    client: &ClientId,
+    id: &str,
+) -> Result<Subscription, SubscriptionError> {
+    let store = state.db.webhooks();
+    let now = state.db.now_millis();
+    let promoted = store.promote(client, id, now).await?;
+    let Some(sub) = store.get(client, id).await? else {
+        return Err(SubscriptionError::NotFound(id.to_owned()));
+    };
+    if promoted {
+        return Ok(sub);
+    }
+    Err(match sub.rotation(now) {
+        Some(_) => SubscriptionError::AlreadyPromoted,
+        None => SubscriptionError::NoRotation,
+    })
 }
 
 /// Queues a delivery of one of `client`'s enabled subscriptions again (the same event, signed

@@ -201,7 +201,7 @@ impl TokenVerifierBuilder {
         Ok(TokenVerifier {
             issuer: self.issuer.into(),
             audience: self.audience.into(),
-            keys,
+            keys: std::sync::RwLock::new(keys),
             leeway: self.leeway.as_secs(),
             max_lifetime: self.max_lifetime.as_secs(),
             max_token_len: self.max_token_len,

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -84,7 +84,8 @@ pub(super) static COMPACT_JWS_BYTES: [bool; 256] = {
 pub struct TokenVerifier {
     pub(super) issuer: Box<str>,
     pub(super) audience: Box<str>,
-    pub(super) keys: Box<[VerificationKey]>,
+    /// Swapped whole by [`TokenVerifier::adopt_keys`] (a key rotation seen by a running server).
+    pub(super) keys: RwLock<Arc<[VerificationKey]>>,
     pub(super) leeway: u64,
     pub(super) max_lifetime: u64,
     pub(super) max_token_len: usize,
@@ -113,9 +114,30 @@ impl TokenVerifier {
         self.max_token_len
     }
 
+    fn keys(&self) -> Arc<[VerificationKey]> {
+        Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces this verifier's keys with `from`'s (each keeps the issuer and audience it was
+    /// built for), while every layer holding this verifier keeps running: how a server picks
+    /// up a signing-key rotation without a restart. Tokens already verified stay in the cache
+    /// until they expire, so drop a key only once its tokens have expired.
+    pub fn adopt_keys(&self, from: &TokenVerifier) {
+        let keys = from.keys();
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+    }
+
+    /// The `kid`s of the keys accepted (in the order given to the builder).
+    pub fn key_ids(&self) -> Vec<Option<String>> {
+        self.keys()
+            .iter()
+            .map(|k| k.spec.kid.as_deref().map(str::to_owned))
+            .collect()
+    }
+
     /// The JWK Set of the verifier's Ed25519 public keys; HMAC keys are never in it.
     pub fn jwks(&self) -> Jwks {
-        Jwks::from_keys(self.keys.iter().filter_map(|k| match &k.spec.material {
+        Jwks::from_keys(self.keys().iter().filter_map(|k| match &k.spec.material {
             KeyMaterial::EdDsa(public) => Some(public.clone()),
             KeyMaterial::Hs256(_) => None,
         }))
@@ -194,8 +216,8 @@ impl TokenVerifier {
             _ => return Err(TokenError::InvalidType),
         }
         let kid = header.kid.as_deref();
-        let key = self
-            .keys
+        let keys = self.keys();
+        let key = keys
             .iter()
             .find(|k| k.spec.alg() == alg && k.spec.kid.as_deref() == kid)
             .ok_or(TokenError::UnknownKey)?;
@@ -269,8 +291,8 @@ impl TokenVerifier {
 
 impl fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kids: Vec<_> = self
-            .keys
+        let keys = self.keys();
+        let kids: Vec<_> = keys
             .iter()
             .map(|k| (k.spec.alg(), k.spec.kid.as_deref()))
             .collect();

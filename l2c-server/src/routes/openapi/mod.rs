@@ -110,6 +110,7 @@ struct Document {
         super::webhooks::list,
         super::webhooks::remove,
         super::webhooks::rotate,
+        super::webhooks::promote,
         super::webhooks::deliveries,
         super::webhooks::redeliver,
     ),

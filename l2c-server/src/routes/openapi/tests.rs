@@ -46,6 +46,7 @@ fn webhook_routes_and_events_are_documented() {
         ("/api/mobile/webhooks", "get"),
         ("/api/mobile/webhooks/{id}", "delete"),
         ("/api/mobile/webhooks/{id}/rotate-secret", "post"),
+        ("/api/mobile/webhooks/{id}/promote-secret", "post"),
         ("/api/mobile/webhooks/{id}/deliveries", "get"),
         (
             "/api/mobile/webhooks/{id}/deliveries/{delivery_id}/redeliver",
@@ -65,6 +66,9 @@ fn webhook_routes_and_events_are_documented() {
         "CreatedWebhook",
         "WebhookList",
         "RotatedSecret",
+        "RotateWebhookSecret",
+        "SecretRotation",
+        "RotationStage",
         "DeliveryList",
         "Delivery",
         "WebhookEvent",
@@ -166,9 +170,9 @@ fn writes_declare_idempotency_and_rate_limit_headers() {
             }
         }
     }
-    // leads, orders, create webhook, rotate secret, redeliver, create / update / rotate
-    // lead source
-    assert_eq!(writes, 8);
+    // leads, orders, create webhook, rotate and promote secret, redeliver, create / update /
+    // rotate lead source
+    assert_eq!(writes, 9);
 }
 
 /// The error body is l2c-core's `Problem`, derived there; every route declares each status once

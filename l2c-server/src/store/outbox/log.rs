@@ -91,8 +91,8 @@ impl WebhookStore<'_> {
             return Ok(by_delivery);
         }
         let sql = format!(
-            "SELECT delivery_id, attempted_at, response_status, latency_ms, error \
-             FROM webhook_attempts WHERE delivery_id IN ({}) \
+            "SELECT delivery_id, attempted_at, response_status, latency_ms, error, \
+             response_body, request_headers FROM webhook_attempts WHERE delivery_id IN ({}) \
              ORDER BY delivery_id, attempt_no",
             placeholders(ids.len())
         );
@@ -106,6 +106,14 @@ impl WebhookStore<'_> {
                     .and_then(|s| u16::try_from(s).ok()),
                 u64::try_from(a.try_get::<i64, _>("latency_ms")?).unwrap_or(0),
                 a.try_get("error")?,
+            )
+            .with_exchange(
+                a.try_get("response_body")?,
+                a.try_get::<Option<String>, _>("request_headers")?
+                    .map(|h| serde_json::from_str(&h))
+                    .transpose()
+                    .map_err(|_| corrupt("attempt request headers"))?
+                    .unwrap_or_default(),
             );
             by_delivery
                 .entry(a.try_get("delivery_id")?)

@@ -1,6 +1,8 @@
 //! The delivery queue the dispatcher works from: claim due deliveries under a lease, with what
 //! their attempts need; what an attempt leads to ([`NextStep`]) is recorded by [`super::record`].
 
+use std::collections::BTreeMap;
+
 use l2c_core::api::events::EventType;
 use sqlx::Row;
 
@@ -60,10 +62,16 @@ pub struct AttemptRecord {
     pub latency_ms: i64,
     /// Why it failed.
     pub error: Option<String>,
+    /// The start of the receiver's answer (at most
+    /// [`MAX_RECORDED_RESPONSE`](l2c_core::api::webhooks::MAX_RECORDED_RESPONSE) bytes).
+    pub response_body: Option<String>,
+    /// The request headers as sent, empty when no request was made.
+    pub request_headers: BTreeMap<String, String>,
 }
 
 impl AttemptRecord {
-    /// A record.
+    /// A record of an attempt that exchanged nothing worth keeping (see
+    /// [`with_exchange`](Self::with_exchange)).
     pub fn new(
         attempted_at: i64,
         response_status: Option<u16>,
@@ -75,7 +83,28 @@ impl AttemptRecord {
             response_status,
             latency_ms,
             error,
+            response_body: None,
+            request_headers: BTreeMap::new(),
         }
+    }
+
+    /// The same record with the start of the answer and the headers as sent.
+    #[must_use]
+    pub fn with_exchange(
+        mut self,
+        response_body: Option<String>,
+        request_headers: BTreeMap<String, String>,
+    ) -> Self {
+        self.response_body = response_body;
+        self.request_headers = request_headers;
+        self
+    }
+
+    /// The headers as the JSON object stored in `webhook_attempts.request_headers`, `None` when
+    /// empty.
+    pub(crate) fn headers_json(&self) -> Option<String> {
+        (!self.request_headers.is_empty())
+            .then(|| serde_json::to_string(&self.request_headers).unwrap_or_default())
     }
 }
 

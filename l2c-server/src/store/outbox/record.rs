@@ -128,12 +128,13 @@ impl WebhookStore<'_> {
             .collect();
         if !attempts.is_empty() {
             let sql = format!(
-                "WITH v (did, at, rs, lat, err) AS (VALUES {}) \
+                "WITH v (did, at, rs, lat, err, body, hdrs) AS (VALUES {}) \
                  INSERT INTO webhook_attempts (delivery_id, attempt_no, attempted_at, \
-                 response_status, latency_ms, error) \
+                 response_status, latency_ms, error, response_body, request_headers) \
                  SELECT v.did, COALESCE((SELECT MAX(a.attempt_no) FROM webhook_attempts a \
-                 WHERE a.delivery_id = v.did), 0) + 1, v.at, v.rs, v.lat, v.err FROM v",
-                value_rows(attempts.len(), 5, 1)
+                 WHERE a.delivery_id = v.did), 0) + 1, v.at, v.rs, v.lat, v.err, v.body, v.hdrs \
+                 FROM v",
+                value_rows(attempts.len(), 7, 1)
             );
             attempts
                 .iter()
@@ -143,6 +144,8 @@ impl WebhookStore<'_> {
                         .bind(a.response_status.map(i64::from))
                         .bind(a.latency_ms)
                         .bind(a.error.as_deref())
+                        .bind(a.response_body.as_deref())
+                        .bind(a.headers_json())
                 })
                 .execute(&mut *tx)
                 .await?;

@@ -1,8 +1,9 @@
-//! Webhook subscriptions of one client: create (capped), list, get, delete, rotate the secret.
+//! Webhook subscriptions of one client: create (capped), list, get, delete, rotate the secret
+//! (staged) and promote the new one.
 
 use l2c_core::ClientId;
 use l2c_core::api::events::EventType;
-use l2c_core::api::webhooks::Webhook;
+use l2c_core::api::webhooks::{RotationStage, SecretRotation, Webhook};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -30,6 +31,9 @@ pub struct Subscription {
     pub previous_secret: Option<String>,
     /// When the previous secret stops signing (unix ms).
     pub previous_secret_expires_at: Option<i64>,
+    /// When the new secret was promoted to sign `X-L2C-Signature` (unix ms); `None` while a
+    /// rotation is staged.
+    pub secret_promoted_at: Option<i64>,
     /// Whether events are delivered.
     pub enabled: bool,
     /// Created (unix ms).
@@ -48,18 +52,49 @@ impl std::fmt::Debug for Subscription {
     }
 }
 
+/// A rotation under way at some instant: its stage and when the previous secret stops signing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rotation {
+    /// Which secret signs `X-L2C-Signature`.
+    pub stage: RotationStage,
+    /// When the previous secret stops signing (unix ms).
+    pub previous_expires_at: i64,
+    /// When the new secret was promoted (unix ms).
+    pub promoted_at: Option<i64>,
+}
+
 impl Subscription {
-    /// The secrets that sign at `now` (unix ms): the current one, then the previous one while
-    /// its window is open.
-    pub fn signing_secrets(&self, now: i64) -> Vec<&str> {
-        let mut v = vec![self.secret.as_str()];
-        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)
-        {
-            if now < until {
-                v.push(prev);
-            }
+    /// The rotation under way at `now` (unix ms): `None` once the previous secret's overlap
+    /// has ended (or when there was never a rotation).
+    pub fn rotation(&self, now: i64) -> Option<Rotation> {
+        let until = self.previous_secret_expires_at?;
+        if self.previous_secret.is_none() || now >= until {
+            return None;
         }
-        v
+        Some(Rotation {
+            stage: if self.secret_promoted_at.is_some() {
+                RotationStage::Promoted
+            } else {
+                RotationStage::Staged
+            },
+            previous_expires_at: until,
+            promoted_at: self.secret_promoted_at,
+        })
+    }
+
+    /// The secrets that sign at `now` (unix ms), the one for `X-L2C-Signature` first (see
+    /// [`l2c_core::webhook::sign_headers`]): while a rotation is staged the previous secret,
+    /// then the new one; once promoted the new one, then the previous one until its overlap
+    /// ends; otherwise the current secret alone.
+    pub fn signing_secrets(&self, now: i64) -> Vec<&str> {
+        match (self.rotation(now), &self.previous_secret) {
+            (Some(r), Some(prev)) if r.stage == RotationStage::Staged => {
+                vec![prev.as_str(), self.secret.as_str()]
+            }
+            (Some(_), Some(prev)) => vec![self.secret.as_str(), prev.as_str()],
+            _ => vec![self.secret.as_str()],
+        }
     }
 
     /// The wire view (no secret). The rotation expiry is shown only while it is in the future.
@@ -71,10 +106,15 @@ impl Subscription {
             millis_to_cst(self.created_at),
         );
         w.enabled = self.enabled;
-        w.previous_secret_expires_at = self
-            .previous_secret_expires_at
-            .filter(|t| *t > now && self.previous_secret.is_some())
-            .map(millis_to_cst);
+        let rotation = self.rotation(now);
+        w.previous_secret_expires_at = rotation.map(|r| millis_to_cst(r.previous_expires_at));
+        w.secret_rotation = rotation.map(|r| {
+            SecretRotation::new(
+                r.stage,
+                millis_to_cst(r.previous_expires_at),
+                r.promoted_at.map(millis_to_cst),
+            )
+        });
         w
     }
 
@@ -90,6 +130,7 @@ impl Subscription {
             url: r.try_get("url")?,
             events: parse_events(&r.try_get::<String, _>("events")?)?,
             previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
+            secret_promoted_at: r.try_get("secret_promoted_at")?,
             enabled: r.try_get::<i64, _>("enabled")? != 0,
             created_at: r.try_get("created_at")?,
         })
@@ -97,7 +138,7 @@ impl Subscription {
 }
 
 pub(super) const SUB_COLUMNS: &str = "id, client_id, url, events, secret, previous_secret, \
-                           previous_secret_expires_at, enabled, created_at";
+                           previous_secret_expires_at, secret_promoted_at, enabled, created_at";
 
 impl WebhookStore<'_> {
     /// Creates a subscription unless the client already holds `max` of them; `None` then.
@@ -127,6 +168,7 @@ impl WebhookStore<'_> {
             secret: secret.to_owned(),
             previous_secret: None,
             previous_secret_expires_at: None,
+            secret_promoted_at: None,
             enabled: true,
             created_at: now,
         };
@@ -257,8 +299,11 @@ impl WebhookStore<'_> {
         Ok(true)
     }
 
-    /// Replaces the secret of one of the client's subscriptions with `new_secret`; the current
-    /// one keeps signing until `previous_expires_at`. Returns the updated subscription.
+    /// Replaces the secret of one of the client's subscriptions with `new_secret`, staged: the
+    /// secret `X-L2C-Signature` signs with at `now` becomes the previous one and keeps signing
+    /// until `previous_expires_at` (or a promote). Rotating again while a rotation is staged
+    /// keeps the previous secret (the one receivers of `X-L2C-Signature` still verify with)
+    /// and discards the never-promoted new one. Returns the updated subscription.
     ///
     /// # Errors
     ///
@@ -268,12 +313,18 @@ impl WebhookStore<'_> {
         client: &ClientId,
         id: &str,
         new_secret: &str,
+        now: i64,
         previous_expires_at: i64,
     ) -> Result<Option<Subscription>, StoreError> {
+        // One statement: the stage is read and replaced atomically.
         let updated = sqlx::query(
-            "UPDATE webhook_subscriptions SET previous_secret = secret, secret = $1, \
-             previous_secret_expires_at = $2 WHERE client_id = $3 AND id = $4",
+            "UPDATE webhook_subscriptions SET previous_secret = CASE \
+             WHEN previous_secret IS NOT NULL AND previous_secret_expires_at > $1 \
+                  AND secret_promoted_at IS NULL THEN previous_secret ELSE secret END, \
+             secret = $2, previous_secret_expires_at = $3, secret_promoted_at = NULL \
+             WHERE client_id = $4 AND id = $5",
         )
+        .bind(now)
         .bind(
             self.db
                 .data_keys()
@@ -289,5 +340,28 @@ impl WebhookStore<'_> {
             return Ok(None);
         }
         self.get(client, id).await
+    }
+
+    /// Promotes the new secret of a staged rotation at `now`: `X-L2C-Signature` signs with it
+    /// from then on. `Ok(true)` when promoted; `Ok(false)` when the subscription has no staged
+    /// rotation (none under way, already promoted, or another client's or an unknown id — the
+    /// caller tells these apart with [`get`](Self::get)).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn promote(&self, client: &ClientId, id: &str, now: i64) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE webhook_subscriptions SET secret_promoted_at = $1 \
+             WHERE client_id = $2 AND id = $3 AND previous_secret IS NOT NULL \
+             AND previous_secret_expires_at > $1 AND secret_promoted_at IS NULL",
+        )
+        .bind(now)
+        .bind(client.as_str())
+        .bind(id)
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
     }
 }
