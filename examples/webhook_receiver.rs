@@ -43,6 +43,7 @@ async fn receive(
                     "{}: order {} received {} fen",
                     event.id, p.external_order_no, p.amount
                 ),
+                EventData::Ping(p) => println!("{}: test event for {}", event.id, p.webhook_id),
             }
             StatusCode::NO_CONTENT.into_response()
         }

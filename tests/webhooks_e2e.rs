@@ -177,7 +177,7 @@ async fn token_lead_order_webhook_end_to_end() {
             .webhooks()
             .create(CreateWebhook::new(
                 hooks.url("erp"),
-                EventType::ALL.iter().copied(),
+                EventType::SUBSCRIBABLE.iter().copied(),
             ))
             .send()
             .await

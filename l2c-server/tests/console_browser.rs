@@ -1,8 +1,10 @@
 //! The developer console in a real browser: headless Chromium driven over WebDriver
 //! (`chromedriver`, Debian's `chromium` + `chromium-driver`). Walks the whole flow — log in,
 //! create an app, copy its secret, add a webhook pointing at a local receiver, sync an order
-//! through the API with that app and see ORDER_CREATED delivered, make the receiver fail, see the
-//! failed attempt, resend it, roll the app's secret, log out — and saves a PNG of each page under
+//! a test event (PING) and see it delivered, sync an order through the API with that app and see
+//! ORDER_CREATED delivered, make the receiver fail, see the failed attempts, resend the delivery
+//! and see every attempt with its own result beside the current status, roll the app's secret,
+//! log out — and saves a PNG of each page under
 //! `target/console-screenshots/`.
 //!
 //! Skips (printing `skipping: chromium/chromedriver not found`) when the browser is missing, except
@@ -25,8 +27,10 @@ use base64::Engine as _;
 use console_support::{PASSWORD, account, token_status};
 use http::StatusCode;
 use l2c_core::ClientId;
+use l2c_core::api::events::EventType;
 use l2c_server::admin::webhooks::{DeliveryFilter, deliveries};
 use l2c_server::store::accounts::Role;
+use l2c_server::store::outbox::status_name;
 use l2c_server::testing::{Backend, TestOptions, TestServer};
 use serde_json::{Value, json};
 
@@ -188,7 +192,21 @@ impl Wd {
     }
 
     async fn screenshot(&mut self, name: &str) {
-        let png = self.cmd(http::Method::GET, "/screenshot", None).await;
+        self.save_png(name, "/screenshot".to_owned()).await;
+    }
+
+    /// A screenshot of the first element matching `css` only (a part further down the page),
+    /// taken in a window `width` wide and tall enough to hold it, then set back to `height`.
+    async fn screenshot_of(&mut self, name: &str, css: &str, (width, height): (u32, u32)) {
+        self.window(width, 2600).await;
+        let e = self.find(css).await;
+        self.save_png(name, format!("/element/{e}/screenshot"))
+            .await;
+        self.window(width, height).await;
+    }
+
+    async fn save_png(&mut self, name: &str, path: String) {
+        let png = self.cmd(http::Method::GET, &path, None).await;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap())
             .unwrap();
@@ -252,20 +270,26 @@ async fn sync_order(server: &TestServer, id: &str, secret: &str, no: &str) {
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
 }
 
-async fn statuses(server: &TestServer, client: &str, sub: &str) -> Vec<String> {
-    deliveries(
-        &server.state,
-        &ClientId::new(client),
-        sub,
-        &DeliveryFilter::default(),
-        1,
-    )
-    .await
-    .unwrap()
-    .0
-    .into_iter()
-    .map(|d| d.status)
-    .collect()
+/// The statuses of the subscription's deliveries of `event`, newest first.
+async fn statuses(server: &TestServer, client: &str, sub: &str, event: EventType) -> Vec<String> {
+    let filter = DeliveryFilter {
+        event_type: Some(event),
+        ..DeliveryFilter::default()
+    };
+    let sub = server
+        .db
+        .webhooks()
+        .get(&ClientId::new(client), sub)
+        .await
+        .unwrap()
+        .unwrap();
+    deliveries(&server.state, &sub, &filter, 1)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|d| status_name(d.status).to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,16 +445,40 @@ async fn the_console_flow_in_headless_chromium() {
         .id
         .clone();
 
-    // Sync an order through the API with that app: ORDER_CREATED is delivered.
-    sync_order(&server, &client_id, &secret, "PO-1").await;
-    wait_for("the first delivery", async || {
-        statuses(&server, &client_id, &sub)
+    // Send a test event: a PING to this subscription only, delivered like any event.
+    let detail = console(&format!("/console/apps/{client_id}/webhooks/{sub}"));
+    wd.goto(&detail).await;
+    let before = hits.load(Ordering::SeqCst);
+    wd.click("form[action$='/test'] button[type=submit]").await;
+    wd.wait_url("ok=tested").await;
+    wait_for("the test event", async || {
+        statuses(&server, &client_id, &sub, EventType::Ping)
             .await
             .iter()
             .any(|s| s == "SUCCEEDED")
     })
     .await;
-    let detail = console(&format!("/console/apps/{client_id}/webhooks/{sub}"));
+    assert_eq!(hits.load(Ordering::SeqCst), before + 1, "one PING sent");
+    wd.goto(&format!("{detail}?event=PING")).await;
+    wd.click("details.delivery summary").await;
+    let page = wd.source().await;
+    assert!(
+        page.contains(">PING<") && page.contains("webhookId") && page.contains("HTTP 200"),
+        "the PING row, its body and its 200 attempt"
+    );
+    assert!(page.contains("class=\"badge on\">成功"));
+    wd.screenshot_of("test-event", "div.deliveries", (1280, 900))
+        .await;
+
+    // Sync an order through the API with that app: ORDER_CREATED is delivered.
+    sync_order(&server, &client_id, &secret, "PO-1").await;
+    wait_for("the first delivery", async || {
+        statuses(&server, &client_id, &sub, EventType::OrderCreated)
+            .await
+            .iter()
+            .any(|s| s == "SUCCEEDED")
+    })
+    .await;
     wd.goto(&detail).await;
     let page = wd.source().await;
     assert!(page.contains("ORDER_CREATED") && page.contains("成功") && page.contains("HTTP 200"));
@@ -440,19 +488,21 @@ async fn the_console_flow_in_headless_chromium() {
     fail.store(true, Ordering::SeqCst);
     sync_order(&server, &client_id, &secret, "PO-2").await;
     wait_for("a failed delivery", async || {
-        statuses(&server, &client_id, &sub)
+        statuses(&server, &client_id, &sub, EventType::OrderCreated)
             .await
             .iter()
             .any(|s| s == "FAILED")
     })
     .await;
     wd.goto(&format!("{detail}?status=FAILED")).await;
+    wd.click("details.delivery summary").await;
     let page = wd.source().await;
     assert!(
         page.contains("HTTP 500") && page.contains("失败"),
         "the failed attempt is shown"
     );
-    wd.screenshot("delivery-failed").await;
+    wd.screenshot_of("delivery-failed", "div.deliveries", (1280, 900))
+        .await;
 
     // Resend it once the receiver is back.
     fail.store(false, Ordering::SeqCst);
@@ -460,17 +510,40 @@ async fn the_console_flow_in_headless_chromium() {
     wd.click("form[action*='/resend'] button").await;
     wd.wait_url("ok=resent").await;
     wait_for("the resent delivery", async || {
-        let s = statuses(&server, &client_id, &sub).await;
+        let s = statuses(&server, &client_id, &sub, EventType::OrderCreated).await;
         s.len() == 2 && s.iter().all(|s| s == "SUCCEEDED")
     })
     .await;
     assert!(hits.load(Ordering::SeqCst) > before);
-    wd.goto(&detail).await;
+    wd.goto(&format!("{detail}?status=FAILED")).await;
     assert!(
-        !wd.source().await.contains("class=\"badge off\">失败"),
+        wd.source().await.contains("暂无投递记录"),
         "no failed delivery left"
     );
-    wd.screenshot("delivery-resent").await;
+    // The resent delivery: its current status, and every attempt with its own result.
+    wd.goto(&format!("{detail}?event=ORDER_CREATED")).await;
+    wd.click("details.delivery summary").await;
+    let resent = wd.text("details.delivery").await;
+    assert!(resent.contains("当前状态：成功"), "{resent}");
+    let attempts = wd.text("details.delivery ol.attempts").await;
+    // One line per attempt, `#n 结果 HTTP code · time · latency`.
+    let lines: Vec<&str> = attempts.lines().filter(|l| l.starts_with('#')).collect();
+    assert!(lines.len() >= 2, "both attempts listed: {attempts}");
+    assert!(
+        lines[0].contains("失败") && lines[0].contains("HTTP 500"),
+        "{attempts}"
+    );
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.contains("成功") && last.contains("HTTP 200"),
+        "{attempts}"
+    );
+    // Each attempt folds out the headers as sent.
+    wd.click("details.delivery details.exchange summary").await;
+    let headers = wd.text("details.delivery details.exchange").await;
+    assert!(headers.contains("webhook-signature: v1,"), "{headers}");
+    wd.screenshot_of("delivery-resent", "div.deliveries", (1280, 900))
+        .await;
 
     // Roll the app's secret (24 h overlap by default): both work, the overlap end is shown.
     wd.goto(&console(&format!("/console/apps/{client_id}")))
@@ -516,8 +589,10 @@ async fn the_console_flow_in_headless_chromium() {
 
     // Phone width.
     wd.window(390, 844).await;
-    wd.goto(&detail).await;
-    wd.screenshot("phone-deliveries").await;
+    wd.goto(&format!("{detail}?event=ORDER_CREATED")).await;
+    wd.click("details.delivery summary").await;
+    wd.screenshot_of("phone-deliveries", "div.deliveries", (390, 844))
+        .await;
     wd.goto(&console(&format!("/console/apps/{client_id}")))
         .await;
     wd.screenshot("phone-app").await;

@@ -10,6 +10,7 @@ use console_support::{Browser, account, shown_secret};
 use l2c_core::api::events::EventType;
 use l2c_core::{ClientId, Scopes};
 use l2c_server::store::accounts::Role;
+use l2c_server::store::outbox::DeliveryFilter;
 use l2c_server::testing::{Backend, TestOptions, TestServer};
 
 fn order(no: &str) -> serde_json::Value {
@@ -86,6 +87,8 @@ async fn webhook_and_lead_source_actions_stay_within_the_app() {
             "/promote",
             "/delete",
             "/deliveries/dlv_x/resend",
+            "/test",
+            "/recover",
         ] {
             let path = format!("{base}/{}{action}", their_sub.id);
             let status = if action.is_empty() {
@@ -97,6 +100,7 @@ async fn webhook_and_lead_source_actions_stay_within_the_app() {
                         ("csrf", &csrf),
                         ("url", "https://example.com/x"),
                         ("events", "ORDER_CREATED"),
+                        ("since", "2026-12-06T09:30"),
                     ],
                 )
                 .await
@@ -326,7 +330,7 @@ async fn webhook_and_lead_source_actions_stay_within_the_app() {
                 .unwrap();
             assert_eq!(res.status(), 201);
         }
-        let rows = |html: &str| html.matches("class=\"badge wait\"").count();
+        let rows = |html: &str| html.matches("<details class=\"delivery\"").count();
         let page1 = b.get(&here).await.text().await.unwrap();
         assert_eq!(rows(&page1), 20);
         assert!(page1.contains("下一页"));
@@ -340,7 +344,10 @@ async fn webhook_and_lead_source_actions_stay_within_the_app() {
             .await
             .unwrap();
         assert_eq!(rows(&payments), 13);
-        assert!(!payments.contains("ORDER_CREATED</span><br>"));
+        // A row's summary: time, event type, current status.
+        let row_of = |t: &str| format!("<span class=\"mono\">{t}</span> <span class=\"badge");
+        assert!(!payments.contains(&row_of("ORDER_CREATED")));
+        assert!(payments.contains(&row_of("PAYMENT_RECEIVED")));
         let pending = b
             .get(&format!("{here}?status=PENDING&event=ORDER_CREATED"))
             .await
@@ -438,6 +445,165 @@ async fn webhook_and_lead_source_actions_stay_within_the_app() {
         );
         assert!(server.db.webhooks().list(&me).await.unwrap().is_empty());
         assert_eq!(b.get(&here).await.status(), 404);
+        server.stop().await;
+    }
+}
+
+/// `datetime-local` form value of unix ms `ms`, in 北京时间 as the console reads it.
+fn local(ms: i64) -> String {
+    l2c_server::store::sql::millis_to_cst(ms)
+        .format("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
+/// Every delivery of `sub` (up to 100), newest first.
+async fn logged(
+    server: &TestServer,
+    client: &ClientId,
+    sub: &str,
+) -> Vec<l2c_core::api::webhooks::Delivery> {
+    let webhooks = server.db.webhooks();
+    let sub = webhooks.get(client, sub).await.unwrap().unwrap();
+    webhooks
+        .deliveries(&sub, &DeliveryFilter::default(), 1, 100)
+        .await
+        .unwrap()
+        .0
+}
+
+#[tokio::test]
+async fn a_test_event_and_a_recovery_from_the_console() {
+    for backend in Backend::available() {
+        let mut options = TestOptions::default();
+        options.config.webhooks.dispatcher = false;
+        let server = TestServer::start_with(backend, options).await;
+        let mine = server.create_client(Scopes::all()).await;
+        let me = ClientId::new(mine.id.as_str());
+        let sub = server
+            .db
+            .webhooks()
+            .create(
+                &me,
+                "https://example.com/hook",
+                &[EventType::OrderCreated],
+                "whsec_mine",
+                0,
+                20,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        account(&server.db, "dev", Role::Developer, Some(&mine.id)).await;
+        let mut b = Browser::new(&server);
+        b.login("dev").await;
+        let csrf = b.csrf().await;
+        let here = format!("/console/apps/{}/webhooks/{}", mine.id, sub.id);
+        // Without or with a wrong CSRF token: 403, nothing queued.
+        for token in ["", "x"] {
+            for action in ["/test", "/recover"] {
+                let res = b
+                    .post(
+                        &format!("{here}{action}"),
+                        &[("csrf", token), ("since", "2026-12-06T09:30")],
+                    )
+                    .await;
+                assert_eq!(res.status(), 403, "{action} with {token:?}");
+            }
+        }
+        assert!(logged(&server, &me, &sub.id).await.is_empty());
+
+        // 发送测试事件: one PING queued for this subscription, audited.
+        let res = b.post(&format!("{here}/test"), &[("csrf", &csrf)]).await;
+        assert_eq!(res.status(), 303);
+        let page = b
+            .get(&format!("{here}?ok=tested"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("测试事件（PING）已排队"));
+        assert!(page.contains("<span class=\"mono\">PING</span> <span class=\"badge wait\">"));
+        let log = logged(&server, &me, &sub.id).await;
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].event_type, EventType::Ping);
+        let payload = server
+            .db
+            .webhooks()
+            .payloads(&me, std::slice::from_ref(&log[0].event_id))
+            .await
+            .unwrap();
+        assert!(
+            payload[&log[0].event_id].contains(&sub.id),
+            "the body names the webhook"
+        );
+
+        // Disabled: refused in words, nothing queued.
+        sqlx::query("UPDATE webhook_subscriptions SET enabled = 0 WHERE id = $1")
+            .bind(&sub.id)
+            .execute(server.db.pool())
+            .await
+            .unwrap();
+        let res = b.post(&format!("{here}/test"), &[("csrf", &csrf)]).await;
+        assert_eq!(res.status(), 409);
+        assert!(res.text().await.unwrap().contains("已停用"));
+        assert_eq!(logged(&server, &me, &sub.id).await.len(), 1);
+        sqlx::query("UPDATE webhook_subscriptions SET enabled = 1 WHERE id = $1")
+            .bind(&sub.id)
+            .execute(server.db.pool())
+            .await
+            .unwrap();
+
+        // Recover: the failed PING is queued again; bad times are refused in words.
+        sqlx::query("UPDATE webhook_deliveries SET status = 'FAILED' WHERE subscription_id = $1")
+            .bind(&sub.id)
+            .execute(server.db.pool())
+            .await
+            .unwrap();
+        let now = server.db.now_millis();
+        for (since, words) in [
+            ("yesterday".to_owned(), "请填写有效的起始时间"),
+            (local(now + 86_400_000), "不能晚于现在"),
+            (local(now - 40 * 86_400_000), "不能早于"),
+        ] {
+            let res = b
+                .post(
+                    &format!("{here}/recover"),
+                    &[("csrf", &csrf), ("since", &since)],
+                )
+                .await;
+            assert_eq!(res.status(), 422, "{since}");
+            assert!(res.text().await.unwrap().contains(words), "{since}");
+        }
+        assert_eq!(
+            logged(&server, &me, &sub.id).await[0].status,
+            l2c_core::api::webhooks::DeliveryStatus::Failed
+        );
+        let res = b
+            .post(
+                &format!("{here}/recover"),
+                &[("csrf", &csrf), ("since", &local(now - 3_600_000))],
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        assert!(
+            res.text()
+                .await
+                .unwrap()
+                .contains("已将 1 条失败的投递重新排队发送")
+        );
+        assert_eq!(
+            logged(&server, &me, &sub.id).await[0].status,
+            l2c_core::api::webhooks::DeliveryStatus::Pending
+        );
+        let audit = server.db.audit().list(50, 0).await.unwrap();
+        for action in ["webhook.test", "webhook.recover"] {
+            assert!(
+                audit
+                    .iter()
+                    .any(|e| e.action == action && e.username == "dev"),
+                "{action} audited"
+            );
+        }
         server.stop().await;
     }
 }

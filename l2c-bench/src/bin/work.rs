@@ -5,9 +5,10 @@
 //! Each handler parses the same JSON body into the same `l2c_core::api` type, opens the same
 //! kind of write transaction on the same kind of pool ([`l2c_server::store::Db`] and
 //! [`begin_write`]: on SQLite the single write connection and `BEGIN IMMEDIATE`, WAL, the same
-//! `busy_timeout`; on PostgreSQL the same 16-connection pool), runs the server's statements
-//! (copied from `l2c-server/src/store/{orders/sync,customers,leads,outbox/enqueue}.rs`; sqlx prepares and
-//! caches them per connection, as it does in the server), commits and answers a small JSON body.
+//! `busy_timeout`; on PostgreSQL the same 16-connection pool), runs the server's statements, in
+//! the server's order (the constants of `l2c_server::store::{orders::sync, customers, leads,
+//! outbox::enqueue}`, not copies; sqlx prepares and caches them per connection, as it does in
+//! the server), commits and answers a small JSON body.
 //! No authentication, rate limit, idempotency record, validation, transition check or event
 //! serialisation: the physical limit of that work on this machine, against which the server's
 //! throughput is a ratio.
@@ -35,8 +36,14 @@ use clap::Parser;
 use l2c_core::api::leads::PushLead;
 use l2c_core::api::orders::SyncOrder;
 use l2c_server::domain::new_id;
+use l2c_server::store::Db;
+use l2c_server::store::customers::{INSERT_CUSTOMER_SQL, LINK_SQL, by_mobile_sql};
+use l2c_server::store::leads::{EXISTING_LEAD_SQL, INSERT_LEAD_SQL};
+use l2c_server::store::orders::sync::{
+    INSERT_HISTORY_SQL, INSERT_ORDER_SQL, INSERT_PAYMENT_SQL, UPDATE_ORDER_SQL, lock_sql,
+};
+use l2c_server::store::outbox::enqueue::{SUBSCRIPTIONS_SQL, insert_events_sql};
 use l2c_server::store::sql::begin_write;
-use l2c_server::store::{Backend, Db};
 use sqlx::{Any, Row, Transaction};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -70,6 +77,8 @@ struct Args {
 struct App {
     db: Db,
     client: std::sync::Arc<str>,
+    /// `customers::id_by_mobile`'s statement for one blind index (no data key).
+    by_mobile: std::sync::Arc<str>,
 }
 
 /// A failed baseline request: 500 with the error in the body (the script counts non-2xx).
@@ -87,47 +96,10 @@ impl<E: std::fmt::Display> From<E> for Failed {
     }
 }
 
-// --- the server's statements, verbatim ----------------------------------------------------------
-
-// store/orders/sync.rs (`sync_in`) (with ` FOR UPDATE` on PostgreSQL).
-const ORDER_SELECT: &str = "SELECT id, customer_id, status, payment_status, version FROM orders \
-     WHERE client_id = $1 AND external_order_no = $2";
-// store/customers.rs `find_or_create`, `id_by_mobile`, `link`.
-// Without a data key (`L2C_DATA_KEY`, as the benchmark runs) the mobile is stored as is and its
+// The server's statements are its own constants (`l2c_server::store::{orders::sync, customers,
+// leads, outbox::enqueue}`), so this baseline cannot drift from them. Without a data key
+// (`L2C_DATA_KEY`, as the benchmark runs) sealed columns are stored as is and the mobile's one
 // blind index is the E.164 number itself.
-const CUSTOMER_INSERT: &str = "INSERT INTO customers (id, mobile_e164, mobile_index, name, province, city, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
-const CUSTOMER_BY_MOBILE: &str = "SELECT id FROM customers WHERE mobile_index IN ($1)";
-const LINK_INSERT: &str = "INSERT INTO client_customers (client_id, customer_id, linked_at, name, province, city) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id, customer_id) DO NOTHING";
-// store/orders/sync.rs: create, update, history, payments.
-const ORDER_INSERT: &str = "INSERT INTO orders (id, client_id, external_order_no, customer_id, status, \
-     payment_status, total_fen, deposit_fen, paid_fen, currency, items, milestones, version, \
-     created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-     ON CONFLICT (client_id, external_order_no) DO NOTHING";
-const ORDER_UPDATE: &str = "UPDATE orders SET status = $1, payment_status = $2, total_fen = $3, deposit_fen = $4, \
-     paid_fen = $5, currency = $6, items = $7, milestones = $8, version = $9, updated_at = $10 \
-     WHERE id = $11 AND version < $9";
-const HISTORY_INSERT: &str = "INSERT INTO order_history (order_id, version, status, payment_status, changed_at) \
-     VALUES ($1, $2, $3, $4, $5)";
-const PAYMENT_INSERT: &str = "INSERT INTO payments (id, client_id, order_id, kind, method, amount_fen, \
-     channel_transaction_id, paid_at, recorded_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-     ON CONFLICT (client_id, method, channel_transaction_id) DO NOTHING";
-// store/outbox/enqueue.rs (`enqueue_in`).
-const SUBSCRIPTIONS_SELECT: &str =
-    "SELECT id, events FROM webhook_subscriptions WHERE client_id = $1 AND enabled = 1";
-const EVENT_INSERT: &str = "INSERT INTO webhook_events (id, client_id, event_type, payload, created_at) \
-     VALUES ($1, $2, $3, $4, $5)";
-// store/leads.rs `existing`, `push`.
-const LEAD_SELECT: &str = "SELECT id, customer_id, name, province, city FROM leads \
-     WHERE client_id = $1 AND source = $2 AND external_lead_id = $3";
-const LEAD_INSERT: &str = "INSERT INTO leads (id, client_id, source, external_lead_id, customer_id, name, \
-     mobile_e164, province, city, intent, form_fields, attribution, submitted_at, \
-     raw_payload, created_at, lead_source_id, push_headers) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-     ON CONFLICT (client_id, source, external_lead_id) DO NOTHING";
 
 /// An outbox row's payload of about the size the server's serialised events have.
 fn event_payload(kind: &str, id: &str, no: &str) -> String {
@@ -141,20 +113,62 @@ fn e164(mobile: &str) -> String {
     format!("+86{mobile}")
 }
 
-async fn insert_event(
+/// The customer with `mobile`, found or created, as `customers::find_or_create` does it: the
+/// lookup by blind index, then the insert when there is none (then the lookup once more when a
+/// concurrent insert won).
+async fn find_or_create_customer(
+    tx: &mut Transaction<'static, Any>,
+    by_mobile: &str,
+    mobile: &str,
+    name: &str,
+    region: (Option<&str>, Option<&str>),
+    now: i64,
+) -> Result<String, Failed> {
+    let found = sqlx::query(by_mobile)
+        .bind(mobile)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(row) = found {
+        return Ok(row.try_get("id")?);
+    }
+    let id = new_id("cus");
+    let inserted = sqlx::query(INSERT_CUSTOMER_SQL)
+        .bind(&id)
+        .bind(mobile)
+        .bind(mobile)
+        .bind(name)
+        .bind(region.0)
+        .bind(region.1)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if inserted == 1 {
+        return Ok(id);
+    }
+    Ok(sqlx::query(by_mobile)
+        .bind(mobile)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("id")?)
+}
+
+/// `customers::link`.
+async fn link(
     tx: &mut Transaction<'static, Any>,
     client: &str,
-    kind: &str,
-    no: &str,
+    customer: &str,
+    name: &str,
+    region: (Option<&str>, Option<&str>),
     now: i64,
 ) -> Result<(), Failed> {
-    let id = new_id("evt");
-    sqlx::query(EVENT_INSERT)
-        .bind(&id)
+    sqlx::query(LINK_SQL)
         .bind(client)
-        .bind(kind)
-        .bind(event_payload(kind, &id, no))
+        .bind(customer)
         .bind(now)
+        .bind(name)
+        .bind(region.0)
+        .bind(region.1)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -163,11 +177,6 @@ async fn insert_event(
 async fn order_sync(State(app): State<App>, body: Bytes) -> Result<Response, Failed> {
     let o: SyncOrder = serde_json::from_slice(&body)?;
     let client = &*app.client;
-    let now = app.db.now_millis();
-    let select = match app.db.backend() {
-        Backend::Postgres => format!("{ORDER_SELECT} FOR UPDATE"),
-        _ => ORDER_SELECT.to_owned(),
-    };
     let mobile = o
         .customer
         .as_ref()
@@ -177,43 +186,20 @@ async fn order_sync(State(app): State<App>, body: Bytes) -> Result<Response, Fai
     let items = serde_json::to_string(&o.items)?;
     let milestones = serde_json::to_string(&o.milestones)?;
     let mut tx = begin_write(&app.db).await?;
-    let stored = sqlx::query(&select)
+    let now = app.db.now_millis();
+    let stored = sqlx::query(lock_sql(app.db.backend()))
         .bind(client)
         .bind(&o.external_order_no)
         .fetch_optional(&mut *tx)
         .await?;
     let (order_id, created) = match stored {
         None => {
-            let mut customer = new_id("cus");
-            let inserted = sqlx::query(CUSTOMER_INSERT)
-                .bind(&customer)
-                .bind(&mobile)
-                .bind(&mobile)
-                .bind(name)
-                .bind(None::<&str>)
-                .bind(None::<&str>)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if inserted == 0 {
-                customer = sqlx::query(CUSTOMER_BY_MOBILE)
-                    .bind(&mobile)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("id")?;
-            }
-            sqlx::query(LINK_INSERT)
-                .bind(client)
-                .bind(&customer)
-                .bind(now)
-                .bind(name)
-                .bind(None::<&str>)
-                .bind(None::<&str>)
-                .execute(&mut *tx)
-                .await?;
+            let customer =
+                find_or_create_customer(&mut tx, &app.by_mobile, &mobile, name, (None, None), now)
+                    .await?;
+            link(&mut tx, client, &customer, name, (None, None), now).await?;
             let id = new_id("ord");
-            sqlx::query(ORDER_INSERT)
+            sqlx::query(INSERT_ORDER_SQL)
                 .bind(&id)
                 .bind(client)
                 .bind(&o.external_order_no)
@@ -235,11 +221,11 @@ async fn order_sync(State(app): State<App>, body: Bytes) -> Result<Response, Fai
         }
         Some(row) => {
             let id: String = row.try_get("id")?;
-            sqlx::query(CUSTOMER_BY_MOBILE)
+            sqlx::query(&app.by_mobile)
                 .bind(&mobile)
                 .fetch_optional(&mut *tx)
                 .await?;
-            sqlx::query(ORDER_UPDATE)
+            sqlx::query(UPDATE_ORDER_SQL)
                 .bind(o.status.as_str())
                 .bind(o.payment_status.as_str())
                 .bind(o.amounts.total)
@@ -256,7 +242,7 @@ async fn order_sync(State(app): State<App>, body: Bytes) -> Result<Response, Fai
             (id, false)
         }
     };
-    sqlx::query(HISTORY_INSERT)
+    sqlx::query(INSERT_HISTORY_SQL)
         .bind(&order_id)
         .bind(o.version)
         .bind(o.status.as_str())
@@ -265,7 +251,7 @@ async fn order_sync(State(app): State<App>, body: Bytes) -> Result<Response, Fai
         .execute(&mut *tx)
         .await?;
     for p in &o.payments {
-        sqlx::query(PAYMENT_INSERT)
+        sqlx::query(INSERT_PAYMENT_SQL)
             .bind(new_id("pay"))
             .bind(client)
             .bind(&order_id)
@@ -278,25 +264,28 @@ async fn order_sync(State(app): State<App>, body: Bytes) -> Result<Response, Fai
             .execute(&mut *tx)
             .await?;
     }
-    // The outbox: the subscriptions, then one event row per event (ORDER_CREATED on a new
-    // order, PAYMENT_RECEIVED per payment).
-    sqlx::query(SUBSCRIPTIONS_SELECT)
+    // The outbox: the subscriptions (the benchmark's client has none, so no deliveries), then
+    // the events in one insert (ORDER_CREATED on a new order, PAYMENT_RECEIVED per payment).
+    sqlx::query(SUBSCRIPTIONS_SQL)
         .bind(client)
         .fetch_all(&mut *tx)
         .await?;
-    if created {
-        insert_event(&mut tx, client, "ORDER_CREATED", &o.external_order_no, now).await?;
+    let kinds = created
+        .then_some("ORDER_CREATED")
+        .into_iter()
+        .chain(o.payments.iter().map(|_| "PAYMENT_RECEIVED"));
+    let mut events = Vec::new();
+    for kind in kinds {
+        let id = new_id("evt");
+        let payload = event_payload(kind, &id, &o.external_order_no);
+        events.extend([id, kind.to_owned(), payload]);
     }
-    for _ in &o.payments {
-        insert_event(
-            &mut tx,
-            client,
-            "PAYMENT_RECEIVED",
-            &o.external_order_no,
-            now,
-        )
+    let sql = insert_events_sql(events.len() / 3);
+    events
+        .iter()
+        .fold(sqlx::query(&sql).bind(now).bind(client), |q, v| q.bind(v))
+        .execute(&mut *tx)
         .await?;
-    }
     tx.commit().await?;
     let status = if created {
         StatusCode::CREATED
@@ -314,51 +303,36 @@ async fn lead_intake(State(app): State<App>, body: Bytes) -> Result<Response, Fa
     let lead: PushLead = serde_json::from_slice(&body)?;
     let raw = std::str::from_utf8(&body)?;
     let client = &*app.client;
-    let now = app.db.now_millis();
     let mobile = e164(&lead.mobile);
+    let name = lead.name.trim();
+    let region = (lead.province.as_deref(), lead.city.as_deref());
     let form_fields = serde_json::to_string(&lead.form_fields)?;
     let attribution = lead
         .attribution
         .as_ref()
         .map(serde_json::to_string)
         .transpose()?;
+    let now = app.db.now_millis();
     let mut tx = begin_write(&app.db).await?;
-    sqlx::query(LEAD_SELECT)
+    sqlx::query(EXISTING_LEAD_SQL)
         .bind(client)
         .bind(lead.source.as_str())
         .bind(&lead.external_lead_id)
         .fetch_optional(&mut *tx)
         .await?;
-    let mut customer = new_id("cus");
-    let inserted = sqlx::query(CUSTOMER_INSERT)
-        .bind(&customer)
-        .bind(&mobile)
-        .bind(&mobile)
-        .bind(lead.name.trim())
-        .bind(lead.province.as_deref())
-        .bind(lead.city.as_deref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if inserted == 0 {
-        customer = sqlx::query(CUSTOMER_BY_MOBILE)
-            .bind(&mobile)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
-    }
+    let customer =
+        find_or_create_customer(&mut tx, &app.by_mobile, &mobile, name, region, now).await?;
     let id = new_id("lead");
-    sqlx::query(LEAD_INSERT)
+    sqlx::query(INSERT_LEAD_SQL)
         .bind(&id)
         .bind(client)
         .bind(lead.source.as_str())
         .bind(&lead.external_lead_id)
         .bind(&customer)
-        .bind(lead.name.trim())
+        .bind(name)
         .bind(&mobile)
-        .bind(lead.province.as_deref())
-        .bind(lead.city.as_deref())
+        .bind(region.0)
+        .bind(region.1)
         .bind(lead.intent.as_deref())
         .bind(form_fields)
         .bind(attribution)
@@ -369,15 +343,7 @@ async fn lead_intake(State(app): State<App>, body: Bytes) -> Result<Response, Fa
         .bind(None::<&str>)
         .execute(&mut *tx)
         .await?;
-    sqlx::query(LINK_INSERT)
-        .bind(client)
-        .bind(&customer)
-        .bind(now)
-        .bind(lead.name.trim())
-        .bind(lead.province.as_deref())
-        .bind(lead.city.as_deref())
-        .execute(&mut *tx)
-        .await?;
+    link(&mut tx, client, &customer, name, region, now).await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -391,6 +357,7 @@ async fn serve(args: Args) -> Result<(), BoxError> {
     let app = App {
         db,
         client: args.client_id.into(),
+        by_mobile: by_mobile_sql(1).into(),
     };
     let router = Router::new()
         .route(SYNC_ROUTE, post(order_sync))

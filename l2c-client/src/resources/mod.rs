@@ -120,19 +120,20 @@ pub(crate) async fn get_page<T: DeserializeOwned>(
 
 /// Streams every item of the list at `/api/mobile/{segments}` from the query's page on, fetching
 /// the next page as the stream is polled.
-pub(crate) fn stream_pages<T, Q>(
-    client: &Client,
-    segments: &'static [&'static str],
-    query: Q,
-) -> PageStream<T>
+pub(crate) fn stream_pages<T, Q>(client: &Client, segments: &[&str], query: Q) -> PageStream<T>
 where
     T: DeserializeOwned + Send + 'static,
     Q: PageQuery,
 {
     let client = client.clone();
+    let segments: Vec<String> = segments.iter().map(|s| (*s).to_owned()).collect();
     paginate(query.first_page(), move |page| {
         let client = client.clone();
+        let segments = segments.clone();
         let query = query.clone().with_page(page);
-        async move { get_page(&client, segments, &query).await }
+        async move {
+            let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+            get_page(&client, &segments, &query).await
+        }
     })
 }

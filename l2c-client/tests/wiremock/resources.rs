@@ -9,7 +9,7 @@ use l2c_client::types::leads::{LeadSource, PushLead};
 use l2c_client::types::webhooks::{CreateWebhook, DeliveryStatus, RotationStage};
 use l2c_client::webhook::{self, VerifyError, WebhookSecret};
 use serde_json::json;
-use wiremock::matchers::{body_partial_json, header, method, path};
+use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::common::{header as header_of, requests_to};
@@ -98,7 +98,7 @@ async fn webhook_subscriptions_use_their_routes() {
             json!({"items": [{
                 "id": "wh_1", "url": "https://erp.example/hook", "events": ["ORDER_CREATED"],
                 "enabled": true, "createdAt": created_at
-            }]}),
+            }], "page": 1, "pageSize": 20, "total": 1}),
         )
         .await;
     Mock::given(method("DELETE"))
@@ -128,7 +128,7 @@ async fn webhook_subscriptions_use_their_routes() {
             "GET",
             "/api/mobile/webhooks/wh_1/deliveries",
             200,
-            json!({"items": [delivery]}),
+            json!({"items": [delivery], "page": 1, "pageSize": 20, "total": 1}),
         )
         .await;
     let mut queued = delivery.clone();
@@ -163,6 +163,111 @@ async fn webhook_subscriptions_use_their_routes() {
     let again = hooks.redeliver("wh_1", "dlv_1").send().await.unwrap();
     assert_eq!(again.status, DeliveryStatus::Pending);
     hooks.delete("wh_1").send().await.unwrap();
+
+    let posts: Vec<_> = platform
+        .received()
+        .await
+        .into_iter()
+        .filter(|r| r.method == http::Method::POST && r.url.path().starts_with("/api/mobile"))
+        .collect();
+    assert_eq!(posts.len(), 3);
+    assert!(posts.iter().all(|r| header_of(r, "x-request-id").is_some()));
+}
+
+#[tokio::test]
+async fn webhook_lists_page_and_filter_and_test_and_recover_post() {
+    let platform = MockPlatform::start().await;
+    let at = "2026-11-26T09:30:00+08:00";
+    let delivery = |n: u32| {
+        json!({"id": format!("dlv_{n}"), "eventId": format!("evt_{n}"), "eventType": "PAYMENT_RECEIVED",
+               "status": "FAILED", "attempts": [], "createdAt": at})
+    };
+    // Two pages of failed PAYMENT_RECEIVED deliveries: 2 + 1.
+    for (page, items) in [
+        ("1", vec![delivery(1), delivery(2)]),
+        ("2", vec![delivery(3)]),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/api/mobile/webhooks/wh_1/deliveries"))
+            .and(query_param("page", page))
+            .and(query_param("pageSize", "2"))
+            .and(query_param("status", "FAILED"))
+            .and(query_param("eventType", "PAYMENT_RECEIVED"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "items": items, "page": page.parse::<u32>().unwrap(), "pageSize": 2, "total": 3
+            })))
+            .mount(platform.server())
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/api/mobile/webhooks"))
+        .and(query_param("page", "3"))
+        .and(query_param("pageSize", "5"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"items": [], "page": 3, "pageSize": 5, "total": 7})),
+        )
+        .mount(platform.server())
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/mobile/webhooks/wh_1/test"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({
+            "id": "dlv_9", "eventId": "evt_9", "eventType": "PING", "status": "PENDING",
+            "attempts": [], "nextAttemptAt": at, "createdAt": at
+        })))
+        .mount(platform.server())
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/mobile/webhooks/wh_1/recover"))
+        .and(body_partial_json(
+            json!({"since": "2026-11-26T09:30:00+08:00"}),
+        ))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"queued": 3})))
+        .mount(platform.server())
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/mobile/webhooks/wh_2/recover"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "type": "/problems/invalid-field", "title": "Bad Request", "status": 400,
+            "code": "invalid_field", "field": "since", "detail": "`since` is in the future"
+        })))
+        .mount(platform.server())
+        .await;
+
+    let client = platform.client();
+    let hooks = client.webhooks();
+    let failed: Vec<_> = hooks
+        .deliveries("wh_1")
+        .status(DeliveryStatus::Failed)
+        .event_type(EventType::PaymentReceived)
+        .page_size(2)
+        .stream()
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = failed.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["dlv_1", "dlv_2", "dlv_3"]);
+    let second = hooks
+        .deliveries("wh_1")
+        .status(DeliveryStatus::Failed)
+        .event_type(EventType::PaymentReceived)
+        .page(2)
+        .page_size(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((second.page, second.total, second.items.len()), (2, 3, 1));
+    let past = hooks.list().page(3).page_size(5).send().await.unwrap();
+    assert!(past.items.is_empty() && past.total == 7 && !past.has_next());
+
+    let ping = hooks.send_test("wh_1").send().await.unwrap();
+    assert_eq!(ping.event_type, EventType::Ping);
+    assert_eq!(ping.status, DeliveryStatus::Pending);
+    let since = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+    let recovered = hooks.recover("wh_1", since).send().await.unwrap();
+    assert_eq!(recovered.queued, 3);
+    let err = hooks.recover("wh_2", since).send().await.unwrap_err();
+    assert_eq!(err.status(), Some(http::StatusCode::BAD_REQUEST), "{err}");
 
     let posts: Vec<_> = platform
         .received()

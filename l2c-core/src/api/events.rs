@@ -41,7 +41,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::status::{OrderStatus, PaymentStatus};
 
-/// The kinds of event a subscription can ask for.
+/// The kinds of event: the three a subscription can ask for ([`EventType::SUBSCRIBABLE`]) and
+/// `PING`, the test event sent only on request (`POST /webhooks/{id}/test`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -52,15 +53,31 @@ pub enum EventType {
     OrderStatusChanged,
     /// `PAYMENT_RECEIVED`: a payment was recorded against an order.
     PaymentReceived,
+    /// `PING`: a test event, sent to one subscription when its owner asks for it (API or
+    /// console). No business action produces it and no subscription can ask for it.
+    Ping,
 }
 
 impl EventType {
-    /// Every event type.
+    /// Every event type, `PING` last.
     pub const ALL: &'static [Self] = &[
         Self::OrderCreated,
         Self::OrderStatusChanged,
         Self::PaymentReceived,
+        Self::Ping,
     ];
+
+    /// The types a subscription can ask for: every type but `PING`.
+    pub const SUBSCRIBABLE: &'static [Self] = &[
+        Self::OrderCreated,
+        Self::OrderStatusChanged,
+        Self::PaymentReceived,
+    ];
+
+    /// Whether a subscription can ask for this type (all but `PING`).
+    pub const fn is_subscribable(self) -> bool {
+        !matches!(self, Self::Ping)
+    }
 
     /// The wire name (`ORDER_CREATED`, …), also sent as `X-L2C-Event`.
     pub const fn as_str(self) -> &'static str {
@@ -68,6 +85,7 @@ impl EventType {
             Self::OrderCreated => "ORDER_CREATED",
             Self::OrderStatusChanged => "ORDER_STATUS_CHANGED",
             Self::PaymentReceived => "PAYMENT_RECEIVED",
+            Self::Ping => "PING",
         }
     }
 }
@@ -81,7 +99,7 @@ impl fmt::Display for EventType {
 /// An unknown event type name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown event type `{0}`; expected one of: ORDER_CREATED, ORDER_STATUS_CHANGED, PAYMENT_RECEIVED"
+    "unknown event type `{0}`; expected one of: ORDER_CREATED, ORDER_STATUS_CHANGED, PAYMENT_RECEIVED, PING"
 )]
 pub struct UnknownEventType(String);
 
@@ -151,6 +169,8 @@ pub enum EventData {
     OrderStatusChanged(OrderStatusChanged),
     /// `PAYMENT_RECEIVED`.
     PaymentReceived(PaymentReceived),
+    /// `PING`: the test event.
+    Ping(Ping),
 }
 
 impl EventData {
@@ -160,6 +180,7 @@ impl EventData {
             Self::OrderCreated(_) => EventType::OrderCreated,
             Self::OrderStatusChanged(_) => EventType::OrderStatusChanged,
             Self::PaymentReceived(_) => EventType::PaymentReceived,
+            Self::Ping(_) => EventType::Ping,
         }
     }
 }
@@ -298,6 +319,45 @@ pub struct PaymentReceived {
     pub paid_at: DateTime<FixedOffset>,
 }
 
+/// `data` of `PING`, the test event a subscription's owner asks for (`POST
+/// /api/mobile/webhooks/{id}/test` or the console's 发送测试事件). It is signed, recorded and
+/// retried like any other event; a receiver answers it with any 2xx and otherwise ignores it.
+///
+/// ```
+/// use l2c_core::api::events::Ping;
+///
+/// let v = serde_json::to_value(Ping::new("wh_1", "l2c_1")).unwrap();
+/// assert_eq!(v["webhookId"], "wh_1");
+/// assert_eq!(v["clientId"], "l2c_1");
+/// assert!(v["note"].as_str().unwrap().contains("PING"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Ping {
+    /// The subscription it was sent to (`wh_…`).
+    pub webhook_id: String,
+    /// The client (app) that owns the subscription.
+    pub client_id: String,
+    /// A human note: this is a test.
+    pub note: String,
+}
+
+impl Ping {
+    /// The note every test event carries.
+    pub const NOTE: &'static str =
+        "PING: a test event sent on request from the L2C console or API; no order changed.";
+
+    /// A test event for subscription `webhook_id` of `client_id`.
+    pub fn new(webhook_id: impl Into<String>, client_id: impl Into<String>) -> Self {
+        Self {
+            webhook_id: webhook_id.into(),
+            client_id: client_id.into(),
+            note: Self::NOTE.to_owned(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +437,24 @@ mod tests {
             EventType::OrderCreated
         );
         assert!("order_created".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn ping_is_a_type_but_not_subscribable() {
+        assert_eq!("PING".parse::<EventType>().unwrap(), EventType::Ping);
+        assert!(!EventType::Ping.is_subscribable());
+        assert!(!EventType::SUBSCRIBABLE.contains(&EventType::Ping));
+        assert!(EventType::SUBSCRIBABLE.iter().all(|t| t.is_subscribable()));
+        let e = WebhookEvent::new(
+            "evt_6",
+            t("2026-11-26T10:00:00+08:00"),
+            EventData::Ping(Ping::new("wh_1", "l2c_1")),
+        );
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "PING");
+        assert_eq!(v["data"]["webhookId"], "wh_1");
+        let back: WebhookEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back.event_type(), EventType::Ping);
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //! | route | body | answer |
 //! |---|---|---|
 //! | `POST /webhooks` | [`CreateWebhook`] | 201 [`CreatedWebhook`] (the only time the secret is shown) |
-//! | `GET /webhooks` | | 200 [`WebhookList`] |
+//! | `GET /webhooks?page&pageSize` | | 200 [`Page`]`<`[`Webhook`]`>`, oldest first |
 //! | `DELETE /webhooks/:id` | | 204 |
 //! | `POST /webhooks/:id/rotate-secret` | [`RotateWebhookSecret`] (optional) | 200 [`RotatedSecret`] |
 //! | `POST /webhooks/:id/promote-secret` | | 200 [`Webhook`] |
-//! | `GET /webhooks/:id/deliveries` | | 200 [`DeliveryList`] |
+//! | `GET /webhooks/:id/deliveries?page&pageSize&status&eventType` | | 200 [`Page`]`<`[`Delivery`]`>`, newest first |
 //! | `POST /webhooks/:id/deliveries/:delivery_id/redeliver` | | 202 [`Delivery`] |
+//! | `POST /webhooks/:id/test` | | 202 [`Delivery`] (a `PING` event) |
+//! | `POST /webhooks/:id/recover` | [`RecoverWebhook`] | 202 [`Recovered`] |
 //!
 //! ```
 //! use l2c_core::api::events::EventType;
@@ -36,6 +38,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::events::EventType;
 use crate::api::ids::{DeliveryId, WebhookId};
+#[cfg(doc)]
+use crate::api::showroom::Page;
 
 /// The body of `POST /api/mobile/webhooks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,23 +260,6 @@ impl Webhook {
     }
 }
 
-/// The answer to `GET /api/mobile/webhooks`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct WebhookList {
-    /// The client's subscriptions, oldest first.
-    pub items: Vec<Webhook>,
-}
-
-impl WebhookList {
-    /// A list.
-    pub fn new(items: Vec<Webhook>) -> Self {
-        Self { items }
-    }
-}
-
 /// The answer to `POST /api/mobile/webhooks/:id/rotate-secret`: the new secret (shown once);
 /// the previous one keeps signing too until `previousSecretExpiresAt` — `X-L2C-Signature` with
 /// it alone until the new one is promoted (see [`RotationStage`]). `Debug` redacts the secret.
@@ -441,20 +428,40 @@ impl Delivery {
     }
 }
 
-/// The answer to `GET /api/mobile/webhooks/:id/deliveries`.
+/// The body of `POST /api/mobile/webhooks/:id/recover`: resend every failed delivery of the
+/// subscription created since `since` (after a receiver's outage). `since` may be at most the
+/// server's delivery retention in the past (default 30 days) and not in the future.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
-pub struct DeliveryList {
-    /// The subscription's deliveries, newest first.
-    pub items: Vec<Delivery>,
+pub struct RecoverWebhook {
+    /// The earliest delivery to resend, by the time it was queued (RFC 3339 with offset).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, example = "2026-11-26T09:30:00+08:00"))]
+    pub since: DateTime<FixedOffset>,
 }
 
-impl DeliveryList {
-    /// A list.
-    pub fn new(items: Vec<Delivery>) -> Self {
-        Self { items }
+impl RecoverWebhook {
+    /// Recover the failed deliveries queued since `since`.
+    pub fn new(since: DateTime<FixedOffset>) -> Self {
+        Self { since }
+    }
+}
+
+/// The answer to `POST /api/mobile/webhooks/:id/recover` (202).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Recovered {
+    /// How many failed deliveries were queued again.
+    pub queued: u64,
+}
+
+impl Recovered {
+    /// `queued` deliveries queued again.
+    pub fn new(queued: u64) -> Self {
+        Self { queued }
     }
 }
 

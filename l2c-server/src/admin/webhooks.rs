@@ -1,21 +1,25 @@
 //! Webhook subscriptions as the console manages them: add (with the SSRF rules), edit the URL
-//! and events, disable and re-enable, rotate the secret, delete, the deliveries (paged, filtered)
-//! and resending one. Always scoped to one app: another app's subscription is "not found".
+//! and events, disable and re-enable, rotate the secret, delete, send a test event, the
+//! deliveries (paged, filtered, with every attempt and the signed body), resending one and
+//! recovering every failed one since a time. Always scoped to one app: another app's subscription is "not found".
+
+use std::collections::HashMap;
 
 use l2c_core::ClientId;
 use l2c_core::api::events::EventType;
+use l2c_core::api::webhooks::Delivery;
 use l2c_core::webhook::WebhookSecret;
-use sqlx::Row;
 
 use super::Actor;
 use crate::ssrf::{self, SsrfError};
 use crate::state::AppState;
 use crate::store::StoreError;
+pub use crate::store::outbox::DeliveryFilter;
 use crate::store::outbox::Subscription;
 use crate::usecases::subscriptions::{self, MAX_SUBSCRIPTIONS, SubscriptionError};
 
 /// Deliveries per page.
-pub const DELIVERY_PAGE_SIZE: i64 = 20;
+pub const DELIVERY_PAGE_SIZE: u32 = 20;
 
 /// Why a webhook action failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,12 +37,19 @@ pub enum WebhookError {
     /// No event type chosen.
     #[error("events: choose at least one event type")]
     NoEvents,
+    /// `PING` chosen: it is sent only on request.
+    #[error("events: PING is sent only on request and cannot be subscribed to")]
+    Unsubscribable,
     /// The app holds the most subscriptions allowed.
     #[error("an app may hold at most {MAX_SUBSCRIPTIONS} subscriptions")]
     TooMany,
-    /// The subscription is disabled (resend refused until it is enabled again).
+    /// The subscription is disabled (test, resend and recover refused until it is enabled
+    /// again).
     #[error("the subscription is disabled")]
     Disabled,
+    /// A recovery's start time is refused (too old or in the future).
+    #[error("since: {0}")]
+    Since(SubscriptionError),
     /// The rotation overlap is too long.
     #[error("the overlap must be at most 7 days")]
     Overlap,
@@ -57,6 +68,9 @@ impl From<SubscriptionError> for WebhookError {
                 WebhookError::NothingToPromote
             }
             SubscriptionError::Store(e) => WebhookError::Store(e),
+            e @ (SubscriptionError::SinceTooOld { .. } | SubscriptionError::SinceInFuture) => {
+                WebhookError::Since(e)
+            }
             _ => WebhookError::NotFound,
         }
     }
@@ -65,6 +79,9 @@ impl From<SubscriptionError> for WebhookError {
 async fn vet(state: &AppState, url: &str, events: &[EventType]) -> Result<String, WebhookError> {
     if events.is_empty() {
         return Err(WebhookError::NoEvents);
+    }
+    if events.iter().any(|e| !e.is_subscribable()) {
+        return Err(WebhookError::Unsubscribable);
     }
     let url = url.trim();
     ssrf::vet(url, state.config.webhooks.allow_private)
@@ -182,31 +199,6 @@ pub async fn set_enabled(
     Ok(())
 }
 
-/// Why the server disabled a subscription (a receiver's 410 Gone), if it did.
-///
-/// # Errors
-///
-/// [`WebhookError::Store`].
-pub async fn disabled_reason(
-    state: &AppState,
-    client: &ClientId,
-    id: &str,
-) -> Result<Option<String>, WebhookError> {
-    let row = sqlx::query(
-        "SELECT disabled_reason FROM webhook_subscriptions WHERE client_id = $1 AND id = $2",
-    )
-    .bind(client.as_str())
-    .bind(id)
-    .fetch_optional(state.db.pool())
-    .await
-    .map_err(StoreError::from)?;
-    Ok(row
-        .map(|r| r.try_get::<Option<String>, _>("disabled_reason"))
-        .transpose()
-        .map_err(StoreError::from)?
-        .flatten())
-}
-
 /// Rotates the secret, staged (see [`subscriptions::rotate`]): the previous one keeps signing
 /// for `overlap`. Returns the new secret (shown once) and when the previous one stops signing.
 ///
@@ -298,117 +290,83 @@ pub async fn resend(
     Ok(())
 }
 
-/// One attempt of a delivery, as the console lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct AttemptRow {
-    /// When (unix ms).
-    pub attempted_at: i64,
-    /// The receiver's status, if it answered.
-    pub response_status: Option<i64>,
-    /// Latency (ms).
-    pub latency_ms: i64,
-    /// Why it failed.
-    pub error: Option<String>,
-}
-
-/// One delivery, as the console lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DeliveryRow {
-    /// `dlv_…`.
-    pub id: String,
-    /// The event id.
-    pub event_id: String,
-    /// The event type.
-    pub event_type: String,
-    /// PENDING, SUCCEEDED or FAILED.
-    pub status: String,
-    /// Created (unix ms).
-    pub created_at: i64,
-    /// Its attempts, oldest first.
-    pub attempts: Vec<AttemptRow>,
-}
-
-/// A filter of the delivery list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeliveryFilter {
-    /// Only this status (`PENDING`, `SUCCEEDED`, `FAILED`).
-    pub status: Option<String>,
-    /// Only this event type.
-    pub event_type: Option<EventType>,
-}
-
-/// A page (1-based) of a subscription's deliveries, newest first, with whether a next page
-/// exists.
+/// Sends a test event (`PING`) to one subscription.
 ///
 /// # Errors
 ///
-/// [`WebhookError::NotFound`], [`WebhookError::Store`].
-pub async fn deliveries(
+/// [`WebhookError::NotFound`], [`WebhookError::Disabled`], [`WebhookError::Store`].
+pub async fn send_test(
     state: &AppState,
+    actor: &Actor,
     client: &ClientId,
     id: &str,
-    filter: &DeliveryFilter,
-    page: i64,
-) -> Result<(Vec<DeliveryRow>, bool), WebhookError> {
-    if state.db.webhooks().get(client, id).await?.is_none() {
-        return Err(WebhookError::NotFound);
-    }
-    let status = filter
-        .status
-        .as_deref()
-        .filter(|s| matches!(*s, "PENDING" | "SUCCEEDED" | "FAILED"));
-    let offset = (page.max(1) - 1).saturating_mul(DELIVERY_PAGE_SIZE);
-    let rows = sqlx::query(
-        "SELECT d.id, d.event_id, e.event_type, d.status, d.created_at \
-         FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id \
-         WHERE d.subscription_id = $1 AND ($2 IS NULL OR d.status = $2) \
-         AND ($3 IS NULL OR e.event_type = $3) \
-         ORDER BY d.created_at DESC, d.id DESC LIMIT $4 OFFSET $5",
-    )
-    .bind(id)
-    .bind(status)
-    .bind(filter.event_type.map(EventType::as_str))
-    .bind(DELIVERY_PAGE_SIZE + 1)
-    .bind(offset)
-    .fetch_all(state.db.pool())
-    .await
-    .map_err(StoreError::from)?;
-    let more = rows.len() > usize::try_from(DELIVERY_PAGE_SIZE).unwrap_or(usize::MAX);
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows
-        .iter()
-        .take(usize::try_from(DELIVERY_PAGE_SIZE).unwrap_or(0))
-    {
-        let delivery_id: String = r.try_get("id").map_err(StoreError::from)?;
-        let attempts = sqlx::query(
-            "SELECT attempted_at, response_status, latency_ms, error FROM webhook_attempts \
-             WHERE delivery_id = $1 ORDER BY attempt_no",
+) -> Result<Delivery, WebhookError> {
+    let delivery = subscriptions::send_test(state, client, id).await?;
+    actor
+        .audit(&state.db, "webhook.test", Some(client.as_str()), Some(id))
+        .await?;
+    Ok(delivery)
+}
+
+/// Resends every failed delivery of a subscription queued since `since` (unix ms). Returns
+/// how many were queued.
+///
+/// # Errors
+///
+/// [`WebhookError::Since`] (in words), [`WebhookError::NotFound`], [`WebhookError::Disabled`],
+/// [`WebhookError::Store`].
+pub async fn recover(
+    state: &AppState,
+    actor: &Actor,
+    client: &ClientId,
+    id: &str,
+    since: i64,
+) -> Result<u64, WebhookError> {
+    let queued = subscriptions::recover(state, client, id, since).await?;
+    actor
+        .audit(
+            &state.db,
+            "webhook.recover",
+            Some(client.as_str()),
+            Some(id),
         )
-        .bind(&delivery_id)
-        .fetch_all(state.db.pool())
-        .await
-        .map_err(StoreError::from)?
-        .iter()
-        .map(|a| {
-            Ok(AttemptRow {
-                attempted_at: a.try_get("attempted_at")?,
-                response_status: a.try_get("response_status")?,
-                latency_ms: a.try_get("latency_ms")?,
-                error: a.try_get("error")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(StoreError::from)?;
-        out.push(DeliveryRow {
-            id: delivery_id,
-            event_id: r.try_get("event_id").map_err(StoreError::from)?,
-            event_type: r.try_get("event_type").map_err(StoreError::from)?,
-            status: r.try_get("status").map_err(StoreError::from)?,
-            created_at: r.try_get("created_at").map_err(StoreError::from)?,
-            attempts,
-        });
-    }
-    Ok((out, more))
+        .await?;
+    Ok(queued)
+}
+
+/// One page of a subscription's deliveries as the console shows them: newest first, each with
+/// all its attempts and the exact body that was signed and sent.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeliveryPage {
+    /// The deliveries, newest first.
+    pub items: Vec<Delivery>,
+    /// The signed body of each delivery's event, by event id.
+    pub payloads: HashMap<String, String>,
+    /// How many deliveries match the filter in all.
+    pub total: u64,
+}
+
+/// A page (from 1) of [`DELIVERY_PAGE_SIZE`] deliveries of `sub` (read as its app's) matching
+/// `filter`: the API's batched query ([`subscriptions::log`]) and the events' bodies, in four
+/// queries whatever the page holds.
+///
+/// # Errors
+///
+/// [`WebhookError::Store`].
+pub async fn deliveries(
+    state: &AppState,
+    sub: &Subscription,
+    filter: &DeliveryFilter,
+    page: u32,
+) -> Result<DeliveryPage, WebhookError> {
+    let (items, total) = subscriptions::log(state, sub, filter, page, DELIVERY_PAGE_SIZE).await?;
+    let events: Vec<String> = items.iter().map(|d| d.event_id.clone()).collect();
+    let client = ClientId::new(sub.client_id.as_str());
+    let payloads = state.db.webhooks().payloads(&client, &events).await?;
+    Ok(DeliveryPage {
+        items,
+        payloads,
+        total,
+    })
 }

@@ -124,9 +124,11 @@ pub struct ServeArgs {
     /// most half the pool: 4 on SQLite, 8 on PostgreSQL); the rest stays for the API.
     #[arg(long, env = "L2C_EXPORT_DB_CONNECTIONS", default_value_t = crate::config::DEFAULT_EXPORT_DB_CONNECTIONS)]
     pub export_db_connections: u32,
-    /// Seconds between two reloads of the per-client quotas from the database (at least 1).
+    /// Seconds between two reloads of the per-client quotas and the token-signing keys from the
+    /// database (1 to 300: a rotated signing key activates at least 330 s after it is added, so
+    /// every replica verifies it before any replica signs with it).
     #[arg(long, env = "L2C_QUOTA_REFRESH_SECS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=300))]
     pub quota_refresh_secs: u64,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "L2C_TLS_CERT", requires = "tls_key")]

@@ -134,3 +134,14 @@ fn log_format_and_trusted_proxies_parse_and_are_validated() {
         Err(ConfigError::InvalidTrustedProxy(entry)) if entry == "10.0.0.0/40"
     ));
 }
+
+#[test]
+fn the_key_refresh_stays_below_the_signing_key_publish_lead() {
+    assert!(Cli::try_parse_from(["l2c-server", "--quota-refresh-secs", "300"]).is_ok());
+    let err = Cli::try_parse_from(["l2c-server", "--quota-refresh-secs", "301"]).unwrap_err();
+    assert!(err.to_string().contains("301"), "{err}");
+    assert!(
+        crate::usecases::signing_keys::MIN_PUBLISH_LEAD > std::time::Duration::from_secs(300),
+        "a replica must re-read keys before a new one signs"
+    );
+}

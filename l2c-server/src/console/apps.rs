@@ -75,6 +75,7 @@ fn done_text(code: &str) -> Option<&'static str> {
         "granted" => "授权已更新。",
         "deleted" => "已删除。",
         "resent" => "已重新排队发送。",
+        "tested" => "测试事件（PING）已排队发送，稍后刷新查看投递结果。",
         "promoted" => "新密钥已启用：X-L2C-Signature 现在使用新密钥签名。",
         _ => return None,
     })

@@ -34,6 +34,7 @@
 
 mod apps;
 mod audit;
+mod deliveries;
 mod layout;
 pub mod session;
 mod webhook_secret;
@@ -93,6 +94,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/console/apps/{id}/webhooks/{wh}/delete",
             post(webhooks::delete),
+        )
+        .route(
+            "/console/apps/{id}/webhooks/{wh}/test",
+            post(deliveries::send_test),
+        )
+        .route(
+            "/console/apps/{id}/webhooks/{wh}/recover",
+            post(deliveries::recover),
         )
         .route(
             "/console/apps/{id}/webhooks/{wh}/deliveries/{dlv}/resend",

@@ -1,6 +1,7 @@
 //! 开发者选项 → Webhook: subscriptions (add, edit, disable, re-enable, delete; the secret's
-//! rotation and promotion are in [`super::webhook_secret`]) and their deliveries (newest first,
-//! paged, filtered by status and event type, resend).
+//! rotation and promotion are in [`super::webhook_secret`]); their deliveries (newest first,
+//! paged, filtered, every attempt, resend), test events and recovery are in
+//! [`super::deliveries`].
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,11 +14,12 @@ use maud::{Markup, html};
 use super::apps::{Done, Fields, all, done_banner, field, visible_app};
 use super::layout::{self, Nav, Tab, banner, csrf, page, time};
 use super::session::ConsoleSession;
-use crate::admin::webhooks::{self as uc, DeliveryFilter, WebhookError};
+use crate::admin::webhooks::{self as uc, WebhookError};
 use crate::ssrf::SsrfError;
 use crate::state::AppState;
 use crate::store::clients::Client;
 use crate::store::outbox::Subscription;
+use crate::usecases::subscriptions::SubscriptionError;
 
 /// The refusal of a URL, in words.
 fn url_refusal(e: &SsrfError) -> String {
@@ -35,11 +37,19 @@ fn url_refusal(e: &SsrfError) -> String {
     }
 }
 
+/// A refused action, in words (`None`: not the user's doing).
 fn refusal(e: &WebhookError) -> Option<String> {
     Some(match e {
         WebhookError::Url(s) => url_refusal(s),
         WebhookError::NoEvents => "请至少选择一个事件类型。".into(),
-        WebhookError::Disabled => "该 Webhook 已停用，请先重新启用再重新发送。".into(),
+        WebhookError::Unsubscribable => "PING 测试事件只在请求时发送，不能订阅。".into(),
+        WebhookError::Disabled => {
+            "该 Webhook 已停用：请先重新启用，再发送测试事件、重新发送或恢复。".into()
+        }
+        WebhookError::Since(SubscriptionError::SinceInFuture) => "起始时间不能晚于现在。".into(),
+        WebhookError::Since(SubscriptionError::SinceTooOld { oldest }) => {
+            format!("起始时间不能早于 {oldest}：更早的投递记录已按保留期清理。")
+        }
         WebhookError::TooMany => e
             .to_string()
             .replace("an app may hold at most", "每个应用最多可添加")
@@ -58,7 +68,7 @@ fn events_of(fields: &Fields) -> Vec<EventType> {
 fn event_boxes(selected: &[EventType]) -> Markup {
     html! {
         div.checks {
-            @for t in EventType::ALL {
+            @for t in EventType::SUBSCRIBABLE {
                 label.check {
                     input type="checkbox" name="events" value=(t.as_str()) checked[selected.contains(t)];
                     span.mono { (t.as_str()) }
@@ -111,7 +121,7 @@ async fn list_page(
         Ok(s) => s,
         Err(e) => return layout::internal(&e),
     };
-    let (draft_url, draft_events) = draft.unwrap_or(("", EventType::ALL));
+    let (draft_url, draft_events) = draft.unwrap_or(("", EventType::SUBSCRIBABLE));
     let body = html! {
         (layout::app_tabs(c.id.as_str(), &c.name, Tab::Webhooks))
         (notice)
@@ -197,15 +207,17 @@ pub async fn create(
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct DeliveryQuery {
     #[serde(default)]
-    ok: Option<String>,
+    pub(super) ok: Option<String>,
     #[serde(default)]
-    status: Option<String>,
+    pub(super) status: Option<String>,
     #[serde(default)]
-    event: Option<String>,
+    pub(super) event: Option<String>,
     #[serde(default)]
-    page: Option<i64>,
+    pub(super) page: Option<i64>,
 }
 
+/// The app `id` and its subscription `wh`, if the session may see them; the console's 404
+/// otherwise.
 pub(super) async fn subscription(
     state: &AppState,
     session: &ConsoleSession,
@@ -244,31 +256,12 @@ pub(super) async fn show_page(
     notice: Markup,
     status: StatusCode,
 ) -> Response {
-    let filter = DeliveryFilter {
-        status: q.status.clone().filter(|s| !s.is_empty()),
-        event_type: q.event.as_deref().and_then(|e| e.parse().ok()),
-    };
-    let page_no = q.page.unwrap_or(1).max(1);
-    let (rows, more) = match uc::deliveries(state, &c.id, &s.id, &filter, page_no).await {
-        Ok(r) => r,
-        Err(WebhookError::NotFound) => return layout::not_found(),
-        Err(e) => return layout::internal(&e),
-    };
-    let reason = match uc::disabled_reason(state, &c.id, &s.id).await {
-        Ok(r) => r.filter(|_| !s.enabled),
-        Err(e) => return layout::internal(&e),
-    };
+    let reason = s.disabled_reason.as_ref().filter(|_| !s.enabled);
     let now = state.db.now_millis();
     let here = format!("{}/{}", base(c.id.as_str()), s.id);
-    let paging = |p: i64| {
-        let mut url = format!("{here}?page={p}");
-        if let Some(st) = &filter.status {
-            url.push_str(&format!("&status={st}"));
-        }
-        if let Some(e) = filter.event_type {
-            url.push_str(&format!("&event={}", e.as_str()));
-        }
-        url
+    let deliveries = match super::deliveries::card(state, session, s, q, &here).await {
+        Ok(m) => m,
+        Err(r) => return r,
     };
     let body = html! {
         (layout::app_tabs(c.id.as_str(), &c.name, Tab::Webhooks))
@@ -311,74 +304,50 @@ pub(super) async fn show_page(
                 }
             }
         }
-        div.card {
-            h2 { "投递记录" }
-            form.filters method="get" action=(here) {
-                select name="status" aria-label="状态" {
-                    option value="" { "全部状态" }
-                    @for (v, label) in [("PENDING", "待发送"), ("SUCCEEDED", "成功"), ("FAILED", "失败")] {
-                        option value=(v) selected[filter.status.as_deref() == Some(v)] { (label) }
-                    }
-                }
-                select name="event" aria-label="事件类型" {
-                    option value="" { "全部事件" }
-                    @for t in EventType::ALL {
-                        option value=(t.as_str()) selected[filter.event_type == Some(*t)] { (t.as_str()) }
-                    }
-                }
-                button type="submit" { "筛选" }
-            }
-            div.tablewrap {
-                table.deliveries {
-                    thead { tr { th { "时间" } th { "事件" } th { "状态" } th { "尝试" } th {} } }
-                    tbody {
-                        @for d in &rows {
-                            tr {
-                                td.nowrap { (time(d.created_at)) }
-                                td { span.mono { (d.event_type) } br; span.muted.mono.small { (d.event_id) } }
-                                td {
-                                    @match d.status.as_str() {
-                                        "SUCCEEDED" => span.badge.on { "成功" },
-                                        "FAILED" => span.badge.off { "失败" },
-                                        _ => span.badge.wait { "待发送" },
-                                    }
-                                }
-                                td.attempts {
-                                    @for a in &d.attempts {
-                                        div.attempt {
-                                            span.nowrap { (time(a.attempted_at)) }
-                                            " · "
-                                            @match a.response_status {
-                                                Some(code) => span.mono.code.fail[!(200..300).contains(&code)] { "HTTP " (code) },
-                                                None => span.mono.code.fail { "无响应" },
-                                            }
-                                            " · " (a.latency_ms) " ms"
-                                            @if let Some(err) = &a.error { br; span.muted.small { (err) } }
-                                        }
-                                    }
-                                    @if d.attempts.is_empty() { span.muted { "—" } }
-                                }
-                                td {
-                                    @if d.status != "PENDING" {
-                                        form method="post" action={ (here) "/deliveries/" (d.id) "/resend" } {
-                                            (csrf(session)) button.small type="submit" { "重新发送" }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        @if rows.is_empty() { tr { td colspan="5" .muted { "暂无投递记录。" } } }
-                    }
-                }
-            }
-            div.pager {
-                @if page_no > 1 { a href=(paging(page_no - 1)) { "← 上一页" } }
-                span.muted { "第 " (page_no) " 页" }
-                @if more { a href=(paging(page_no + 1)) { "下一页 →" } }
-            }
-        }
+        (deliveries)
     };
     (status, page(session, Nav::Apps, "Webhook", body)).into_response()
+}
+
+/// The answer to a refused action on subscription `s` of app `c`: the subscription page with
+/// the refusal in words on top (409 for a disabled subscription, else 422), 404 for an unknown
+/// one, 500 for a failure that is not the user's doing.
+pub(super) async fn refused(
+    state: &AppState,
+    session: &ConsoleSession,
+    (c, s): (&Client, &Subscription),
+    e: &WebhookError,
+) -> Response {
+    let status = match e {
+        WebhookError::NotFound => return layout::not_found(),
+        WebhookError::Disabled => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    match refusal(e) {
+        Some(msg) => show_with(state, session, c, s, banner(false, &msg), status).await,
+        None => layout::internal(e),
+    }
+}
+
+/// The subscription page (first page of deliveries, no filter) with `notice` on top.
+pub(super) async fn show_with(
+    state: &AppState,
+    session: &ConsoleSession,
+    c: &Client,
+    s: &Subscription,
+    notice: Markup,
+    status: StatusCode,
+) -> Response {
+    show_page(
+        state,
+        session,
+        c,
+        s,
+        &DeliveryQuery::default(),
+        notice,
+        status,
+    )
+    .await
 }
 
 pub(super) fn back(id: &str, wh: &str, ok: &str) -> Response {
@@ -400,23 +369,7 @@ pub async fn update(
     let events = events_of(&fields);
     match uc::update(&state, &session.actor(), &c.id, &s.id, url, &events).await {
         Ok(()) => back(&id, &wh, "updated"),
-        Err(e) => match refusal(&e) {
-            Some(msg) => {
-                let q = DeliveryQuery::default();
-                show_page(
-                    &state,
-                    &session,
-                    &c,
-                    &s,
-                    &q,
-                    banner(false, &msg),
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
-            }
-            None if matches!(e, WebhookError::NotFound) => layout::not_found(),
-            None => layout::internal(&e),
-        },
+        Err(e) => refused(&state, &session, (&c, &s), &e).await,
     }
 }
 

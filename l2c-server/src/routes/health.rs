@@ -52,9 +52,13 @@ const QUEUE_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// (the queue by one indexed query, bounded by a timeout: on failure the previous values stay).
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
-    for (name, pool) in [("main", state.db.pool()), ("exports", state.db.exports())] {
-        let size = i64::from(pool.size());
-        let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+    let (main, exports) = (state.db.pool(), state.db.exports());
+    for (name, size, idle) in [
+        ("main", main.size(), main.num_idle()),
+        ("exports", exports.size(), exports.num_idle()),
+    ] {
+        let size = i64::from(size);
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
         m.set_db_pool(name, size.saturating_sub(idle).max(0), idle);
     }
     let queue = tokio::time::timeout(QUEUE_QUERY_TIMEOUT, state.db.webhooks().queue_stats()).await;

@@ -35,8 +35,8 @@ use super::openapi::{Authenticated, RateLimitedOrCapped};
 use crate::error::AppError;
 use crate::error::ProblemDoc;
 use crate::state::AppState;
-use crate::store::StoreError;
-use crate::store::orders::{EXPORT_COLUMNS, ExportWalk};
+use crate::store::orders::{EXPORT_COLUMNS, ExportBatch, ExportWalk};
+use crate::store::{Backend, StoreError};
 
 /// The report routes, relative to `/api/mobile`.
 pub fn routes() -> Router<AppState> {
@@ -50,8 +50,14 @@ pub fn routes() -> Router<AppState> {
 const CHANNEL_CHUNKS: usize = 16;
 /// Lines are batched into chunks of about this many bytes.
 const CHUNK_BYTES: usize = 16 * 1024;
-/// Orders read per database round trip (about 150 kB of CSV).
-const BATCH_ROWS: u32 = 1000;
+/// Orders read per batch on PostgreSQL (about 600 kB of CSV, 1-2 MB of rows as the driver
+/// holds them; two batches at most are in memory). Each batch is a round trip that waits for the
+/// database and for the scheduler: 1,000-row batches made the export of 200k orders 200 round
+/// trips, and on a busy machine those waits, not the work, set its pace.
+const PG_BATCH_ROWS: u32 = 4000;
+/// Orders read per batch on SQLite (about 150 kB of CSV): no network round trip to save, and
+/// its rows hold every value apart (4,000-row batches grew the server's RSS by 19 MB).
+const SQLITE_BATCH_ROWS: u32 = 1000;
 
 /// An error that ends the body early (the client sees a truncated download, never a partial
 /// file that looks complete: the chunked encoding is not terminated).
@@ -104,9 +110,23 @@ impl From<BatchError> for AppError {
     }
 }
 
-/// Reads the next batch on a connection of the exports' own pool.
-async fn read_batch(state: &AppState, walk: &mut ExportWalk) -> Result<Vec<String>, BatchError> {
-    Ok(walk.next_batch(state.db.exports(), BATCH_ROWS).await?)
+/// Reads the next batch on a connection of the exports' own pool; `None` once the walk is done.
+async fn read_batch(
+    state: &AppState,
+    walk: &mut ExportWalk,
+) -> Option<Result<ExportBatch, BatchError>> {
+    if walk.is_done() {
+        return None;
+    }
+    let limit = match state.db.backend() {
+        Backend::Postgres => PG_BATCH_ROWS,
+        Backend::Sqlite => SQLITE_BATCH_ROWS,
+    };
+    Some(
+        walk.next_batch(state.db.exports(), limit)
+            .await
+            .map_err(Into::into),
+    )
 }
 
 /// Sends `msg` unless the reader is gone or has taken nothing for `stall`; `false` means stop.
@@ -125,40 +145,76 @@ async fn send(tx: &mpsc::Sender<Msg>, msg: Msg, stall: Duration, client: &str) -
     }
 }
 
-/// The reading task: sends the header and `first`, then the following batches, then
-/// [`Msg::Done`]. Returning without `Done` makes the body end with an error.
-async fn produce(state: AppState, mut walk: ExportWalk, first: Vec<String>, tx: mpsc::Sender<Msg>) {
-    let stall = state.config.export_stall_timeout;
-    let client = walk.client().as_str().to_owned();
-    let mut chunk = String::with_capacity(CHUNK_BYTES + 256);
-    chunk.push_str(&EXPORT_COLUMNS.join(","));
-    chunk.push_str("\r\n");
-    let mut lines = first;
-    loop {
-        for line in &lines {
-            chunk.push_str(line);
-            if chunk.len() >= CHUNK_BYTES {
-                let full = std::mem::replace(&mut chunk, String::with_capacity(CHUNK_BYTES + 256));
-                if !send(&tx, Msg::Chunk(Bytes::from(full)), stall, &client).await {
-                    return;
-                }
+/// Where the reading task sends its CSV: the chunk being filled and the channel.
+struct Sink<'a> {
+    tx: &'a mpsc::Sender<Msg>,
+    chunk: String,
+    stall: Duration,
+    client: &'a str,
+}
+
+/// Sends `chunk` (leaving it empty), however full; `false` means stop.
+async fn flush(tx: &mpsc::Sender<Msg>, chunk: &mut String, stall: Duration, client: &str) -> bool {
+    let full = std::mem::replace(chunk, String::with_capacity(CHUNK_BYTES + 256));
+    send(tx, Msg::Chunk(Bytes::from(full)), stall, client).await
+}
+
+impl Sink<'_> {
+    /// Formats `batch` into chunks and sends the full ones; `false` means stop (the reader is
+    /// gone or stalled, or a row is broken).
+    async fn batch(&mut self, batch: &ExportBatch) -> bool {
+        for i in 0..batch.len() {
+            if let Err(e) = batch.write_line(i, &mut self.chunk) {
+                tracing::error!(error = %e, client_id = %self.client, "order export failed");
+                return false;
+            }
+            if self.chunk.len() >= CHUNK_BYTES && !self.flush().await {
+                return false;
             }
         }
-        if walk.is_done() {
-            break;
+        true
+    }
+
+    /// Sends the chunk, however full; `false` means stop.
+    async fn flush(&mut self) -> bool {
+        flush(self.tx, &mut self.chunk, self.stall, self.client).await
+    }
+}
+
+/// The reading task: sends the header and `first`, then the following batches, then
+/// [`Msg::Done`]. Returning without `Done` makes the body end with an error.
+///
+/// The next batch is read while the current one is formatted and sent (one query in flight,
+/// at most two batches in memory), so the database's time and the formatting overlap.
+async fn produce(state: AppState, mut walk: ExportWalk, first: ExportBatch, tx: mpsc::Sender<Msg>) {
+    let client = walk.client().as_str().to_owned();
+    let mut sink = Sink {
+        tx: &tx,
+        chunk: String::with_capacity(CHUNK_BYTES + 256),
+        stall: state.config.export_stall_timeout,
+        client: &client,
+    };
+    sink.chunk.push_str(&EXPORT_COLUMNS.join(","));
+    sink.chunk.push_str("\r\n");
+    let mut batch = first;
+    loop {
+        let (next, sent) = tokio::join!(read_batch(&state, &mut walk), sink.batch(&batch));
+        if !sent {
+            return;
         }
-        lines = match read_batch(&state, &mut walk).await {
-            Ok(lines) => lines,
-            Err(e) => {
+        batch = match next {
+            None => break,
+            Some(Ok(next)) => next,
+            Some(Err(e)) => {
                 tracing::error!(error = %e, client_id = %client, "order export failed");
                 return;
             }
         };
     }
-    if !chunk.is_empty() && !send(&tx, Msg::Chunk(Bytes::from(chunk)), stall, &client).await {
+    if !sink.chunk.is_empty() && !sink.flush().await {
         return;
     }
-    send(&tx, Msg::Done, stall, &client).await;
+    send(&tx, Msg::Done, sink.stall, &client).await;
 }
 
 /// The caller's orders as `text/csv` (RFC 4180, UTF-8 with a header row, CRLF line ends),
@@ -182,7 +238,9 @@ pub async fn export_orders(
 ) -> Result<Response, AppError> {
     // Read the first batch before answering, so a database that is down is a clean 500.
     let mut walk = ExportWalk::new(client.client_id.clone());
-    let first = read_batch(&state, &mut walk).await?;
+    let first = read_batch(&state, &mut walk)
+        .await
+        .unwrap_or_else(|| Ok(ExportBatch::default()))?;
     let (tx, rx) = mpsc::channel::<Msg>(CHANNEL_CHUNKS);
     tokio::spawn(produce(state, walk, first, tx));
     let stream = futures_util::stream::unfold(Some(rx), |rx| async move {

@@ -4,12 +4,18 @@
 //! | route | answer |
 //! |---|---|
 //! | `POST /webhooks` `{url, events}` | 201 `{id, url, events, secret, createdAt}` (the only time the secret is shown) |
-//! | `GET /webhooks` | 200 `{items: [{id, url, events, enabled, createdAt, previousSecretExpiresAt?, secretRotation?}]}` |
+//! | `GET /webhooks?page&pageSize` | 200 `{items: [{id, url, events, enabled, createdAt, previousSecretExpiresAt?, secretRotation?}], page, pageSize, total}`, oldest first |
 //! | `DELETE /webhooks/{id}` | 204 |
 //! | `POST /webhooks/{id}/rotate-secret` `{overlapSeconds?}` (body optional) | 200 `{id, secret, previousSecretExpiresAt}` |
 //! | `POST /webhooks/{id}/promote-secret` | 200 the subscription, `secretRotation.stage` `PROMOTED` |
-//! | `GET /webhooks/{id}/deliveries` | 200 `{items: [delivery with attempts]}`, newest first (100) |
+//! | `GET /webhooks/{id}/deliveries?page&pageSize&status&eventType` | 200 `{items: [delivery with attempts], page, pageSize, total}`, newest first |
 //! | `POST /webhooks/{id}/deliveries/{delivery_id}/redeliver` | 202 the delivery, queued again |
+//! | `POST /webhooks/{id}/test` | 202 the delivery of a new `PING` event to this subscription only |
+//! | `POST /webhooks/{id}/recover` `{since}` | 202 `{queued}`: every failed delivery since `since` queued again |
+//!
+//! Paging follows the platform's convention (`page` from 1, `pageSize` 1–100, default 20; a bad
+//! value is a 400 `invalid_query_parameter` naming it). A disabled subscription refuses test
+//! events, redelivery and recovery with 409 `webhook_disabled`.
 //!
 //! The two answers that show a secret (create, rotate-secret) carry `Cache-Control: no-store`,
 //! and the idempotency layer records them with the `secret` member removed
@@ -28,15 +34,16 @@
 //! unknown event type list.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 use http::{StatusCode, header};
 use l2c_core::api::events::EventType;
+use l2c_core::api::showroom::Page;
 use l2c_core::api::webhooks::{
-    CreateWebhook, CreatedWebhook, Delivery, DeliveryList, RotateWebhookSecret, RotatedSecret,
-    Webhook, WebhookList,
+    CreateWebhook, CreatedWebhook, Delivery, DeliveryStatus, RecoverWebhook, Recovered,
+    RotateWebhookSecret, RotatedSecret, Webhook,
 };
 use l2c_core::auth::RequireScopeLayer;
 use l2c_core::idempotency::StoreRedacted;
@@ -47,17 +54,17 @@ use super::openapi::{
     Authenticated, BodyTooLarge, DatabaseUnavailable, IdempotencyInFlight, IdempotencyKey,
     IdempotencyKeyRefused, IdempotencyKeyReused, RateLimited,
 };
+use crate::domain::{FieldError, validate};
 use crate::error::AppError;
 use crate::error::ProblemDoc;
 use crate::extract::JsonBody;
 use crate::extract::{Json, Path};
+use crate::extract::{invalid_query, query_params};
 use crate::ssrf;
 use crate::state::AppState;
+use crate::store::outbox::DeliveryFilter;
 use crate::store::sql::millis_to_cst;
 use crate::usecases::subscriptions::{self, SubscriptionError};
-
-/// How many deliveries `GET /webhooks/{id}/deliveries` lists.
-pub const DELIVERY_LIST_LIMIT: i64 = 100;
 
 pub use crate::usecases::subscriptions::MAX_SUBSCRIPTIONS;
 
@@ -73,6 +80,8 @@ pub fn routes() -> Router<AppState> {
             post(promote).layer(scope()),
         )
         .route("/webhooks/{id}/deliveries", get(deliveries).layer(scope()))
+        .route("/webhooks/{id}/test", post(send_test).layer(scope()))
+        .route("/webhooks/{id}/recover", post(recover).layer(scope()))
         .route(
             "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
             post(redeliver).layer(scope()),
@@ -130,6 +139,9 @@ fn refusal(err: SubscriptionError) -> AppError {
                 .with_detail(detail)
                 .into()
         }
+        SubscriptionError::SinceTooOld { .. } | SubscriptionError::SinceInFuture => {
+            invalid("since", detail)
+        }
         SubscriptionError::Store(e) => AppError::Store(e),
     }
 }
@@ -164,6 +176,12 @@ async fn validate(body: &Value, allow_private: bool) -> Result<(String, Vec<Even
             .map_err(|e: l2c_core::api::events::UnknownEventType| {
                 invalid("events", e.to_string())
             })?;
+        if !t.is_subscribable() {
+            return Err(invalid(
+                "events",
+                "PING is sent only on request (POST /webhooks/{id}/test) and cannot be subscribed to",
+            ));
+        }
         if !types.contains(&t) {
             types.push(t);
         }
@@ -182,7 +200,7 @@ async fn validate(body: &Value, allow_private: bool) -> Result<(String, Vec<Even
     params(IdempotencyKey),
     responses(
         (status = 201, description = "The subscription, with its signing secret", body = CreatedWebhook,
-            links(("DeleteWebhook" = (operation_id = "deleteWebhook", parameters(("id" = "$response.body#/id")))), ("RotateWebhookSecret" = (operation_id = "rotateWebhookSecret", parameters(("id" = "$response.body#/id")))), ("ListWebhookDeliveries" = (operation_id = "listWebhookDeliveries", parameters(("id" = "$response.body#/id")))))),
+            links(("DeleteWebhook" = (operation_id = "deleteWebhook", parameters(("id" = "$response.body#/id")))), ("RotateWebhookSecret" = (operation_id = "rotateWebhookSecret", parameters(("id" = "$response.body#/id")))), ("ListWebhookDeliveries" = (operation_id = "listWebhookDeliveries", parameters(("id" = "$response.body#/id")))), ("SendWebhookTest" = (operation_id = "sendWebhookTest", parameters(("id" = "$response.body#/id")))), ("RecoverWebhook" = (operation_id = "recoverWebhook", parameters(("id" = "$response.body#/id")))))),
         (status = 400, description = "Malformed JSON, or `url` / `events` invalid (named in `field`): not https, not public, unknown event type, empty list; or no `X-Request-Id` (`idempotency_key_missing`), a key that is not 1–255 visible ASCII characters (`idempotency_key_invalid`), or `X-Request-Id` and `Idempotency-Key` differing (`idempotency_key_conflict`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The client already holds the most subscriptions allowed (`too_many_webhooks`); or a request with the same idempotency key is still running (`idempotency_key_in_use`; retry after `Retry-After`)", body = ProblemDoc, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "With `idempotency_key_in_use`: seconds to wait (1)"))),
@@ -242,14 +260,19 @@ fn shows_secret<T: serde::Serialize>(status: StatusCode, value: &T) -> Response 
     res
 }
 
-/// The caller's subscriptions (without secrets).
+/// The caller's subscriptions (without secrets), oldest first, one page at a time.
 #[utoipa::path(
     get,
     path = "/api/mobile/webhooks",
     tag = "webhooks",
     operation_id = "listWebhooks",
+    params(
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "The page, from 1 (default 1), at most 1,000,000"),
+        ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Items per page, 1–100 (default 20)"),
+    ),
     responses(
-        (status = 200, description = "The caller's subscriptions", body = WebhookList),
+        (status = 200, description = "One page of the caller's subscriptions", body = Page<Webhook>),
+        (status = 400, description = "A bad paging parameter (named in `field`)", body = ProblemDoc, content_type = "application/problem+json"),
         Authenticated, RateLimited, DatabaseUnavailable,
     ),
     security(("bearer" = ["webhooks:manage"]))
@@ -257,17 +280,20 @@ fn shows_secret<T: serde::Serialize>(status: StatusCode, value: &T) -> Response 
 pub async fn list(
     State(state): State<AppState>,
     Extension(client): Extension<AuthenticatedClient>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
+    let [page, page_size] =
+        query_params(query.as_deref(), ["page", "pageSize"]).map_err(|e| invalid_query(&e))?;
+    let (page, page_size) =
+        validate::paging(page.as_deref(), page_size.as_deref()).map_err(|e| invalid_query(&e))?;
     let now = state.db.now_millis();
-    let items = state
+    let (subs, total) = state
         .db
         .webhooks()
-        .list(&client.client_id)
-        .await?
-        .iter()
-        .map(|s| s.to_wire(now))
-        .collect();
-    Ok(Json(WebhookList::new(items)).into_response())
+        .list_page(&client.client_id, page, page_size)
+        .await?;
+    let items = subs.iter().map(|s| s.to_wire(now)).collect();
+    Ok(Json(Page::new(items, page, page_size, total)).into_response())
 }
 
 /// Delete a subscription; nothing more is delivered to it.
@@ -408,16 +434,48 @@ pub async fn promote(
     Ok(Json(sub.to_wire(state.db.now_millis())).into_response())
 }
 
-/// The subscription's deliveries with their attempts, newest first (at most 100).
+/// The query of `GET /webhooks/{id}/deliveries`: paging and the two filters.
+fn delivery_query(raw: Option<&str>) -> Result<(DeliveryFilter, u32, u32), FieldError> {
+    let [page, page_size, status, event_type] =
+        query_params(raw, ["page", "pageSize", "status", "eventType"])?;
+    let (page, page_size) = validate::paging(page.as_deref(), page_size.as_deref())?;
+    let status = match status.as_deref() {
+        None => None,
+        Some("PENDING") => Some(DeliveryStatus::Pending),
+        Some("SUCCEEDED") => Some(DeliveryStatus::Succeeded),
+        Some("FAILED") => Some(DeliveryStatus::Failed),
+        Some(_) => {
+            return Err(FieldError::new(
+                "status",
+                "must be `PENDING`, `SUCCEEDED` or `FAILED`",
+            ));
+        }
+    };
+    let event_type = event_type
+        .map(|t| t.parse::<EventType>())
+        .transpose()
+        .map_err(|e| FieldError::new("eventType", e.to_string()))?;
+    Ok((DeliveryFilter { status, event_type }, page, page_size))
+}
+
+/// The subscription's deliveries with all their attempts, newest first, one page at a time,
+/// optionally only those in one status or of one event type.
 #[utoipa::path(
     get,
     path = "/api/mobile/webhooks/{id}/deliveries",
     tag = "webhooks",
     operation_id = "listWebhookDeliveries",
-    params(("id" = String, Path, description = "The subscription id (`wh_…`)")),
+    params(
+        ("id" = String, Path, description = "The subscription id (`wh_…`)"),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "The page, from 1 (default 1), at most 1,000,000"),
+        ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Items per page, 1–100 (default 20)"),
+        ("status" = Option<DeliveryStatus>, Query, description = "Only deliveries in this status"),
+        ("eventType" = Option<EventType>, Query, description = "Only deliveries of this event type"),
+    ),
     responses(
-        (status = 200, description = "The delivery log", body = DeliveryList,
+        (status = 200, description = "One page of the delivery log", body = Page<Delivery>,
             links(("RedeliverWebhook" = (operation_id = "redeliverWebhook", parameters(("id" = "$request.path.id"), ("delivery_id" = "$response.body#/items/0/id")))))),
+        (status = 400, description = "A bad query parameter (named in `field`): paging out of range or not a number, unknown status or event type", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such subscription for this client", body = ProblemDoc, content_type = "application/problem+json"),
         Authenticated, RateLimited, DatabaseUnavailable,
     ),
@@ -427,16 +485,15 @@ pub async fn deliveries(
     State(state): State<AppState>,
     Extension(client): Extension<AuthenticatedClient>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    match state
-        .db
-        .webhooks()
-        .deliveries(&client.client_id, &id, DELIVERY_LIST_LIMIT)
-        .await?
-    {
-        Some(items) => Ok(Json(DeliveryList::new(items)).into_response()),
-        None => Err(refusal(SubscriptionError::NotFound(id))),
-    }
+    let (filter, page, page_size) =
+        delivery_query(query.as_deref()).map_err(|e| invalid_query(&e))?;
+    let (items, total) =
+        subscriptions::deliveries(&state, &client.client_id, &id, &filter, page, page_size)
+            .await
+            .map_err(refusal)?;
+    Ok(Json(Page::new(items, page, page_size, total)).into_response())
 }
 
 /// Queue a delivery again: the same event (same id), signed afresh.
@@ -468,4 +525,76 @@ pub async fn redeliver(
         .await
         .map_err(refusal)?;
     Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
+}
+
+/// Send a test event: a new `PING` event queued for this subscription only, delivered by the
+/// dispatcher like any other (signed, recorded in the delivery log, retried). Its `data` is
+/// `{webhookId, clientId, note}`.
+#[utoipa::path(
+    post,
+    path = "/api/mobile/webhooks/{id}/test",
+    tag = "webhooks",
+    operation_id = "sendWebhookTest",
+    params(("id" = String, Path, description = "The subscription id (`wh_…`)"), IdempotencyKey),
+    responses(
+        (status = 202, description = "The PING delivery, queued", body = Delivery),
+        (status = 404, description = "No such subscription for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The subscription is disabled (`webhook_disabled`); or a request with the same idempotency key is still running (`idempotency_key_in_use`; retry after `Retry-After`)", body = ProblemDoc, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "With `idempotency_key_in_use`: seconds to wait (1)"))),
+        Authenticated, RateLimited, DatabaseUnavailable, IdempotencyKeyRefused, IdempotencyKeyReused, BodyTooLarge,
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+pub async fn send_test(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let delivery = subscriptions::send_test(&state, &client.client_id, &id)
+        .await
+        .map_err(refusal)?;
+    Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
+}
+
+/// Resend every failed delivery of the subscription queued since `since` (after the receiver's
+/// outage): each is queued again with a fresh retry schedule. `since` may reach back as far as
+/// deliveries are kept (`--webhook-retention`, default 30 days) and not into the future.
+#[utoipa::path(
+    post,
+    path = "/api/mobile/webhooks/{id}/recover",
+    tag = "webhooks",
+    operation_id = "recoverWebhook",
+    request_body = RecoverWebhook,
+    params(("id" = String, Path, description = "The subscription id (`wh_…`)"), IdempotencyKey),
+    responses(
+        (status = 202, description = "How many failed deliveries were queued again", body = Recovered),
+        (status = 400, description = "Malformed JSON, or `since` missing, not an RFC 3339 time, in the future or older than the retention (named in `field`); or an idempotency key problem", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription for this client", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The subscription is disabled (`webhook_disabled`); or a request with the same idempotency key is still running (`idempotency_key_in_use`; retry after `Retry-After`)", body = ProblemDoc, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "With `idempotency_key_in_use`: seconds to wait (1)"))),
+        (status = 413, description = "Body over 1 MiB", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        Authenticated, RateLimited, DatabaseUnavailable, IdempotencyKeyReused,
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+pub async fn recover(
+    State(state): State<AppState>,
+    Extension(client): Extension<AuthenticatedClient>,
+    Path(id): Path<String>,
+    body: JsonBody<Value>,
+) -> Result<Response, AppError> {
+    let Some(obj) = body.value.as_object() else {
+        return Err(Problem::bad_request("invalid_body", "the body must be a JSON object").into());
+    };
+    let since = match obj.get("since") {
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s.trim())
+            .map_err(|_| invalid("since", "must be an RFC 3339 time with offset"))?,
+        Some(_) => return Err(invalid("since", "must be a string")),
+        None => return Err(invalid("since", "is required")),
+    };
+    let queued = subscriptions::recover(&state, &client.client_id, &id, since.timestamp_millis())
+        .await
+        .map_err(refusal)?;
+    Ok((StatusCode::ACCEPTED, Json(Recovered::new(queued))).into_response())
 }

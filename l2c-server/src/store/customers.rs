@@ -24,6 +24,24 @@ impl Db {
     }
 }
 
+/// [`find_or_create`]'s insert. Any uniqueness conflict (the blind index, or the plain number
+/// without a key) means another transaction created the customer meanwhile.
+pub const INSERT_CUSTOMER_SQL: &str = "INSERT INTO customers (id, mobile_e164, mobile_index, \
+     name, province, city, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+/// [`link`].
+pub const LINK_SQL: &str = "INSERT INTO client_customers (client_id, customer_id, linked_at, \
+     name, province, city) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (client_id, customer_id) DO NOTHING";
+
+/// [`id_by_mobile`]'s lookup of a customer by `indexes` blind indexes of its mobile number (one
+/// per known data key; one without a key).
+pub fn by_mobile_sql(indexes: usize) -> String {
+    format!(
+        "SELECT id FROM customers WHERE mobile_index IN ({})",
+        placeholders(indexes)
+    )
+}
+
 /// Contact details that find or create a customer.
 #[derive(Debug, Clone, Copy)]
 pub struct CustomerContact<'a> {
@@ -54,22 +72,17 @@ pub async fn find_or_create(
     }
     let id = new_id("cus");
     let e164 = contact.mobile.e164();
-    // Any uniqueness conflict (the blind index, or the plain number without a key) means another
-    // transaction created the customer meanwhile.
-    let inserted = sqlx::query(
-        "INSERT INTO customers (id, mobile_e164, mobile_index, name, province, city, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(&id)
-    .bind(keys.seal(Field::CustomerMobile, &id, e164))
-    .bind(keys.blind_index(Field::CustomerMobile, e164))
-    .bind(keys.seal(Field::CustomerName, &id, contact.name.trim()))
-    .bind(contact.province.map(str::trim))
-    .bind(contact.city.map(str::trim))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let inserted = sqlx::query(INSERT_CUSTOMER_SQL)
+        .bind(&id)
+        .bind(keys.seal(Field::CustomerMobile, &id, e164))
+        .bind(keys.blind_index(Field::CustomerMobile, e164))
+        .bind(keys.seal(Field::CustomerName, &id, contact.name.trim()))
+        .bind(contact.province.map(str::trim))
+        .bind(contact.city.map(str::trim))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     if inserted == 1 {
         return Ok((CustomerId::new(id), true));
     }
@@ -94,10 +107,7 @@ pub async fn id_by_mobile(
     mobile: &Mobile,
 ) -> Result<Option<CustomerId>, StoreError> {
     let indexes = keys.blind_indexes(Field::CustomerMobile, mobile.e164());
-    let sql = format!(
-        "SELECT id FROM customers WHERE mobile_index IN ({})",
-        placeholders(indexes.len())
-    );
+    let sql = by_mobile_sql(indexes.len());
     let row = bind_all(sqlx::query(&sql), &indexes)
         .fetch_optional(&mut *conn)
         .await?;
@@ -143,22 +153,19 @@ pub async fn link(
     details: LinkDetails<'_>,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO client_customers (client_id, customer_id, linked_at, name, province, city) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id, customer_id) DO NOTHING",
-    )
-    .bind(client.as_str())
-    .bind(customer.as_str())
-    .bind(now)
-    .bind(keys.seal(
-        Field::LinkName,
-        &link_row(client.as_str(), customer.as_str()),
-        details.name.trim(),
-    ))
-    .bind(details.province.map(str::trim))
-    .bind(details.city.map(str::trim))
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(LINK_SQL)
+        .bind(client.as_str())
+        .bind(customer.as_str())
+        .bind(now)
+        .bind(keys.seal(
+            Field::LinkName,
+            &link_row(client.as_str(), customer.as_str()),
+            details.name.trim(),
+        ))
+        .bind(details.province.map(str::trim))
+        .bind(details.city.map(str::trim))
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -12,6 +12,16 @@ use super::{Db, StoreError};
 use crate::domain::Mobile;
 use crate::seal::{DataKeys, Field};
 
+/// [`existing`].
+pub const EXISTING_LEAD_SQL: &str = "SELECT id, customer_id, name, province, city FROM leads \
+     WHERE client_id = $1 AND source = $2 AND external_lead_id = $3";
+/// [`insert`].
+pub const INSERT_LEAD_SQL: &str = "INSERT INTO leads (id, client_id, source, external_lead_id, \
+     customer_id, name, mobile_e164, province, city, intent, form_fields, attribution, \
+     submitted_at, raw_payload, created_at, lead_source_id, push_headers) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+     ON CONFLICT (client_id, source, external_lead_id) DO NOTHING";
+
 /// Lead writes. Get one with [`Db::leads`].
 #[derive(Debug, Clone, Copy)]
 pub struct LeadStore<'a> {
@@ -77,15 +87,12 @@ pub async fn existing(
     client: &ClientId,
     lead: &PushLead,
 ) -> Result<Option<StoredLead>, StoreError> {
-    let row = sqlx::query(
-        "SELECT id, customer_id, name, province, city FROM leads \
-         WHERE client_id = $1 AND source = $2 AND external_lead_id = $3",
-    )
-    .bind(client.as_str())
-    .bind(lead.source.as_str())
-    .bind(&lead.external_lead_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row = sqlx::query(EXISTING_LEAD_SQL)
+        .bind(client.as_str())
+        .bind(lead.source.as_str())
+        .bind(&lead.external_lead_id)
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(match row {
         Some(r) => {
             let id: String = r.try_get("id")?;
@@ -125,33 +132,27 @@ pub async fn insert(
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| StoreError::Invalid(format!("attribution: {e}")))?;
-    let inserted = sqlx::query(
-        "INSERT INTO leads (id, client_id, source, external_lead_id, customer_id, name, \
-         mobile_e164, province, city, intent, form_fields, attribution, submitted_at, \
-         raw_payload, created_at, lead_source_id, push_headers) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-         ON CONFLICT (client_id, source, external_lead_id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(new.client.as_str())
-    .bind(lead.source.as_str())
-    .bind(&lead.external_lead_id)
-    .bind(customer_id.as_str())
-    .bind(keys.seal(Field::LeadName, id, lead.name.trim()))
-    .bind(keys.seal(Field::LeadMobile, id, new.mobile.e164()))
-    .bind(lead.province.as_deref())
-    .bind(lead.city.as_deref())
-    .bind(lead.intent.as_deref())
-    .bind(keys.seal(Field::LeadFormFields, id, &form_fields))
-    .bind(attribution)
-    .bind(lead.submitted_at.to_rfc3339())
-    .bind(keys.seal(Field::LeadRawPayload, id, new.raw_payload))
-    .bind(now)
-    .bind(new.pushed_via.map(|v| v.lead_source_id))
-    .bind(new.pushed_via.map(|v| v.headers))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let inserted = sqlx::query(INSERT_LEAD_SQL)
+        .bind(id)
+        .bind(new.client.as_str())
+        .bind(lead.source.as_str())
+        .bind(&lead.external_lead_id)
+        .bind(customer_id.as_str())
+        .bind(keys.seal(Field::LeadName, id, lead.name.trim()))
+        .bind(keys.seal(Field::LeadMobile, id, new.mobile.e164()))
+        .bind(lead.province.as_deref())
+        .bind(lead.city.as_deref())
+        .bind(lead.intent.as_deref())
+        .bind(keys.seal(Field::LeadFormFields, id, &form_fields))
+        .bind(attribution)
+        .bind(lead.submitted_at.to_rfc3339())
+        .bind(keys.seal(Field::LeadRawPayload, id, new.raw_payload))
+        .bind(now)
+        .bind(new.pushed_via.map(|v| v.lead_source_id))
+        .bind(new.pushed_via.map(|v| v.headers))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     Ok(inserted == 1)
 }
 

@@ -24,6 +24,7 @@ pub mod accounts;
 pub mod audit;
 pub mod clients;
 pub mod customers;
+pub mod export_pool;
 pub mod keys;
 pub mod lead_sources;
 pub mod lead_views;
@@ -52,6 +53,7 @@ use sqlx::{AnyPool, ConnectOptions, Connection};
 use std::sync::Arc;
 
 pub use clients::{Client, ClientStore, NewClient};
+pub use export_pool::{ExportConnection, ExportPool};
 pub use keys::{KeyStore, StoredKey};
 
 /// The database engine behind a [`Db`].
@@ -169,7 +171,7 @@ pub struct Db {
     /// on PostgreSQL the same pool as `pool`.
     writer: AnyPool,
     /// The report exports' own small pool (see [`Db::exports`]).
-    exports: AnyPool,
+    exports: ExportPool,
     options: AnyConnectOptions,
     backend: Backend,
     clock: Arc<dyn Clock>,
@@ -259,12 +261,12 @@ impl Db {
             }
             Backend::Postgres => pool.clone(),
         };
-        let exports = pool_options(
+        let exports = ExportPool::lazy(
             backend,
+            &options,
             crate::config::DEFAULT_EXPORT_DB_CONNECTIONS,
             crate::config::DEFAULT_EXPORT_STALL_TIMEOUT,
-        )
-        .connect_lazy_with(options.clone());
+        )?;
         Ok(Self {
             pool,
             writer,
@@ -307,8 +309,15 @@ impl Db {
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> Self {
-        self.exports = pool_options(self.backend, max_connections.max(1), acquire_timeout)
-            .connect_lazy_with(self.options.clone());
+        // The options were accepted by `open` already, for the same backend.
+        if let Ok(exports) = ExportPool::lazy(
+            self.backend,
+            &self.options,
+            max_connections,
+            acquire_timeout,
+        ) {
+            self.exports = exports;
+        }
         self
     }
 
@@ -365,7 +374,7 @@ impl Db {
     /// The report exports' own pool, apart from [`Db::pool`]: however many exports run, and
     /// however slowly they are read, they hold at most its few connections (they wait for each
     /// other there) and never one of the API's.
-    pub fn exports(&self) -> &AnyPool {
+    pub fn exports(&self) -> &ExportPool {
         &self.exports
     }
 

@@ -67,7 +67,12 @@ pub async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, StoreErro
 
 /// `$1, $2, …, $n`.
 pub(crate) fn placeholders(n: usize) -> String {
-    (1..=n)
+    placeholders_from(1, n)
+}
+
+/// `$first, $first+1, …`: `n` placeholders after `first - 1` other parameters.
+pub(crate) fn placeholders_from(first: usize, n: usize) -> String {
+    (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")

@@ -127,9 +127,10 @@ pub async fn sync(
 ) -> Result<SyncOrderResponse, SyncError> {
     let mobile = validate::sync_order(body).map_err(SyncError::Invalid)?;
     let mut attempt = 0;
-    let (mut tx, SyncOutcome { response, events }) = loop {
+    let (mut tx, now, SyncOutcome { response, events }) = loop {
         attempt += 1;
         let mut tx = begin_write(&state.db).await?;
+        // Read once: the order's times and its events' share it.
         let now = state.db.now_millis();
         match sync_in(
             &mut tx,
@@ -141,7 +142,7 @@ pub async fn sync(
         )
         .await
         {
-            Ok(outcome) => break (tx, outcome),
+            Ok(outcome) => break (tx, now, outcome),
             // Lost a race to create the same order: once more, as an update of that order.
             Err(SyncError::ConcurrentCreate) if attempt < 2 => {}
             // Dropping `tx` rolls back whatever the sync wrote before it was refused.
@@ -149,7 +150,6 @@ pub async fn sync(
         }
     };
     // Webhook outbox: the events of this change are written in the same transaction.
-    let now = state.db.now_millis();
     let queued = enqueue_in(&mut tx, client, &events, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
     if queued > 0 {

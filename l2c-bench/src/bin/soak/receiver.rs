@@ -42,6 +42,7 @@ pub(super) fn change_of(event: &EventData) -> String {
         EventData::PaymentReceived(p) => {
             format!("payment {} {}", p.method, p.channel_transaction_id)
         }
+        EventData::Ping(p) => format!("ping {}", p.webhook_id),
     }
 }
 

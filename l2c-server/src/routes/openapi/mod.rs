@@ -35,7 +35,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use l2c_core::api::events::{
-    EventData, EventType, OrderCreated, OrderStatusChanged, PaymentReceived, WebhookEvent,
+    EventData, EventType, OrderCreated, OrderStatusChanged, PaymentReceived, Ping, WebhookEvent,
 };
 
 use crate::state::AppState;
@@ -113,6 +113,8 @@ struct Document {
         super::webhooks::promote,
         super::webhooks::deliveries,
         super::webhooks::redeliver,
+        super::webhooks::send_test,
+        super::webhooks::recover,
     ),
     components(schemas(
         l2c_core::Problem,
@@ -122,6 +124,7 @@ struct Document {
         OrderCreated,
         OrderStatusChanged,
         PaymentReceived,
+        Ping,
     )),
     modifiers(&SecurityAddon, &StackHeaders, &LinkOperationIds, &CrossFieldRules),
     tags(

@@ -64,12 +64,12 @@ fn webhook_routes_and_events_are_documented() {
     for name in [
         "CreateWebhook",
         "CreatedWebhook",
-        "WebhookList",
+        "Page_Webhook",
         "RotatedSecret",
         "RotateWebhookSecret",
         "SecretRotation",
         "RotationStage",
-        "DeliveryList",
+        "Page_Delivery",
         "Delivery",
         "WebhookEvent",
         "EventData",
@@ -170,9 +170,9 @@ fn writes_declare_idempotency_and_rate_limit_headers() {
             }
         }
     }
-    // leads, orders, create webhook, rotate and promote secret, redeliver, create / update /
-    // rotate lead source
-    assert_eq!(writes, 9);
+    // leads, orders, create webhook, rotate and promote secret, redeliver, test event, recover,
+    // create / update / rotate lead source
+    assert_eq!(writes, 11);
 }
 
 /// The error body is l2c-core's `Problem`, derived there; every route declares each status once

@@ -46,6 +46,12 @@ pub(super) fn webhooks() -> BTreeMap<String, PathItem> {
             "PaymentReceived",
             "A payment was recorded against an order",
         ),
+        (
+            "ping",
+            EventType::Ping,
+            "Ping",
+            "A test event, sent to one subscription when its owner asks for it",
+        ),
     ] {
         let body = ObjectBuilder::new()
             .description(Some(format!(
@@ -71,7 +77,8 @@ pub(super) fn webhooks() -> BTreeMap<String, PathItem> {
             .operation_id(Some(format!("{key}Webhook")))
             .summary(Some(summary))
             .description(Some(
-                "Sent to every enabled subscription to this event type, signed per Standard \
+                "Sent to every enabled subscription to this event type (`PING`: to the one \
+                 subscription a test was requested for, `POST /api/mobile/webhooks/{id}/test`), signed per Standard \
                  Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`: \
                  `v1,base64(HMAC-SHA256(secret, id.timestamp.body))`) and with the \
                  `X-L2C-Signature` / `X-L2C-Timestamp` / `X-L2C-Event` / `X-L2C-Delivery` headers. \

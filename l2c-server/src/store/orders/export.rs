@@ -1,12 +1,18 @@
 //! The CSV export of a client's orders: a keyset walk in batches and the line format.
 
-use l2c_core::ClientId;
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use std::fmt::Write as _;
 
-use super::{parse_payment_status, parse_status};
-use crate::store::StoreError;
+use chrono::{Datelike, Timelike};
+use l2c_core::ClientId;
+use l2c_core::api::status::{OrderStatus, PaymentStatus};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+
+use super::corrupt;
 use crate::store::sql::millis_to_cst;
+use crate::store::{ExportConnection, ExportPool, StoreError};
 
 /// The columns of one order row in the CSV export, in order.
 pub const EXPORT_COLUMNS: [&str; 12] = [
@@ -24,53 +30,179 @@ pub const EXPORT_COLUMNS: [&str; 12] = [
     "updatedAt",
 ];
 
+/// The indexes of [`EXPORT_BATCH_SQL`]'s columns, read by position (no name lookup per value).
+mod col {
+    pub const ID: usize = 0;
+    pub const EXTERNAL_ORDER_NO: usize = 1;
+    pub const CUSTOMER_ID: usize = 2;
+    pub const STATUS: usize = 3;
+    pub const PAYMENT_STATUS: usize = 4;
+    pub const TOTAL: usize = 5;
+    pub const DEPOSIT: usize = 6;
+    pub const PAID: usize = 7;
+    pub const CURRENCY: usize = 8;
+    pub const CREATED_AT: usize = 9;
+    pub const UPDATED_AT: usize = 10;
+}
+
+/// A row of the export's batch query, from any of the drivers the store uses (the exports'
+/// pool speaks the backend's own, see [`ExportPool`]): its values by position.
+pub trait ExportRow {
+    /// The text value of column `i`.
+    ///
+    /// # Errors
+    ///
+    /// [`sqlx::Error`] when there is no such column or it is not text.
+    fn text(&self, i: usize) -> Result<&str, sqlx::Error>;
+
+    /// The integer value of column `i`.
+    ///
+    /// # Errors
+    ///
+    /// [`sqlx::Error`] when there is no such column or it is not an integer.
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
+}
+
+macro_rules! export_row {
+    ($($row:ty),*) => {$(
+        impl ExportRow for $row {
+            fn text(&self, i: usize) -> Result<&str, sqlx::Error> {
+                self.try_get(i)
+            }
+
+            fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+                self.try_get(i)
+            }
+        }
+    )*};
+}
+
+export_row!(AnyRow, PgRow, SqliteRow);
+
 /// One CSV line (with the trailing `\r\n`) of an export row, RFC 4180 quoting where needed.
 ///
 /// # Errors
 ///
 /// [`StoreError`] when the row is broken.
-pub fn export_line(row: &AnyRow) -> Result<String, StoreError> {
-    let status = parse_status(row, "status")?;
-    let payment = parse_payment_status(row, "payment_status")?;
-    let updated = millis_to_cst(row.try_get("updated_at")?);
-    let fields: [String; 12] = [
-        row.try_get("id")?,
-        row.try_get("external_order_no")?,
-        row.try_get("customer_id")?,
-        status.as_str().to_owned(),
-        status.label().to_owned(),
-        payment.as_str().to_owned(),
-        payment.label().to_owned(),
-        row.try_get::<i64, _>("total_fen")?.to_string(),
-        row.try_get::<i64, _>("deposit_fen")?.to_string(),
-        row.try_get::<i64, _>("paid_fen")?.to_string(),
-        row.try_get("currency")?,
-        updated.to_rfc3339(),
-    ];
+pub fn export_line<R: ExportRow>(row: &R) -> Result<String, StoreError> {
     let mut line = String::with_capacity(160);
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        csv_field(&mut line, f);
-    }
-    line.push_str("\r\n");
+    write_export_line(&mut line, row)?;
     Ok(line)
+}
+
+/// Appends the CSV line of an export row (a row of the export's batch query) to `out`; `out`
+/// is left as it was when the row is broken.
+///
+/// Written straight into `out`: no string per field, the time formatted by hand (see
+/// [`push_rfc3339_millis`]).
+///
+/// # Errors
+///
+/// [`StoreError`] when the row is broken.
+pub fn write_export_line<R: ExportRow>(out: &mut String, row: &R) -> Result<(), StoreError> {
+    let start = out.len();
+    let written = push_line(out, row);
+    if written.is_err() {
+        out.truncate(start);
+    }
+    written
+}
+
+fn push_line<R: ExportRow>(out: &mut String, row: &R) -> Result<(), StoreError> {
+    let text = |i: usize| -> Result<&str, StoreError> { Ok(row.text(i)?) };
+    let status: OrderStatus = text(col::STATUS)?
+        .parse()
+        .map_err(|e| corrupt(format!("status: {e}")))?;
+    let payment: PaymentStatus = text(col::PAYMENT_STATUS)?
+        .parse()
+        .map_err(|e| corrupt(format!("payment_status: {e}")))?;
+    csv_field(out, text(col::ID)?);
+    out.push(',');
+    csv_field(out, text(col::EXTERNAL_ORDER_NO)?);
+    out.push(',');
+    csv_field(out, text(col::CUSTOMER_ID)?);
+    for label in [
+        status.as_str(),
+        status.label(),
+        payment.as_str(),
+        payment.label(),
+    ] {
+        out.push(',');
+        csv_field(out, label);
+    }
+    for amount in [col::TOTAL, col::DEPOSIT, col::PAID] {
+        out.push(',');
+        let fen = row.int(amount)?;
+        // A negative amount would start with `-`, which the formula guard quotes.
+        if fen < 0 {
+            csv_field(out, &fen.to_string());
+        } else {
+            let _ = write!(out, "{fen}");
+        }
+    }
+    out.push(',');
+    csv_field(out, text(col::CURRENCY)?);
+    out.push(',');
+    push_rfc3339_millis(out, row.int(col::UPDATED_AT)?);
+    out.push_str("\r\n");
+    Ok(())
+}
+
+/// Appends unix milliseconds `ms` as [`millis_to_cst`]`(ms).to_rfc3339()` does (e.g.
+/// `2026-11-20T10:15:00.123+08:00`, without the fraction when it is zero), formatted by hand
+/// for the years 0000–9999 (chrono's formatter for the others).
+fn push_rfc3339_millis(out: &mut String, ms: i64) {
+    let t = millis_to_cst(ms);
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        out.push_str(&t.to_rfc3339());
+        return;
+    }
+    let mut buf = [0u8; 29];
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year.unsigned_abs());
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    let millis = t.nanosecond() / 1_000_000;
+    put(20, 3, millis);
+    buf[4] = b'-';
+    buf[7] = b'-';
+    buf[10] = b'T';
+    buf[13] = b':';
+    buf[16] = b':';
+    buf[19] = b'.';
+    let end = if millis == 0 { 19 } else { 23 };
+    buf[end..end + 6].copy_from_slice(b"+08:00");
+    // Only ASCII digits and separators were written.
+    out.push_str(std::str::from_utf8(&buf[..end + 6]).unwrap_or_default());
 }
 
 /// Appends `value` as one CSV field. Values starting with `=`, `+`, `-`, `@` are prefixed with
 /// `'` so spreadsheet programs do not run them as formulas (ERP order numbers are partner input).
 fn csv_field(out: &mut String, value: &str) {
-    let guarded;
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        guarded = format!("'{value}");
-        guarded.as_str()
-    } else {
-        value
-    };
-    if value.contains([',', '"', '\r', '\n']) {
+    let guard = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let quote = value.contains([',', '"', '\r', '\n']);
+    if quote {
         out.push('"');
-        out.push_str(&value.replace('"', "\"\""));
+    }
+    if guard {
+        out.push('\'');
+    }
+    if quote {
+        for (i, part) in value.split('"').enumerate() {
+            if i > 0 {
+                out.push_str("\"\"");
+            }
+            out.push_str(part);
+        }
         out.push('"');
     } else {
         out.push_str(value);
@@ -95,10 +227,11 @@ impl ExportKey {
         }
     }
 
-    fn of(row: &AnyRow) -> Result<Self, StoreError> {
+    /// The key of a row of [`EXPORT_BATCH_SQL`] (by position).
+    fn of_batch_row<R: ExportRow>(row: &R) -> Result<Self, StoreError> {
         Ok(Self {
-            created_at: row.try_get("created_at")?,
-            id: row.try_get("id")?,
+            created_at: row.int(col::CREATED_AT)?,
+            id: row.text(col::ID)?.to_owned(),
         })
     }
 }
@@ -128,10 +261,9 @@ const EXPORT_BATCH_SQL: &str = "SELECT id, external_order_no, customer_id, statu
 /// use l2c_server::store::orders::ExportWalk;
 ///
 /// let mut walk = ExportWalk::new(l2c_core::ClientId::new("cli_1"));
+/// let mut csv = String::new();
 /// while !walk.is_done() {
-///     for line in walk.next_batch(db.exports(), 1000).await? {
-///         print!("{line}");
-///     }
+///     walk.next_batch(db.exports(), 1000).await?.write_csv(&mut csv)?;
 /// }
 /// # Ok(()) }
 /// ```
@@ -165,9 +297,9 @@ impl ExportWalk {
         self.done
     }
 
-    /// The CSV lines ([`export_line`]) of up to `limit` next orders, read on one connection of
-    /// `pool` (the server passes [`Db::exports`](crate::store::Db::exports)); empty once the
-    /// walk is done.
+    /// Reads up to `limit` next orders on one connection of `pool` (the server passes
+    /// [`Db::exports`](crate::store::Db::exports)), given back before this returns; an empty
+    /// batch once the walk is done. Format them with [`ExportBatch::write_csv`].
     ///
     /// # Errors
     ///
@@ -175,53 +307,177 @@ impl ExportWalk {
     /// stays where it was.
     pub async fn next_batch(
         &mut self,
-        pool: &AnyPool,
+        pool: &ExportPool,
         limit: u32,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<ExportBatch, StoreError> {
         if self.done {
-            return Ok(Vec::new());
+            return Ok(ExportBatch::default());
         }
         let limit = limit.max(1);
-        let mut conn = pool.acquire().await?;
-        let end = match &self.end {
-            Some(end) => end.clone(),
-            None => {
-                let row = sqlx::query(EXPORT_END_SQL)
-                    .bind(self.client.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                let Some(row) = row else {
-                    self.done = true;
-                    return Ok(Vec::new());
+        // The same two statements on either driver.
+        macro_rules! read {
+            ($conn:expr, $rows:path) => {{
+                let conn = &mut **$conn;
+                let end = match &self.end {
+                    Some(end) => end.clone(),
+                    None => {
+                        let row = sqlx::query(EXPORT_END_SQL)
+                            .bind(self.client.as_str())
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                        let Some(row) = row else {
+                            self.done = true;
+                            return Ok(ExportBatch::default());
+                        };
+                        let end = ExportKey {
+                            created_at: row.try_get(0)?,
+                            id: row.try_get(1)?,
+                        };
+                        self.end = Some(end.clone());
+                        end
+                    }
                 };
-                let end = ExportKey::of(&row)?;
-                self.end = Some(end.clone());
-                end
-            }
+                let rows = sqlx::query(EXPORT_BATCH_SQL)
+                    .bind(self.client.as_str())
+                    .bind(self.after.created_at)
+                    .bind(self.after.id.as_str())
+                    .bind(end.created_at)
+                    .bind(end.id.as_str())
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let last = rows.last().map(ExportKey::of_batch_row).transpose()?;
+                (end, last, rows.len(), $rows(rows))
+            }};
+        }
+        let mut conn = pool.acquire().await?;
+        let (end, last, len, rows) = match &mut conn {
+            ExportConnection::Sqlite(c) => read!(c, Rows::Sqlite),
+            ExportConnection::Postgres(c) => read!(c, Rows::Postgres),
         };
-        let rows = sqlx::query(EXPORT_BATCH_SQL)
-            .bind(self.client.as_str())
-            .bind(self.after.created_at)
-            .bind(self.after.id.as_str())
-            .bind(end.created_at)
-            .bind(end.id.as_str())
-            .bind(i64::from(limit))
-            .fetch_all(&mut *conn)
-            .await?;
         // Give the connection back before the rows are formatted (and long before they are sent).
         drop(conn);
-        let lines = rows
-            .iter()
-            .map(export_line)
-            .collect::<Result<Vec<_>, _>>()?;
-        match rows.last() {
+        match last {
             Some(last) => {
-                let last = ExportKey::of(last)?;
-                self.done = rows.len() < limit as usize || last == end;
+                self.done = len < limit as usize || last == end;
                 self.after = last;
             }
             None => self.done = true,
         }
-        Ok(lines)
+        Ok(ExportBatch { rows })
+    }
+}
+
+/// The rows of a batch, as the driver returned them.
+#[derive(Default)]
+enum Rows {
+    #[default]
+    None,
+    Sqlite(Vec<SqliteRow>),
+    Postgres(Vec<PgRow>),
+}
+
+/// Orders read by one [`ExportWalk::next_batch`], not formatted yet (the walk can read the
+/// next batch while this one is formatted and sent).
+#[derive(Default)]
+pub struct ExportBatch {
+    rows: Rows,
+}
+
+impl std::fmt::Debug for ExportBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportBatch")
+            .field("rows", &self.len())
+            .finish()
+    }
+}
+
+impl ExportBatch {
+    /// How many orders the batch holds.
+    pub fn len(&self) -> usize {
+        match &self.rows {
+            Rows::None => 0,
+            Rows::Sqlite(rows) => rows.len(),
+            Rows::Postgres(rows) => rows.len(),
+        }
+    }
+
+    /// Whether the batch holds no order.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends the CSV line of the batch's `i`-th order to `out` (nothing past the end).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the row is broken; `out` is left as it was.
+    pub fn write_line(&self, i: usize, out: &mut String) -> Result<(), StoreError> {
+        match &self.rows {
+            Rows::None => Ok(()),
+            Rows::Sqlite(rows) => rows.get(i).map_or(Ok(()), |r| write_export_line(out, r)),
+            Rows::Postgres(rows) => rows.get(i).map_or(Ok(()), |r| write_export_line(out, r)),
+        }
+    }
+
+    /// Appends the CSV lines of the batch's orders, in export order, to `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when a row is broken; the lines before it were appended.
+    pub fn write_csv(&self, out: &mut String) -> Result<(), StoreError> {
+        (0..self.len()).try_for_each(|i| self.write_line(i, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_as_chrono_writes_them() {
+        let samples = [
+            0,
+            1,
+            999,
+            1_000,
+            1_764_000_000_000,
+            1_764_000_000_123,
+            1_764_000_000_120,
+            253_402_271_999_999, // 9999-12-31T23:59:59.999+08:00
+            253_402_272_000_000, // 10000-01-01T00:00:00+08:00: chrono's formatter
+            -1,
+            -28_800_000,
+            -62_167_248_000_000, // 0000-01-01T00:00:00+08:00
+            -62_167_248_000_001,
+            i64::MAX,
+            i64::MIN,
+        ];
+        let mut step = 1_i64;
+        let spread = (0..2_000).map(|i| {
+            step = step.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (step >> 20) % 400_000_000_000_000 - 100_000_000_000_000 + i
+        });
+        for ms in samples.into_iter().chain(spread) {
+            let mut out = String::new();
+            push_rfc3339_millis(&mut out, ms);
+            assert_eq!(out, millis_to_cst(ms).to_rfc3339(), "{ms}");
+        }
+    }
+
+    #[test]
+    fn fields_are_guarded_against_formulas_and_quoted() {
+        let field = |v: &str| {
+            let mut out = String::new();
+            csv_field(&mut out, v);
+            out
+        };
+        assert_eq!(field("ERP-1"), "ERP-1");
+        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(field("-5"), "'-5");
+        assert_eq!(field("@a,b"), "\"'@a,b\"");
+        assert_eq!(field("a\"b\""), "\"a\"\"b\"\"\"");
+        assert_eq!(field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(field(""), "");
     }
 }

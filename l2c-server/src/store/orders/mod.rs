@@ -19,7 +19,9 @@ use sqlx::any::AnyRow;
 use super::sql::millis_to_cst;
 use super::{Db, StoreError};
 
-pub use export::{EXPORT_COLUMNS, ExportWalk, export_line};
+pub use export::{
+    EXPORT_COLUMNS, ExportBatch, ExportRow, ExportWalk, export_line, write_export_line,
+};
 
 fn corrupt(detail: impl Into<String>) -> StoreError {
     StoreError::Corrupt {

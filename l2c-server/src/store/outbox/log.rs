@@ -1,4 +1,5 @@
-//! The delivery log of a subscription (deliveries with their attempts) and redelivery.
+//! The delivery log of a subscription (deliveries with their attempts, paged and filtered),
+//! the signed bodies, redelivery of one delivery and recovery of every failed one since a time.
 
 use std::collections::HashMap;
 
@@ -8,10 +9,32 @@ use l2c_core::api::webhooks::{Delivery, DeliveryAttempt, DeliveryStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{WebhookStore, corrupt};
+use super::{Subscription, WebhookStore, corrupt};
 use crate::store::StoreError;
 use crate::store::sql::millis_to_cst;
-use crate::store::sql::{bind_all, placeholders};
+use crate::store::sql::{bind_all, placeholders, placeholders_from};
+
+/// Which deliveries a log page shows; `None` members do not filter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    /// Only deliveries in this status.
+    pub status: Option<DeliveryStatus>,
+    /// Only deliveries of this event type.
+    pub event_type: Option<EventType>,
+}
+
+/// The stored name of a status (`PENDING`, `SUCCEEDED`, `FAILED`).
+pub fn status_name(status: DeliveryStatus) -> &'static str {
+    match status {
+        DeliveryStatus::Succeeded => "SUCCEEDED",
+        DeliveryStatus::Failed => "FAILED",
+        _ => "PENDING",
+    }
+}
+
+const DELIVERY_COLUMNS: &str = "d.id, d.event_id, e.event_type, d.status, d.next_attempt_at, \
+                                d.created_at FROM webhook_deliveries d \
+                                JOIN webhook_events e ON e.id = d.event_id";
 
 /// A delivery row (`id, event_id, event_type, status, next_attempt_at, created_at`), without
 /// its attempts.
@@ -40,45 +63,69 @@ fn delivery_from_row(r: &AnyRow) -> Result<Delivery, StoreError> {
 }
 
 impl WebhookStore<'_> {
-    /// The newest `limit` deliveries of one of the client's subscriptions with their attempts
-    /// (`None` when the subscription is not the client's).
+    /// One page (from 1) of the deliveries of `sub` (a subscription the caller has already
+    /// read as its owner's) that match `filter`, newest first, each with all its attempts, and
+    /// how many match in all. Three queries whatever the page size: the count, the page, and
+    /// the attempts of the whole page.
     ///
     /// # Errors
     ///
     /// [`StoreError`].
     pub async fn deliveries(
         &self,
-        client: &ClientId,
-        subscription_id: &str,
-        limit: i64,
-    ) -> Result<Option<Vec<Delivery>>, StoreError> {
-        if self.get(client, subscription_id).await?.is_none() {
-            return Ok(None);
+        sub: &Subscription,
+        filter: &DeliveryFilter,
+        page: u32,
+        page_size: u32,
+    ) -> Result<(Vec<Delivery>, u64), StoreError> {
+        let subscription_id = sub.id.as_str();
+        // Only the filters given become conditions (a NULL parameter has no type on PostgreSQL).
+        let mut conditions = String::from("d.subscription_id = $1");
+        let mut args = vec![subscription_id.to_owned()];
+        if let Some(s) = filter.status {
+            args.push(status_name(s).to_owned());
+            conditions.push_str(&format!(" AND d.status = ${}", args.len()));
         }
-        let rows = sqlx::query(
-            "SELECT d.id, d.event_id, e.event_type, d.status, d.next_attempt_at, d.created_at \
-             FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id \
-             WHERE d.subscription_id = $1 ORDER BY d.created_at DESC, d.id DESC LIMIT $2",
-        )
-        .bind(subscription_id)
-        .bind(limit)
-        .fetch_all(self.db.pool())
-        .await?;
+        if let Some(t) = filter.event_type {
+            args.push(t.as_str().to_owned());
+            conditions.push_str(&format!(" AND e.event_type = ${}", args.len()));
+        }
+        let count_sql = format!(
+            "SELECT COUNT(*) AS n FROM webhook_deliveries d \
+             JOIN webhook_events e ON e.id = d.event_id WHERE {conditions}"
+        );
+        let total: i64 = bind_all(sqlx::query(&count_sql), &args)
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get("n")?;
+        let page_sql = format!(
+            "SELECT {DELIVERY_COLUMNS} WHERE {conditions} \
+             ORDER BY d.created_at DESC, d.id DESC LIMIT {} OFFSET {}",
+            page_size,
+            u64::from(page.saturating_sub(1)) * u64::from(page_size)
+        );
+        let rows = bind_all(sqlx::query(&page_sql), &args)
+            .fetch_all(self.db.pool())
+            .await?;
+        let items = self.with_attempts(&rows).await?;
+        Ok((items, u64::try_from(total).unwrap_or(0)))
+    }
+
+    /// The deliveries of `rows` with their attempts, loaded in one query.
+    async fn with_attempts(&self, rows: &[AnyRow]) -> Result<Vec<Delivery>, StoreError> {
         let ids = rows
             .iter()
             .map(|r| r.try_get::<String, _>("id"))
             .collect::<Result<Vec<_>, _>>()?;
         let mut attempts = self.attempts_of(&ids).await?;
-        let out = rows
-            .iter()
+        rows.iter()
             .zip(&ids)
             .map(|(r, id)| {
                 let mut d = delivery_from_row(r)?;
                 d.attempts = attempts.remove(id).unwrap_or_default();
                 Ok(d)
             })
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Some(out))
+            .collect()
     }
 
     /// The attempts of each of `ids`, in order, in one query (not one per delivery).
@@ -123,50 +170,116 @@ impl WebhookStore<'_> {
         Ok(by_delivery)
     }
 
-    /// Queues a delivery of one of the client's subscriptions again: pending, due now, with a
-    /// fresh retry schedule (a delivery already pending keeps its place). `Ok(None)` when the
-    /// subscription or delivery is not the client's.
+    /// The exact bodies (as signed and sent) of the client's events `event_ids`, by event id, in
+    /// one query. Another client's events are left out.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn payloads(
+        &self,
+        client: &ClientId,
+        event_ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        if event_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT id, payload FROM webhook_events WHERE client_id = $1 AND id IN ({})",
+            placeholders_from(2, event_ids.len())
+        );
+        bind_all(sqlx::query(&sql).bind(client.as_str()), event_ids)
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("payload")?)))
+            .collect()
+    }
+
+    /// Queues a delivery of `sub` (a subscription the caller has already read as its owner's)
+    /// again: pending, due now, with a fresh retry schedule (a delivery already pending keeps
+    /// its place). `Ok(None)` when `sub` has no such delivery.
     ///
     /// # Errors
     ///
     /// [`StoreError`].
     pub async fn redeliver(
         &self,
-        client: &ClientId,
-        subscription_id: &str,
+        sub: &Subscription,
         delivery_id: &str,
         now: i64,
     ) -> Result<Option<Delivery>, StoreError> {
-        if self.get(client, subscription_id).await?.is_none() {
-            return Ok(None);
-        }
         sqlx::query(
             "UPDATE webhook_deliveries SET status = 'PENDING', failures = 0, next_attempt_at = $1, \
              updated_at = $1 WHERE id = $2 AND subscription_id = $3 AND status <> 'PENDING'",
         )
         .bind(now)
         .bind(delivery_id)
-        .bind(subscription_id)
+        .bind(&sub.id)
         .execute(self.db.pool())
         .await?;
-        let row = sqlx::query(
-            "SELECT d.id, d.event_id, e.event_type, d.status, d.next_attempt_at, d.created_at \
-             FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id \
-             WHERE d.id = $1 AND d.subscription_id = $2",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} WHERE d.id = $1 AND d.subscription_id = $2"
+        ))
         .bind(delivery_id)
-        .bind(subscription_id)
-        .fetch_optional(self.db.pool())
+        .bind(&sub.id)
+        .fetch_all(self.db.pool())
         .await?;
-        let Some(r) = row else {
-            return Ok(None);
-        };
-        let mut d = delivery_from_row(&r)?;
-        d.attempts = self
-            .attempts_of(&[delivery_id.to_owned()])
-            .await?
-            .remove(delivery_id)
-            .unwrap_or_default();
-        Ok(Some(d))
+        Ok(self.with_attempts(&rows).await?.into_iter().next())
+    }
+
+    /// Queues every failed delivery of `sub` created at or after `since` (unix ms) again, as
+    /// [`redeliver`](Self::redeliver) does one, `batch` at a time (walking the deliveries once
+    /// by creation time, so a delivery that fails again meanwhile is not requeued twice).
+    /// Returns how many were queued.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`]; the batches already requeued stay queued.
+    pub async fn recover(
+        &self,
+        sub: &Subscription,
+        since: i64,
+        now: i64,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let mut queued = 0;
+        let mut after: (i64, String) = (since, String::new());
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, created_at FROM webhook_deliveries WHERE subscription_id = $1 \
+                 AND status = 'FAILED' AND created_at >= $2 \
+                 AND (created_at > $3 OR (created_at = $3 AND id > $4)) \
+                 ORDER BY created_at, id LIMIT $5",
+            )
+            .bind(&sub.id)
+            .bind(since)
+            .bind(after.0)
+            .bind(&after.1)
+            .bind(i64::from(batch))
+            .fetch_all(self.db.pool())
+            .await?;
+            let Some(last) = rows.last() else {
+                return Ok(queued);
+            };
+            after = (last.try_get("created_at")?, last.try_get("id")?);
+            let ids = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>("id"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let sql = format!(
+                "UPDATE webhook_deliveries SET status = 'PENDING', failures = 0, \
+                 next_attempt_at = $1, updated_at = $1 \
+                 WHERE status = 'FAILED' AND id IN ({})",
+                placeholders_from(2, ids.len())
+            );
+            queued += bind_all(sqlx::query(&sql).bind(now), &ids)
+                .execute(self.db.pool())
+                .await?
+                .rows_affected();
+            if rows.len() < usize::try_from(batch).unwrap_or(usize::MAX) {
+                return Ok(queued);
+            }
+        }
     }
 }

@@ -36,6 +36,8 @@ pub struct Subscription {
     pub secret_promoted_at: Option<i64>,
     /// Whether events are delivered.
     pub enabled: bool,
+    /// Why the server disabled it (a receiver's 410 Gone), if it did.
+    pub disabled_reason: Option<String>,
     /// Created (unix ms).
     pub created_at: i64,
 }
@@ -132,13 +134,15 @@ impl Subscription {
             previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
             secret_promoted_at: r.try_get("secret_promoted_at")?,
             enabled: r.try_get::<i64, _>("enabled")? != 0,
+            disabled_reason: r.try_get("disabled_reason")?,
             created_at: r.try_get("created_at")?,
         })
     }
 }
 
 pub(super) const SUB_COLUMNS: &str = "id, client_id, url, events, secret, previous_secret, \
-                           previous_secret_expires_at, secret_promoted_at, enabled, created_at";
+                           previous_secret_expires_at, secret_promoted_at, enabled, \
+                           disabled_reason, created_at";
 
 impl WebhookStore<'_> {
     /// Creates a subscription unless the client already holds `max` of them; `None` then.
@@ -170,6 +174,7 @@ impl WebhookStore<'_> {
             previous_secret_expires_at: None,
             secret_promoted_at: None,
             enabled: true,
+            disabled_reason: None,
             created_at: now,
         };
         let mut tx = begin_write(self.db).await?;
@@ -229,6 +234,38 @@ impl WebhookStore<'_> {
         .iter()
         .map(|r| Subscription::from_row(self.db.data_keys(), r))
         .collect()
+    }
+
+    /// One page (from 1) of the client's subscriptions, oldest first, and how many it holds.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn list_page(
+        &self,
+        client: &ClientId,
+        page: u32,
+        page_size: u32,
+    ) -> Result<(Vec<Subscription>, u64), StoreError> {
+        let total: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM webhook_subscriptions WHERE client_id = $1")
+                .bind(client.as_str())
+                .fetch_one(self.db.pool())
+                .await?
+                .try_get("n")?;
+        let items = sqlx::query(&format!(
+            "SELECT {SUB_COLUMNS} FROM webhook_subscriptions WHERE client_id = $1 \
+             ORDER BY created_at, id LIMIT $2 OFFSET $3"
+        ))
+        .bind(client.as_str())
+        .bind(i64::from(page_size))
+        .bind(i64::from(page.saturating_sub(1)) * i64::from(page_size))
+        .fetch_all(self.db.pool())
+        .await?
+        .iter()
+        .map(|r| Subscription::from_row(self.db.data_keys(), r))
+        .collect::<Result<_, _>>()?;
+        Ok((items, u64::try_from(total).unwrap_or(0)))
     }
 
     /// One of the client's subscriptions (`None` for another client's or an unknown id).
