@@ -1,19 +1,23 @@
 //! The webhook outbox dispatcher: a background task that delivers queued events.
 //!
-//! Every round it claims due deliveries with a lease
-//! ([`WebhookStore::claim`](crate::store::outbox::WebhookStore::claim)), sends them
-//! concurrently and records each attempt
-//! ([`WebhookStore::finish`](crate::store::outbox::WebhookStore::finish)), after asking
-//! [`retry::next_step`] what comes next. All state is in the database, so several replicas can
-//! run dispatchers on one PostgreSQL database (each row goes to
-//! one of them) and a restarted server picks up whatever was pending; a lease left behind by a
-//! killed process expires after twice the attempt timeout (plus a second).
+//! It keeps up to [`WebhookConfig::batch_size`] attempts in flight: it claims
+//! due deliveries with a lease
+//! ([`WebhookStore::claim`](crate::store::outbox::WebhookStore::claim), one statement
+//! returning what the attempts need), sends each in a task of its own, asks [`retry::next_step`]
+//! what comes next, and hands the outcome to a recorder task that writes whatever has finished
+//! meanwhile in one transaction
+//! ([`WebhookStore::finish_all`](crate::store::outbox::WebhookStore::finish_all)); more are
+//! claimed as slots free. All state is in the database, so several replicas can run
+//! dispatchers on one PostgreSQL database (each row goes to one of them, and a replica whose
+//! slots are full wakes the others with `NOTIFY`) and a restarted server picks
+//! up whatever was pending; a lease left behind by a killed process expires after twice the
+//! attempt timeout (plus a second).
 //!
 //! When the database goes away between sending an attempt and recording it (the receiver has
 //! the event), the dispatcher keeps retrying the record, with a growing pause, for as long as
 //! its lease lasts, so the event is not sent again once the database is back. Only a database
 //! down for longer than the lease leads to a second send (same `webhook-id`: receivers
-//! deduplicate on it).
+//! deduplicate on it). A delivery whose lease was lost meanwhile gets nothing recorded.
 //!
 //! One attempt (PROTOCOLS.md H9):
 //!
@@ -41,40 +45,36 @@
 //! # }
 //! ```
 
+mod pipeline;
+mod record;
 pub mod retry;
+mod send;
+mod wake;
 
 pub use crate::config::webhooks::{
     DEFAULT_RETENTION, DEFAULT_RETRY_SCHEDULE, Retention, RetentionError, RetrySchedule,
     ScheduleError, WebhookConfig, parse_duration,
 };
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use l2c_core::api::webhooks::MAX_RECORDED_RESPONSE;
-
 use l2c_core::clock::Clock;
-use l2c_core::webhook::{WebhookSecret, sign_headers};
 use rand::Rng as _;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::ssrf;
-
-/// The first and the longest pause between tries to record an attempt while the database is
-/// unreachable (within the lease).
-const FINISH_RETRY_FIRST: Duration = Duration::from_millis(100);
-const FINISH_RETRY_MAX: Duration = Duration::from_secs(1);
 use crate::state::AppState;
-use crate::store::outbox::{AttemptRecord, Job, NextStep, Purged};
+use crate::store::outbox::{Job, NextStep, Purged};
 use crate::store::{Db, StoreError, unix_millis};
-use retry::Answer;
+use record::Finished;
 
 pub use retry::MAX_RETRY_AFTER;
 
 /// Largest response body read from a receiver; the first
-/// [`MAX_RECORDED_RESPONSE`] bytes are kept with the attempt.
+/// [`MAX_RECORDED_RESPONSE`](l2c_core::api::webhooks::MAX_RECORDED_RESPONSE) bytes are kept
+/// with the attempt.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// The `User-Agent` of every attempt.
@@ -212,35 +212,13 @@ impl Dispatcher {
 
     /// Starts the loop on the current Tokio runtime.
     pub fn spawn(self) -> DispatcherHandle {
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, _) = watch::channel(false);
         let purger = self.config.retention.duration().is_some().then(|| {
             let purger = self.clone();
             let stopped = stop.subscribe();
             tokio::spawn(async move { purger.purge_periodically(stopped).await })
         });
-        let task = tokio::spawn(async move {
-            loop {
-                if *stopped.borrow() {
-                    break;
-                }
-                let claimed = match self.run_once().await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "webhook dispatcher round failed");
-                        0
-                    }
-                };
-                // A full batch: more may be due right away.
-                if claimed >= self.config.batch_size as usize {
-                    continue;
-                }
-                tokio::select! {
-                    _ = stopped.changed() => {}
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(self.config.poll_interval) => {}
-                }
-            }
-        });
+        let task = tokio::spawn(Arc::new(self).run(stop.subscribe()));
         DispatcherHandle {
             stop,
             task: Some(task),
@@ -310,244 +288,41 @@ impl Dispatcher {
     }
 
     /// One round: claims the due deliveries (up to the batch size), attempts them concurrently
-    /// and records the results. Returns how many were claimed.
+    /// and records the results in one batch. Returns how many were claimed. (The spawned
+    /// dispatcher does not work in rounds: it keeps its slots busy, see [`Dispatcher::spawn`].)
     ///
     /// # Errors
     ///
-    /// [`StoreError`] when claiming fails (errors recording single attempts are logged).
+    /// [`StoreError`] when claiming fails (errors recording attempts are logged).
     pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let leased_until = Instant::now() + self.lease();
-        let now = self.now();
-        let lease_until = now + i64::try_from(self.lease().as_millis()).unwrap_or(i64::MAX / 2);
-        let ids = self
-            .db
-            .webhooks()
-            .claim(
-                &self.owner,
-                now,
-                lease_until,
-                i64::from(self.config.batch_size),
-            )
-            .await?;
-        let n = ids.len();
-        let rounds = ids.into_iter().map(|id| async move {
-            if let Err(e) = self.deliver(&id, leased_until).await {
-                tracing::warn!(delivery = %id, error = %e, "recording a webhook attempt failed");
-            }
-        });
-        futures_util::future::join_all(rounds).await;
+        let (jobs, leased_until) = self.claim(self.config.batch_size as usize).await?;
+        let n = jobs.len();
+        let outcomes =
+            futures_util::future::join_all(jobs.into_iter().map(|job| self.deliver(job))).await;
+        let batch = outcomes
+            .into_iter()
+            .map(|outcome| Finished {
+                outcome,
+                leased_until,
+            })
+            .collect();
+        self.record(batch).await;
         Ok(n)
     }
 
-    async fn deliver(&self, delivery_id: &str, leased_until: Instant) -> Result<(), StoreError> {
-        let store = self.db.webhooks();
-        let Some(job) = store.job(delivery_id).await? else {
-            return Ok(());
-        };
-        let Some(sub) = job.subscription.as_ref().filter(|s| s.enabled) else {
-            let record = AttemptRecord::new(
-                self.now(),
-                None,
-                0,
-                Some("not sent: the subscription is disabled or deleted".to_owned()),
-            );
-            if let Some(metrics) = &self.metrics {
-                metrics.record_webhook_attempt("not_sent");
-            }
-            store
-                .finish(
-                    &self.owner,
-                    &job,
-                    Some(&record),
-                    NextStep::Failed,
-                    self.now(),
-                )
-                .await?;
-            return Ok(());
-        };
-        let started_at = self.now();
-        let started = Instant::now();
-        let mut exchange = Exchange::default();
-        let result = self.attempt(&job, sub, started_at, &mut exchange).await;
-        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    /// Claims up to `limit` due deliveries under this dispatcher's lease; returns them with the
+    /// instant the lease ends.
+    async fn claim(&self, limit: usize) -> Result<(Vec<Job>, Instant), StoreError> {
+        let leased_until = Instant::now() + self.lease();
         let now = self.now();
-        let (answer, error) = match result {
-            Ok(answer @ Answer::Status { status, .. }) => {
-                let why = match status {
-                    200..300 => None,
-                    410 => Some("410 Gone: the subscription is disabled".to_owned()),
-                    300..400 => Some(format!("HTTP {status}: redirects are not followed")),
-                    _ => Some(format!("HTTP {status}")),
-                };
-                (answer, why)
-            }
-            Ok(Answer::NoAnswer) => (Answer::NoAnswer, None),
-            Err(why) => (Answer::NoAnswer, Some(why)),
-        };
-        let status = match answer {
-            Answer::Status { status, .. } => Some(status),
-            Answer::NoAnswer => None,
-        };
-        let next = retry::next_step(
-            answer,
-            job.failures,
-            &self.config.retry_schedule,
-            rand::thread_rng().gen_range(retry::JITTER),
-            now,
-        );
-        tracing::info!(
-            delivery = %job.delivery_id,
-            event = %job.event_id,
-            status = ?status,
-            latency_ms,
-            next = ?next,
-            "webhook attempt"
-        );
-        self.count_attempt(&job, next, now);
-        let record = AttemptRecord::new(started_at, status, latency_ms, error)
-            .with_exchange(exchange.response_body, exchange.request_headers);
-        let mut pause = FINISH_RETRY_FIRST;
-        loop {
-            match store
-                .finish(&self.owner, &job, Some(&record), next, now)
-                .await
-            {
-                Ok(_) => return Ok(()),
-                // The attempt was made: record it once the database is back rather than let the
-                // lease lapse and send the event again.
-                Err(e)
-                    if crate::error::is_unavailable(&e)
-                        && Instant::now() + pause < leased_until =>
-                {
-                    tracing::warn!(delivery = %job.delivery_id, error = %e, "recording a webhook attempt failed; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(FINISH_RETRY_MAX);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn attempt(
-        &self,
-        job: &Job,
-        sub: &crate::store::outbox::Subscription,
-        now_ms: i64,
-        exchange: &mut Exchange,
-    ) -> Result<Answer, String> {
-        let url = ssrf::check_url(&sub.url, self.config.allow_private)
-            .map_err(|e| format!("destination refused: {e}"))?;
-        let secrets = sub
-            .signing_secrets(now_ms)
-            .into_iter()
-            .map(WebhookSecret::parse)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("stored secret unusable: {e}"))?;
-        let refs: Vec<&WebhookSecret> = secrets.iter().collect();
-        let ts = u64::try_from(now_ms / 1000).unwrap_or(0);
-        let headers = sign_headers(
-            &refs,
-            &job.event_id,
-            job.event_type,
-            ts,
-            job.payload.as_bytes(),
-        )
-        .map_err(|e| format!("cannot sign: {e}"))?;
-        let client = self.http.as_ref().map_err(Clone::clone)?;
-        let mut req = client
-            .post(url)
-            .timeout(self.config.attempt_timeout)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(job.payload.clone());
-        exchange.sent(&headers);
-        for (name, value) in headers {
-            req = req.header(name, value);
-        }
-        let mut res = req.send().await.map_err(describe)?;
-        let status = res.status().as_u16();
-        let retry_after = res
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| l2c_core::retry_after::parse(v.as_bytes(), self.clock.now()));
-        // Drain a bounded amount so the connection can be reused; the start is kept for the
-        // delivery log.
-        let mut read = 0usize;
-        let mut start = Vec::new();
-        while read < MAX_RESPONSE_BYTES {
-            match res.chunk().await {
-                Ok(Some(c)) => {
-                    let room = MAX_RECORDED_RESPONSE.saturating_sub(start.len());
-                    start.extend_from_slice(&c[..c.len().min(room)]);
-                    read += c.len();
-                }
-                _ => break,
-            }
-        }
-        exchange.response_body = (!start.is_empty()).then(|| recorded_text(start));
-        Ok(Answer::Status {
-            status,
-            retry_after,
-        })
-    }
-}
-
-/// What one attempt exchanged with the receiver, for the delivery log.
-#[derive(Debug, Default)]
-struct Exchange {
-    /// The request headers as sent.
-    request_headers: BTreeMap<String, String>,
-    /// The start of the answer.
-    response_body: Option<String>,
-}
-
-impl Exchange {
-    /// Notes the signed headers plus the two the request adds (content type, user agent).
-    fn sent(&mut self, signed: &[(http::HeaderName, http::HeaderValue)]) {
-        let text = |v: &http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
-        self.request_headers = signed
-            .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), text(v)))
-            .collect();
-        self.request_headers.insert(
-            http::header::CONTENT_TYPE.as_str().to_owned(),
-            "application/json".to_owned(),
-        );
-        self.request_headers.insert(
-            http::header::USER_AGENT.as_str().to_owned(),
-            USER_AGENT.to_owned(),
-        );
-    }
-}
-
-/// The kept start of an answer as text: a character cut by the 4 KiB limit is dropped, other
-/// invalid UTF-8 replaced.
-fn recorded_text(mut bytes: Vec<u8>) -> String {
-    if let Err(e) = std::str::from_utf8(&bytes) {
-        if e.error_len().is_none() {
-            bytes.truncate(e.valid_up_to());
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-fn describe(e: reqwest::Error) -> String {
-    // The resolver refused the addresses of the host name.
-    if let Some(refused) = ssrf::refusal(&e) {
-        return format!("destination refused: {refused}");
-    }
-    if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        let mut s = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(inner) = src {
-            s.push_str(": ");
-            s.push_str(&inner.to_string());
-            src = inner.source();
-        }
-        s
+        let lease_until = now + i64::try_from(self.lease().as_millis()).unwrap_or(i64::MAX / 2);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let jobs = self
+            .db
+            .webhooks()
+            .claim(&self.owner, now, lease_until, limit)
+            .await?;
+        Ok((jobs, leased_until))
     }
 }
 
@@ -569,14 +344,6 @@ mod tests {
             Some(Duration::from_secs(120))
         );
         assert_eq!(parse(b"soon", now), None);
-    }
-
-    #[test]
-    fn recorded_text_drops_a_cut_character_and_replaces_bad_bytes() {
-        // "订单" is 6 bytes; cut after 4 the second character is incomplete and dropped.
-        assert_eq!(recorded_text("订单".as_bytes()[..4].to_vec()), "订");
-        assert_eq!(recorded_text(b"ok \xff!".to_vec()), "ok \u{fffd}!");
-        assert_eq!(recorded_text(b"plain".to_vec()), "plain");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! |---|---|---|
 //! | subscriptions: create (capped), list, get, delete, rotate the secret | [`subscriptions`] | the subscription use case |
 //! | outbox write: events of a state change, one delivery per matching subscription, **inside the caller's transaction** | [`enqueue`] ([`enqueue_in`]) | the order sync use case |
-//! | delivery queue: claim due deliveries under a lease, load a job, record the attempt and move on | [`queue`] ([`WebhookStore::claim`], [`WebhookStore::job`], [`WebhookStore::finish`], [`WebhookStore::queue_stats`]) | the dispatcher, `/metrics` |
+//! | delivery queue: claim due deliveries under a lease with what their attempts need | [`queue`] ([`WebhookStore::claim`], [`WebhookStore::queue_stats`]) | the dispatcher, `/metrics` |
+//! | recording: many attempts in one transaction, each under its lease, and the deliveries moved on | [`record`] ([`WebhookStore::finish_all`]) | the dispatcher |
 //! | test event: a `PING` for one subscription, on request | [`enqueue`] ([`WebhookStore::enqueue_ping`]) | the subscription use case |
 //! | delivery log: a subscription's deliveries with their attempts (paged, filtered), the signed bodies, redelivery, recovery of the failed ones since a time | [`log`] | the subscription use case, the console |
 //! | retention: finished deliveries and orphaned events past `--webhook-retention` | [`retention`] | the dispatcher |
@@ -27,9 +28,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod announce;
 pub mod enqueue;
 pub mod log;
 pub mod queue;
+pub mod record;
 pub mod retention;
 pub mod subscriptions;
 
@@ -40,6 +43,7 @@ use super::{Db, StoreError};
 pub use enqueue::enqueue_in;
 pub use log::{DeliveryFilter, status_name};
 pub use queue::{AttemptRecord, Job, NextStep, QueueStats};
+pub use record::{MAX_FINISH_BATCH, Outcome};
 pub use retention::Purged;
 pub use subscriptions::Subscription;
 

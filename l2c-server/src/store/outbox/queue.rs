@@ -1,5 +1,5 @@
-//! The delivery queue the dispatcher works from: claim due deliveries under a lease, load what
-//! an attempt needs, record the attempt and move the delivery on ([`NextStep`]).
+//! The delivery queue the dispatcher works from: claim due deliveries under a lease, with what
+//! their attempts need; what an attempt leads to ([`NextStep`]) is recorded by [`super::record`].
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::subscriptions::SUB_COLUMNS;
 use super::{Subscription, WebhookStore, corrupt};
-use crate::store::sql::begin_write;
+use crate::store::sql::{bind_all, placeholders};
 use crate::store::{Backend, StoreError};
 
 /// A delivery claimed by a dispatcher, with what it needs to make the attempt.
@@ -125,18 +125,22 @@ impl WebhookStore<'_> {
     /// Claims up to `limit` due deliveries for `owner` until `lease_until` (unix ms): pending,
     /// due at `now`, and not leased by anyone else (or whose lease expired). Several dispatchers
     /// may call this concurrently; each row goes to one of them (`FOR UPDATE SKIP LOCKED` on
-    /// PostgreSQL, the single writer lock on SQLite). Returns the claimed delivery ids.
+    /// PostgreSQL, the single writer lock on SQLite).
+    ///
+    /// Returns the claimed jobs with everything their attempts need: the deliveries with their
+    /// events come back from the claiming statement itself, and their subscriptions (usually one)
+    /// are read once for the whole claim.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Database`].
+    /// [`StoreError`].
     pub async fn claim(
         &self,
         owner: &str,
         now: i64,
         lease_until: i64,
         limit: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<Job>, StoreError> {
         let sql = match self.db.backend() {
             // The due rows are picked and locked once, in a materialised CTE, and then updated
             // by primary key. As `WHERE id IN (SELECT … LIMIT … FOR UPDATE SKIP LOCKED)` the
@@ -148,18 +152,29 @@ impl WebhookStore<'_> {
                 "WITH due AS MATERIALIZED (SELECT id FROM webhook_deliveries \
                  WHERE status = 'PENDING' AND next_attempt_at <= $3 \
                  AND (lease_until IS NULL OR lease_until <= $3) \
-                 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-                 UPDATE webhook_deliveries d SET lease_owner = $1, lease_until = $2 \
-                 FROM due WHERE d.id = due.id RETURNING d.id"
+                 ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
+                 claimed AS (UPDATE webhook_deliveries d SET lease_owner = $1, lease_until = $2 \
+                 FROM due WHERE d.id = due.id \
+                 RETURNING d.id, d.failures, d.subscription_id, d.event_id) \
+                 SELECT c.id, c.failures, c.subscription_id, c.event_id, e.event_type, e.payload, \
+                 e.created_at AS event_created_at \
+                 FROM claimed c JOIN webhook_events e ON e.id = c.event_id"
             }
-            // One writer at a time: the subquery runs once.
+            // One writer at a time: the subquery runs once. RETURNING sees only the updated
+            // table, so the event's columns come from subqueries on its primary key.
             Backend::Sqlite => {
                 "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 \
                  WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'PENDING' \
                    AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
                    ORDER BY next_attempt_at LIMIT $4) \
                  AND status = 'PENDING' AND (lease_until IS NULL OR lease_until <= $3) \
-                 RETURNING id"
+                 RETURNING id, failures, subscription_id, event_id, \
+                 (SELECT e.event_type FROM webhook_events e \
+                   WHERE e.id = webhook_deliveries.event_id) AS event_type, \
+                 (SELECT e.payload FROM webhook_events e \
+                   WHERE e.id = webhook_deliveries.event_id) AS payload, \
+                 (SELECT e.created_at FROM webhook_events e \
+                   WHERE e.id = webhook_deliveries.event_id) AS event_created_at"
             }
         };
         let rows = sqlx::query(sql)
@@ -169,50 +184,51 @@ impl WebhookStore<'_> {
             .bind(limit)
             .fetch_all(self.db.pool())
             .await?;
+        let subscriptions = self.subscriptions_by_id(&rows).await?;
         rows.iter()
-            .map(|r| r.try_get::<String, _>("id").map_err(StoreError::from))
+            .map(|r| {
+                let sub_id: String = r.try_get("subscription_id")?;
+                Ok(Job {
+                    delivery_id: r.try_get("id")?,
+                    failures: u32::try_from(r.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
+                    event_id: r.try_get("event_id")?,
+                    event_type: r
+                        .try_get::<String, _>("event_type")?
+                        .parse()
+                        .map_err(|_| corrupt("event type"))?,
+                    payload: r.try_get("payload")?,
+                    subscription: subscriptions.iter().find(|s| s.id == sub_id).cloned(),
+                    event_created_at: r.try_get("event_created_at")?,
+                })
+            })
             .collect()
     }
 
-    /// What a claimed delivery needs for its attempt (`None` if the row is gone).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`].
-    pub async fn job(&self, delivery_id: &str) -> Result<Option<Job>, StoreError> {
-        let Some(r) = sqlx::query(
-            "SELECT d.id, d.failures, d.subscription_id, e.id AS event_id, e.event_type, e.payload, \
-             e.created_at AS event_created_at \
-             FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE d.id = $1",
-        )
-        .bind(delivery_id)
-        .fetch_optional(self.db.pool())
-        .await?
-        else {
-            return Ok(None);
-        };
-        let sub_id: String = r.try_get("subscription_id")?;
-        let subscription = sqlx::query(&format!(
-            "SELECT {SUB_COLUMNS} FROM webhook_subscriptions WHERE id = $1"
-        ))
-        .bind(&sub_id)
-        .fetch_optional(self.db.pool())
-        .await?
-        .as_ref()
-        .map(|r| Subscription::from_row(self.db.data_keys(), r))
-        .transpose()?;
-        Ok(Some(Job {
-            delivery_id: r.try_get("id")?,
-            failures: u32::try_from(r.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
-            event_id: r.try_get("event_id")?,
-            event_type: r
-                .try_get::<String, _>("event_type")?
-                .parse()
-                .map_err(|_| corrupt("event type"))?,
-            payload: r.try_get("payload")?,
-            subscription,
-            event_created_at: r.try_get("event_created_at")?,
-        }))
+    /// The subscriptions of the claimed `rows`, each read once (a claim's deliveries mostly
+    /// share one or a few); a deleted one is missing.
+    async fn subscriptions_by_id(
+        &self,
+        rows: &[sqlx::any::AnyRow],
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let mut ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("subscription_id"))
+            .collect::<Result<_, _>>()?;
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {SUB_COLUMNS} FROM webhook_subscriptions WHERE id IN ({})",
+            placeholders(ids.len())
+        );
+        bind_all(sqlx::query(&sql), &ids)
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(|r| Subscription::from_row(self.db.data_keys(), r))
+            .collect()
     }
 
     /// The pending deliveries: how many, and the creation time (unix ms) of the oldest. Served
@@ -232,81 +248,5 @@ impl WebhookStore<'_> {
             pending: r.try_get("n")?,
             oldest_created_at: r.try_get("oldest")?,
         })
-    }
-
-    /// Records an attempt (if any) and moves the delivery on, releasing `owner`'s lease; on
-    /// [`NextStep::Gone`] also disables the subscription. Returns `false` (and writes nothing)
-    /// when `owner` no longer holds the lease.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`].
-    pub async fn finish(
-        &self,
-        owner: &str,
-        job: &Job,
-        attempt: Option<&AttemptRecord>,
-        next: NextStep,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let (status, next_at, failures) = match next {
-            NextStep::Succeeded => ("SUCCEEDED", now, job.failures),
-            NextStep::RetryAt(at) => ("PENDING", at, job.failures.saturating_add(1)),
-            NextStep::Failed | NextStep::Gone => ("FAILED", now, job.failures.saturating_add(1)),
-        };
-        let mut tx = begin_write(self.db).await?;
-        let updated = sqlx::query(
-            "UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2, failures = $3, \
-             lease_owner = NULL, lease_until = NULL, updated_at = $4 \
-             WHERE id = $5 AND lease_owner = $6",
-        )
-        .bind(status)
-        .bind(next_at)
-        .bind(i64::from(failures))
-        .bind(now)
-        .bind(&job.delivery_id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Ok(false);
-        }
-        if let Some(a) = attempt {
-            let n: i64 =
-                sqlx::query("SELECT COUNT(*) AS n FROM webhook_attempts WHERE delivery_id = $1")
-                    .bind(&job.delivery_id)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("n")?;
-            sqlx::query(
-                "INSERT INTO webhook_attempts (delivery_id, attempt_no, attempted_at, \
-                 response_status, latency_ms, error, response_body, request_headers) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&job.delivery_id)
-            .bind(n + 1)
-            .bind(a.attempted_at)
-            .bind(a.response_status.map(i64::from))
-            .bind(a.latency_ms)
-            .bind(a.error.as_deref())
-            .bind(a.response_body.as_deref())
-            .bind(a.headers_json())
-            .execute(&mut *tx)
-            .await?;
-        }
-        if next == NextStep::Gone {
-            if let Some(sub) = &job.subscription {
-                sqlx::query(
-                    "UPDATE webhook_subscriptions SET enabled = 0, \
-                     disabled_reason = 'receiver answered 410 Gone' WHERE id = $1",
-                )
-                .bind(&sub.id)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
     }
 }

@@ -1,0 +1,269 @@
+//! The dispatcher's batches: a batch of recorded attempts writes nothing for a delivery whose
+//! lease was lost and records the others (with their attempt numbers, and a 410 disabling the
+//! subscription), on SQLite and PostgreSQL; two dispatchers sharing PostgreSQL deliver a
+//! thousand events exactly once each.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use http::{HeaderMap, StatusCode};
+use l2c_core::ClientId;
+use l2c_core::api::events::{EventData, EventType, OrderAmounts, OrderCreated};
+use l2c_core::api::status::{OrderStatus, PaymentStatus};
+use l2c_core::clock::SystemClock;
+use l2c_core::webhook::WebhookSecret;
+use l2c_server::dispatch::{Dispatcher, WebhookConfig};
+use l2c_server::store::Db;
+use l2c_server::store::outbox::{AttemptRecord, NextStep, Outcome, enqueue_in};
+use l2c_server::store::sql::begin_write;
+use l2c_server::testing::{Backend, TestDb};
+use sqlx::Row;
+
+fn event(i: usize) -> EventData {
+    EventData::OrderCreated(OrderCreated::new(
+        format!("ord_batch{i:08}"),
+        format!("batch-{i}"),
+        OrderStatus::DepositPaid,
+        PaymentStatus::DepositPaid,
+        OrderAmounts::cny(3_980_000, 500_000, 500_000),
+        "cus_0000000000000000000000000000000",
+        1,
+    ))
+}
+
+/// A subscription of `client` to `url` and `n` queued events; returns the subscription id.
+async fn queue(db: &Db, client: &ClientId, url: &str, n: usize, now: i64) -> String {
+    let secret = WebhookSecret::generate();
+    let sub = db
+        .webhooks()
+        .create(
+            client,
+            url,
+            &[EventType::OrderCreated],
+            secret.expose_secret(),
+            now,
+            10,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let events: Vec<EventData> = (0..n).map(event).collect();
+    let mut tx = begin_write(db).await.unwrap();
+    let queued = enqueue_in(&mut tx, client, &events, now).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(queued, n as u64);
+    sub.id
+}
+
+async fn delivery(db: &Db, id: &str) -> (String, i64, Option<String>, i64) {
+    let r = sqlx::query(
+        "SELECT status, failures, lease_owner, next_attempt_at FROM webhook_deliveries \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    (
+        r.get("status"),
+        r.get("failures"),
+        r.get("lease_owner"),
+        r.get("next_attempt_at"),
+    )
+}
+
+async fn attempt_numbers(db: &Db, id: &str) -> Vec<i64> {
+    sqlx::query(
+        "SELECT attempt_no FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt_no",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get("attempt_no"))
+    .collect()
+}
+
+#[tokio::test]
+async fn a_lost_lease_in_a_batch_writes_nothing_for_that_row_and_records_the_others() {
+    for backend in Backend::available() {
+        let test_db = TestDb::create(backend).await;
+        let db = Db::connect(&test_db.url).await.unwrap();
+        let client = ClientId::new("cli_batch");
+        let now = 1_700_000_000_000;
+        let sub = queue(&db, &client, "https://93.184.215.14/hook", 3, now).await;
+        let store = db.webhooks();
+
+        let jobs = store.claim("dsp_a", now, now + 60_000, 10).await.unwrap();
+        assert_eq!(jobs.len(), 3, "{backend:?}");
+        for job in &jobs {
+            assert_eq!(job.subscription.as_ref().unwrap().id, sub, "{backend:?}");
+            assert!(job.payload.contains(&job.event_id), "{backend:?}");
+        }
+        // Nothing is left to claim while the leases last.
+        assert!(
+            store
+                .claim("dsp_b", now, now + 60_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // The second delivery's lease went to another dispatcher meanwhile.
+        let (ok, lost, retry) = (&jobs[0], &jobs[1], &jobs[2]);
+        sqlx::query("UPDATE webhook_deliveries SET lease_owner = 'dsp_b' WHERE id = $1")
+            .bind(&lost.delivery_id)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let rec = |status| Some(AttemptRecord::new(now, Some(status), 12, None));
+        let outcomes = [
+            Outcome::new(ok.clone(), rec(200), NextStep::Succeeded, now + 1),
+            Outcome::new(lost.clone(), rec(200), NextStep::Succeeded, now + 1),
+            Outcome::new(
+                retry.clone(),
+                rec(500),
+                NextStep::RetryAt(now + 5_000),
+                now + 1,
+            ),
+        ];
+        let recorded = store
+            .finish_all("dsp_a", &outcomes.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let want: HashSet<String> = [ok.delivery_id.clone(), retry.delivery_id.clone()].into();
+        assert_eq!(recorded, want, "{backend:?}");
+        assert_eq!(
+            delivery(&db, &ok.delivery_id).await,
+            ("SUCCEEDED".to_owned(), 0, None, now + 1)
+        );
+        assert_eq!(attempt_numbers(&db, &ok.delivery_id).await, [1]);
+        // The lost one: untouched, no attempt.
+        assert_eq!(
+            delivery(&db, &lost.delivery_id).await,
+            ("PENDING".to_owned(), 0, Some("dsp_b".to_owned()), now)
+        );
+        assert!(attempt_numbers(&db, &lost.delivery_id).await.is_empty());
+        assert_eq!(
+            delivery(&db, &retry.delivery_id).await,
+            ("PENDING".to_owned(), 1, None, now + 5_000)
+        );
+        // Recording the same batch again (a commit whose answer was lost) writes nothing.
+        let again = store
+            .finish_all("dsp_a", &outcomes.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "{backend:?}");
+        assert_eq!(attempt_numbers(&db, &ok.delivery_id).await, [1]);
+
+        // The retry comes due; its second attempt gets 410: attempt 2, the subscription off.
+        let later = now + 6_000;
+        let jobs = store
+            .claim("dsp_c", later, later + 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1, "{backend:?}");
+        assert_eq!(jobs[0].delivery_id, retry.delivery_id);
+        assert_eq!(jobs[0].failures, 1);
+        let gone = Outcome::new(jobs[0].clone(), rec(410), NextStep::Gone, later);
+        let recorded = store.finish_all("dsp_c", &[&gone]).await.unwrap();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(attempt_numbers(&db, &retry.delivery_id).await, [1, 2]);
+        assert_eq!(delivery(&db, &retry.delivery_id).await.0, "FAILED");
+        let subs = store.list(&client).await.unwrap();
+        assert!(
+            !subs[0].enabled,
+            "410 disables the subscription ({backend:?})"
+        );
+
+        db.close().await;
+        test_db.cleanup().await;
+    }
+}
+
+/// Counts the `webhook-id`s it receives.
+async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    async fn hit(State(seen): State<Arc<Mutex<Vec<String>>>>, headers: HeaderMap) -> StatusCode {
+        let id = headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        seen.lock().unwrap().push(id.to_owned());
+        StatusCode::NO_CONTENT
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let app = Router::new()
+        .route("/hook", post(hit))
+        .with_state(Arc::clone(&seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dispatchers_on_postgres_deliver_a_thousand_events_exactly_once() {
+    if !Backend::available().contains(&Backend::Postgres) {
+        return;
+    }
+    let test_db = TestDb::create(Backend::Postgres).await;
+    let db = Db::connect(&test_db.url).await.unwrap();
+    let (url, seen) = receiver().await;
+    let client = ClientId::new("cli_two");
+    queue(&db, &client, &url, 1000, db.now_millis()).await;
+    let mut config = WebhookConfig::default();
+    config.allow_private = true;
+    config.poll_interval = Duration::from_millis(50);
+    let dispatchers: Vec<_> = (0..2)
+        .map(|_| {
+            Dispatcher::new(
+                db.clone(),
+                config.clone(),
+                Arc::new(SystemClock),
+                Arc::new(tokio::sync::Notify::new()),
+            )
+            .spawn()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status <> 'SUCCEEDED'")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+                .get("n");
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pending} deliveries left after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for d in dispatchers {
+        d.shutdown().await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    let distinct: HashSet<&String> = seen.iter().collect();
+    assert_eq!(distinct.len(), 1000);
+    assert_eq!(seen.len(), 1000, "no event was sent twice");
+    let r = sqlx::query("SELECT COUNT(*) AS n, MAX(attempt_no) AS most FROM webhook_attempts")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get::<i64, _>("n"),
+        1000,
+        "one attempt recorded per delivery"
+    );
+    assert_eq!(r.get::<i64, _>("most"), 1);
+    db.close().await;
+    test_db.cleanup().await;
+}
