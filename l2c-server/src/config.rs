@@ -19,9 +19,11 @@
 //! ```
 
 mod connections;
+pub mod request_logs;
 pub mod webhooks;
 
 pub use connections::ConnectionConfig;
+pub use request_logs::RequestLogConfig;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -374,6 +376,8 @@ pub struct Config {
     pub deprecations: Vec<crate::deprecate::DeprecateRule>,
     /// Webhook delivery settings.
     pub webhooks: webhooks::WebhookConfig,
+    /// The request log's retention and batching.
+    pub request_logs: RequestLogConfig,
     /// Timeouts and caps of the served connections.
     pub connections: ConnectionConfig,
     /// Where `GET /metrics` is served, apart from the public listener; `None`: nowhere.
@@ -408,6 +412,7 @@ impl fmt::Debug for Config {
             .field("demo_client", &self.demo_client)
             .field("deprecations", &self.deprecations)
             .field("webhooks", &self.webhooks)
+            .field("request_logs", &self.request_logs)
             .field("connections", &self.connections)
             .field("metrics_listen", &self.metrics_listen)
             .finish()
@@ -464,6 +469,7 @@ impl Default for Config {
             demo_client: true,
             deprecations: Vec::new(),
             webhooks: webhooks::WebhookConfig::default(),
+            request_logs: RequestLogConfig::default(),
             connections: ConnectionConfig::default(),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
         }

@@ -82,7 +82,8 @@ pub use state::AppState;
 /// The whole HTTP application.
 ///
 /// Layers, outermost first: request id (kept in the request extensions only, echoed as
-/// `X-Request-Id` on every response), one log line and one metrics sample per request,
+/// `X-Request-Id` on every response), one log line and one metrics sample per request (and a
+/// request-log record per API request, see [`observe::request_log`]),
 /// `requestId` in problem bodies, the body timeout (408 when a body has not arrived within
 /// `--body-timeout`, see [`connections::body_timeout`]), panic → 500 problem. Then, per group:
 ///
@@ -194,7 +195,11 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
             ServiceBuilder::new()
                 .layer(RequestIdLayer::new())
                 .layer(from_fn_with_state(
-                    Arc::clone(&state.metrics),
+                    Arc::new(observe::Observer::new(
+                        Arc::clone(&state.metrics),
+                        state.request_log.clone(),
+                        Arc::clone(&state.clock),
+                    )),
                     observe::observe,
                 ))
                 .layer(from_fn(error::problem_request_id))

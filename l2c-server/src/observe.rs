@@ -11,11 +11,16 @@
 //! - `l2c_connections_open` and `l2c_connections_closed_total{reason}` — the public listener's
 //!   connections (see [`crate::connections`]);
 //! - webhook attempts, delivery latency and queue, limit decisions, token requests, idempotency
-//!   outcomes and database pool connections.
+//!   outcomes and database pool connections;
+//! - `l2c_request_log_dropped_total{reason}` — request-log records not written (the channel was
+//!   full, or the database refused a batch; see [`request_log`]).
 //!
 //! Every label value is a word the server chose: the `route` label is the route template
 //! (`/api/mobile/orders/{id}/status`), or `unmatched`, so the number of series stays bounded
 //! whatever paths clients send.
+//!
+//! Every API request (under `/api/`) is also kept in the request log that the console shows
+//! (请求日志), written off the request path in batches by [`request_log`].
 //!
 //! [`log_subscriber`] builds the process's log subscriber (`--log-format text|json`). Log fields
 //! that carry client input (a `client_id` sent to the token endpoint, …) are recorded with `?`
@@ -32,6 +37,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::Method;
+use l2c_core::clock::Clock;
 use l2c_core::idempotency::IdempotencyRejection;
 use l2c_core::{AuthenticatedClient, ClientId, RequestId};
 use prometheus_client::collector::Collector;
@@ -41,6 +47,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+pub mod request_log;
+
+use crate::store::request_logs::NewRequestLog;
+use request_log::RequestLog;
 
 /// The log subscriber the binary installs: `format` lines to `writer`, filtered by `RUST_LOG`
 /// (default `info,sqlx=warn`), ANSI colours only when `ansi` (pass whether the output is a
@@ -105,6 +116,12 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+/// A single `reason` label (a fixed word chosen by the server).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 /// `l2c_db_pool_connections` labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PoolLabels {
@@ -141,6 +158,7 @@ pub struct Metrics {
     token_requests: Family<OutcomeLabels, Counter>,
     idempotency: Family<OutcomeLabels, Counter>,
     db_pool: Family<PoolLabels, Gauge>,
+    request_log_dropped: Family<ReasonLabels, Counter>,
     connections: Arc<crate::connections::ConnectionMetrics>,
     /// Route templates seen so far, shared by their series: counting a request allocates
     /// nothing once its series exist.
@@ -230,6 +248,12 @@ impl Metrics {
             "Database pool connections by pool (main, exports) and state (in_use, idle), read at scrape time",
             db_pool.clone(),
         );
+        let request_log_dropped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "l2c_request_log_dropped",
+            "Request-log records not written, by reason (full: the writer was behind; write_failed: the database refused the batch; closed)",
+            request_log_dropped.clone(),
+        );
         let connections = Arc::new(crate::connections::ConnectionMetrics::default());
         registry.register_collector(Box::new(Arc::clone(&connections)));
         Self {
@@ -243,6 +267,7 @@ impl Metrics {
             token_requests,
             idempotency,
             db_pool,
+            request_log_dropped,
             connections,
             routes: RwLock::default(),
         }
@@ -276,8 +301,14 @@ impl Metrics {
         &self.connections
     }
 
-    /// Counts one request.
-    pub fn record(&self, method: &Method, route: &str, status: u16, latency: Duration) {
+    /// Counts one request; the shared route label (for the request log).
+    pub fn record(
+        &self,
+        method: &Method,
+        route: &str,
+        status: u16,
+        latency: Duration,
+    ) -> Arc<String> {
         let method = method_label(method);
         let route = self.route(route);
         self.requests
@@ -288,8 +319,20 @@ impl Metrics {
             })
             .inc();
         self.latency
-            .get_or_create(&RouteLabels { method, route })
+            .get_or_create(&RouteLabels {
+                method,
+                route: Arc::clone(&route),
+            })
             .observe(latency.as_secs_f64());
+        route
+    }
+
+    /// Counts `n` request-log records not written, for `reason` (`full`, `write_failed`,
+    /// `closed`).
+    pub fn record_request_log_dropped(&self, reason: &'static str, n: u64) {
+        self.request_log_dropped
+            .get_or_create(&ReasonLabels { reason })
+            .inc_by(n);
     }
 
     /// Counts one webhook attempt; `outcome` is one of the fixed words of
@@ -374,18 +417,56 @@ fn idempotency_outcome(rejection: IdempotencyRejection) -> &'static str {
     }
 }
 
-/// Middleware: one log line and one metrics sample per request.
-pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+/// What [`observe`] counts and records into: the metrics, the request log and the clock that
+/// stamps its records.
+pub struct Observer {
+    metrics: Arc<Metrics>,
+    log: RequestLog,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observer")
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Observer {
+    /// Counts into `metrics`, records API requests into `log` stamped by `clock`.
+    pub fn new(metrics: Arc<Metrics>, log: RequestLog, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            metrics,
+            log,
+            clock,
+        }
+    }
+}
+
+/// The token endpoint, the API and the lead sources' push URLs (not the OpenAPI document).
+fn is_api(route: &str) -> bool {
+    route.starts_with("/api/") && route != "/api/openapi.json"
+}
+
+/// Middleware: one log line and one metrics sample per request, and one request-log record
+/// per API request (see [`request_log`]).
+pub async fn observe(State(observer): State<Arc<Observer>>, req: Request, next: Next) -> Response {
+    let metrics = &observer.metrics;
     let start = Instant::now();
     let method = req.method().clone();
     // `MatchedPath` is a shared string: cloning it allocates nothing.
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    let api = match &matched {
+        Some(m) => is_api(m.as_str()),
+        None => req.uri().path().starts_with("/api/"),
+    };
     let request_id = req.extensions().get::<RequestId>().cloned();
     let res = next.run(req).await;
     let latency = start.elapsed();
     let status = res.status().as_u16();
-    metrics.record(&method, route, status, latency);
+    let route_label = metrics.record(&method, route, status, latency);
     if route == TOKEN_ROUTE {
         metrics.record_token_request(token_outcome(status));
     }
@@ -398,11 +479,23 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
     } else if let Some(rejection) = res.extensions().get::<IdempotencyRejection>() {
         metrics.record_idempotency(idempotency_outcome(*rejection));
     }
-    let client_id = res
-        .extensions()
-        .get::<ClientId>()
-        .map(ClientId::as_str)
-        .unwrap_or("-");
+    let client = res.extensions().get::<ClientId>();
+    if api && let Some(id) = &request_id {
+        let record = NewRequestLog::new(
+            request_log::now_millis(&*observer.clock),
+            client.cloned(),
+            method_label(&method),
+            route_label,
+            status,
+            id.clone(),
+            u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
+            request_log::rate_remaining(res.headers()),
+        );
+        if let Err(dropped) = observer.log.push(record) {
+            metrics.record_request_log_dropped(dropped.reason(), 1);
+        }
+    }
+    let client_id = client.map(ClientId::as_str).unwrap_or("-");
     tracing::info!(
         target: "l2c_server::request",
         method = %method,

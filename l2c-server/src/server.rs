@@ -61,6 +61,7 @@ pub struct Server {
     max_connections: usize,
     app: Router,
     dispatcher: Option<crate::dispatch::Dispatcher>,
+    request_log: Option<crate::observe::request_log::RequestLogWriter>,
     state: AppState,
 }
 
@@ -146,8 +147,14 @@ impl Server {
             .webhooks
             .dispatcher
             .then(|| crate::dispatch::Dispatcher::from_state(&state));
+        let request_log = state.request_log.writer(
+            state.db.clone(),
+            state.config.request_logs.clone(),
+            Some(std::sync::Arc::clone(&state.metrics)),
+        );
         Ok(Self {
             dispatcher,
+            request_log,
             acceptor: tls.map(TlsAcceptor::from),
             tcp,
             local_addr,
@@ -194,7 +201,8 @@ impl Server {
     /// database every `quota_refresh` (see [`crate::limits`], [`crate::tokens`]).
     ///
     /// The webhook dispatcher (unless disabled in the configuration) runs alongside and is
-    /// stopped after the last request, letting its attempts in flight finish. Dropping the
+    /// stopped after the last request, letting its attempts in flight finish; so does the
+    /// request-log writer, which writes every queued record before it stops. Dropping the
     /// returned future instead aborts both, like a killed process.
     ///
     /// # Errors
@@ -252,6 +260,9 @@ impl Server {
             "l2c-server listening"
         );
         let dispatcher = self.dispatcher.map(crate::dispatch::Dispatcher::spawn);
+        let request_log = self
+            .request_log
+            .map(crate::observe::request_log::RequestLogWriter::spawn);
         let public = connections::serve(
             Endpoint {
                 tcp: self.tcp,
@@ -278,6 +289,10 @@ impl Server {
         tokio::join!(public, metrics, trigger);
         if let Some(d) = dispatcher {
             d.shutdown().await;
+        }
+        // After the last request: every record is queued, and written before the pool closes.
+        if let Some(log) = request_log {
+            log.shutdown().await;
         }
         tracing::info!("l2c-server stopped");
         Ok(())

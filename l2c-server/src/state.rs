@@ -51,6 +51,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Wakes the webhook dispatcher when a transaction has queued deliveries.
     pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// The request log's channel (written by the writer [`crate::Server`] spawns).
+    pub request_log: crate::observe::request_log::RequestLog,
 }
 
 impl AppState {
@@ -88,7 +90,10 @@ impl AppState {
         limits.load_quotas(&db).await?;
         let mut metrics = Metrics::new();
         metrics.register_collector(Box::new(limits.metrics_collector()));
+        let request_log =
+            crate::observe::request_log::RequestLog::new(config.request_logs.capacity);
         Ok(Self {
+            request_log,
             limits,
             db,
             config: Arc::new(config),

@@ -4,7 +4,8 @@
 //! a test event (PING) and see it delivered, sync an order through the API with that app and see
 //! ORDER_CREATED delivered, make the receiver fail, see the failed attempts, resend the delivery
 //! and see every attempt with its own result beside the current status, roll the app's secret,
-//! log out — and saves a PNG of each page under
+//! find the order sync in the request log by its `X-Request-Id`, log out — and saves a PNG of
+//! each page under
 //! `target/console-screenshots/`.
 //!
 //! Skips (printing `skipping: chromium/chromedriver not found`) when the browser is missing, except
@@ -243,7 +244,8 @@ fn order(no: &str) -> Value {
     })
 }
 
-async fn sync_order(server: &TestServer, id: &str, secret: &str, no: &str) {
+/// Syncs order `no` as the app; the request's `X-Request-Id`.
+async fn sync_order(server: &TestServer, id: &str, secret: &str, no: &str) -> String {
     let token: Value = server
         .http()
         .post(server.url("/api/oauth/token"))
@@ -258,16 +260,18 @@ async fn sync_order(server: &TestServer, id: &str, secret: &str, no: &str) {
         .json()
         .await
         .unwrap();
+    let request_id = uuid::Uuid::new_v4().to_string();
     let res = server
         .http()
         .post(server.url("/api/mobile/orders/sync"))
         .bearer_auth(token["access_token"].as_str().unwrap())
-        .header("x-request-id", uuid::Uuid::new_v4().to_string())
+        .header("x-request-id", &request_id)
         .json(&order(no))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    request_id
 }
 
 /// The statuses of the subscription's deliveries of `event`, newest first.
@@ -471,7 +475,7 @@ async fn the_console_flow_in_headless_chromium() {
         .await;
 
     // Sync an order through the API with that app: ORDER_CREATED is delivered.
-    sync_order(&server, &client_id, &secret, "PO-1").await;
+    let sync_request_id = sync_order(&server, &client_id, &secret, "PO-1").await;
     wait_for("the first delivery", async || {
         statuses(&server, &client_id, &sub, EventType::OrderCreated)
             .await
@@ -596,6 +600,26 @@ async fn the_console_flow_in_headless_chromium() {
     wd.goto(&console(&format!("/console/apps/{client_id}")))
         .await;
     wd.screenshot("phone-app").await;
+    wd.window(1280, 900).await;
+
+    // 请求日志: the order sync's X-Request-Id finds its row; the hourly chart is drawn.
+    wd.goto(&console(&format!("/console/apps/{client_id}/logs")))
+        .await;
+    wd.type_into("input[name=request_id]", &sync_request_id)
+        .await;
+    wd.click("form.filters button[type=submit]").await;
+    wd.wait_url("request_id=").await;
+    let page = wd.source().await;
+    assert!(
+        page.contains(&sync_request_id) && page.contains("/api/mobile/orders/sync"),
+        "the order sync is found by its request id"
+    );
+    assert!(page.contains("<svg") && page.contains("过去 24 小时每小时请求数"));
+    // Tall enough to show the chart and the row found.
+    wd.window(1280, 1400).await;
+    wd.screenshot("request-logs").await;
+    wd.window(390, 844).await;
+    wd.screenshot("phone-request-logs").await;
     wd.window(1280, 900).await;
 
     // Log out: back to the login page, and the console is closed.

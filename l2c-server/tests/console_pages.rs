@@ -6,27 +6,12 @@
 
 mod console_support;
 
-use console_support::{Browser, account, shown_secret};
+use console_support::{Browser, account, order, shown_secret};
 use l2c_core::api::events::EventType;
 use l2c_core::{ClientId, Scopes};
 use l2c_server::store::accounts::Role;
 use l2c_server::store::outbox::DeliveryFilter;
 use l2c_server::testing::{Backend, TestOptions, TestServer};
-
-fn order(no: &str) -> serde_json::Value {
-    serde_json::json!({
-        "externalOrderNo": no,
-        "status": "DEPOSIT_PAID",
-        "paymentStatus": "DEPOSIT_PAID",
-        "amounts": {"total": 3_980_000, "deposit": 500_000, "paid": 500_000, "currency": "CNY"},
-        "items": [{"name": "主卧衣柜", "quantity": 1, "unitPrice": 3_980_000}],
-        "customer": {"name": "李四", "mobile": "+86 139-1234-5678"},
-        "version": 1,
-        "payments": [{"kind": "DEPOSIT", "method": "WECHAT_PAY", "amount": 500_000,
-                      "channelTransactionId": format!("wx-{no}-1"),
-                      "paidAt": "2026-11-20T10:15:00+08:00"}]
-    })
-}
 
 #[tokio::test]
 async fn webhook_and_lead_source_actions_stay_within_the_app() {

@@ -177,6 +177,9 @@ pub struct ServeArgs {
     /// deliveries are never removed.
     #[arg(long, env = "L2C_WEBHOOK_RETENTION", default_value = crate::dispatch::DEFAULT_RETENTION)]
     pub webhook_retention: crate::dispatch::Retention,
+    /// How long the request log (the console's 请求日志) keeps each request (`off`: forever).
+    #[arg(long, env = "L2C_REQUEST_LOG_RETENTION", default_value = crate::config::request_logs::DEFAULT_REQUEST_LOG_RETENTION)]
+    pub request_log_retention: crate::dispatch::Retention,
     /// Address of the listener serving `GET /metrics` (kept off the public listener), or `off`.
     #[arg(long, env = "L2C_METRICS_LISTEN", default_value = crate::config::DEFAULT_METRICS_LISTEN)]
     pub metrics_listen: AddrOrOff,
@@ -277,6 +280,10 @@ impl ServeArgs {
                 rotation_window: self.webhook_rotation_window,
                 retention: self.webhook_retention,
                 ..crate::dispatch::WebhookConfig::default()
+            },
+            request_logs: crate::config::RequestLogConfig {
+                retention: self.request_log_retention,
+                ..crate::config::RequestLogConfig::default()
             },
             connections: crate::config::ConnectionConfig {
                 header_read_timeout: self.header_read_timeout,

@@ -14,6 +14,8 @@ pub enum Nav {
     Apps,
     /// 审计日志.
     Audit,
+    /// 请求日志 (every app's, for operators; a developer's link goes to its app's).
+    Logs,
 }
 
 /// Which tab of an app is current.
@@ -25,6 +27,8 @@ pub enum Tab {
     Webhooks,
     /// 线索来源.
     LeadSources,
+    /// 请求日志.
+    Logs,
 }
 
 fn head(title: &str) -> Markup {
@@ -56,7 +60,10 @@ pub fn page(session: &ConsoleSession, nav: Nav, title: &str, body: Markup) -> Ma
                     nav.mainnav {
                         a.active[nav == Nav::Apps] href="/console/apps" { "应用" }
                         @if operator {
+                            a.active[nav == Nav::Logs] href="/console/logs" { "请求日志" }
                             a.active[nav == Nav::Audit] href="/console/audit" { "审计日志" }
+                        } @else if let Some(app) = &session.account.client_id {
+                            a.active[nav == Nav::Logs] href={ "/console/apps/" (app.as_str()) "/logs" } { "请求日志" }
                         }
                     }
                     div.user {
@@ -88,6 +95,7 @@ pub fn app_tabs(client_id: &str, name: &str, tab: Tab) -> Markup {
             a.active[tab == Tab::Overview] href={ "/console/apps/" (client_id) } { "概览" }
             a.active[tab == Tab::Webhooks] href={ "/console/apps/" (client_id) "/webhooks" } { "开发者选项 → Webhook" }
             a.active[tab == Tab::LeadSources] href={ "/console/apps/" (client_id) "/lead-sources" } { "线索来源" }
+            a.active[tab == Tab::Logs] href={ "/console/apps/" (client_id) "/logs" } { "请求日志" }
         }
     }
 }

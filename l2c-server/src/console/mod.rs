@@ -10,6 +10,8 @@
 //! | `/console/apps/{id}`: scopes, quota, roll the secret, disable, grants | operators; a developer rolls its own secret |
 //! | `/console/apps/{id}/webhooks[/{wh}]` (开发者选项 → Webhook) | the app's people |
 //! | `/console/apps/{id}/lead-sources` (线索来源) | the app's people |
+//! | `/console/apps/{id}/logs` (请求日志: the app's API requests, hourly chart) | the app's people |
+//! | `/console/logs` (请求日志 of every app, unattributed requests included) | operators |
 //! | `/console/audit` (审计日志) | operators |
 //!
 //! Every action calls the same function as the command line ([`crate::admin`]) and writes the
@@ -36,6 +38,7 @@ mod apps;
 mod audit;
 mod deliveries;
 mod layout;
+mod logs;
 pub mod session;
 mod webhook_secret;
 mod webhooks;
@@ -119,6 +122,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/console/apps/{id}/lead-sources/{ls}/delete",
             post(audit::delete_lead_source),
         )
+        .route("/console/apps/{id}/logs", get(logs::app_logs))
+        .route("/console/logs", get(logs::all_logs))
         .route("/console/audit", get(audit::audit_log))
         .route("/console/logout", post(session::logout))
         .route_layer(from_fn_with_state(state.clone(), session::require_session));

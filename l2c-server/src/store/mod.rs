@@ -31,6 +31,7 @@ pub mod lead_views;
 pub mod leads;
 pub mod orders;
 pub mod outbox;
+pub mod request_logs;
 pub mod showroom;
 pub mod sql;
 

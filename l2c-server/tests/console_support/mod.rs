@@ -150,3 +150,19 @@ pub fn shown_secret(html: &str, id: &str) -> Option<String> {
     let end = html[start..].find('<')? + start;
     Some(html[start..end].to_owned())
 }
+
+/// An order sync body (a deposit paid, with its payment).
+pub fn order(no: &str) -> serde_json::Value {
+    serde_json::json!({
+        "externalOrderNo": no,
+        "status": "DEPOSIT_PAID",
+        "paymentStatus": "DEPOSIT_PAID",
+        "amounts": {"total": 3_980_000, "deposit": 500_000, "paid": 500_000, "currency": "CNY"},
+        "items": [{"name": "主卧衣柜", "quantity": 1, "unitPrice": 3_980_000}],
+        "customer": {"name": "李四", "mobile": "+86 139-1234-5678"},
+        "version": 1,
+        "payments": [{"kind": "DEPOSIT", "method": "WECHAT_PAY", "amount": 500_000,
+                      "channelTransactionId": format!("wx-{no}-1"),
+                      "paidAt": "2026-11-20T10:15:00+08:00"}]
+    })
+}
