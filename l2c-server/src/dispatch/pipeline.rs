@@ -1,10 +1,11 @@
 //! The spawned dispatcher's loop: up to [`WebhookConfig::batch_size`] attempts in flight, the
 //! next ones already claimed, the outcomes recorded in batches by a task of their own.
 //!
-//! The dispatcher holds up to twice `batch_size` deliveries: those in flight and those ready
-//! to start as a slot frees. Once it holds `batch_size` or fewer it claims the difference, in
-//! the background while the attempts go on, so a claim's round trips are not waited for and
-//! claims stay batches under load (a lone event is still claimed at once when idle). A claim
+//! The dispatcher holds up to [`CLAIM_AHEAD`] times `batch_size` deliveries: those in flight
+//! and those ready to start as a slot frees. Once a slot's worth is missing it claims the
+//! difference, in the background while the attempts go on, so a claim's round trips are not
+//! waited for and claims stay large batches under load (a lone event is still claimed at once
+//! when idle). A claim
 //! that comes back short means the queue is empty: the loop then waits for a wake-up (this
 //! replica's enqueues, another replica's `NOTIFY` on PostgreSQL) or the poll interval. Each
 //! attempt runs in a task of its own, so a slow receiver holds one slot, not a round.
@@ -29,6 +30,12 @@ use super::Dispatcher;
 use super::record::Finished;
 use crate::store::StoreError;
 use crate::store::outbox::{Job, MAX_FINISH_BATCH};
+
+/// How many deliveries a dispatcher holds at most, in slots: `batch_size` in flight and the
+/// rest claimed, ready to start. A claim is a write transaction (a commit, a WAL flush on
+/// PostgreSQL), so claiming several slots' worth at once keeps the claims off the path of the
+/// attempts under load; a ready delivery whose lease runs short is not started (above).
+const CLAIM_AHEAD: usize = 8;
 
 /// A claim under way: the jobs with the end of their lease, and how many were asked for.
 type Claiming = Pin<
@@ -60,9 +67,9 @@ impl Dispatcher {
                 break;
             }
             let held = ready.len() + in_flight.len();
-            if claiming.is_none() && !idle && held <= slots {
+            if claiming.is_none() && !idle && held <= slots * (CLAIM_AHEAD - 1) {
                 next_poll = Instant::now() + self.config.poll_interval;
-                let (this, want) = (Arc::clone(&self), 2 * slots - held);
+                let (this, want) = (Arc::clone(&self), CLAIM_AHEAD * slots - held);
                 claiming = Some(Box::pin(async move { (this.claim(want).await, want) }));
             }
             tokio::select! {
