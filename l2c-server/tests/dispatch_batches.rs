@@ -91,6 +91,50 @@ async fn attempt_numbers(db: &Db, id: &str) -> Vec<i64> {
 }
 
 #[tokio::test]
+async fn an_attempt_whose_lease_lapsed_is_not_recorded_against_a_later_claim_by_the_same_dispatcher()
+ {
+    for backend in Backend::available() {
+        let test_db = TestDb::create(backend).await;
+        let db = Db::connect(&test_db.url).await.unwrap();
+        let client = ClientId::new("cli_reclaim");
+        let now = 1_700_000_000_000;
+        queue(&db, &client, "https://93.184.215.14/hook", 1, now).await;
+        let store = db.webhooks();
+        // A slow attempt outlives its lease; the same dispatcher claims the row again.
+        let first = store.claim("dsp_a", now, now + 1_000, 10).await.unwrap();
+        let second = store
+            .claim("dsp_a", now + 2_000, now + 62_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 1, "{backend:?}");
+        let rec = |status| Some(AttemptRecord::new(now, Some(status), 12, None));
+        // The stale attempt's success must not be written over the live claim: the owner is
+        // the same, the claim (its lease end) is not.
+        let stale = Outcome::new(first[0].clone(), rec(200), NextStep::Succeeded, now + 2_500);
+        assert!(
+            store
+                .finish_all("dsp_a", &[&stale])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let id = &second[0].delivery_id;
+        assert_eq!(delivery(&db, id).await.0, "PENDING", "{backend:?}");
+        assert!(attempt_numbers(&db, id).await.is_empty());
+        // The live claim's outcome is recorded.
+        let live = Outcome::new(
+            second[0].clone(),
+            rec(200),
+            NextStep::Succeeded,
+            now + 3_000,
+        );
+        assert_eq!(store.finish_all("dsp_a", &[&live]).await.unwrap().len(), 1);
+        assert_eq!(delivery(&db, id).await.0, "SUCCEEDED", "{backend:?}");
+        assert_eq!(attempt_numbers(&db, id).await, [1]);
+    }
+}
+
+#[tokio::test]
 async fn a_lost_lease_in_a_batch_writes_nothing_for_that_row_and_records_the_others() {
     for backend in Backend::available() {
         let test_db = TestDb::create(backend).await;

@@ -149,7 +149,9 @@ async fn a_rotated_key_is_published_before_it_signs_and_the_old_one_retires_afte
 
         // The old key's token verifies until it expires (2 h after it was issued, + 60 s
         // leeway), and the old key stays published meanwhile.
-        clock.advance(Duration::from_secs(7200 - 600 - 1));
+        clock.advance(Duration::from_secs(
+            7200 - DEFAULT_PUBLISH_LEAD.as_secs() - 1,
+        ));
         assert_eq!(status_with(&server, &old_token).await, 200);
         assert!(jwks_kids(&server).await.contains(&old));
         clock.advance(Duration::from_secs(62));
@@ -259,7 +261,7 @@ async fn keys_rotate_and_list_on_the_command_line() {
             "1m",
         ])
         .await;
-        assert!(short.unwrap_err().contains("at least 330s"));
+        assert!(short.unwrap_err().contains("at least 630s"));
         let out = keys_cli(&["keys", "rotate", "--database-url", &url])
             .await
             .unwrap();

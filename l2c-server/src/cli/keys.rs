@@ -35,9 +35,9 @@ pub enum KeysCommand {
         /// The data key the stored keys are sealed with (when the servers run with one).
         #[arg(long, env = "L2C_DATA_KEY", hide_env_values = true)]
         data_key: Option<SecretArg>,
-        /// How long after now the new key starts signing (at least 330s: the JWKS max-age of
-        /// 300 s plus a refresh).
-        #[arg(long, default_value = "10m", value_parser = crate::dispatch::parse_duration)]
+        /// How long after now the new key starts signing (at least 630s: the longest key
+        /// refresh, 300 s, plus the JWKS max-age, 300 s, plus 30 s).
+        #[arg(long, default_value = "15m", value_parser = crate::dispatch::parse_duration)]
         publish_lead: std::time::Duration,
         /// `HS256` or `EdDSA`; without it, the one algorithm stored.
         #[arg(long)]

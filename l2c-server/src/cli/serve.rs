@@ -125,8 +125,9 @@ pub struct ServeArgs {
     #[arg(long, env = "L2C_EXPORT_DB_CONNECTIONS", default_value_t = crate::config::DEFAULT_EXPORT_DB_CONNECTIONS)]
     pub export_db_connections: u32,
     /// Seconds between two reloads of the per-client quotas and the token-signing keys from the
-    /// database (1 to 300: a rotated signing key activates at least 330 s after it is added, so
-    /// every replica verifies it before any replica signs with it).
+    /// database (1 to 300: a rotated signing key activates at least 630 s after it is added, so
+    /// every replica verifies it, and every JWKS cache lists it, before any replica signs
+    /// with it).
     #[arg(long, env = "L2C_QUOTA_REFRESH_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=300))]
     pub quota_refresh_secs: u64,

@@ -255,11 +255,13 @@ async fn try_login(
     let user_key = format!("user:{}", form.username.trim().to_lowercase());
     let addr_key = format!("addr:{}", address.unwrap_or("unknown"));
     // Both counters take the attempt before the password is checked: a burst of concurrent
-    // guesses cannot outrun the lock.
-    let by_user = audit.reserve_attempt(&user_key, LOCKOUT_ACCOUNT).await?;
-    let by_addr = audit.reserve_attempt(&addr_key, LOCKOUT_ADDRESS).await?;
-    let (Attempt::Allowed(n_user), Attempt::Allowed(n_addr)) = (by_user, by_addr) else {
-        // Whatever was taken is not given back: refused attempts count.
+    // guesses cannot outrun the lock. The address first: a locked address touches no
+    // account's counter (else it could go on locking every account it names, unchecked).
+    let Attempt::Allowed(n_addr) = audit.reserve_attempt(&addr_key, LOCKOUT_ADDRESS).await? else {
+        return Ok(Err((StatusCode::TOO_MANY_REQUESTS, LOCKED)));
+    };
+    let Attempt::Allowed(n_user) = audit.reserve_attempt(&user_key, LOCKOUT_ACCOUNT).await? else {
+        // The address's attempt is not given back: refused attempts count.
         return Ok(Err((StatusCode::TOO_MANY_REQUESTS, LOCKED)));
     };
     let found = if form.password.len() > accounts::MAX_PASSWORD_LEN {

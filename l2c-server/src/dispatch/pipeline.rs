@@ -140,7 +140,10 @@ impl Dispatcher {
         slots: usize,
         finished: &mpsc::Sender<Finished>,
     ) {
-        let needed = self.config.attempt_timeout + Duration::from_secs(1);
+        // The attempt may take its whole timeout; recording it gets half as long again (at
+        // least a second) before the lease could lapse and another dispatcher send it again.
+        let timeout = self.config.attempt_timeout;
+        let needed = timeout + (timeout / 2).max(Duration::from_secs(1));
         while in_flight.len() < slots {
             let Some((job, leased_until)) = ready.pop_front() else {
                 return;

@@ -4,8 +4,9 @@
 //! the keys every `--quota-refresh-secs` and verifies with (and, for EdDSA, lists in
 //! `/.well-known/jwks.json`) every published key at once, while tokens are signed with the key
 //! that activated last at the time of issue. The successor activates `publish_lead` after the
-//! rotation — longer than the JWKS's `max-age` (300 s) plus the refresh — so every replica and
-//! every verifier that caches the JWKS knows it before the first token carries its `kid`. The
+//! rotation — longer than the longest key refresh plus the JWKS's `max-age` (300 s) — so every
+//! replica and every verifier that caches the JWKS knows it before the first token carries its
+//! `kid`. The
 //! keys before it retire when the last token they can have signed has expired (activation +
 //! token lifetime + leeway), and then leave the verifiers and the JWKS.
 
@@ -18,10 +19,13 @@ use crate::store::keys::{KeyState, Rotation, StoredKey, key_states};
 use crate::store::{Db, StoreError};
 use crate::tokens::generate_material;
 
-/// The default time between a rotation and its key's first signature (10 minutes).
-pub const DEFAULT_PUBLISH_LEAD: Duration = Duration::from_secs(600);
-/// The shortest publish lead accepted: the JWKS `max-age` (300 s) plus a default refresh (30 s).
-pub const MIN_PUBLISH_LEAD: Duration = Duration::from_secs(330);
+/// The default time between a rotation and its key's first signature (15 minutes).
+pub const DEFAULT_PUBLISH_LEAD: Duration = Duration::from_secs(900);
+/// The shortest publish lead accepted: the longest key refresh of a replica
+/// (`--quota-refresh-secs` ≤ 300 s), then the JWKS `max-age` (300 s) a verifier may cache that
+/// replica's answer for, plus 30 s: by then every replica and every verifier knows the new
+/// `kid`.
+pub const MIN_PUBLISH_LEAD: Duration = Duration::from_secs(630);
 /// The clock-skew allowance verifiers give `exp` (the verifier's default leeway).
 const LEEWAY: Duration = Duration::from_secs(60);
 
@@ -42,7 +46,7 @@ pub enum KeyRotationError {
     #[error("unknown algorithm `{0}`: HS256 or EdDSA")]
     UnknownAlgorithm(String),
     /// The publish lead is shorter than [`MIN_PUBLISH_LEAD`].
-    #[error("the publish lead must be at least {}s (the JWKS max-age plus a refresh)", MIN_PUBLISH_LEAD.as_secs())]
+    #[error("the publish lead must be at least {}s (the longest key refresh plus the JWKS max-age)", MIN_PUBLISH_LEAD.as_secs())]
     LeadTooShort,
     /// A successor already waits to activate.
     #[error("key {0} already waits to activate; rotate again after it has")]

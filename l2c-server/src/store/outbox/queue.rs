@@ -29,6 +29,11 @@ pub struct Job {
     pub subscription: Option<Subscription>,
     /// When the event was created (unix ms).
     pub event_created_at: i64,
+    /// The end of this claim's lease (unix ms), as written by the claim: the claim's token. An
+    /// outcome is recorded only while the row still carries it, so an attempt whose lease
+    /// lapsed cannot be recorded against a later claim of the same row (even by the same
+    /// dispatcher).
+    pub lease_until: i64,
 }
 
 impl std::fmt::Debug for Job {
@@ -199,6 +204,7 @@ impl WebhookStore<'_> {
                     payload: r.try_get("payload")?,
                     subscription: subscriptions.iter().find(|s| s.id == sub_id).cloned(),
                     event_created_at: r.try_get("event_created_at")?,
+                    lease_until,
                 })
             })
             .collect()

@@ -97,13 +97,14 @@ impl WebhookStore<'_> {
         }
         let mut tx = begin_write(self.db).await?;
         let sql = format!(
-            "WITH v (did, st, nat, fl, ts) AS (VALUES {}) \
+            "WITH v (did, st, nat, fl, ts, lu) AS (VALUES {}) \
              UPDATE webhook_deliveries SET status = v.st, next_attempt_at = v.nat, \
              failures = v.fl, lease_owner = NULL, lease_until = NULL, updated_at = v.ts \
              FROM v WHERE webhook_deliveries.id = v.did AND webhook_deliveries.lease_owner = ${} \
+             AND webhook_deliveries.lease_until = v.lu \
              RETURNING id",
-            value_rows(outcomes.len(), 5, 1),
-            outcomes.len() * 5 + 1
+            value_rows(outcomes.len(), 6, 1),
+            outcomes.len() * 6 + 1
         );
         let query = outcomes.iter().fold(sqlx::query(&sql), |q, o| {
             let (status, next_at, failures) = o.delivery_update();
@@ -112,6 +113,7 @@ impl WebhookStore<'_> {
                 .bind(next_at)
                 .bind(failures)
                 .bind(o.now)
+                .bind(o.job.lease_until)
         });
         let recorded = query
             .bind(owner)
