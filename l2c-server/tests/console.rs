@@ -309,14 +309,14 @@ async fn concurrent_login_failures_lock_exactly_at_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_burst_of_guesses_gets_no_more_checks_than_the_lockout_allows() {
+async fn a_burst_of_guesses_is_answered_wrong_password_at_most_four_times_and_locks() {
     for backend in Backend::available() {
         let (server, _) = server(backend).await;
         account(&server.db, "ops", Role::Operator, None).await;
         // Thirty wrong passwords at once for one account (limit 5): at most four are answered
         // "wrong password", the rest are refused, and the right password is refused after.
-        // (That at most five of them are checked at all is `login_attempts_are_counted_before_
-        // the_password_is_checked`.)
+        // (That at most five are *checked* is `login_attempts_are_counted_before_the_password_
+        // is_checked`; the answers alone cannot tell a checked refusal from an unchecked one.)
         let guesses: Vec<_> = (0..30)
             .map(|_| Browser::new(&server))
             .map(|mut b| {

@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use super::apps::{Fields, overlap_of, overlap_select};
 use super::layout::{self, csrf, time};
 use super::session::ConsoleSession;
-use super::webhooks::{DeliveryQuery, back, show_page, subscription};
+use super::webhooks::{back, show_with, subscription};
 use crate::admin::webhooks::{self as uc, WebhookError};
 use crate::state::AppState;
 use crate::store::outbox::Subscription;
@@ -94,10 +94,7 @@ pub async fn rotate(
                 &note,
             );
             match subscription(&state, &session, &id, &wh).await {
-                Ok((c, s)) => {
-                    let q = DeliveryQuery::default();
-                    show_page(&state, &session, &c, &s, &q, notice, StatusCode::OK).await
-                }
+                Ok((c, s)) => show_with(&state, &session, &c, &s, notice, StatusCode::OK).await,
                 Err(r) => r,
             }
         }
