@@ -166,7 +166,7 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(JwtAuthLayer::new(verifier).with_revocation(limits.gate(state.db.clone())))
-                .layer(from_fn(observe::expose_client))
+                .layer(observe::ExposeClientLayer)
                 .layer(limits.rate_limit.clone()),
         );
 

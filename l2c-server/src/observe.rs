@@ -511,6 +511,9 @@ pub async fn observe(State(observer): State<Arc<Observer>>, req: Request, next: 
 
 /// Middleware for authenticated route groups: copies the caller's [`ClientId`] from the request
 /// (where the auth layer put an [`AuthenticatedClient`]) to the response, for [`observe`].
+///
+/// [`crate::app`] uses the same as a plain tower layer, [`ExposeClientLayer`], which calls the
+/// route in place instead of cloning it per request as `from_fn` does.
 pub async fn expose_client(req: Request, next: Next) -> Response {
     let client = req
         .extensions()
@@ -521,6 +524,61 @@ pub async fn expose_client(req: Request, next: Next) -> Response {
         res.extensions_mut().insert(id);
     }
     res
+}
+
+/// [`expose_client`] as a tower layer, for the authenticated route groups of [`crate::app`].
+///
+/// axum's `from_fn` clones the whole inner service (the route with its layers, handler and
+/// state) on every request to hand it to `Next`; this service calls its inner one in place.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExposeClientLayer;
+
+impl<S> tower::Layer<S> for ExposeClientLayer {
+    type Service = ExposeClient<S>;
+
+    fn layer(&self, inner: S) -> ExposeClient<S> {
+        ExposeClient { inner }
+    }
+}
+
+/// The service of [`ExposeClientLayer`].
+#[derive(Debug, Clone)]
+pub struct ExposeClient<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for ExposeClient<S>
+where
+    S: tower::Service<Request, Response = Response>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, S::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let client = req
+            .extensions()
+            .get::<AuthenticatedClient>()
+            .map(|c| c.client_id.clone());
+        let future = self.inner.call(req);
+        Box::pin(async move {
+            let mut res = future.await?;
+            if let Some(id) = client {
+                res.extensions_mut().insert(id);
+            }
+            Ok(res)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -557,6 +615,30 @@ mod tests {
         let m = Metrics::new();
         m.record(&Method::GET, "/a\"b\\c", 200, Duration::from_millis(1));
         assert!(m.render().contains(r#"route="/a\"b\\c""#), "{}", m.render());
+    }
+
+    /// The layer copies the verified client to the response (what the request log attributes
+    /// the request by), and copies nothing when the request carries none.
+    #[tokio::test]
+    async fn expose_client_layer_copies_the_verified_client_to_the_response() {
+        use tower::{Layer, ServiceExt};
+        let inner = tower::service_fn(|_req: Request| async {
+            Ok::<_, std::convert::Infallible>(Response::new(axum::body::Body::empty()))
+        });
+        let svc = ExposeClientLayer.layer(inner);
+        let mut req = Request::new(axum::body::Body::empty());
+        req.extensions_mut()
+            .insert(AuthenticatedClient::new("cli_a", l2c_core::Scopes::all()));
+        let res = svc.clone().oneshot(req).await.unwrap();
+        assert_eq!(
+            res.extensions().get::<ClientId>().map(ClientId::as_str),
+            Some("cli_a")
+        );
+        let res = svc
+            .oneshot(Request::new(axum::body::Body::empty()))
+            .await
+            .unwrap();
+        assert!(res.extensions().get::<ClientId>().is_none());
     }
 
     #[test]
