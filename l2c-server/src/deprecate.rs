@@ -132,3 +132,40 @@ pub async fn apply(
         None => next.run(req).await,
     }
 }
+
+/// [`apply`] as an [`Around`](crate::inplace::Around) middleware, which [`crate::app`] runs
+/// without cloning the route it wraps — unless a rule matches, whose layer then wraps a clone.
+#[derive(Debug, Clone)]
+pub struct Deprecations(pub Arc<[DeprecateRule]>);
+
+impl crate::inplace::Around for Deprecations {
+    fn around<S>(&self, inner: &mut S, req: Request) -> crate::inplace::InPlaceFuture
+    where
+        S: tower::Service<Request> + Clone + Send + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Error: Into<std::convert::Infallible>,
+        S::Future: Send + 'static,
+    {
+        let path = req.uri().path();
+        match self.0.iter().find(|r| r.matches(path)) {
+            Some(rule) => {
+                let svc = rule.layer.layer(
+                    tower::ServiceBuilder::new()
+                        .map_response(axum::response::IntoResponse::into_response)
+                        .map_err(Into::<std::convert::Infallible>::into)
+                        .service(inner.clone()),
+                );
+                Box::pin(async move {
+                    match svc.oneshot(req).await {
+                        Ok(res) => Ok(res),
+                        Err(never) => match never {},
+                    }
+                })
+            }
+            None => {
+                let answer = crate::inplace::call(inner, req);
+                Box::pin(async move { Ok(answer.await) })
+            }
+        }
+    }
+}

@@ -199,7 +199,30 @@ impl IntoResponse for AppError {
 /// Middleware: rewrites problem responses made by [`AppError`] so they carry the `requestId`.
 pub async fn problem_request_id(req: Request, next: Next) -> Response {
     let id = req.extensions().get::<RequestId>().cloned();
-    let mut res = next.run(req).await;
+    with_request_id(id, next.run(req).await)
+}
+
+/// [`problem_request_id`] as an [`Around`](crate::inplace::Around) middleware, which
+/// [`crate::app`] runs without cloning the route it wraps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProblemRequestId;
+
+impl crate::inplace::Around for ProblemRequestId {
+    fn around<S>(&self, inner: &mut S, req: Request) -> crate::inplace::InPlaceFuture
+    where
+        S: tower::Service<Request> + Clone + Send + 'static,
+        S::Response: IntoResponse,
+        S::Error: Into<std::convert::Infallible>,
+        S::Future: Send + 'static,
+    {
+        let id = req.extensions().get::<RequestId>().cloned();
+        let answer = crate::inplace::call(inner, req);
+        Box::pin(async move { Ok(with_request_id(id, answer.await)) })
+    }
+}
+
+/// `res` with request `id` in its problem body, when it is a problem without one.
+fn with_request_id(id: Option<RequestId>, mut res: Response) -> Response {
     if let (Some(id), Some(ProblemBody(problem))) = (id, res.extensions_mut().remove()) {
         if problem.request_id.is_none() {
             let rebuilt = problem.with_request_id(id.as_str());

@@ -51,6 +51,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod inplace;
 pub mod limits;
 pub mod observe;
 pub mod routes;
@@ -69,8 +70,9 @@ pub mod testing;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn;
 use axum::routing::{get, post};
+use inplace::InPlaceLayer;
 use l2c_core::RequestIdLayer;
 use l2c_core::auth::JwtAuthLayer;
 use tower::ServiceBuilder;
@@ -194,21 +196,20 @@ pub fn app_with(state: AppState, extra: ExtraRoutes) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(RequestIdLayer::new())
-                .layer(from_fn_with_state(
-                    Arc::new(observe::Observer::new(
+                // In place rather than `from_fn`, which clones the route below per request.
+                .layer(InPlaceLayer(observe::Observe(Arc::new(
+                    observe::Observer::new(
                         Arc::clone(&state.metrics),
                         state.request_log.clone(),
                         Arc::clone(&state.clock),
-                    )),
-                    observe::observe,
-                ))
-                .layer(from_fn(error::problem_request_id))
-                .layer(from_fn_with_state(
+                    ),
+                ))))
+                .layer(InPlaceLayer(error::ProblemRequestId))
+                .layer(InPlaceLayer(connections::BodyTimeout(
                     state.config.connections.body_timeout,
-                    connections::body_timeout,
-                ))
+                )))
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(from_fn_with_state(deprecations, deprecate::apply)),
+                .layer(InPlaceLayer(deprecate::Deprecations(deprecations))),
         )
         .with_state(state)
 }

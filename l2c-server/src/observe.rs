@@ -452,61 +452,115 @@ fn is_api(route: &str) -> bool {
 /// Middleware: one log line and one metrics sample per request, and one request-log record
 /// per API request (see [`request_log`]).
 pub async fn observe(State(observer): State<Arc<Observer>>, req: Request, next: Next) -> Response {
-    let metrics = &observer.metrics;
-    let start = Instant::now();
-    let method = req.method().clone();
-    // `MatchedPath` is a shared string: cloning it allocates nothing.
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-    let api = match &matched {
-        Some(m) => is_api(m.as_str()),
-        None => req.uri().path().starts_with("/api/"),
-    };
-    let request_id = req.extensions().get::<RequestId>().cloned();
+    let seen = Seen::of(&req);
     let res = next.run(req).await;
-    let latency = start.elapsed();
-    let status = res.status().as_u16();
-    let route_label = metrics.record(&method, route, status, latency);
-    if route == TOKEN_ROUTE {
-        metrics.record_token_request(token_outcome(status));
-    }
-    if res
-        .headers()
-        .get("idempotent-replayed")
-        .is_some_and(|v| v == "true")
-    {
-        metrics.record_idempotency("replayed");
-    } else if let Some(rejection) = res.extensions().get::<IdempotencyRejection>() {
-        metrics.record_idempotency(idempotency_outcome(*rejection));
-    }
-    let client = res.extensions().get::<ClientId>();
-    if api && let Some(id) = &request_id {
-        let record = NewRequestLog::new(
-            request_log::now_millis(&*observer.clock),
-            client.cloned(),
-            method_label(&method),
-            route_label,
-            status,
-            id.clone(),
-            u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
-            request_log::rate_remaining(res.headers()),
-        );
-        if let Err(dropped) = observer.log.push(record) {
-            metrics.record_request_log_dropped(dropped.reason(), 1);
+    observer.record(seen, res)
+}
+
+/// What [`observe`] notes of a request before it runs.
+struct Seen {
+    start: Instant,
+    method: Method,
+    matched: Option<MatchedPath>,
+    api: bool,
+    request_id: Option<RequestId>,
+}
+
+impl Seen {
+    fn of(req: &Request) -> Self {
+        // `MatchedPath` is a shared string: cloning it allocates nothing.
+        let matched = req.extensions().get::<MatchedPath>().cloned();
+        let api = match &matched {
+            Some(m) => is_api(m.as_str()),
+            None => req.uri().path().starts_with("/api/"),
+        };
+        Self {
+            start: Instant::now(),
+            method: req.method().clone(),
+            matched,
+            api,
+            request_id: req.extensions().get::<RequestId>().cloned(),
         }
     }
-    let client_id = client.map(ClientId::as_str).unwrap_or("-");
-    tracing::info!(
-        target: "l2c_server::request",
-        method = %method,
-        route = %route,
-        status,
-        latency_ms = latency.as_secs_f64() * 1000.0,
-        client_id,
-        request_id = request_id.as_ref().map_or("-", RequestId::as_str),
-        "request"
-    );
-    res
+}
+
+/// [`observe`] as an [`Around`](crate::inplace::Around) middleware, which [`crate::app`] runs
+/// without cloning the route it wraps.
+#[derive(Debug, Clone)]
+pub struct Observe(pub Arc<Observer>);
+
+impl crate::inplace::Around for Observe {
+    fn around<S>(&self, inner: &mut S, req: Request) -> crate::inplace::InPlaceFuture
+    where
+        S: tower::Service<Request> + Clone + Send + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Error: Into<std::convert::Infallible>,
+        S::Future: Send + 'static,
+    {
+        let seen = Seen::of(&req);
+        let answer = crate::inplace::call(inner, req);
+        let observer = Arc::clone(&self.0);
+        Box::pin(async move { Ok(observer.record(seen, answer.await)) })
+    }
+}
+
+impl Observer {
+    /// Counts, logs and records the answered request.
+    fn record(&self, seen: Seen, res: Response) -> Response {
+        let observer = self;
+        let Seen {
+            start,
+            method,
+            matched,
+            api,
+            request_id,
+        } = seen;
+        let metrics = &observer.metrics;
+        let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+        let latency = start.elapsed();
+        let status = res.status().as_u16();
+        let route_label = metrics.record(&method, route, status, latency);
+        if route == TOKEN_ROUTE {
+            metrics.record_token_request(token_outcome(status));
+        }
+        if res
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true")
+        {
+            metrics.record_idempotency("replayed");
+        } else if let Some(rejection) = res.extensions().get::<IdempotencyRejection>() {
+            metrics.record_idempotency(idempotency_outcome(*rejection));
+        }
+        let client = res.extensions().get::<ClientId>();
+        if api && let Some(id) = &request_id {
+            let record = NewRequestLog::new(
+                request_log::now_millis(&*observer.clock),
+                client.cloned(),
+                method_label(&method),
+                route_label,
+                status,
+                id.clone(),
+                u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
+                request_log::rate_remaining(res.headers()),
+            );
+            if let Err(dropped) = observer.log.push(record) {
+                metrics.record_request_log_dropped(dropped.reason(), 1);
+            }
+        }
+        let client_id = client.map(ClientId::as_str).unwrap_or("-");
+        tracing::info!(
+            target: "l2c_server::request",
+            method = %method,
+            route = %route,
+            status,
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            client_id,
+            request_id = request_id.as_ref().map_or("-", RequestId::as_str),
+            "request"
+        );
+        res
+    }
 }
 
 /// Middleware for authenticated route groups: copies the caller's [`ClientId`] from the request

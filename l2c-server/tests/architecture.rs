@@ -19,10 +19,12 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("pure rules", &["domain"]),
     // `config` holds the validated settings (the `--deprecate` rules among them) and names the
-    // store backend of a URL; the store reads the configured defaults.
+    // store backend of a URL; the store reads the configured defaults. `inplace` (tower
+    // plumbing for the app's middleware) names nothing of the crate; it sits here so that
+    // `deprecate` can run as one.
     (
         "settings and persistence",
-        &["config", "deprecate", "seal", "store"],
+        &["config", "deprecate", "inplace", "seal", "store"],
     ),
     (
         "infrastructure",

@@ -22,11 +22,50 @@ use crate::error::problem_response;
 /// not fully arrived `limit` after the request head, whichever extractor reads it; a handler
 /// still working on a complete body is not cut. Requests without a body pass untouched.
 pub async fn body_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match watch(req) {
+        (req, None) => next.run(req).await,
+        (req, Some(finished)) => {
+            let version = req.version();
+            within(limit, finished, version, next.run(req)).await
+        }
+    }
+}
+
+/// [`body_timeout`] as an [`Around`](crate::inplace::Around) middleware, which [`crate::app`]
+/// runs without cloning the route it wraps.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
+
+impl crate::inplace::Around for BodyTimeout {
+    fn around<S>(&self, inner: &mut S, req: Request) -> crate::inplace::InPlaceFuture
+    where
+        S: tower::Service<Request> + Clone + Send + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Error: Into<std::convert::Infallible>,
+        S::Future: Send + 'static,
+    {
+        let limit = self.0;
+        match watch(req) {
+            (req, None) => {
+                let answer = crate::inplace::call(inner, req);
+                Box::pin(async move { Ok(answer.await) })
+            }
+            (req, Some(finished)) => {
+                let version = req.version();
+                let answer = crate::inplace::call(inner, req);
+                Box::pin(async move { Ok(within(limit, finished, version, answer).await) })
+            }
+        }
+    }
+}
+
+/// `req` with its body watched, and the flag its last frame sets; no flag for a request
+/// without a body.
+fn watch(req: Request) -> (Request, Option<Arc<AtomicBool>>) {
     if req.body().is_end_stream() {
-        return next.run(req).await;
+        return (req, None);
     }
     let finished = Arc::new(AtomicBool::new(false));
-    let version = req.version();
     let watched = Arc::clone(&finished);
     let req = req.map(|inner| {
         Body::new(WatchedBody {
@@ -34,7 +73,16 @@ pub async fn body_timeout(State(limit): State<Duration>, req: Request, next: Nex
             finished: watched,
         })
     });
-    let response = next.run(req);
+    (req, Some(finished))
+}
+
+/// `response`, or 408 when `limit` passes before the body was read to its end (`finished`).
+async fn within(
+    limit: Duration,
+    finished: Arc<AtomicBool>,
+    version: Version,
+    response: impl std::future::Future<Output = Response>,
+) -> Response {
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(response, deadline);
     tokio::select! {

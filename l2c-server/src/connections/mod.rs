@@ -46,7 +46,7 @@ mod serve;
 #[cfg(test)]
 mod tests;
 
-pub use self::body_timeout::body_timeout;
+pub use self::body_timeout::{BodyTimeout, body_timeout};
 pub use self::fd_limit::{
     FALLBACK_OPEN_FILES, MAX_DERIVED_CONNECTIONS, METRICS_MAX_CONNECTIONS, MIN_FD_RESERVE,
     derive_max_connections, open_files_soft_limit,
