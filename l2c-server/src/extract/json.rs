@@ -101,6 +101,12 @@ fn is_object(bytes: &[u8]) -> bool {
 // A problem is what the caller gets back; it is built once per refused request.
 #[allow(clippy::result_large_err)]
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    // Most bodies are valid, and the path is only needed to explain a refusal: parse without
+    // tracking it first (serde_path_to_error keeps every key it passes as a `String`), and
+    // again with it only for a body that fails.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
     match result {
