@@ -43,6 +43,40 @@ pub fn parse_stored_time(
 ///
 /// [`StoreError::Database`] when the transaction cannot start.
 pub async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, StoreError> {
+    begin_on_writer(db, Durability::Durable).await
+}
+
+/// [`begin_write`] for the webhook dispatcher's bookkeeping (claiming deliveries, recording
+/// attempts): on PostgreSQL its commit does not wait for the WAL flush
+/// (`SET LOCAL synchronous_commit TO OFF`, in the same round trip as the `BEGIN`).
+///
+/// What such a commit can lose is the last fraction of a second of bookkeeping, and only if
+/// PostgreSQL itself crashes (not this process): a claim or a recorded attempt forgotten, so a
+/// delivery is sent again — the at-least-once the receivers already deduplicate on
+/// `webhook-id`. The events and deliveries themselves are written by the business
+/// transactions, durably. The dispatcher commits a claim and a record batch every few
+/// milliseconds under load; waiting for a disk flush on each held it to a few thousand
+/// events per second. On SQLite it is [`begin_write`] (WAL with `synchronous = NORMAL` already
+/// does not flush on commit).
+///
+/// # Errors
+///
+/// [`StoreError::Database`] when the transaction cannot start.
+pub async fn begin_bookkeeping(db: &Db) -> Result<Transaction<'static, Any>, StoreError> {
+    begin_on_writer(db, Durability::Relaxed).await
+}
+
+/// Whether a commit waits for the WAL to reach the disk (PostgreSQL).
+#[derive(Debug, Clone, Copy)]
+enum Durability {
+    Durable,
+    Relaxed,
+}
+
+async fn begin_on_writer(
+    db: &Db,
+    durability: Durability,
+) -> Result<Transaction<'static, Any>, StoreError> {
     let pool = db.writer().clone();
     let backend = db.backend();
     // Begun in a task of its own, so a caller that is cancelled (its client went away) cannot
@@ -52,9 +86,13 @@ pub async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, StoreErro
     // The task always finishes; if nobody awaits it any more, the transaction it made is dropped
     // there and rolled back.
     let begun = tokio::spawn(async move {
-        match backend {
-            Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => pool.begin().await,
+        match (backend, durability) {
+            (Backend::Sqlite, _) => pool.begin_with("BEGIN IMMEDIATE").await,
+            (Backend::Postgres, Durability::Durable) => pool.begin().await,
+            (Backend::Postgres, Durability::Relaxed) => {
+                pool.begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF")
+                    .await
+            }
         }
     });
     match begun.await {
