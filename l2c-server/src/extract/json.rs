@@ -97,7 +97,7 @@ fn is_object(bytes: &[u8]) -> bool {
 /// Parses `bytes` as JSON into `T`, naming the field of a shape error.
 ///
 /// An integer field also accepts a whole number written with a fraction or an exponent (`3.0`,
-/// `1e3`), as JSON Schema's `integer` does (see [`super::integral`]). The common body is read
+/// `1e3`), as JSON Schema's `integer` does (see the `integral` module). The common body is read
 /// once, as before; only a body refused for its shape that has such a number in it is read a
 /// second time with the whole-float conversion, and when that fails too its error (the same
 /// deserializer's, named the same way) is the answer.
