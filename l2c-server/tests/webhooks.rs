@@ -1110,6 +1110,8 @@ async fn a_staged_rotation_keeps_the_spec_header_on_the_old_secret_until_promote
             (json!({"overlapSeconds": 604_801}), 422),
             (json!({"overlapSecond": 60}), 422),
             (json!({"overlapSeconds": -1}), 422),
+            (json!({"overlapSeconds": 1.5}), 422),
+            (json!({"overlapSeconds": -0.0}), 422),
             (json!([]), 400),
         ] {
             let (status, problem) = owner
@@ -1187,7 +1189,8 @@ async fn a_staged_rotation_keeps_the_spec_header_on_the_old_secret_until_promote
 
         // A second rotation with a 1 h overlap; rotating again while it is staged keeps the
         // secret the spec's header uses (the second) and drops the never-promoted third.
-        let body = Some(json!({"overlapSeconds": 3600}));
+        // (`3600.0` is the integer 3600, as in JSON Schema.)
+        let body = Some(json!({"overlapSeconds": 3600.0}));
         let (status, third) = owner.send(http::Method::POST, &rotate, body.clone()).await;
         assert_eq!(status, 200, "{third}");
         let (status, fourth) = owner.send(http::Method::POST, &rotate, body).await;
