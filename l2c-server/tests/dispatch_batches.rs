@@ -1,7 +1,8 @@
 //! The dispatcher's batches: a batch of recorded attempts writes nothing for a delivery whose
 //! lease was lost and records the others (with their attempt numbers, and a 410 disabling the
 //! subscription), on SQLite and PostgreSQL; two dispatchers sharing PostgreSQL deliver a
-//! thousand events exactly once each.
+//! thousand events exactly once each; the dispatcher's bookkeeping commits skip the disk flush
+//! while business writes keep it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -310,4 +311,67 @@ async fn two_dispatchers_on_postgres_deliver_a_thousand_events_exactly_once() {
     assert_eq!(r.get::<i64, _>("most"), 1);
     db.close().await;
     test_db.cleanup().await;
+}
+
+/// What a transaction's commit waits for, read inside it: SQLite's `synchronous` (2 FULL: the
+/// WAL is flushed at commit, 1 NORMAL: it is not), PostgreSQL's `synchronous_commit`.
+async fn flush_setting(tx: &mut sqlx::Transaction<'static, sqlx::Any>, backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => sqlx::query("PRAGMA synchronous")
+            .fetch_one(&mut **tx)
+            .await
+            .unwrap()
+            .try_get::<i64, _>(0)
+            .unwrap()
+            .to_string(),
+        Backend::Postgres => sqlx::query("SHOW synchronous_commit")
+            .fetch_one(&mut **tx)
+            .await
+            .unwrap()
+            .try_get::<String, _>(0)
+            .unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn bookkeeping_commits_skip_the_flush_and_business_commits_keep_it() {
+    use l2c_server::store::sql::begin_bookkeeping;
+    for backend in Backend::available() {
+        let test_db = TestDb::create(backend).await;
+        let db = Db::connect(&test_db.url).await.unwrap();
+        let (durable, relaxed) = match backend {
+            Backend::Sqlite => ("2", "1"),
+            Backend::Postgres => ("on", "off"),
+        };
+        // Alternating on the same (on SQLite: the only) write connection: each begin sets its
+        // own, a business write after the dispatcher's bookkeeping is flushed again.
+        for round in 0..2 {
+            let mut tx = begin_write(&db).await.unwrap();
+            assert_eq!(
+                flush_setting(&mut tx, backend).await,
+                durable,
+                "{backend:?} business write, round {round}"
+            );
+            tx.commit().await.unwrap();
+            let mut tx = begin_bookkeeping(&db).await.unwrap();
+            assert_eq!(
+                flush_setting(&mut tx, backend).await,
+                relaxed,
+                "{backend:?} bookkeeping, round {round}"
+            );
+            tx.commit().await.unwrap();
+        }
+        // SET LOCAL ends with its transaction on PostgreSQL: the pool's connections are as before.
+        if backend == Backend::Postgres {
+            let s: String = sqlx::query("SHOW synchronous_commit")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap();
+            assert_eq!(s, "on");
+        }
+        drop(db);
+        test_db.cleanup().await;
+    }
 }

@@ -501,6 +501,112 @@ async fn bad_orders_are_refused_without_writes() {
     }
 }
 
+/// JSON Schema's `integer` (the published document's) includes `3.0` and `1e3`: every integer
+/// body field reads them as the whole number; a fraction or a number beyond the field is refused
+/// as before, naming the field.
+#[tokio::test]
+async fn integer_fields_accept_whole_numbers_written_as_floats() {
+    for backend in Backend::available() {
+        let env = Env::start(backend).await;
+        let sync = "/api/mobile/orders/sync";
+        // serde_json writes `3980000.0` for an f64, `2e0` is spliced in by hand.
+        let with = |no: &str, total: Value, quantity: Value| {
+            let mut o = order(no, 1, "DEPOSIT_PAID", "DEPOSIT_PAID", 500_000);
+            o["amounts"]["total"] = total;
+            o["items"][0]["quantity"] = quantity;
+            o["items"][0]["unitPrice"] = json!(3_980_000.0);
+            o["payments"][0]["amount"] = json!(500_000.0);
+            o["version"] = json!("VERSION");
+            serde_json::to_string(&o).unwrap()
+        };
+        let body = with("F-1", json!(3_980_000.0), json!(1.0)).replace("\"VERSION\"", "2e0");
+        assert!(body.contains("\"total\":3980000.0") && body.contains("\"quantity\":1.0"));
+        let res = env
+            .post_raw(sync, "application/json", body.into_bytes())
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let created: Value = res.json().await.unwrap();
+        assert_eq!(
+            (
+                created["version"].clone(),
+                created["paymentsRecorded"].clone()
+            ),
+            (json!(2), json!(1))
+        );
+        let view: Value = env
+            .get(&env.a_token, "/api/mobile/orders/F-1/status")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(view["version"], 2, "{view}");
+        let csv = env
+            .get(&env.a_token, "/api/mobile/reports/orders/export")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(csv.contains(",3980000,500000,500000,CNY,"), "{csv}");
+
+        for (total, quantity, field) in [
+            (json!(3_980_000), json!(1.5), "items[0].quantity"),
+            (json!(1e300), json!(1), "amounts.total"),
+            (json!(3_980_000.5), json!(1), "amounts.total"),
+        ] {
+            let body = with("F-2", total, quantity).replace("\"VERSION\"", "1");
+            let p = problem(
+                env.post_raw(sync, "application/json", body.clone().into_bytes())
+                    .await,
+                422,
+            )
+            .await;
+            assert_eq!(
+                (&p["code"], &p["field"]),
+                (&json!("invalid_body"), &json!(field)),
+                "{body}: {p}"
+            );
+        }
+        assert_eq!(env.order_count().await, 1);
+
+        // A lead has no integer field: floats elsewhere in it change nothing, its form reads
+        // back as sent and its raw payload is the bytes sent.
+        let mut l = lead("dy-float", "13812345678");
+        l["formFields"] = json!([{"label": "面积", "value": "120.0"}]);
+        l["score"] = json!({"value": 3.0, "scale": "1e2"});
+        let body = serde_json::to_string_pretty(&l)
+            .unwrap()
+            .replace("3.0", "3.00");
+        let res = env
+            .post_raw(
+                "/api/mobile/leads/hook",
+                "application/json",
+                body.clone().into_bytes(),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let lead_id = res.json::<Value>().await.unwrap()["leadId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let raw = env
+            .server
+            .db
+            .leads()
+            .raw_payload(&lead_id.as_str().into())
+            .await
+            .unwrap();
+        assert_eq!(raw.as_deref(), Some(body.as_str()));
+        let read: Value = env
+            .get(&env.a_token, &format!("/api/mobile/leads/{lead_id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(read["formFields"], l["formFields"], "{read}");
+        env.server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn showroom_pages_filters_and_grants() {
     for backend in Backend::available() {

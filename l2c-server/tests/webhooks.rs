@@ -88,8 +88,9 @@ async fn hook(State(st): State<ReceiverState>, headers: HeaderMap, body: Bytes) 
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
     }
     if answer == 500 {
-        // A long answer: the delivery log keeps its first 4 KiB.
-        let body = format!("库存服务不可用 {}", "x".repeat(6000));
+        // A long answer: the delivery log keeps its first 4 KiB. A NUL (which PostgreSQL's
+        // text cannot hold), quotes and a backslash (the rows travel as JSON) on the way.
+        let body = format!("库存服务不可用 \0 \"忙\" \\ {}", "x".repeat(6000));
         return (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
     }
     StatusCode::from_u16(answer).unwrap().into_response()
@@ -605,7 +606,10 @@ async fn a_failing_receiver_gets_three_attempts_with_growing_gaps() {
         // headers exactly as that attempt sent them.
         let first = &log[0]["attempts"][0];
         let answer = first["responseBody"].as_str().unwrap();
-        assert!(answer.starts_with("库存服务不可用 xxx"), "{answer:.40}");
+        assert!(
+            answer.starts_with("库存服务不可用 \u{fffd} \"忙\" \\ xxx"),
+            "{answer:.40}"
+        );
         assert!(
             answer.len() <= 4096 && answer.len() > 4000,
             "{}",
@@ -1106,6 +1110,8 @@ async fn a_staged_rotation_keeps_the_spec_header_on_the_old_secret_until_promote
             (json!({"overlapSeconds": 604_801}), 422),
             (json!({"overlapSecond": 60}), 422),
             (json!({"overlapSeconds": -1}), 422),
+            (json!({"overlapSeconds": 1.5}), 422),
+            (json!({"overlapSeconds": -0.0}), 422),
             (json!([]), 400),
         ] {
             let (status, problem) = owner
@@ -1183,7 +1189,8 @@ async fn a_staged_rotation_keeps_the_spec_header_on_the_old_secret_until_promote
 
         // A second rotation with a 1 h overlap; rotating again while it is staged keeps the
         // secret the spec's header uses (the second) and drops the never-promoted third.
-        let body = Some(json!({"overlapSeconds": 3600}));
+        // (`3600.0` is the integer 3600, as in JSON Schema.)
+        let body = Some(json!({"overlapSeconds": 3600.0}));
         let (status, third) = owner.send(http::Method::POST, &rotate, body.clone()).await;
         assert_eq!(status, 200, "{third}");
         let (status, fourth) = owner.send(http::Method::POST, &rotate, body).await;

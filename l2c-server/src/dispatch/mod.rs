@@ -317,11 +317,18 @@ impl Dispatcher {
         let now = self.now();
         let lease_until = now + i64::try_from(self.lease().as_millis()).unwrap_or(i64::MAX / 2);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let started = std::time::Instant::now();
         let jobs = self
             .db
             .webhooks()
             .claim(&self.owner, now, lease_until, limit)
             .await?;
+        tracing::debug!(
+            limit,
+            n = jobs.len(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "webhook deliveries claimed"
+        );
         Ok((jobs, leased_until))
     }
 }

@@ -52,7 +52,7 @@ impl Dispatcher {
         let (finished, to_record) = mpsc::channel::<Finished>(MAX_FINISH_BATCH);
         let recorder = {
             let this = Arc::clone(&self);
-            tokio::spawn(async move { this.record_loop(to_record).await })
+            tokio::spawn(this.record_loop(to_record))
         };
         let across = self.listen_across_replicas(stopped.clone());
         let mut in_flight = JoinSet::new();

@@ -2,11 +2,14 @@
 //! ([`WebhookStore::finish_all`](crate::store::outbox::WebhookStore::finish_all), one
 //! transaction), and a write the database was not there for is retried within the leases.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use super::Dispatcher;
+use crate::store::Backend;
 use crate::store::outbox::{MAX_FINISH_BATCH, Outcome};
 
 /// The first and the longest pause between tries to record attempts while the database is
@@ -25,12 +28,33 @@ pub(super) struct Finished {
 impl Dispatcher {
     /// Records what arrives on `finished` until every sender is gone: whatever is waiting is
     /// written as one batch (up to [`MAX_FINISH_BATCH`]), so batches grow with the load while a
-    /// lone attempt is written at once.
-    pub(super) async fn record_loop(&self, mut finished: mpsc::Receiver<Finished>) {
+    /// lone attempt is written at once. On PostgreSQL two batches may be written at once (their
+    /// rows are distinct deliveries), so the next batch's round trips overlap the last one's;
+    /// SQLite has one writer.
+    pub(super) async fn record_loop(self: Arc<Self>, mut finished: mpsc::Receiver<Finished>) {
+        let parallel = match self.db.backend() {
+            Backend::Postgres => 2,
+            Backend::Sqlite => 1,
+        };
+        let mut writing = JoinSet::new();
         let mut batch = Vec::with_capacity(MAX_FINISH_BATCH);
-        while finished.recv_many(&mut batch, MAX_FINISH_BATCH).await > 0 {
-            self.record(std::mem::take(&mut batch)).await;
+        loop {
+            if writing.len() >= parallel {
+                let _ = writing.join_next().await;
+                continue;
+            }
+            tokio::select! {
+                n = finished.recv_many(&mut batch, MAX_FINISH_BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    let (this, batch) = (Arc::clone(&self), std::mem::take(&mut batch));
+                    writing.spawn(async move { this.record(batch).await });
+                }
+                Some(_) = writing.join_next(), if !writing.is_empty() => {}
+            }
         }
+        while writing.join_next().await.is_some() {}
     }
 
     /// Records `batch`. While the database is unreachable the write is retried, with a growing
@@ -43,7 +67,14 @@ impl Dispatcher {
         let mut pause = FINISH_RETRY_FIRST;
         loop {
             let outcomes: Vec<&Outcome> = batch.iter().map(|f| &f.outcome).collect();
-            let err = match store.finish_all(&self.owner, &outcomes).await {
+            let started = Instant::now();
+            let written = store.finish_all(&self.owner, &outcomes).await;
+            tracing::debug!(
+                n = outcomes.len(),
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "webhook attempts recorded"
+            );
+            let err = match written {
                 Ok(recorded) => {
                     for o in outcomes
                         .iter()

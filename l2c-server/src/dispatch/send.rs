@@ -68,14 +68,27 @@ impl Dispatcher {
             rand::thread_rng().gen_range(retry::JITTER),
             now,
         );
-        tracing::info!(
-            delivery = %job.delivery_id,
-            event = %job.event_id,
-            status = ?status,
-            latency_ms,
-            next = ?next,
-            "webhook attempt"
-        );
+        // Every attempt is in the delivery log (and counted); the process log gets the failures
+        // at `info`, and the successes only at `debug`: a line per delivered event costs as much
+        // as a fair part of the delivery under load.
+        if next == NextStep::Succeeded {
+            tracing::debug!(
+                delivery = %job.delivery_id,
+                event = %job.event_id,
+                status = ?status,
+                latency_ms,
+                "webhook attempt"
+            );
+        } else {
+            tracing::info!(
+                delivery = %job.delivery_id,
+                event = %job.event_id,
+                status = ?status,
+                latency_ms,
+                next = ?next,
+                "webhook attempt"
+            );
+        }
         self.count_attempt(&job, next, now);
         let record = AttemptRecord::new(started_at, status, latency_ms, error)
             .with_exchange(exchange.response_body, exchange.request_headers);
@@ -174,14 +187,26 @@ impl Exchange {
 }
 
 /// The kept start of an answer as text: a character cut by the 4 KiB limit is dropped, other
-/// invalid UTF-8 replaced.
+/// invalid UTF-8 replaced, and NUL too (PostgreSQL's text cannot hold it: an answer with one
+/// would make the attempt unrecordable, and the event sent again and again).
 fn recorded_text(mut bytes: Vec<u8>) -> String {
     if let Err(e) = std::str::from_utf8(&bytes) {
         if e.error_len().is_none() {
             bytes.truncate(e.valid_up_to());
         }
     }
-    String::from_utf8_lossy(&bytes).into_owned()
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains('\0') {
+        return text.into_owned();
+    }
+    // Each NUL (1 byte) becomes U+FFFD (3 bytes): cut again to the limit, at a character.
+    let mut text = text.replace('\0', "\u{fffd}");
+    let mut end = text.len().min(MAX_RECORDED_RESPONSE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text
 }
 
 fn describe(e: reqwest::Error) -> String {
@@ -213,6 +238,15 @@ mod tests {
     fn recorded_text_drops_a_cut_character_and_replaces_bad_bytes() {
         // "订单" is 6 bytes; cut after 4 the second character is incomplete and dropped.
         assert_eq!(recorded_text("订单".as_bytes()[..4].to_vec()), "订");
+        assert_eq!(recorded_text(b"a\0b".to_vec()), "a\u{fffd}b");
+        let full = vec![0u8; MAX_RECORDED_RESPONSE];
+        let kept = recorded_text(full);
+        assert_eq!(
+            kept.len(),
+            MAX_RECORDED_RESPONSE / 3 * 3,
+            "whole characters within the limit"
+        );
+        assert!(kept.chars().all(|c| c == '\u{fffd}'));
         assert_eq!(recorded_text(b"ok \xff!".to_vec()), "ok \u{fffd}!");
         assert_eq!(recorded_text(b"plain".to_vec()), "plain");
     }

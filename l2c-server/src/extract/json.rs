@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Refused;
+use super::integral::Integral;
 
 /// The largest request body the business endpoints accept: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -95,71 +96,142 @@ fn is_object(bytes: &[u8]) -> bool {
 
 /// Parses `bytes` as JSON into `T`, naming the field of a shape error.
 ///
+/// An integer field also accepts a whole number written with a fraction or an exponent (`3.0`,
+/// `1e3`), as JSON Schema's `integer` does (see the `integral` module). The common body is read
+/// once, without tracking the path; a refused body is read again with the path tracked, and
+/// only a body refused for its shape that has such a number in it once more with the
+/// whole-float conversion, and when that fails too its error (the same
+/// deserializer's, named the same way) is the answer.
+///
 /// # Errors
 ///
 /// 400 `malformed_json` or 422 `invalid_body` problems.
 // A problem is what the caller gets back; it is built once per refused request.
 #[allow(clippy::result_large_err)]
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    // Most bodies are valid, and the path is only needed to explain a refusal: parse without
+    // Most bodies are valid, and the path is only needed to explain a refusal: read without
     // tracking it first (serde_path_to_error keeps every key it passes as a `String`), and
-    // again with it only for a body that fails.
+    // with it only for a body that fails.
     if let Ok(value) = serde_json::from_slice(bytes) {
         return Ok(value);
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
-    match result {
-        // Only whitespace may follow the value: `{…}garbage` or `{…}{…}` is not one JSON body.
-        Ok(v) => match de.end() {
-            Ok(()) => Ok(v),
-            Err(inner) => Err(Problem::bad_request(
-                "malformed_json",
-                format!("the body is not valid JSON: {inner}"),
-            )),
-        },
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            match inner.classify() {
-                serde_json::error::Category::Data => {
-                    let field = if path == "." { String::new() } else { path };
-                    // serde names a missing field in its message, not in the path.
-                    let message = inner.to_string();
-                    let missing = message
-                        .strip_prefix("missing field `")
-                        .and_then(|rest| rest.split('`').next())
-                        .map(|name| {
-                            if field.is_empty() {
-                                name.to_owned()
-                            } else {
-                                format!("{field}.{name}")
-                            }
-                        });
-                    let field = missing.unwrap_or(field);
-                    let detail = if field.is_empty() {
-                        strip_position(&message)
-                    } else {
-                        format!("`{field}`: {}", strip_position(&message))
-                    };
-                    let mut p = Problem::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_body",
-                        "Unprocessable Content",
-                    )
-                    .with_detail(detail);
-                    if !field.is_empty() {
-                        p = p.with_extension("field", field);
-                    }
-                    Err(p)
-                }
-                _ => Err(Problem::bad_request(
-                    "malformed_json",
-                    format!("the body is not valid JSON: {inner}"),
-                )),
+    let err = match read::<T>(bytes, false) {
+        Ok(v) => return Ok(v),
+        Err(err) => err,
+    };
+    let err = match err {
+        ReadError::Value(e) if e.inner().is_data() && has_fraction_or_exponent(bytes) => {
+            match read::<T>(bytes, true) {
+                Ok(v) => return Ok(v),
+                Err(again) => again,
             }
         }
+        other => other,
+    };
+    Err(err.into_problem())
+}
+
+/// Why a body could not be read into its type.
+enum ReadError {
+    /// The value itself: syntax, EOF or shape, with the path to where it failed.
+    Value(serde_path_to_error::Error<serde_json::Error>),
+    /// Something after the value.
+    Trailing(serde_json::Error),
+}
+
+/// Reads one JSON value of type `T` followed by nothing but whitespace; with `whole_floats`,
+/// integer fields also take whole floats.
+fn read<T: DeserializeOwned>(bytes: &[u8], whole_floats: bool) -> Result<T, ReadError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = if whole_floats {
+        serde_path_to_error::deserialize(Integral(&mut *de))
+    } else {
+        serde_path_to_error::deserialize(&mut *de)
     }
+    .map_err(ReadError::Value)?;
+    // Only whitespace may follow the value: `{…}garbage` or `{…}{…}` is not one JSON body.
+    de.end().map_err(ReadError::Trailing)?;
+    Ok(value)
+}
+
+impl ReadError {
+    fn into_problem(self) -> Problem {
+        let err = match self {
+            ReadError::Value(err) => err,
+            ReadError::Trailing(inner) => return malformed(&inner),
+        };
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.classify() != serde_json::error::Category::Data {
+            return malformed(&inner);
+        }
+        let field = if path == "." { String::new() } else { path };
+        // serde names a missing field in its message, not in the path.
+        let message = inner.to_string();
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(|name| {
+                if field.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{field}.{name}")
+                }
+            });
+        let field = missing.unwrap_or(field);
+        let detail = if field.is_empty() {
+            strip_position(&message)
+        } else {
+            format!("`{field}`: {}", strip_position(&message))
+        };
+        let mut p = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "Unprocessable Content",
+        )
+        .with_detail(detail);
+        if !field.is_empty() {
+            p = p.with_extension("field", field);
+        }
+        p
+    }
+}
+
+/// 400 `malformed_json`.
+fn malformed(inner: &serde_json::Error) -> Problem {
+    Problem::bad_request(
+        "malformed_json",
+        format!("the body is not valid JSON: {inner}"),
+    )
+}
+
+/// Whether the JSON text has a number with a fraction or an exponent outside its strings: a
+/// cheap test before reading a refused body a second time.
+fn has_fraction_or_exponent(bytes: &[u8]) -> bool {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut after_digit = false;
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            // Outside strings a `.` is only ever a fraction, an `e` after a digit an exponent
+            // (`true` and `false` have theirs after a letter).
+            b'.' => return true,
+            b'e' | b'E' if after_digit => return true,
+            _ => {}
+        }
+        after_digit = b.is_ascii_digit();
+    }
+    false
 }
 
 /// serde_json appends " at line 1 column 42"; the field path says more.
@@ -238,6 +310,94 @@ mod tests {
         assert_eq!(p.extensions["field"], "payments[0].amount");
         let p = parse_json::<SyncOrder>(br#"{"status":"DEPOSIT_PAID"}"#).unwrap_err();
         assert_eq!(p.extensions["field"], "externalOrderNo");
+    }
+
+    /// A complete order whose numbers are written as given.
+    fn order(total: &str, quantity: &str, version: &str) -> String {
+        format!(
+            r#"{{"externalOrderNo":"A","status":"DEPOSIT_PAID","paymentStatus":"DEPOSIT_PAID",
+                "amounts":{{"total":{total},"deposit":500000,"paid":500000}},
+                "items":[{{"name":"衣柜","quantity":{quantity},"unitPrice":3980000}}],
+                "customer":{{"name":"李四","mobile":"13912345678"}},"version":{version}}}"#
+        )
+    }
+
+    /// JSON Schema's `integer` includes `3.0` and `1e3`; the published document promises it.
+    #[test]
+    fn integer_fields_take_whole_numbers_written_as_floats() {
+        let o = parse_json::<SyncOrder>(order("3980000.0", "1.0", "2e0").as_bytes()).unwrap();
+        assert_eq!(o.amounts.total, 3_980_000);
+        assert_eq!(o.items[0].quantity, 1);
+        assert_eq!(o.version, 2);
+        let plain = parse_json::<SyncOrder>(order("3980000", "1", "2").as_bytes()).unwrap();
+        assert_eq!(o, plain);
+    }
+
+    #[test]
+    fn fractions_and_numbers_beyond_the_type_are_refused_naming_the_field() {
+        for (body, field, wanted) in [
+            (
+                order("3980000", "1.5", "1"),
+                "items[0].quantity",
+                "floating point `1.5`",
+            ),
+            (order("1e300", "1", "1"), "amounts.total", "floating point"),
+            (
+                order("3980000", "-0.0", "1"),
+                "items[0].quantity",
+                "floating point `-0.0`",
+            ),
+            (
+                order("3980000", "5e9", "1"),
+                "items[0].quantity",
+                "5000000000",
+            ),
+            // The whole floats before it are fine: the error names the field really at fault.
+            (
+                order("3980000.0", "1.5", "1"),
+                "items[0].quantity",
+                "floating point `1.5`",
+            ),
+        ] {
+            let p = parse_json::<SyncOrder>(body.as_bytes()).unwrap_err();
+            assert_eq!((p.status, p.code.as_ref()), (422, "invalid_body"), "{body}");
+            assert_eq!(p.extensions["field"], field, "{body}");
+            let detail = p.detail.unwrap();
+            assert!(detail.starts_with(&format!("`{field}`: ")), "{detail}");
+            assert!(detail.contains(wanted), "{detail}");
+            assert!(!detail.contains(" at line "), "{detail}");
+        }
+        // A shape error with no float in the body is reported as it always was.
+        let p = parse_json::<SyncOrder>(order("3980000", "\"1\"", "1").as_bytes()).unwrap_err();
+        assert_eq!(p.extensions["field"], "items[0].quantity");
+    }
+
+    #[test]
+    fn the_second_read_keeps_the_first_reads_checks() {
+        // A repeated member is still refused, whole floats or not.
+        let body =
+            order("3980000.0", "1", "1").replacen("\"version\"", "\"version\":1,\"version\"", 1);
+        let p = parse_json::<SyncOrder>(body.as_bytes()).unwrap_err();
+        assert_eq!(p.status, 422);
+        assert!(p.detail.unwrap().contains("duplicate field `version`"));
+        // Trailing data after a body that needs the second read is still malformed.
+        let body = format!("{} x", order("3980000.0", "1", "1"));
+        let p = parse_json::<SyncOrder>(body.as_bytes()).unwrap_err();
+        assert_eq!((p.status, p.code.as_ref()), (400, "malformed_json"));
+        // Untyped members keep their floats.
+        let v = parse_json::<serde_json::Value>(br#"{"a":3.0,"b":1e2}"#).unwrap();
+        assert!(v["a"].is_f64() && v["b"].is_f64(), "{v}");
+    }
+
+    #[test]
+    fn only_numbers_outside_strings_count_as_fractions() {
+        assert!(has_fraction_or_exponent(br#"{"a":1.0}"#));
+        assert!(has_fraction_or_exponent(br#"{"a":[1E3]}"#));
+        assert!(has_fraction_or_exponent(br#"{"a":"\"", "b":2e-1}"#));
+        assert!(!has_fraction_or_exponent(
+            br#"{"a":"1.5e3","b":true,"c":false,"d":12}"#
+        ));
+        assert!(!has_fraction_or_exponent(br#"{"a\".":"x\\","e":1}"#));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! [`NotExecuted`](l2c_core::idempotency::NotExecuted), so the idempotency layer never records a
 //! request the handler did not run and the corrected retry with the same key runs.
 
+mod integral;
 mod json;
 mod params;
 mod refused;

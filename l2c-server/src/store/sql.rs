@@ -43,6 +43,42 @@ pub fn parse_stored_time(
 ///
 /// [`StoreError::Database`] when the transaction cannot start.
 pub async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, StoreError> {
+    begin_on_writer(db, Durability::Durable).await
+}
+
+/// [`begin_write`] for the webhook dispatcher's bookkeeping (claiming deliveries, recording
+/// attempts), whose commit does not wait for the disk: on PostgreSQL
+/// `SET LOCAL synchronous_commit TO OFF`, on SQLite `PRAGMA synchronous = NORMAL` (WAL: the
+/// commit is not flushed; the next durable commit flushes it with its own), each in the same
+/// round trip as the `BEGIN`. [`begin_write`] sets `synchronous = FULL` again on the write
+/// connection, so every business transaction is flushed as before.
+///
+/// What such a commit can lose is the last fraction of a second of bookkeeping, and only if
+/// the database server or the machine crashes (not this process): a claim or a recorded
+/// attempt forgotten, so a delivery is sent again — the at-least-once the receivers already
+/// deduplicate on `webhook-id`. The events and deliveries themselves are written by the
+/// business transactions, durably. Under load the dispatcher commits a claim and a record
+/// batch every few milliseconds; a disk flush on each (0.5 ms at the median on this project's
+/// VM, 5 ms at p99) held it to a few thousand events per second.
+///
+/// # Errors
+///
+/// [`StoreError::Database`] when the transaction cannot start.
+pub async fn begin_bookkeeping(db: &Db) -> Result<Transaction<'static, Any>, StoreError> {
+    begin_on_writer(db, Durability::Relaxed).await
+}
+
+/// Whether a commit waits for the WAL to reach the disk (PostgreSQL).
+#[derive(Debug, Clone, Copy)]
+enum Durability {
+    Durable,
+    Relaxed,
+}
+
+async fn begin_on_writer(
+    db: &Db,
+    durability: Durability,
+) -> Result<Transaction<'static, Any>, StoreError> {
     let pool = db.writer().clone();
     let backend = db.backend();
     // Begun in a task of its own, so a caller that is cancelled (its client went away) cannot
@@ -52,9 +88,21 @@ pub async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, StoreErro
     // The task always finishes; if nobody awaits it any more, the transaction it made is dropped
     // there and rolled back.
     let begun = tokio::spawn(async move {
-        match backend {
-            Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => pool.begin().await,
+        match (backend, durability) {
+            // The write connection keeps the last `synchronous` set: each begin sets its own.
+            (Backend::Sqlite, Durability::Durable) => {
+                pool.begin_with("PRAGMA synchronous = FULL; BEGIN IMMEDIATE")
+                    .await
+            }
+            (Backend::Sqlite, Durability::Relaxed) => {
+                pool.begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE")
+                    .await
+            }
+            (Backend::Postgres, Durability::Durable) => pool.begin().await,
+            (Backend::Postgres, Durability::Relaxed) => {
+                pool.begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF")
+                    .await
+            }
         }
     });
     match begun.await {

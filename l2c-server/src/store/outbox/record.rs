@@ -7,11 +7,11 @@ use sqlx::Row;
 
 use super::WebhookStore;
 use super::queue::{AttemptRecord, Job, NextStep};
-use crate::store::StoreError;
-use crate::store::sql::{begin_write, bind_all, placeholders};
+use crate::store::sql::{begin_bookkeeping, bind_all, placeholders};
+use crate::store::{Backend, StoreError};
 
-/// The most outcomes [`WebhookStore::finish_all`] writes in one statement (bind parameters stay
-/// far below SQLite's and PostgreSQL's limits).
+/// The most outcomes [`WebhookStore::finish_all`] writes in one transaction (a few hundred
+/// rows: the write lock is held for a few milliseconds).
 pub const MAX_FINISH_BATCH: usize = 256;
 
 /// A finished attempt (or a decision without one) to record: what
@@ -51,20 +51,45 @@ impl Outcome {
     }
 }
 
-/// `($1, $2, $3), ($4, $5, $6), …`: `rows` tuples of `width` placeholders, numbered from
-/// `first`.
-fn value_rows(rows: usize, width: usize, first: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cols = (0..width)
-                .map(|c| format!("${}", first + r * width + c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("({cols})")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+/// The deliveries' update, one row per outcome from the JSON array bound as `$1`
+/// (`[[id, status, next_attempt_at, failures, updated_at, lease_until], …]`), guarded by the
+/// lease (`$2` the owner, the claim's `lease_until` per row).
+///
+/// One statement text whatever the batch size, so each connection prepares it once (a `VALUES`
+/// list of the batch's size was a new statement, parsed and planned again, for most batches).
+const FINISH_DELIVERIES_PG: &str = "WITH v AS (SELECT x->>0 AS did, x->>1 AS st, \
+     (x->>2)::bigint AS nat, (x->>3)::bigint AS fl, (x->>4)::bigint AS ts, (x->>5)::bigint AS lu \
+     FROM jsonb_array_elements($1::jsonb) AS x) \
+     UPDATE webhook_deliveries SET status = v.st, next_attempt_at = v.nat, failures = v.fl, \
+     lease_owner = NULL, lease_until = NULL, updated_at = v.ts \
+     FROM v WHERE webhook_deliveries.id = v.did AND webhook_deliveries.lease_owner = $2 \
+     AND webhook_deliveries.lease_until = v.lu RETURNING webhook_deliveries.id";
+/// [`FINISH_DELIVERIES_PG`] for SQLite (`json_each`).
+const FINISH_DELIVERIES_SQLITE: &str = "WITH v (did, st, nat, fl, ts, lu) AS (SELECT \
+     value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each($1)) \
+     UPDATE webhook_deliveries SET status = v.st, next_attempt_at = v.nat, failures = v.fl, \
+     lease_owner = NULL, lease_until = NULL, updated_at = v.ts \
+     FROM v WHERE webhook_deliveries.id = v.did AND webhook_deliveries.lease_owner = $2 \
+     AND webhook_deliveries.lease_until = v.lu RETURNING webhook_deliveries.id";
+
+/// The attempts of the updated deliveries, one row per attempt from the JSON array bound as
+/// `$1` (`[[delivery_id, attempted_at, status, latency_ms, error, body, headers], …]`), each
+/// numbered after the delivery's last attempt (read from the primary key index).
+const INSERT_ATTEMPTS_PG: &str = "WITH v AS (SELECT x->>0 AS did, (x->>1)::bigint AS at, \
+     (x->>2)::bigint AS rs, (x->>3)::bigint AS lat, x->>4 AS err, x->>5 AS body, x->>6 AS hdrs \
+     FROM jsonb_array_elements($1::jsonb) AS x) \
+     INSERT INTO webhook_attempts (delivery_id, attempt_no, attempted_at, response_status, \
+     latency_ms, error, response_body, request_headers) \
+     SELECT v.did, COALESCE((SELECT MAX(a.attempt_no) FROM webhook_attempts a \
+     WHERE a.delivery_id = v.did), 0) + 1, v.at, v.rs, v.lat, v.err, v.body, v.hdrs FROM v";
+/// [`INSERT_ATTEMPTS_PG`] for SQLite (`json_each`).
+const INSERT_ATTEMPTS_SQLITE: &str = "WITH v (did, at, rs, lat, err, body, hdrs) AS (SELECT \
+     value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 \
+     FROM json_each($1)) \
+     INSERT INTO webhook_attempts (delivery_id, attempt_no, attempted_at, response_status, \
+     latency_ms, error, response_body, request_headers) \
+     SELECT v.did, COALESCE((SELECT MAX(a.attempt_no) FROM webhook_attempts a \
+     WHERE a.delivery_id = v.did), 0) + 1, v.at, v.rs, v.lat, v.err, v.body, v.hdrs FROM v";
 
 impl WebhookStore<'_> {
     /// Records `outcomes` (at most [`MAX_FINISH_BATCH`]) in one transaction: each delivery moves
@@ -73,10 +98,11 @@ impl WebhookStore<'_> {
     /// whose lease `owner` no longer holds gets nothing written (neither its update nor its
     /// attempt nor the disabling). Returns the ids of the deliveries recorded.
     ///
-    /// Three statements whatever the batch size: one `UPDATE … FROM (VALUES …)` for the
-    /// deliveries (guarded by the lease), one multi-row `INSERT … SELECT` for the attempts of
-    /// the rows it updated (the attempt number read from the primary key index in the same
-    /// statement), and one `UPDATE` of the subscriptions that answered 410, if any.
+    /// Three statements whatever the batch size, each with the same text for every batch (the
+    /// rows travel as one JSON array parameter): one `UPDATE … FROM` for the deliveries
+    /// (guarded by the lease), one `INSERT … SELECT` for the attempts of the rows it updated
+    /// (the attempt number read from the primary key index in the same statement), and one
+    /// `UPDATE` of the subscriptions that answered 410, if any.
     ///
     /// # Errors
     ///
@@ -95,60 +121,56 @@ impl WebhookStore<'_> {
                 outcomes.len()
             )));
         }
-        let mut tx = begin_write(self.db).await?;
-        let sql = format!(
-            "WITH v (did, st, nat, fl, ts, lu) AS (VALUES {}) \
-             UPDATE webhook_deliveries SET status = v.st, next_attempt_at = v.nat, \
-             failures = v.fl, lease_owner = NULL, lease_until = NULL, updated_at = v.ts \
-             FROM v WHERE webhook_deliveries.id = v.did AND webhook_deliveries.lease_owner = ${} \
-             AND webhook_deliveries.lease_until = v.lu \
-             RETURNING id",
-            value_rows(outcomes.len(), 6, 1),
-            outcomes.len() * 6 + 1
-        );
-        let query = outcomes.iter().fold(sqlx::query(&sql), |q, o| {
-            let (status, next_at, failures) = o.delivery_update();
-            q.bind(&o.job.delivery_id)
-                .bind(status)
-                .bind(next_at)
-                .bind(failures)
-                .bind(o.now)
-                .bind(o.job.lease_until)
-        });
-        let recorded = query
+        let (finish_sql, attempts_sql) = match self.db.backend() {
+            Backend::Postgres => (FINISH_DELIVERIES_PG, INSERT_ATTEMPTS_PG),
+            Backend::Sqlite => (FINISH_DELIVERIES_SQLITE, INSERT_ATTEMPTS_SQLITE),
+        };
+        let rows: Vec<_> = outcomes
+            .iter()
+            .map(|o| {
+                let (status, next_at, failures) = o.delivery_update();
+                (
+                    &o.job.delivery_id,
+                    status,
+                    next_at,
+                    failures,
+                    o.now,
+                    o.job.lease_until,
+                )
+            })
+            .collect();
+        let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut tx = begin_bookkeeping(self.db).await?;
+        let recorded = sqlx::query(finish_sql)
+            .bind(rows)
             .bind(owner)
             .fetch_all(&mut *tx)
             .await?
             .iter()
-            .map(|r| r.try_get::<String, _>("id"))
+            .map(|r| r.try_get::<String, _>(0))
             .collect::<Result<HashSet<_>, _>>()?;
         let ours = |o: &&&Outcome| recorded.contains(&o.job.delivery_id);
-        let attempts: Vec<(&str, &AttemptRecord)> = outcomes
+        let attempts: Vec<_> = outcomes
             .iter()
             .filter(ours)
-            .filter_map(|o| Some((o.job.delivery_id.as_str(), o.attempt.as_ref()?)))
+            .filter_map(|o| {
+                let a = o.attempt.as_ref()?;
+                Some((
+                    &o.job.delivery_id,
+                    a.attempted_at,
+                    a.response_status,
+                    a.latency_ms,
+                    a.error.as_deref(),
+                    a.response_body.as_deref(),
+                    a.headers_json(),
+                ))
+            })
             .collect();
         if !attempts.is_empty() {
-            let sql = format!(
-                "WITH v (did, at, rs, lat, err, body, hdrs) AS (VALUES {}) \
-                 INSERT INTO webhook_attempts (delivery_id, attempt_no, attempted_at, \
-                 response_status, latency_ms, error, response_body, request_headers) \
-                 SELECT v.did, COALESCE((SELECT MAX(a.attempt_no) FROM webhook_attempts a \
-                 WHERE a.delivery_id = v.did), 0) + 1, v.at, v.rs, v.lat, v.err, v.body, v.hdrs \
-                 FROM v",
-                value_rows(attempts.len(), 7, 1)
-            );
-            attempts
-                .iter()
-                .fold(sqlx::query(&sql), |q, (id, a)| {
-                    q.bind(*id)
-                        .bind(a.attempted_at)
-                        .bind(a.response_status.map(i64::from))
-                        .bind(a.latency_ms)
-                        .bind(a.error.as_deref())
-                        .bind(a.response_body.as_deref())
-                        .bind(a.headers_json())
-                })
+            let attempts =
+                serde_json::to_string(&attempts).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            sqlx::query(attempts_sql)
+                .bind(attempts)
                 .execute(&mut *tx)
                 .await?;
         }
