@@ -38,12 +38,12 @@ use l2c_core::api::orders::SyncOrder;
 use l2c_server::domain::new_id;
 use l2c_server::store::Db;
 use l2c_server::store::customers::{INSERT_CUSTOMER_SQL, LINK_SQL, by_mobile_sql};
-use l2c_server::store::leads::{EXISTING_LEAD_SQL, INSERT_LEAD_SQL};
+use l2c_server::store::leads::{INSERT_LEAD_SQL, existing_lead_query};
 use l2c_server::store::orders::sync::{
     INSERT_HISTORY_SQL, INSERT_ORDER_SQL, INSERT_PAYMENT_SQL, UPDATE_ORDER_SQL, lock_sql,
 };
 use l2c_server::store::outbox::enqueue::{SUBSCRIPTIONS_SQL, insert_events_sql};
-use l2c_server::store::sql::begin_write;
+use l2c_server::store::sql::{begin_write, planned_each_run};
 use sqlx::{Any, Row, Transaction};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -187,7 +187,7 @@ async fn order_sync(State(app): State<App>, body: Bytes) -> Result<Response, Fai
     let milestones = serde_json::to_string(&o.milestones)?;
     let mut tx = begin_write(&app.db).await?;
     let now = app.db.now_millis();
-    let stored = sqlx::query(lock_sql(app.db.backend()))
+    let stored = planned_each_run(lock_sql(app.db.backend()), app.db.backend())
         .bind(client)
         .bind(&o.external_order_no)
         .fetch_optional(&mut *tx)
@@ -314,7 +314,7 @@ async fn lead_intake(State(app): State<App>, body: Bytes) -> Result<Response, Fa
         .transpose()?;
     let now = app.db.now_millis();
     let mut tx = begin_write(&app.db).await?;
-    sqlx::query(EXISTING_LEAD_SQL)
+    existing_lead_query(&tx)
         .bind(client)
         .bind(lead.source.as_str())
         .bind(&lead.external_lead_id)

@@ -8,11 +8,12 @@ use l2c_core::api::leads::PushLead;
 use l2c_core::api::{CustomerId, LeadId};
 use sqlx::{AnyConnection, Row};
 
+use super::sql::{backend_of, planned_each_run};
 use super::{Db, StoreError};
 use crate::domain::Mobile;
 use crate::seal::{DataKeys, Field};
 
-/// [`existing`].
+/// [`existing`]: run with [`existing_lead_query`].
 pub const EXISTING_LEAD_SQL: &str = "SELECT id, customer_id, name, province, city FROM leads \
      WHERE client_id = $1 AND source = $2 AND external_lead_id = $3";
 /// [`insert`].
@@ -76,6 +77,14 @@ pub struct StoredLead {
     pub city: Option<String>,
 }
 
+/// [`EXISTING_LEAD_SQL`] as [`existing`] runs it on `conn`: planned at each run on PostgreSQL
+/// ([`planned_each_run`]).
+pub fn existing_lead_query<'q>(
+    conn: &AnyConnection,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    planned_each_run(EXISTING_LEAD_SQL, backend_of(conn))
+}
+
 /// The lead `client` already stored with `lead`'s `(source, externalLeadId)`, if any.
 ///
 /// # Errors
@@ -87,7 +96,7 @@ pub async fn existing(
     client: &ClientId,
     lead: &PushLead,
 ) -> Result<Option<StoredLead>, StoreError> {
-    let row = sqlx::query(EXISTING_LEAD_SQL)
+    let row = existing_lead_query(conn)
         .bind(client.as_str())
         .bind(lead.source.as_str())
         .bind(&lead.external_lead_id)

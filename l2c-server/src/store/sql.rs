@@ -113,6 +113,35 @@ async fn begin_on_writer(
     }
 }
 
+/// `sql` as a query that is planned at each run on PostgreSQL (not kept prepared), for the
+/// lookups by a unique key on tables that start empty: orders by `(client_id,
+/// external_order_no)`, leads by `(client_id, source, external_lead_id)`.
+///
+/// A prepared statement may switch to a generic plan from its sixth run and keep it for the
+/// connection's life. On a table that has never been analysed (a new database), that plan ties
+/// between the unique index and another index on `client_id` (`orders_client_export`,
+/// `leads_client_created`) and may take the latter: then every row of the client is read to
+/// find one, and each sync or intake gets slower as the table grows (the benchmark: lead intake
+/// fell from 2,018 to 467 per second on a fresh database; `tests/query_plans.rs` saw 20,000 rows
+/// read per lookup) until autovacuum first analyses the table. A plan made at each run sees the
+/// table as it is and takes the unique index. SQLite plans once per prepare and picks the
+/// unique index either way, so its statement stays cached.
+pub fn planned_each_run<'q>(
+    sql: &'q str,
+    backend: Backend,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(sql).persistent(backend == Backend::Sqlite)
+}
+
+/// The backend `conn` speaks.
+pub fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
+    if conn.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
 /// `$1, $2, …, $n`.
 pub(crate) fn placeholders(n: usize) -> String {
     placeholders_from(1, n)

@@ -8,6 +8,7 @@ use l2c_core::api::status::{OrderStatus, PaymentStatus};
 use sqlx::{AnyConnection, Row};
 
 use super::{corrupt, parse_payment_status, parse_status};
+use crate::store::sql::planned_each_run;
 use crate::store::{Backend, StoreError};
 
 // The statements of an order sync, public so that the real-work benchmark's bare baseline
@@ -41,7 +42,8 @@ pub const INSERT_PAYMENT_SQL: &str = "INSERT INTO payments (id, client_id, order
 pub const PAYMENT_OWNER_SQL: &str = "SELECT order_id FROM payments \
      WHERE client_id = $1 AND method = $2 AND channel_transaction_id = $3";
 
-/// The statement [`lock_for_sync`] runs on `backend`.
+/// The statement [`lock_for_sync`] runs on `backend`, with
+/// [`planned_each_run`](crate::store::sql::planned_each_run).
 pub const fn lock_sql(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => SELECT_FOR_SYNC_SQL,
@@ -79,12 +81,8 @@ pub async fn lock_for_sync(
     client: &ClientId,
     external_order_no: &str,
 ) -> Result<Option<StoredOrder>, StoreError> {
-    let backend = if conn.backend_name() == "PostgreSQL" {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    };
-    let row = sqlx::query(lock_sql(backend))
+    let backend = crate::store::sql::backend_of(conn);
+    let row = planned_each_run(lock_sql(backend), backend)
         .bind(client.as_str())
         .bind(external_order_no)
         .fetch_optional(&mut *conn)
