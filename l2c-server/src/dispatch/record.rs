@@ -40,7 +40,9 @@ impl Dispatcher {
         let mut batch = Vec::with_capacity(MAX_FINISH_BATCH);
         loop {
             if writing.len() >= parallel {
-                let _ = writing.join_next().await;
+                if let Some(Err(e)) = writing.join_next().await {
+                    tracing::error!(error = %e, "recording a batch of webhook attempts panicked; its deliveries are sent again when their leases end");
+                }
                 continue;
             }
             tokio::select! {
@@ -51,10 +53,18 @@ impl Dispatcher {
                     let (this, batch) = (Arc::clone(&self), std::mem::take(&mut batch));
                     writing.spawn(async move { this.record(batch).await });
                 }
-                Some(_) = writing.join_next(), if !writing.is_empty() => {}
+                Some(joined) = writing.join_next(), if !writing.is_empty() => {
+                    if let Err(e) = joined {
+                        tracing::error!(error = %e, "recording a batch of webhook attempts panicked; its deliveries are sent again when their leases end");
+                    }
+                }
             }
         }
-        while writing.join_next().await.is_some() {}
+        while let Some(joined) = writing.join_next().await {
+            if let Err(e) = joined {
+                tracing::error!(error = %e, "recording a batch of webhook attempts panicked; its deliveries are sent again when their leases end");
+            }
+        }
     }
 
     /// Records `batch`. While the database is unreachable the write is retried, with a growing

@@ -22,10 +22,12 @@ use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 
-/// 2^63 and 2^64 as floats: every whole float below them (and at or above -2^63) converts to
-/// `i64`/`u64` exactly.
-const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
-const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+/// 2^52: below it a float's last bit is worth at most ½, so a float read from a whole number is
+/// either that number or not whole at all (serde_json's parser may be one bit off on long
+/// inputs: `9007199254740991.0` reads as …990). From it on a float may be an integer other than
+/// the one written (`9007199254740993.0` reads as …994): such a value is refused as before
+/// rather than stored as a number nobody sent.
+const MAX_EXACT: f64 = 4_503_599_627_370_496.0;
 
 /// What the type being read asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,11 +189,9 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         let whole = v.fract() == 0.0;
         match self.want {
-            Want::Signed if whole && (-TWO_POW_63..TWO_POW_63).contains(&v) => {
-                self.inner.visit_i64(v as i64)
-            }
+            Want::Signed if whole && v.abs() < MAX_EXACT => self.inner.visit_i64(v as i64),
             // `-0.0` is not a non-negative number for an unsigned field.
-            Want::Unsigned if whole && v.is_sign_positive() && v < TWO_POW_64 => {
+            Want::Unsigned if whole && v.is_sign_positive() && v < MAX_EXACT => {
                 self.inner.visit_u64(v as u64)
             }
             _ => self.inner.visit_f64(v),
@@ -356,6 +356,11 @@ mod tests {
         .unwrap();
         assert_eq!(b.count, 3);
         assert_eq!(b.delta, -1000);
+        let edge: Body = read(r#"{"count":0,"delta":-4503599627370495e0,"ratio":0}"#).unwrap();
+        assert_eq!(
+            edge.delta, -4_503_599_627_370_495,
+            "2^52 - 1 is read exactly"
+        );
         assert!((b.ratio - 2.0).abs() < f64::EPSILON);
         // A `Value` asks for anything: the float stays as written.
         assert_eq!(b.extra.unwrap()["x"], serde_json::json!(3.0));
@@ -394,6 +399,15 @@ mod tests {
             (
                 r#"{"count":0,"delta":1e19,"ratio":0}"#,
                 "floating point `1e+19`",
+            ),
+            // From 2^52 on the float may be another integer than the one written.
+            (
+                r#"{"count":0,"delta":9007199254740993.0,"ratio":0}"#,
+                "floating point `90071992547409",
+            ),
+            (
+                r#"{"count":0,"delta":4503599627370496e0,"ratio":0}"#,
+                "floating point `4503599627370496",
             ),
             (
                 r#"{"count":0,"delta":0,"ratio":0,"items":[{"quantity":256.0}]}"#,

@@ -114,8 +114,10 @@ async fn begin_on_writer(
 }
 
 /// `sql` as a query that is planned at each run on PostgreSQL (not kept prepared), for the
-/// lookups by a unique key on tables that start empty: orders by `(client_id,
-/// external_order_no)`, leads by `(client_id, source, external_lead_id)`.
+/// statements whose cached generic plan would stay wrong as a table grows from empty: the
+/// lookups by a unique key (orders by `(client_id, external_order_no)`, leads by `(client_id,
+/// source, external_lead_id)`), and the dispatcher's claim and record batches (their generic
+/// plans on a new database read the events, or the deliveries, by sequential scan).
 ///
 /// A prepared statement may switch to a generic plan from its sixth run and keep it for the
 /// connection's life. On a table that has never been analysed (a new database), that plan ties

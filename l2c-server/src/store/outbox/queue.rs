@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::subscriptions::SUB_COLUMNS;
 use super::{Subscription, WebhookStore, corrupt};
-use crate::store::sql::{begin_bookkeeping, bind_all, placeholders};
+use crate::store::sql::{begin_bookkeeping, bind_all, placeholders, planned_each_run};
 use crate::store::{Backend, StoreError};
 
 /// A delivery claimed by a dispatcher, with what it needs to make the attempt.
@@ -188,9 +188,11 @@ impl WebhookStore<'_> {
             }
         };
         // On the write connection (SQLite's single writer: no busy-waiting on the lock beside
-        // it), committed without waiting for a flush on PostgreSQL (see `begin_bookkeeping`).
+        // it), committed without waiting for a disk flush (see `begin_bookkeeping`).
         let mut tx = begin_bookkeeping(self.db).await?;
-        let rows = sqlx::query(sql)
+        // Planned at each run on PostgreSQL: a generic plan made on a new database joined the
+        // events by a sequential scan, which the outbox's growth would make a full read per claim.
+        let rows = planned_each_run(sql, self.db.backend())
             .bind(owner)
             .bind(lease_until)
             .bind(now)

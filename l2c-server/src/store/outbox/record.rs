@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::WebhookStore;
 use super::queue::{AttemptRecord, Job, NextStep};
-use crate::store::sql::{begin_bookkeeping, bind_all, placeholders};
+use crate::store::sql::{begin_bookkeeping, bind_all, placeholders, planned_each_run};
 use crate::store::{Backend, StoreError};
 
 /// The most outcomes [`WebhookStore::finish_all`] writes in one transaction (a few hundred
@@ -55,8 +55,9 @@ impl Outcome {
 /// (`[[id, status, next_attempt_at, failures, updated_at, lease_until], …]`), guarded by the
 /// lease (`$2` the owner, the claim's `lease_until` per row).
 ///
-/// One statement text whatever the batch size, so each connection prepares it once (a `VALUES`
-/// list of the batch's size was a new statement, parsed and planned again, for most batches).
+/// One statement text whatever the batch size, so SQLite prepares it once per connection (a
+/// `VALUES` list of the batch's size was a new statement for most batches); PostgreSQL plans it
+/// per batch ([`planned_each_run`]).
 const FINISH_DELIVERIES_PG: &str = "WITH v AS (SELECT x->>0 AS did, x->>1 AS st, \
      (x->>2)::bigint AS nat, (x->>3)::bigint AS fl, (x->>4)::bigint AS ts, (x->>5)::bigint AS lu \
      FROM jsonb_array_elements($1::jsonb) AS x) \
@@ -141,7 +142,10 @@ impl WebhookStore<'_> {
             .collect();
         let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let mut tx = begin_bookkeeping(self.db).await?;
-        let recorded = sqlx::query(finish_sql)
+        // Planned at each run on PostgreSQL ([`planned_each_run`]): the generic plan made on a
+        // new database hash-joins a sequential scan of the deliveries, which the outbox's growth
+        // would make a full read per batch; a plan per batch sees the table as it is.
+        let recorded = planned_each_run(finish_sql, self.db.backend())
             .bind(rows)
             .bind(owner)
             .fetch_all(&mut *tx)
@@ -169,7 +173,7 @@ impl WebhookStore<'_> {
         if !attempts.is_empty() {
             let attempts =
                 serde_json::to_string(&attempts).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            sqlx::query(attempts_sql)
+            planned_each_run(attempts_sql, self.db.backend())
                 .bind(attempts)
                 .execute(&mut *tx)
                 .await?;
