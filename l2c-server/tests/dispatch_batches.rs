@@ -122,14 +122,23 @@ async fn an_attempt_whose_lease_lapsed_is_not_recorded_against_a_later_claim_by_
         let id = &second[0].delivery_id;
         assert_eq!(delivery(&db, id).await.0, "PENDING", "{backend:?}");
         assert!(attempt_numbers(&db, id).await.is_empty());
-        // The live claim's outcome is recorded.
+        // The live claim's outcome is recorded, also in a batch with the stale one beside it
+        // (one attempt, numbered 1, not two under one number).
         let live = Outcome::new(
             second[0].clone(),
             rec(200),
             NextStep::Succeeded,
             now + 3_000,
         );
-        assert_eq!(store.finish_all("dsp_a", &[&live]).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .finish_all("dsp_a", &[&stale, &live])
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{backend:?}"
+        );
         assert_eq!(delivery(&db, id).await.0, "SUCCEEDED", "{backend:?}");
         assert_eq!(attempt_numbers(&db, id).await, [1]);
     }

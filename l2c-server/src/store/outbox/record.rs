@@ -1,7 +1,7 @@
 //! Recording attempts: many finished attempts in one transaction, each written only while its
 //! dispatcher still holds the delivery's lease.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
@@ -122,6 +122,20 @@ impl WebhookStore<'_> {
                 outcomes.len()
             )));
         }
+        // One outcome per delivery, the latest claim's: an earlier claim's outcome of a delivery
+        // claimed again (its lease lapsed) cannot be recorded — the row carries the later lease
+        // — and offered beside the later one it would put two attempts under one number.
+        let mut latest: HashMap<&str, i64> = HashMap::with_capacity(outcomes.len());
+        for o in outcomes {
+            let lease = latest.entry(o.job.delivery_id.as_str()).or_insert(i64::MIN);
+            *lease = (*lease).max(o.job.lease_until);
+        }
+        let outcomes: Vec<&Outcome> = outcomes
+            .iter()
+            .copied()
+            .filter(|o| latest[o.job.delivery_id.as_str()] == o.job.lease_until)
+            .collect();
+        let outcomes = outcomes.as_slice();
         let (finish_sql, attempts_sql) = match self.db.backend() {
             Backend::Postgres => (FINISH_DELIVERIES_PG, INSERT_ATTEMPTS_PG),
             Backend::Sqlite => (FINISH_DELIVERIES_SQLITE, INSERT_ATTEMPTS_SQLITE),
