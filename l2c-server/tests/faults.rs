@@ -305,6 +305,7 @@ async fn redis_outage(services: &mut Services) {
     let mut keys: Vec<String> = writes.iter().map(|(k, _)| k.clone()).collect();
     keys.sort();
     keys.dedup();
+    let mut held = 0;
     for key in &keys {
         let seen = send(
             http.post(server.url("/api/mobile/fault/run"))
@@ -319,18 +320,32 @@ async fn redis_outage(services: &mut Services) {
                 seen.status == 201 && seen.replayed,
                 "{key} replays: {seen:?}"
             );
+        } else if seen.status == 409 && seen.code.as_deref() == Some("idempotency_key_in_use") {
+            // Only 503s, the last one while Redis came back: its claim reached Redis but the
+            // answer did not (an ambiguous write), so the key stays held until its lease ends
+            // (then it runs, once), like the keys of the killed replica below.
+            held += 1;
         } else {
             // Only 503s (the load stopped while it was retrying): it runs now, once.
             assert_eq!(seen.status, 201, "{key}: {seen:?}");
         }
     }
+    // A writer retries a 503'd key until it is answered: only its last key can end that way.
+    assert!(held <= 2, "{held} keys held");
     let runs = runs.lock().unwrap().clone();
     let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
         twice.is_empty(),
         "keys whose handler ran more than once: {twice:?}"
     );
-    assert_eq!(runs.len(), keys.len(), "every key ran once");
+    // A held key may or may not have run (its handler may have finished before the record
+    // could be stored); every other key ran once.
+    assert!(
+        runs.len() <= keys.len() && runs.len() + held >= keys.len(),
+        "{} keys ran, of {} ({held} held)",
+        runs.len(),
+        keys.len()
+    );
     server.stop().await;
 }
 
