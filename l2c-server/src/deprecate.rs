@@ -139,13 +139,11 @@ pub async fn apply(
 pub struct Deprecations(pub Arc<[DeprecateRule]>);
 
 impl crate::inplace::Around for Deprecations {
-    fn around<S>(&self, inner: &mut S, req: Request) -> crate::inplace::InPlaceFuture
-    where
-        S: tower::Service<Request> + Clone + Send + 'static,
-        S::Response: axum::response::IntoResponse,
-        S::Error: Into<std::convert::Infallible>,
-        S::Future: Send + 'static,
-    {
+    fn around<S: crate::inplace::Route>(
+        &self,
+        inner: &mut S,
+        req: Request,
+    ) -> crate::inplace::InPlaceFuture {
         let path = req.uri().path();
         match self.0.iter().find(|r| r.matches(path)) {
             Some(rule) => {

@@ -208,13 +208,11 @@ pub async fn problem_request_id(req: Request, next: Next) -> Response {
 pub struct ProblemRequestId;
 
 impl crate::inplace::Around for ProblemRequestId {
-    fn around<S>(&self, inner: &mut S, req: Request) -> crate::inplace::InPlaceFuture
-    where
-        S: tower::Service<Request> + Clone + Send + 'static,
-        S::Response: IntoResponse,
-        S::Error: Into<std::convert::Infallible>,
-        S::Future: Send + 'static,
-    {
+    fn around<S: crate::inplace::Route>(
+        &self,
+        inner: &mut S,
+        req: Request,
+    ) -> crate::inplace::InPlaceFuture {
         let id = req.extensions().get::<RequestId>().cloned();
         let answer = crate::inplace::call(inner, req);
         Box::pin(async move { Ok(with_request_id(id, answer.await)) })

@@ -20,26 +20,36 @@ use tower::{Layer, Service};
 /// The future of an [`InPlace`] service.
 pub type InPlaceFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
+/// What an [`Around`] middleware wraps: an axum route (any service answering a request with
+/// something that becomes a response, never failing), named once for every middleware.
+pub trait Route:
+    Service<Request, Response: IntoResponse, Error: Into<Infallible>, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> Route for S where
+    S: Service<Request, Response: IntoResponse, Error: Into<Infallible>, Future: Send + 'static>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
 /// A middleware in the shape [`InPlaceLayer`] runs.
 pub trait Around: Clone + Send + Sync + 'static {
     /// Answers `req`, calling `inner` — ready — at most once (with [`call`]), or answering
     /// without it.
-    fn around<S>(&self, inner: &mut S, req: Request) -> InPlaceFuture
-    where
-        S: Service<Request> + Clone + Send + 'static,
-        S::Response: IntoResponse,
-        S::Error: Into<Infallible>,
-        S::Future: Send + 'static;
+    fn around<S: Route>(&self, inner: &mut S, req: Request) -> InPlaceFuture;
 }
 
 /// Calls the ready `inner` with `req`; its response, as a [`Response`].
-pub fn call<S>(inner: &mut S, req: Request) -> impl Future<Output = Response> + Send + 'static
-where
-    S: Service<Request>,
-    S::Response: IntoResponse,
-    S::Error: Into<Infallible>,
-    S::Future: Send + 'static,
-{
+pub fn call<S: Route>(
+    inner: &mut S,
+    req: Request,
+) -> impl Future<Output = Response> + Send + 'static {
     let future = inner.call(req);
     async move {
         match future.await {
@@ -71,14 +81,7 @@ pub struct InPlace<S, M> {
     middleware: M,
 }
 
-impl<S, M> Service<Request> for InPlace<S, M>
-where
-    S: Service<Request> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Error: Into<Infallible>,
-    S::Future: Send + 'static,
-    M: Around,
-{
+impl<S: Route, M: Around> Service<Request> for InPlace<S, M> {
     type Response = Response;
     type Error = Infallible;
     type Future = InPlaceFuture;
@@ -104,13 +107,7 @@ mod tests {
     struct Stamp;
 
     impl Around for Stamp {
-        fn around<S>(&self, inner: &mut S, req: Request) -> InPlaceFuture
-        where
-            S: Service<Request> + Clone + Send + 'static,
-            S::Response: IntoResponse,
-            S::Error: Into<Infallible>,
-            S::Future: Send + 'static,
-        {
+        fn around<S: Route>(&self, inner: &mut S, req: Request) -> InPlaceFuture {
             let answer = call(inner, req);
             Box::pin(async move {
                 let mut res = answer.await;

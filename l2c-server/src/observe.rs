@@ -490,13 +490,11 @@ impl Seen {
 pub struct Observe(pub Arc<Observer>);
 
 impl crate::inplace::Around for Observe {
-    fn around<S>(&self, inner: &mut S, req: Request) -> crate::inplace::InPlaceFuture
-    where
-        S: tower::Service<Request> + Clone + Send + 'static,
-        S::Response: axum::response::IntoResponse,
-        S::Error: Into<std::convert::Infallible>,
-        S::Future: Send + 'static,
-    {
+    fn around<S: crate::inplace::Route>(
+        &self,
+        inner: &mut S,
+        req: Request,
+    ) -> crate::inplace::InPlaceFuture {
         let seen = Seen::of(&req);
         let answer = crate::inplace::call(inner, req);
         let observer = Arc::clone(&self.0);

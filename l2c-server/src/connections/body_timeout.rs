@@ -37,13 +37,11 @@ pub async fn body_timeout(State(limit): State<Duration>, req: Request, next: Nex
 pub struct BodyTimeout(pub Duration);
 
 impl crate::inplace::Around for BodyTimeout {
-    fn around<S>(&self, inner: &mut S, req: Request) -> crate::inplace::InPlaceFuture
-    where
-        S: tower::Service<Request> + Clone + Send + 'static,
-        S::Response: axum::response::IntoResponse,
-        S::Error: Into<std::convert::Infallible>,
-        S::Future: Send + 'static,
-    {
+    fn around<S: crate::inplace::Route>(
+        &self,
+        inner: &mut S,
+        req: Request,
+    ) -> crate::inplace::InPlaceFuture {
         let limit = self.0;
         match watch(req) {
             (req, None) => {

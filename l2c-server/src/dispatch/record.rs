@@ -40,8 +40,8 @@ impl Dispatcher {
         let mut batch = Vec::with_capacity(MAX_FINISH_BATCH);
         loop {
             if writing.len() >= parallel {
-                if let Some(Err(e)) = writing.join_next().await {
-                    tracing::error!(error = %e, "recording a batch of webhook attempts panicked; its deliveries are sent again when their leases end");
+                if let Some(joined) = writing.join_next().await {
+                    log_panicked(joined);
                 }
                 continue;
             }
@@ -53,17 +53,11 @@ impl Dispatcher {
                     let (this, batch) = (Arc::clone(&self), std::mem::take(&mut batch));
                     writing.spawn(async move { this.record(batch).await });
                 }
-                Some(joined) = writing.join_next(), if !writing.is_empty() => {
-                    if let Err(e) = joined {
-                        tracing::error!(error = %e, "recording a batch of webhook attempts panicked; its deliveries are sent again when their leases end");
-                    }
-                }
+                Some(joined) = writing.join_next(), if !writing.is_empty() => log_panicked(joined),
             }
         }
         while let Some(joined) = writing.join_next().await {
-            if let Err(e) = joined {
-                tracing::error!(error = %e, "recording a batch of webhook attempts panicked; its deliveries are sent again when their leases end");
-            }
+            log_panicked(joined);
         }
     }
 
@@ -124,5 +118,13 @@ impl Dispatcher {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(FINISH_RETRY_MAX);
         }
+    }
+}
+
+/// Logs a record batch whose task panicked: nothing of it was written, so its deliveries are
+/// claimed and sent again when their leases end.
+fn log_panicked(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        tracing::error!(error = %e, "recording a batch of webhook attempts panicked; its deliveries are sent again when their leases end");
     }
 }
