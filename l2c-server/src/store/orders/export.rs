@@ -5,7 +5,6 @@
 
 mod pg_copy;
 
-use chrono::{Datelike, Timelike};
 use l2c_core::ClientId;
 use l2c_core::api::status::{OrderStatus, PaymentStatus};
 use sqlx::Row;
@@ -124,14 +123,16 @@ fn push_line<R: ExportRow>(out: &mut String, row: &R) -> Result<(), StoreError> 
     csv_field(out, text(col::EXTERNAL_ORDER_NO)?);
     out.push(',');
     csv_field(out, text(col::CUSTOMER_ID)?);
-    for label in [
+    // Wire names and labels need no quoting nor guard (see the test
+    // `status_names_and_labels_are_plain_fields`): written as they are.
+    for plain in [
         status.as_str(),
         status.label(),
         payment.as_str(),
         payment.label(),
     ] {
         out.push(',');
-        csv_field(out, label);
+        out.push_str(plain);
     }
     for amount in [col::TOTAL, col::DEPOSIT, col::PAID] {
         out.push(',');
@@ -157,26 +158,33 @@ fn push_line<R: ExportRow>(out: &mut String, row: &R) -> Result<(), StoreError> 
 /// `2026-11-20T10:15:00.123+08:00`, without the fraction when it is zero), formatted by hand
 /// for the years 0000–9999 (chrono's formatter for the others).
 fn push_rfc3339_millis(out: &mut String, ms: i64) {
-    let t = millis_to_cst(ms);
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        out.push_str(&t.to_rfc3339());
+    /// 0000-01-01T00:00:00 and 10000-01-01T00:00:00 (local time) in unix milliseconds.
+    const FIRST: i64 = -62_167_219_200_000;
+    const END: i64 = 253_402_300_800_000;
+    const OFFSET: i64 = 8 * 3_600_000;
+    let local = ms.saturating_add(OFFSET);
+    if !(FIRST..END).contains(&local) {
+        out.push_str(&millis_to_cst(ms).to_rfc3339());
         return;
     }
+    let days = local.div_euclid(86_400_000);
+    let of_day = local.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
     let mut buf = [0u8; 29];
-    let mut put = |at: usize, width: usize, mut v: u32| {
+    let mut put = |at: usize, width: usize, v: i64| {
+        let mut v = v.unsigned_abs();
         for i in (at..at + width).rev() {
             buf[i] = b'0' + (v % 10) as u8;
             v /= 10;
         }
     };
-    put(0, 4, year.unsigned_abs());
-    put(5, 2, t.month());
-    put(8, 2, t.day());
-    put(11, 2, t.hour());
-    put(14, 2, t.minute());
-    put(17, 2, t.second());
-    let millis = t.nanosecond() / 1_000_000;
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, of_day / 3_600_000);
+    put(14, 2, of_day / 60_000 % 60);
+    put(17, 2, of_day / 1_000 % 60);
+    let millis = of_day % 1_000;
     put(20, 3, millis);
     buf[4] = b'-';
     buf[7] = b'-';
@@ -190,28 +198,51 @@ fn push_rfc3339_millis(out: &mut String, ms: i64) {
     out.push_str(std::str::from_utf8(&buf[..end + 6]).unwrap_or_default());
 }
 
+/// The proleptic Gregorian `(year, month, day)` of `days` after 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// Appends `value` as one CSV field. Values starting with `=`, `+`, `-`, `@` are prefixed with
 /// `'` so spreadsheet programs do not run them as formulas (ERP order numbers are partner input).
 fn csv_field(out: &mut String, value: &str) {
-    let guard = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quote = value.contains([',', '"', '\r', '\n']);
-    if quote {
-        out.push('"');
+    let bytes = value.as_bytes();
+    let guard = matches!(
+        bytes.first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    );
+    // Bytes, not chars: the four are ASCII, which never occurs inside a multi-byte character.
+    let quote = bytes
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'));
+    if !quote {
+        if guard {
+            out.push('\'');
+        }
+        out.push_str(value);
+        return;
     }
+    out.push('"');
     if guard {
         out.push('\'');
     }
-    if quote {
-        for (i, part) in value.split('"').enumerate() {
-            if i > 0 {
-                out.push_str("\"\"");
-            }
-            out.push_str(part);
+    for (i, part) in value.split('"').enumerate() {
+        if i > 0 {
+            out.push_str("\"\"");
         }
-        out.push('"');
-    } else {
-        out.push_str(value);
+        out.push_str(part);
     }
+    out.push('"');
 }
 
 /// The position of an order in the export walk: `(created_at, id)`. Both are set when the order
@@ -470,6 +501,11 @@ mod tests {
             253_402_272_000_000, // 10000-01-01T00:00:00+08:00: chrono's formatter
             -1,
             -28_800_000,
+            -28_800_001,
+            951_753_600_000,     // 2000-02-29T00:00:00+08:00
+            4_107_513_599_999,   // 2100-02-28T23:59:59.999+08:00
+            4_107_513_600_000,   // 2100-03-01T00:00:00+08:00
+            -2_203_920_000_001,  // 1900-02-28T23:59:59.999+08:00 (1900 is no leap year)
             -62_167_248_000_000, // 0000-01-01T00:00:00+08:00
             -62_167_248_000_001,
             i64::MAX,
@@ -484,6 +520,23 @@ mod tests {
             let mut out = String::new();
             push_rfc3339_millis(&mut out, ms);
             assert_eq!(out, millis_to_cst(ms).to_rfc3339(), "{ms}");
+        }
+    }
+
+    #[test]
+    fn status_names_and_labels_are_plain_fields() {
+        let plain = |v: &str| {
+            let mut out = String::new();
+            csv_field(&mut out, v);
+            assert_eq!(out, v);
+        };
+        for s in OrderStatus::ALL {
+            plain(s.as_str());
+            plain(s.label());
+        }
+        for s in PaymentStatus::ALL {
+            plain(s.as_str());
+            plain(s.label());
         }
     }
 
