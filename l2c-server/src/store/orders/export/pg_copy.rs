@@ -202,7 +202,9 @@ impl CopyBatch {
     pub(super) fn last_key(&self) -> Result<Option<ExportKey>, StoreError> {
         match self.row(self.len().wrapping_sub(1)) {
             None => Ok(None),
-            Some(row) => Ok(Some(ExportKey::of_batch_row(&row.map_err(sqlx::Error::from)?)?)),
+            Some(row) => Ok(Some(ExportKey::of_batch_row(
+                &row.map_err(sqlx::Error::from)?,
+            )?)),
         }
     }
 }
