@@ -359,3 +359,44 @@ async fn client_ids_that_would_break_a_literal_select_only_their_orders() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_batch_read_abandoned_halfway_leaves_no_broken_connection_behind() {
+    const ORDERS: usize = 20_000;
+    for backend in Backend::available() {
+        let server = TestServer::start(backend).await;
+        customer(&server.db).await;
+        let series = match backend {
+            Backend::Sqlite => {
+                "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 20000)"
+            }
+            Backend::Postgres => "WITH s(i) AS (SELECT generate_series(1, 20000))",
+        };
+        sqlx::query(&format!(
+            "{series} INSERT INTO orders (id, client_id, external_order_no, customer_id, status, \
+             payment_status, total_fen, deposit_fen, paid_fen, currency, items, milestones, \
+             version, created_at, updated_at) \
+             SELECT 'ord_' || i, 'cli_many', 'ERP-' || i, '{CUSTOMER}', 'DEPOSIT_PAID', \
+             'DEPOSIT_PAID', 1, 1, 1, 'CNY', '[]', '[]', 1, i, i FROM s"
+        ))
+        .execute(server.db.pool())
+        .await
+        .unwrap();
+        let whole = export(&server.db, "cli_many", 50_000).await;
+        assert_eq!(whole.matches("\r\n").count(), ORDERS);
+        // Reads cut after 0, 1, 2, … ms: some before, some during, some after the batch's query.
+        for ms in 0..30 {
+            let mut walk = ExportWalk::new(ClientId::new("cli_many"));
+            let read = walk.next_batch(server.db.exports(), 50_000);
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(ms), read).await;
+            let again = export(&server.db, "cli_many", 50_000).await;
+            assert!(
+                again == whole,
+                "{backend:?}: after a read cut at {ms} ms, {} bytes instead of {}",
+                again.len(),
+                whole.len()
+            );
+        }
+        server.stop().await;
+    }
+}

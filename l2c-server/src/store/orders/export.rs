@@ -292,6 +292,11 @@ const EXPORT_BATCH_SQL: &str = "SELECT id, external_order_no, customer_id, statu
 /// client's newest order as of the first batch: orders created afterwards belong to the next
 /// export, so a walk always ends however fast orders arrive.
 ///
+/// On PostgreSQL a batch is one binary `COPY` of the same keyset query, its bounds written in
+/// as escaped literals (`COPY` takes no parameters); its bytes are kept as they came and read
+/// in place when formatted, so a batch holds about as much memory as its rows' values. A
+/// `COPY` that fails or is abandoned halfway closes its connection rather than giving it back.
+///
 /// ```no_run
 /// # async fn demo(db: &l2c_server::store::Db) -> Result<(), l2c_server::store::StoreError> {
 /// use l2c_server::store::orders::ExportWalk;
