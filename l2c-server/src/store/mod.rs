@@ -188,6 +188,10 @@ impl fmt::Debug for Db {
     }
 }
 
+/// How full PostgreSQL fills new pages of `webhook_deliveries`, in percent (see
+/// [`Db::migrate`]): the rest is room for the claims' row versions.
+const DELIVERIES_FILLFACTOR: u8 = 60;
+
 /// The migrations in `l2c-server/migrations/`, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -296,6 +300,33 @@ impl Db {
     /// [`StoreError::Migrate`] when a migration fails or the recorded ones differ from ours.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
+        if self.backend == Backend::Postgres {
+            self.leave_room_for_claims().await?;
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL: fills new pages of `webhook_deliveries` to [`DELIVERIES_FILLFACTOR`] %, so a
+    /// claim (which changes only the lease, no indexed column) can write the row's new version
+    /// on its own page, a heap-only tuple: no entry in the table's six indexes, where a full
+    /// page sent every claim's row to another page and into every index. Set once (the
+    /// catalogue is read first, so replicas starting together take no lock when it is set);
+    /// pages written before keep their fill until rewritten. SQLite updates in place.
+    async fn leave_room_for_claims(&self) -> Result<(), StoreError> {
+        let set: Option<bool> = sqlx::query_scalar(
+            "SELECT COALESCE($1 = ANY(reloptions), false) FROM pg_class \
+             WHERE oid = 'webhook_deliveries'::regclass",
+        )
+        .bind(format!("fillfactor={DELIVERIES_FILLFACTOR}"))
+        .fetch_optional(&self.pool)
+        .await?;
+        if set != Some(true) {
+            sqlx::query(&format!(
+                "ALTER TABLE webhook_deliveries SET (fillfactor = {DELIVERIES_FILLFACTOR})"
+            ))
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::WebhookStore;
 use super::queue::{AttemptRecord, Job, NextStep};
-use crate::store::sql::{begin_bookkeeping, bind_all, placeholders, planned_each_run};
+use crate::store::sql::{begin_bookkeeping, bind_all, placeholders};
 use crate::store::{Backend, StoreError};
 
 /// The most outcomes [`WebhookStore::finish_all`] writes in one transaction (a few hundred
@@ -55,9 +55,9 @@ impl Outcome {
 /// (`[[id, status, next_attempt_at, failures, updated_at, lease_until], …]`), guarded by the
 /// lease (`$2` the owner, the claim's `lease_until` per row).
 ///
-/// One statement text whatever the batch size, so SQLite prepares it once per connection (a
-/// `VALUES` list of the batch's size was a new statement for most batches); PostgreSQL plans it
-/// per batch ([`planned_each_run`]).
+/// One statement text whatever the batch size, so it is prepared once per connection (a
+/// `VALUES` list of the batch's size was a new statement for most batches); on PostgreSQL its
+/// plan is pinned to the primary key by [`begin_bookkeeping`].
 const FINISH_DELIVERIES_PG: &str = "WITH v AS (SELECT x->>0 AS did, x->>1 AS st, \
      (x->>2)::bigint AS nat, (x->>3)::bigint AS fl, (x->>4)::bigint AS ts, (x->>5)::bigint AS lu \
      FROM jsonb_array_elements($1::jsonb) AS x) \
@@ -156,10 +156,9 @@ impl WebhookStore<'_> {
             .collect();
         let rows = serde_json::to_string(&rows).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let mut tx = begin_bookkeeping(self.db).await?;
-        // Planned at each run on PostgreSQL ([`planned_each_run`]): the generic plan made on a
-        // new database hash-joins a sequential scan of the deliveries, which the outbox's growth
-        // would make a full read per batch; a plan per batch sees the table as it is.
-        let recorded = planned_each_run(finish_sql, self.db.backend())
+        // Prepared; on PostgreSQL planned by index only ([`begin_bookkeeping`]): a generic plan
+        // made on a new database hash-joined a sequential scan of the deliveries.
+        let recorded = sqlx::query(finish_sql)
             .bind(rows)
             .bind(owner)
             .fetch_all(&mut *tx)
@@ -187,7 +186,7 @@ impl WebhookStore<'_> {
         if !attempts.is_empty() {
             let attempts =
                 serde_json::to_string(&attempts).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            planned_each_run(attempts_sql, self.db.backend())
+            sqlx::query(attempts_sql)
                 .bind(attempts)
                 .execute(&mut *tx)
                 .await?;
