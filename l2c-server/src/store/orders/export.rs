@@ -1,7 +1,7 @@
 //! The CSV export of a client's orders: a keyset walk in batches and the line format.
 //!
-//! On PostgreSQL the batches are read with a binary `COPY` ([`pg_copy`]); on SQLite with a
-//! plain query.
+//! On PostgreSQL the batches are read with a binary `COPY` (the private `pg_copy` module); on
+//! SQLite with a plain query.
 
 mod pg_copy;
 
