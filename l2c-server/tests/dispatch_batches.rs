@@ -2,7 +2,8 @@
 //! lease was lost and records the others (with their attempt numbers, and a 410 disabling the
 //! subscription), on SQLite and PostgreSQL; two dispatchers sharing PostgreSQL deliver a
 //! thousand events exactly once each; the dispatcher's bookkeeping commits skip the disk flush
-//! while business writes keep it.
+//! while business writes keep it; a claim walks the due index in order and the bookkeeping's
+//! kept plans go by index, however big the backlog and however stale the statistics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -23,7 +24,7 @@ use l2c_server::store::Db;
 use l2c_server::store::outbox::{AttemptRecord, NextStep, Outcome, enqueue_in};
 use l2c_server::store::sql::begin_write;
 use l2c_server::testing::{Backend, TestDb};
-use sqlx::Row;
+use sqlx::{Connection as _, Row};
 
 fn event(i: usize) -> EventData {
     EventData::OrderCreated(OrderCreated::new(
@@ -365,6 +366,7 @@ async fn bookkeeping_commits_skip_the_flush_and_business_commits_keep_it() {
         };
         // Alternating on the same (on SQLite: the only) write connection: each begin sets its
         // own, a business write after the dispatcher's bookkeeping is flushed again.
+        let mut bookkeeping_backend = 0;
         for round in 0..2 {
             let mut tx = begin_write(&db).await.unwrap();
             assert_eq!(
@@ -379,27 +381,60 @@ async fn bookkeeping_commits_skip_the_flush_and_business_commits_keep_it() {
                 relaxed,
                 "{backend:?} bookkeeping, round {round}"
             );
+            if backend == Backend::Postgres {
+                bookkeeping_backend = sqlx::query("SELECT pg_backend_pid()")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .unwrap()
+                    .try_get::<i32, _>(0)
+                    .unwrap();
+            }
             tx.commit().await.unwrap();
         }
-        // SET LOCAL ends with its transaction on PostgreSQL: the pool's connections are as
-        // before, flushing and planning as configured (the bookkeeping's index-only planning
-        // stays in its transactions).
+        // SET LOCAL ends with its transaction on PostgreSQL: the connection the last
+        // bookkeeping ran on is back in the pool flushing and planning as the server is
+        // configured (the index-only planning stays in the bookkeeping's transactions). The pool
+        // may open new connections before it hands that one back: take them until it comes.
         if backend == Backend::Postgres {
-            for (setting, want) in [
-                ("synchronous_commit", configured.as_str()),
-                ("enable_seqscan", "on"),
-                ("enable_sort", "on"),
-            ] {
-                let mut tx = begin_write(&db).await.unwrap();
-                let s: String = sqlx::query(&format!("SHOW {setting}"))
-                    .fetch_one(&mut *tx)
+            let mut others = Vec::new();
+            let mut conn = loop {
+                let mut conn = db.writer().acquire().await.unwrap();
+                let pid: i32 = sqlx::query("SELECT pg_backend_pid()")
+                    .fetch_one(&mut *conn)
                     .await
                     .unwrap()
                     .try_get(0)
                     .unwrap();
-                assert_eq!(s, want, "{setting} after the bookkeeping");
-                tx.commit().await.unwrap();
+                if pid == bookkeeping_backend {
+                    break conn;
+                }
+                assert!(
+                    others.len() < 64,
+                    "the bookkeeping's connection did not come back to the pool"
+                );
+                others.push(conn);
+            };
+            for setting in [
+                "synchronous_commit",
+                "enable_seqscan",
+                "enable_bitmapscan",
+                "enable_sort",
+                "enable_hashjoin",
+                "enable_mergejoin",
+                "jit",
+            ] {
+                let row = sqlx::query(
+                    "SELECT current_setting(name), reset_val FROM pg_settings WHERE name = $1",
+                )
+                .bind(setting)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+                let (now, configured): (String, String) =
+                    (row.try_get(0).unwrap(), row.try_get(1).unwrap());
+                assert_eq!(now, configured, "{setting} after the bookkeeping");
             }
+            drop(others);
         }
         drop(db);
         test_db.cleanup().await;
@@ -431,15 +466,62 @@ async fn claim_plan(db: &Db, backend: Backend, now: i64) -> Vec<String> {
     lines
 }
 
+/// The generic plans (what a prepared statement keeps) of the bookkeeping statements on
+/// PostgreSQL, explained in a bookkeeping transaction.
+async fn generic_bookkeeping_plans(db: &Db) -> Vec<(&'static str, String)> {
+    use l2c_server::store::outbox::queue::CLAIM_POSTGRES;
+    use l2c_server::store::outbox::record::{FINISH_DELIVERIES_PG, INSERT_ATTEMPTS_PG};
+    use l2c_server::store::sql::begin_bookkeeping;
+    let mut tx = begin_bookkeeping(db).await.unwrap();
+    sqlx::raw_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let mut plans = Vec::new();
+    for (name, sql, args) in [
+        ("claim", CLAIM_POSTGRES, "('dsp_plan', 1, 1, 16)"),
+        ("finish", FINISH_DELIVERIES_PG, "('[]', 'dsp_plan')"),
+        ("attempts", INSERT_ATTEMPTS_PG, "('[]')"),
+    ] {
+        sqlx::raw_sql(&format!("PREPARE plan_{name} AS {sql}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let plan = sqlx::raw_sql(&format!("EXPLAIN (COSTS OFF) EXECUTE plan_{name}{args}"))
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String, _>(0).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        plans.push((name, plan));
+    }
+    tx.rollback().await.unwrap();
+    plans
+}
+
 #[tokio::test]
 async fn a_claim_takes_the_due_rows_in_index_order_whatever_the_backlog() {
     for backend in Backend::available() {
         let test_db = TestDb::create(backend).await;
         let db = Db::connect(&test_db.url).await.unwrap();
+        if backend == Backend::Postgres {
+            // Never analysed, as autovacuum would leave them during a burst (and must not
+            // analyse them in the middle of this test: the plans would then be right anyway).
+            for table in ["webhook_deliveries", "webhook_events", "webhook_attempts"] {
+                sqlx::query(&format!(
+                    "ALTER TABLE {table} SET (autovacuum_enabled = false)"
+                ))
+                .execute(db.pool())
+                .await
+                .unwrap();
+            }
+        }
         let client = ClientId::new("cli_backlog");
         let now = 1_700_000_000_000;
-        // A backlog of 3,000 in a new database whose tables were never analysed (autovacuum
-        // has not come by): what a burst of events meets.
+        // A backlog of 3,000 in a new database whose tables were never analysed: what a burst
+        // of events meets.
         queue(&db, &client, "https://93.184.215.14/hook", 3_000, now).await;
         let plan = claim_plan(&db, backend, now).await;
         let text = plan.join("\n");
@@ -455,16 +537,28 @@ async fn a_claim_takes_the_due_rows_in_index_order_whatever_the_backlog() {
                     .iter()
                     .find(|l| l.contains("Index Scan using webhook_deliveries_due"))
                     .unwrap_or_else(|| panic!("the claim does not walk the due index:\n{text}"));
-                let rows: u64 = due
+                // `rows=16` (`rows=16.00` from PostgreSQL 18 on).
+                let rows: f64 = due
                     .split("rows=")
                     .nth(1)
                     .and_then(|r| r.split(' ').next())
                     .and_then(|r| r.parse().ok())
                     .unwrap_or_else(|| panic!("no row count in {due}"));
                 assert!(
-                    rows <= 16,
+                    rows <= 16.0,
                     "the due index gave {rows} rows for a claim of 16:\n{text}"
                 );
+                // The plans the prepared statements keep: by index, whatever the statistics
+                // (a generic plan on the never-analysed tables hash-joined a sequential scan of
+                // the deliveries for the record batch).
+                for (name, plan) in generic_bookkeeping_plans(&db).await {
+                    for bad in ["Seq Scan", "Hash Join", "Merge Join", "Sort", "Bitmap"] {
+                        assert!(
+                            !plan.contains(bad),
+                            "the {name} statement's generic plan has a {bad}:\n{plan}"
+                        );
+                    }
+                }
             }
             // SQLite walked every pending row by `(status, updated_at)` for the outer update.
             Backend::Sqlite => {
@@ -480,7 +574,7 @@ async fn a_claim_takes_the_due_rows_in_index_order_whatever_the_backlog() {
                 );
             }
         }
-        // And it takes the oldest due first.
+        // And the claim itself takes 16 of the backlog.
         let jobs = db
             .webhooks()
             .claim("dsp_plan", now, now + 60_000, 16)
@@ -490,4 +584,74 @@ async fn a_claim_takes_the_due_rows_in_index_order_whatever_the_backlog() {
         drop(db);
         test_db.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn a_role_that_does_not_own_the_deliveries_still_starts_without_their_fillfactor() {
+    if !Backend::available().contains(&Backend::Postgres) {
+        eprintln!("skipped: L2C_TEST_DATABASE_URL is not set (a PostgreSQL storage setting)");
+        return;
+    }
+    let test_db = TestDb::create(Backend::Postgres).await;
+    // The owner migrates (and sets the fillfactor), then takes it off again: the next start
+    // is by a role that may use the tables but not alter them (a managed database's app role).
+    let db = Db::connect(&test_db.url).await.unwrap();
+    let role = format!("l2c_app_{}", uuid::Uuid::new_v4().simple());
+    for sql in [
+        "ALTER TABLE webhook_deliveries RESET (fillfactor)".to_owned(),
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT USAGE, CREATE ON SCHEMA public TO {role}"),
+        format!("GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"),
+    ] {
+        sqlx::query(&sql).execute(db.pool()).await.unwrap();
+    }
+    let as_app = test_db.url.replacen("postgres@", &format!("{role}@"), 1);
+    assert_ne!(as_app, test_db.url, "the test URL names the postgres role");
+    let app = Db::connect(&as_app)
+        .await
+        .expect("a role that does not own webhook_deliveries starts all the same");
+    // It works as before; the fillfactor stays unset (a warning names the statement to run).
+    let reloptions: Option<String> = sqlx::query_scalar(
+        "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'webhook_deliveries'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(reloptions, None);
+    queue(
+        &app,
+        &ClientId::new("cli_app"),
+        "https://93.184.215.14/hook",
+        3,
+        0,
+    )
+    .await;
+    assert_eq!(
+        app.webhooks()
+            .claim("dsp_app", 0, 60_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    app.pool().close().await;
+    // A start by the owner sets it.
+    drop(db);
+    let db = Db::connect(&test_db.url).await.unwrap();
+    let reloptions: Option<String> = sqlx::query_scalar(
+        "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'webhook_deliveries'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(reloptions.as_deref(), Some("fillfactor=60"));
+    drop(db);
+    drop(app);
+    test_db.cleanup().await;
+    let admin = std::env::var("L2C_TEST_DATABASE_URL").unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
 }

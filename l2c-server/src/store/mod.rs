@@ -192,6 +192,9 @@ impl fmt::Debug for Db {
 /// [`Db::migrate`]): the rest is room for the claims' row versions.
 const DELIVERIES_FILLFACTOR: u8 = 60;
 
+/// How long setting [`DELIVERIES_FILLFACTOR`] waits for the table's lock at startup.
+const FILLFACTOR_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The migrations in `l2c-server/migrations/`, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -293,7 +296,8 @@ impl Db {
         self.pool.options().get_max_connections() + writer
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations (and, on PostgreSQL, sets the storage of the webhook
+    /// deliveries, best effort: see `leave_room_for_claims`).
     ///
     /// # Errors
     ///
@@ -301,7 +305,7 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
         if self.backend == Backend::Postgres {
-            self.leave_room_for_claims().await?;
+            self.leave_room_for_claims().await;
         }
         Ok(())
     }
@@ -309,25 +313,46 @@ impl Db {
     /// PostgreSQL: fills new pages of `webhook_deliveries` to [`DELIVERIES_FILLFACTOR`] %, so a
     /// claim (which changes only the lease, no indexed column) can write the row's new version
     /// on its own page, a heap-only tuple: no entry in the table's six indexes, where a full
-    /// page sent every claim's row to another page and into every index. Set once (the
-    /// catalogue is read first, so replicas starting together take no lock when it is set);
-    /// pages written before keep their fill until rewritten. SQLite updates in place.
-    async fn leave_room_for_claims(&self) -> Result<(), StoreError> {
-        let set: Option<bool> = sqlx::query_scalar(
-            "SELECT COALESCE($1 = ANY(reloptions), false) FROM pg_class \
-             WHERE oid = 'webhook_deliveries'::regclass",
+    /// page sent every claim's row to another page and into every index. Pages written before
+    /// keep their fill until rewritten; SQLite updates in place.
+    ///
+    /// Best effort, and only where no fillfactor is set (one a DBA chose stays; replicas starting
+    /// together read the catalogue and take no lock once it is set): a role that does not own
+    /// the table, or a lock not had within [`FILLFACTOR_LOCK_TIMEOUT`] (a long `VACUUM` on the
+    /// table), leaves a warning with the statement to run, and the server starts.
+    async fn leave_room_for_claims(&self) {
+        let set = sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c, unnest(c.reloptions) AS o \
+             WHERE c.oid = 'webhook_deliveries'::regclass AND o LIKE 'fillfactor=%')",
         )
-        .bind(format!("fillfactor={DELIVERIES_FILLFACTOR}"))
-        .fetch_optional(&self.pool)
-        .await?;
-        if set != Some(true) {
-            sqlx::query(&format!(
-                "ALTER TABLE webhook_deliveries SET (fillfactor = {DELIVERIES_FILLFACTOR})"
-            ))
-            .execute(&self.pool)
-            .await?;
+        .fetch_one(&self.pool)
+        .await;
+        if matches!(set, Ok(true)) {
+            return;
         }
-        Ok(())
+        let alter =
+            format!("ALTER TABLE webhook_deliveries SET (fillfactor = {DELIVERIES_FILLFACTOR})");
+        let done = async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(&format!(
+                "SET LOCAL lock_timeout = '{}ms'",
+                FILLFACTOR_LOCK_TIMEOUT.as_millis()
+            ))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&alter).execute(&mut *tx).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = set.and(done) {
+            tracing::warn!(
+                error = %e,
+                statement = %alter,
+                "could not leave room for the webhook claims on their pages; the dispatcher \
+                 works without it, a little slower on PostgreSQL (run the statement as the \
+                 table's owner)"
+            );
+        }
     }
 
     /// Gives report exports a pool of their own of `max_connections`, in which waiting for a

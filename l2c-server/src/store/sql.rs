@@ -69,7 +69,9 @@ pub async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, StoreErro
 /// autovacuum's pace) got a claim that read every pending row by bitmap and sorted them (19 ms
 /// to claim 128 of 20,000 pending, against 1.7 ms in index order: the cost grew with the
 /// backlog it was draining), and a generic plan that hash-joined a sequential scan of the
-/// deliveries; planning each batch anew instead cost 0.3–0.7 ms a statement.
+/// deliveries; planning each batch anew instead cost 0.3–0.7 ms a statement. `jit` is off too:
+/// a statement that had no index to use would carry the disabled methods' cost, far above the
+/// JIT threshold, and be compiled at each run. Only run statements that look up by key here.
 ///
 /// # Errors
 ///
@@ -114,7 +116,7 @@ async fn begin_on_writer(
                     "BEGIN; SET LOCAL synchronous_commit TO OFF; \
                      SET LOCAL enable_seqscan TO off; SET LOCAL enable_bitmapscan TO off; \
                      SET LOCAL enable_sort TO off; SET LOCAL enable_hashjoin TO off; \
-                     SET LOCAL enable_mergejoin TO off",
+                     SET LOCAL enable_mergejoin TO off; SET LOCAL jit TO off",
                 )
                 .await
             }

@@ -126,8 +126,9 @@ pub enum NextStep {
     Gone,
 }
 
-/// The claim on PostgreSQL (`$1` owner, `$2` lease end, `$3` now, `$4` limit), run in a
-/// [`begin_bookkeeping`] transaction (planned by index only).
+/// The claim on PostgreSQL (`$1` owner, `$2` lease end, `$3` now, `$4` limit). Run it only in
+/// a [`begin_bookkeeping`] transaction: its plan is pinned to the indexes there, and a prepared
+/// statement keeps the plan it got (outside, a new database's plan reads the whole backlog).
 ///
 /// The due rows are picked and locked once, in an `ARRAY(…)` subquery (an init plan: run once,
 /// before the update), then updated by primary key. Two shapes were worse: as `WHERE id IN

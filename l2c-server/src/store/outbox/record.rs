@@ -57,8 +57,10 @@ impl Outcome {
 ///
 /// One statement text whatever the batch size, so it is prepared once per connection (a
 /// `VALUES` list of the batch's size was a new statement for most batches); on PostgreSQL its
-/// plan is pinned to the primary key by [`begin_bookkeeping`].
-const FINISH_DELIVERIES_PG: &str = "WITH v AS (SELECT x->>0 AS did, x->>1 AS st, \
+/// plan is pinned to the primary key by [`begin_bookkeeping`]: run it only in such a
+/// transaction (a new database's generic plan outside hash-joins a sequential scan of the
+/// deliveries).
+pub const FINISH_DELIVERIES_PG: &str = "WITH v AS (SELECT x->>0 AS did, x->>1 AS st, \
      (x->>2)::bigint AS nat, (x->>3)::bigint AS fl, (x->>4)::bigint AS ts, (x->>5)::bigint AS lu \
      FROM jsonb_array_elements($1::jsonb) AS x) \
      UPDATE webhook_deliveries SET status = v.st, next_attempt_at = v.nat, failures = v.fl, \
@@ -75,8 +77,9 @@ const FINISH_DELIVERIES_SQLITE: &str = "WITH v (did, st, nat, fl, ts, lu) AS (SE
 
 /// The attempts of the updated deliveries, one row per attempt from the JSON array bound as
 /// `$1` (`[[delivery_id, attempted_at, status, latency_ms, error, body, headers], …]`), each
-/// numbered after the delivery's last attempt (read from the primary key index).
-const INSERT_ATTEMPTS_PG: &str = "WITH v AS (SELECT x->>0 AS did, (x->>1)::bigint AS at, \
+/// numbered after the delivery's last attempt (read from the primary key index). Run it only
+/// in a [`begin_bookkeeping`] transaction, like [`FINISH_DELIVERIES_PG`].
+pub const INSERT_ATTEMPTS_PG: &str = "WITH v AS (SELECT x->>0 AS did, (x->>1)::bigint AS at, \
      (x->>2)::bigint AS rs, (x->>3)::bigint AS lat, x->>4 AS err, x->>5 AS body, x->>6 AS hdrs \
      FROM jsonb_array_elements($1::jsonb) AS x) \
      INSERT INTO webhook_attempts (delivery_id, attempt_no, attempted_at, response_status, \
