@@ -97,11 +97,15 @@ hooks_bin=$tdir/l2c-hooks
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/bench-work.XXXXXX")
 pids=()
-pg_dbs=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    for d in "${pg_dbs[@]}"; do psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1 || true; done
+    # new_db runs in a command substitution (a subshell), so it lists its databases in a file.
+    if [[ -f $out/pg_dbs ]]; then
+        while read -r d; do
+            psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true
+        done <"$out/pg_dbs"
+    fi
     if [[ ${KEEP_OUTPUT:-0} == 1 ]]; then say "raw output kept in $out"; else rm -rf "$out"; fi
 }
 trap cleanup EXIT
@@ -174,7 +178,7 @@ new_db() { # db name -> url
     else
         local d="l2c_bench_${2//-/_}_$$"
         psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $d" -c "CREATE DATABASE $d" >/dev/null
-        pg_dbs+=("$d")
+        echo "$d" >>"$out/pg_dbs"
         echo "$PG_URL/$d"
     fi
 }
