@@ -18,9 +18,17 @@ use sqlx::pool::PoolConnection;
 use super::{ExportKey, ExportRow};
 use crate::store::StoreError;
 
-/// The columns a batch reads, in the order [`super::col`] numbers them.
-const COLUMNS: &str = "id, external_order_no, customer_id, status, payment_status, total_fen, \
-     deposit_fen, paid_fen, currency, created_at, updated_at";
+/// The columns a batch reads, in the order [`super::col`] numbers them, each cast to the type
+/// [`CopyRow`] reads: a binary value carries no type, so a column whose type changed would
+/// otherwise be read as whatever its bytes resemble (an 8-byte `numeric` as an `int8`).
+const COLUMNS: &str = "id::text, external_order_no::text, customer_id::text, status::text, \
+     payment_status::text, total_fen::int8, deposit_fen::int8, paid_fen::int8, currency::text, \
+     created_at::int8, updated_at::int8";
+
+/// The most bytes one batch's `COPY` may send (its rows are a few hundred bytes each through
+/// the API; rows written around it could be anything): past this the read fails, and the
+/// connection is closed.
+const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 
 /// How many columns [`COLUMNS`] lists.
 const FIELDS: usize = 11;
@@ -46,6 +54,13 @@ pub enum CopyFormatError {
     /// Bytes follow the trailer.
     #[error("binary COPY: data after the trailer")]
     Trailing,
+    /// The header sets a flag this reader does not know (bits 16–31: an OID column, or a
+    /// format to come), which the format says to stop at.
+    #[error("binary COPY: unknown header flags {0:#x}")]
+    Flags(i32),
+    /// The batch sent more than [`MAX_BATCH_BYTES`].
+    #[error("binary COPY: a batch larger than {MAX_BATCH_BYTES} bytes")]
+    TooLarge,
     /// A column that the export reads as text is NULL or not UTF-8.
     #[error("binary COPY: column {0} is not text")]
     NotText(usize),
@@ -147,6 +162,9 @@ impl CopyBatch {
         {
             let mut stream = guard.conn.copy_out_raw(sql).await?;
             while let Some(chunk) = stream.try_next().await? {
+                if data.len() + chunk.len() > MAX_BATCH_BYTES {
+                    return Err(StoreError::Database(CopyFormatError::TooLarge.into()));
+                }
                 data.extend_from_slice(&chunk);
             }
         }
@@ -163,7 +181,10 @@ impl CopyBatch {
         if at.take(SIGNATURE.len())? != SIGNATURE {
             return Err(CopyFormatError::Signature);
         }
-        let _flags = at.i32()?;
+        let flags = at.i32()?;
+        if flags >> 16 != 0 {
+            return Err(CopyFormatError::Flags(flags));
+        }
         let extension = at.i32()?;
         at.take(usize::try_from(extension).map_err(|_| CopyFormatError::Length(extension))?)?;
         let mut rows = Vec::new();
@@ -433,6 +454,18 @@ mod tests {
         assert_eq!(
             CopyBatch::parse(stream(&[short])).unwrap_err(),
             CopyFormatError::FieldCount(10)
+        );
+        let mut oids = good.clone();
+        oids[SIGNATURE.len()..SIGNATURE.len() + 4].copy_from_slice(&(1_i32 << 16).to_be_bytes());
+        assert_eq!(
+            CopyBatch::parse(oids).unwrap_err(),
+            CopyFormatError::Flags(1 << 16)
+        );
+        let mut past_end = good.clone();
+        past_end[25..29].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(
+            CopyBatch::parse(past_end).unwrap_err(),
+            CopyFormatError::Truncated
         );
         let mut huge = stream(&[order("o1", 5)]);
         // The first value's length (after the 23-byte header, its extension included, and the
