@@ -441,7 +441,7 @@ async fn bookkeeping_commits_skip_the_flush_and_business_commits_keep_it() {
     }
 }
 
-/// The plan of a claim of 16 among `backlog` pending deliveries, as the backend explains it (on
+/// The plan of a claim of 16 among the pending deliveries, as the backend explains it (on
 /// PostgreSQL run for real in a bookkeeping transaction, then rolled back).
 async fn claim_plan(db: &Db, backend: Backend, now: i64) -> Vec<String> {
     use l2c_server::store::outbox::queue::{CLAIM_POSTGRES, CLAIM_SQLITE};
@@ -495,6 +495,11 @@ async fn generic_bookkeeping_plans(db: &Db) -> Vec<(&'static str, String)> {
             .map(|r| r.try_get::<String, _>(0).unwrap())
             .collect::<Vec<_>>()
             .join("\n");
+        // PREPARE outlives the transaction: leave the pooled connection as it was.
+        sqlx::raw_sql(&format!("DEALLOCATE plan_{name}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         plans.push((name, plan));
     }
     tx.rollback().await.unwrap();

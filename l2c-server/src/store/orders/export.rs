@@ -8,8 +8,6 @@ mod pg_copy;
 use l2c_core::ClientId;
 use l2c_core::api::status::{OrderStatus, PaymentStatus};
 use sqlx::Row;
-use sqlx::any::AnyRow;
-use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::corrupt;
@@ -65,31 +63,16 @@ pub trait ExportRow {
     fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
 }
 
-macro_rules! export_row {
-    ($($row:ty),*) => {$(
-        impl ExportRow for $row {
-            fn text(&self, i: usize) -> Result<&str, sqlx::Error> {
-                self.try_get(i)
-            }
+/// SQLite's batches are rows of [`EXPORT_BATCH_SQL`]; PostgreSQL's are read in place from a
+/// binary `COPY` (`pg_copy::CopyRow`).
+impl ExportRow for SqliteRow {
+    fn text(&self, i: usize) -> Result<&str, sqlx::Error> {
+        self.try_get(i)
+    }
 
-            fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
-                self.try_get(i)
-            }
-        }
-    )*};
-}
-
-export_row!(AnyRow, PgRow, SqliteRow);
-
-/// One CSV line (with the trailing `\r\n`) of an export row, RFC 4180 quoting where needed.
-///
-/// # Errors
-///
-/// [`StoreError`] when the row is broken.
-pub fn export_line<R: ExportRow>(row: &R) -> Result<String, StoreError> {
-    let mut line = String::with_capacity(160);
-    write_export_line(&mut line, row)?;
-    Ok(line)
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+        self.try_get(i)
+    }
 }
 
 /// Appends the CSV line of an export row (a row of the export's batch query) to `out`; `out`

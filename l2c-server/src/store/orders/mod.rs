@@ -19,9 +19,7 @@ use sqlx::any::AnyRow;
 use super::sql::millis_to_cst;
 use super::{Db, StoreError};
 
-pub use export::{
-    EXPORT_COLUMNS, ExportBatch, ExportRow, ExportWalk, export_line, write_export_line,
-};
+pub use export::{EXPORT_COLUMNS, ExportBatch, ExportRow, ExportWalk, write_export_line};
 
 fn corrupt(detail: impl Into<String>) -> StoreError {
     StoreError::Corrupt {

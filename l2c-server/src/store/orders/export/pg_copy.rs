@@ -369,6 +369,24 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn the_copy_reads_the_columns_of_the_batch_query_in_its_order() {
+        // `super::col` numbers the columns of `EXPORT_BATCH_SQL`; the COPY must list the same
+        // ones, in the same order, `FIELDS` of them.
+        let select = super::super::EXPORT_BATCH_SQL
+            .strip_prefix("SELECT ")
+            .and_then(|s| s.split(" FROM ").next())
+            .unwrap();
+        let batch: Vec<&str> = select.split(',').map(str::trim).collect();
+        let copy: Vec<&str> = COLUMNS
+            .split(',')
+            .map(|c| c.trim().split("::").next().unwrap_or_default())
+            .collect();
+        assert_eq!(copy, batch);
+        assert_eq!(copy.len(), FIELDS);
+        assert_eq!(copy[super::super::col::UPDATED_AT], "updated_at");
+    }
+
     /// A binary `COPY` stream of `rows` (each value `None` for NULL).
     fn stream(rows: &[Vec<Option<Vec<u8>>>]) -> Vec<u8> {
         let mut out = SIGNATURE.to_vec();
