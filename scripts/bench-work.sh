@@ -32,9 +32,12 @@
 #
 # Each measured line:
 #   work=order-new db=sqlite ratio=0.86 rps=2140 p50_ms=6.1 p99_ms=9.1 base_rps=2480 base_p99_ms=8.0
-#   work=dispatch db=postgres replicas=1 ratio=0.8 events_per_s=… base_events_per_s=… (l2c-hooks:
-#     the server's dispatchers draining an outbox filled with its own statement, against a bare
-#     loop signing and POSTing the same bodies with reqwest at the dispatcher's concurrency)
+#   work=dispatch db=postgres replicas=1 ratio=0.8 events_per_s=… base_events_per_s=…
+#     recorded_ratio=… base_recorded_events_per_s=… (l2c-hooks: the server's dispatchers
+#     draining an outbox filled with its own statement, against a bare loop signing and POSTing
+#     the same bodies with reqwest at the dispatcher's concurrency; recorded_ratio against that
+#     loop claiming its bodies from an outbox and recording each attempt with the server's own
+#     store calls: the limit of durable delivery, where the bare loop keeps no record)
 #   work=dispatch-latency db=postgres replicas=2 rate=200 p50_ms=… p99_ms=… (send of the order
 #     sync to receipt of its ORDER_CREATED, at a steady rate, syncs spread over the replicas)
 # ratio = the median over rounds of (server req/s / baseline req/s) of the same round.
@@ -355,8 +358,12 @@ export_bench() { # db rows label
 # replicas on the server's core with --allow-private-webhooks (the receiver is on loopback),
 # l2c-hooks (receiver, outbox filling, latency driver) on the client's core.
 dispatch_bench() { # db replicas
-    local db=$1 n=$2 url created cid secret i port servers=() got mine=()
+    local db=$1 n=$2 url created cid secret i port servers=() got mine=() rurl rcid
     url=$(new_db "$db" "hooks$n")
+    # The recorded loop's own outbox (the replicas would drain a shared one).
+    rurl=$(new_db "$db" "hooksrec$n")
+    rcid=$("$server_bin" client create --database-url "$rurl" --name hooks --json \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
     created=$("$server_bin" client create --database-url "$url" --name hooks --json)
     cid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$created")
     secret=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$created")
@@ -373,7 +380,8 @@ dispatch_bench() { # db replicas
     say "$db: webhook dispatch with $n replica(s)"
     if got=$(taskset -c "$CLIENT_CPU" "$hooks_bin" run "${servers[@]}" --database-url "$url" \
         --client-id "$cid" --client-secret "$secret" --events "$DISPATCH_EVENTS" --rounds "$ROUNDS" \
-        --base-cpu "$SERVER_CPU" --rate "$DISPATCH_RATE" --seconds "$DISPATCH_SECONDS" --db-label "$db"); then
+        --base-cpu "$SERVER_CPU" --rate "$DISPATCH_RATE" --seconds "$DISPATCH_SECONDS" --db-label "$db" \
+        --recorded-database-url "$rurl" --recorded-client-id "$rcid"); then
         :
     else
         failures+=("$db dispatch, $n replica(s): l2c-hooks failed (see above)")

@@ -12,6 +12,17 @@
 //!   the same bodies with [`sign_headers`] and POSTs them with reqwest at the dispatcher's
 //!   concurrency (its batch size, 16), measured the same way at the receiver. Rounds alternate
 //!   the two; the ratio printed is the median of per-round ratios.
+//!   With `--recorded-database-url` a third side runs in each round, the **recorded loop**: the
+//!   bare loop once more, on the same core, but reading its bodies from an outbox of its own
+//!   (a database the script made, filled the same way) and recording every attempt with the
+//!   server's own store calls: [`WebhookStore::claim`] in batches of [`CLAIM_BATCH`], the same
+//!   signing, and [`WebhookStore::finish_all`] on what finished meanwhile (two writes at once
+//!   on PostgreSQL, one on SQLite, as the dispatcher does). No leases to watch, no retry
+//!   schedule, no metrics, no log: the physical limit of delivering *and* recording on this
+//!   machine, printed as `recorded_ratio` and `base_recorded_events_per_s`.
+//!
+//! [`WebhookStore::claim`]: l2c_server::store::outbox::WebhookStore::claim
+//! [`WebhookStore::finish_all`]: l2c_server::store::outbox::WebhookStore::finish_all
 //! - **latency**: order syncs (each one `ORDER_CREATED`) at a steady `--rate` per second for
 //!   `--seconds`, spread over the replicas; commit-to-receipt latency is measured from sending
 //!   the sync request to the receiver getting the event (an upper bound: it includes the sync's
@@ -32,18 +43,25 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use clap::{Parser, Subcommand};
 use l2c_core::ClientId;
+use l2c_core::api::events::EventType;
 use l2c_core::api::events::{EventData, OrderAmounts, OrderCreated, WebhookEvent};
 use l2c_core::api::status::{OrderStatus, PaymentStatus};
 use l2c_core::webhook::{Verifier, WebhookSecret, sign_headers};
-use l2c_server::store::Db;
-use l2c_server::store::outbox::enqueue_in;
+use l2c_server::store::outbox::{
+    AttemptRecord, Job, MAX_FINISH_BATCH, NextStep, Outcome, enqueue_in,
+};
 use l2c_server::store::sql::{begin_write, millis_to_cst};
+use l2c_server::store::{Backend, Db};
 use serde_json::{Value, json};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The dispatcher's concurrency: its default batch size (`WebhookConfig::batch_size`).
 const DISPATCH_CONCURRENCY: usize = 16;
+
+/// Deliveries the recorded loop claims at once: what the dispatcher holds at most (its batch
+/// size times its claim-ahead factor, 8).
+const CLAIM_BATCH: usize = DISPATCH_CONCURRENCY * 8;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,6 +112,13 @@ struct Run {
     /// Labels of the printed lines.
     #[arg(long, default_value = "postgres")]
     db_label: String,
+    /// The recorded loop's own database (migrated, holding `--recorded-client-id`); omitted:
+    /// no recorded loop.
+    #[arg(long, requires = "recorded_client_id")]
+    recorded_database_url: Option<String>,
+    /// The client of the recorded loop's outbox.
+    #[arg(long)]
+    recorded_client_id: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +131,10 @@ struct SendArgs {
     events: usize,
     #[arg(long, default_value_t = DISPATCH_CONCURRENCY)]
     concurrency: usize,
+    /// Record as well: take the bodies from this database's outbox and record each attempt
+    /// there (the recorded loop).
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 /// What the receiver saw since the last reset.
@@ -264,10 +293,32 @@ async fn run(a: Run) -> Result<(), BoxError> {
     });
     let replicas = a.servers.len();
     let client = ClientId::new(a.client_id.as_str());
+    // The recorded loop's outbox: a database of its own (the servers would drain a shared one),
+    // subscribed to the same receiver with the same secret.
+    let recorded = match (&a.recorded_database_url, &a.recorded_client_id) {
+        (Some(url), Some(id)) if a.events > 0 => {
+            let db = Db::connect(url).await?;
+            let rc = ClientId::new(id.as_str());
+            db.webhooks()
+                .create(
+                    &rc,
+                    &hook_url,
+                    &[EventType::OrderCreated],
+                    &secret_text,
+                    now_millis(),
+                    10,
+                )
+                .await?
+                .ok_or("the recorded loop's database refused its subscription")?;
+            Some((db, rc, url.clone()))
+        }
+        _ => None,
+    };
 
     if a.events > 0 {
         let db = Db::connect(&a.database_url).await?;
         let (mut server, mut bare, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut rec, mut rec_ratios) = (Vec::new(), Vec::new());
         for round in 0..a.rounds {
             let run_id = format!("r{}x{round}", now_millis() % 1_000_000);
             // Server: fill the outbox in one transaction; the dispatchers drain it.
@@ -293,18 +344,62 @@ async fn run(a: Run) -> Result<(), BoxError> {
                 return Err(format!("the bare loop failed: {status}").into());
             }
             let b = drained(&receiver, a.events, Duration::from_secs(10)).await?;
+            // The recorded loop, on the server's core, on its own outbox.
+            let r = match &recorded {
+                Some((rdb, rclient, rurl)) => {
+                    receiver.reset();
+                    let mut tx = begin_write(rdb).await?;
+                    let queued = enqueue_in(&mut tx, rclient, &data, now_millis()).await?;
+                    tx.commit().await?;
+                    if queued as usize != a.events {
+                        return Err(format!(
+                            "{queued} deliveries queued for {} events (recorded loop)",
+                            a.events
+                        )
+                        .into());
+                    }
+                    let status = tokio::process::Command::new("taskset")
+                        .args(["-c", &a.base_cpu])
+                        .arg(std::env::current_exe()?)
+                        .args(["send", "--url", &hook_url, "--secret", &secret_text])
+                        .args(["--events", &a.events.to_string()])
+                        .args(["--database-url", rurl])
+                        .status()
+                        .await?;
+                    if !status.success() {
+                        return Err(format!("the recorded loop failed: {status}").into());
+                    }
+                    Some(drained(&receiver, a.events, Duration::from_secs(10)).await?)
+                }
+                None => None,
+            };
             eprintln!(
-                "round {}/{} dispatch {} replica(s): server {s:.0} events/s, bare loop {b:.0} events/s",
+                "round {}/{} dispatch {} replica(s): server {s:.0} events/s, bare loop {b:.0} events/s{}",
                 round + 1,
                 a.rounds,
-                replicas
+                replicas,
+                r.map(|r| format!(", recorded loop {r:.0} events/s"))
+                    .unwrap_or_default()
             );
             server.push(s);
             bare.push(b);
             ratios.push(s / b);
+            if let Some(r) = r {
+                rec.push(r);
+                rec_ratios.push(s / r);
+            }
         }
+        let recorded_part = if rec.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " recorded_ratio={:.2} base_recorded_events_per_s={:.0}",
+                median(rec_ratios),
+                median(rec)
+            )
+        };
         println!(
-            "work=dispatch db={} replicas={replicas} ratio={:.2} events_per_s={:.0} base_events_per_s={:.0} events={} concurrency={DISPATCH_CONCURRENCY}",
+            "work=dispatch db={} replicas={replicas} ratio={:.2} events_per_s={:.0} base_events_per_s={:.0}{recorded_part} events={} concurrency={DISPATCH_CONCURRENCY}",
             a.db_label,
             median(ratios),
             median(server),
@@ -398,7 +493,156 @@ async fn run(a: Run) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The recorded loop (see the module docs): claims from `db`'s outbox in batches, signs and
+/// POSTs at `a.concurrency`, and records every attempt with [`WebhookStore::finish_all`] until
+/// `a.events` are recorded.
+///
+/// [`WebhookStore::finish_all`]: l2c_server::store::outbox::WebhookStore::finish_all
+async fn send_recorded(a: SendArgs, db: Db) -> Result<(), BoxError> {
+    let secret = Arc::new(WebhookSecret::parse(&a.secret)?);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()?;
+    let owner: Arc<str> = format!("bench-recorded-{}", std::process::id()).into();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Claimed jobs wait here for a sender: a full batch ahead, as the dispatcher holds.
+    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Job>(CLAIM_BATCH);
+    let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Outcome>(MAX_FINISH_BATCH);
+    let events = a.events;
+    let claimer = {
+        let (db, owner) = (db.clone(), Arc::clone(&owner));
+        tokio::spawn(async move {
+            let mut claimed = 0;
+            while claimed < events {
+                if Instant::now() > deadline {
+                    return Err(format!("claimed {claimed} of {events} in time"));
+                }
+                let now = now_millis();
+                let want = (events - claimed).min(CLAIM_BATCH);
+                let jobs = db
+                    .webhooks()
+                    .claim(&owner, now, now + 60_000, want as i64)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if jobs.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                claimed += jobs.len();
+                for job in jobs {
+                    job_tx.send(job).await.map_err(|_| "the senders stopped")?;
+                }
+            }
+            Ok::<(), String>(())
+        })
+    };
+    let mut senders = Vec::new();
+    for _ in 0..a.concurrency.max(1) {
+        let (http, secret, url, job_rx, done_tx) = (
+            http.clone(),
+            Arc::clone(&secret),
+            a.url.clone(),
+            Arc::clone(&job_rx),
+            done_tx.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            loop {
+                let Some(job) = job_rx.lock().await.recv().await else {
+                    return Ok::<(), String>(());
+                };
+                let started_at = now_millis();
+                let started = Instant::now();
+                let ts = u64::try_from(started_at / 1000).unwrap_or(0);
+                let headers = sign_headers(
+                    &[&secret],
+                    &job.event_id,
+                    job.event_type,
+                    ts,
+                    job.payload.as_bytes(),
+                )
+                .map_err(|e| e.to_string())?;
+                // The request headers go into the attempt's record, as the dispatcher keeps them.
+                let sent: std::collections::BTreeMap<String, String> = headers
+                    .iter()
+                    .map(|(n, v)| {
+                        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                        (n.as_str().to_owned(), v)
+                    })
+                    .collect();
+                let mut req = http.post(&url);
+                for (name, value) in headers {
+                    req = req.header(name, value);
+                }
+                let resp = req
+                    .header("content-type", "application/json")
+                    .body(job.payload.clone())
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = resp.status().as_u16();
+                let body = resp.text().await.map_err(|e| e.to_string())?;
+                if !(200..300).contains(&status) {
+                    return Err(format!("receiver answered {status}"));
+                }
+                let latency = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+                let record = AttemptRecord::new(started_at, Some(status), latency, None)
+                    .with_exchange((!body.is_empty()).then_some(body), sent);
+                let outcome = Outcome::new(job, Some(record), NextStep::Succeeded, now_millis());
+                done_tx
+                    .send(outcome)
+                    .await
+                    .map_err(|_| "the recorder stopped")?;
+            }
+        }));
+    }
+    drop(done_tx);
+    // What finished meanwhile is written as one batch; two at once on PostgreSQL.
+    let parallel = match db.backend() {
+        Backend::Postgres => 2,
+        Backend::Sqlite => 1,
+    };
+    let mut writing = tokio::task::JoinSet::new();
+    let mut batch = Vec::with_capacity(MAX_FINISH_BATCH);
+    let mut recorded = 0;
+    loop {
+        if writing.len() >= parallel {
+            if let Some(joined) = writing.join_next().await {
+                recorded += joined??;
+            }
+            continue;
+        }
+        tokio::select! {
+            n = done_rx.recv_many(&mut batch, MAX_FINISH_BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                let (db, owner, batch) = (db.clone(), Arc::clone(&owner), std::mem::take(&mut batch));
+                writing.spawn(async move {
+                    let outcomes: Vec<&Outcome> = batch.iter().collect();
+                    db.webhooks().finish_all(&owner, &outcomes).await.map(|ids| ids.len())
+                });
+            }
+            Some(joined) = writing.join_next(), if !writing.is_empty() => recorded += joined??,
+        }
+    }
+    while let Some(joined) = writing.join_next().await {
+        recorded += joined??;
+    }
+    claimer.await??;
+    for s in senders {
+        s.await??;
+    }
+    if recorded != events {
+        return Err(format!("recorded {recorded} of {events} attempts").into());
+    }
+    Ok(())
+}
+
 async fn send(a: SendArgs) -> Result<(), BoxError> {
+    if let Some(url) = &a.database_url {
+        let db = Db::connect(url).await?;
+        return send_recorded(a, db).await;
+    }
     let secret = WebhookSecret::parse(&a.secret)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
