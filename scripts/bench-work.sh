@@ -38,6 +38,8 @@
 #     the same bodies with reqwest at the dispatcher's concurrency; recorded_ratio against that
 #     loop claiming its bodies from an outbox and recording each attempt with the server's own
 #     store calls: the limit of durable delivery, where the bare loop keeps no record)
+#   growth work=order-new db=sqlite data=1000000 p99_x=1.05 base_p99_x=1.02 (GROWTH=1: p99 at
+#     that size over p99 on the empty tables, server and baseline)
 #   work=dispatch-latency db=postgres replicas=2 rate=200 p50_ms=… p99_ms=… (send of the order
 #     sync to receipt of its ORDER_CREATED, at a steady rate, syncs spread over the replicas)
 # ratio = the median over rounds of (server req/s / baseline req/s) of the same round.
@@ -273,6 +275,8 @@ run_wrk() { # db side work seconds outfile
 failures=()
 lines=()
 declare -A RPS P50 P99 BRPS BP99 RATIOS
+# Median p99 of each db/data/work on both sides, for the growth lines.
+declare -A P99_AT BP99_AT
 measure() { # db label rounds
     local db=$1 label=$2 rounds=$3 r w side f
     read -r -a works <<<"$WORKS"
@@ -307,6 +311,21 @@ measure() { # db label rounds
             "$w" "$db" "$label" "$(median <<<"${RATIOS[$w]}")" "$(median <<<"${RPS[$w]}")" \
             "$(median <<<"${P50[$w]}")" "$(median <<<"${P99[$w]}")" "$(median <<<"${BRPS[$w]}")" \
             "$(median <<<"${BP99[$w]}")")")
+        echo "${lines[-1]}" >&2
+        P99_AT[$db/$label/$w]=$(median <<<"${P99[$w]}")
+        BP99_AT[$db/$label/$w]=$(median <<<"${BP99[$w]}")
+    done
+}
+
+# How each work's p99 grew from the empty tables to $2 rows, on the server and, as a yardstick
+# for what the same SQL on bigger tables (and the machine's drift between the two runs) costs
+# by itself, on the baseline.
+growth() { # db size
+    local w
+    for w in $WORKS; do
+        lines+=("$(awk -v db="$1" -v n="$2" -v w="$w" -v s0="${P99_AT[$1/empty/$w]}" -v s1="${P99_AT[$1/$2/$w]}" \
+            -v b0="${BP99_AT[$1/empty/$w]}" -v b1="${BP99_AT[$1/$2/$w]}" 'BEGIN {
+            printf "growth work=%s db=%s data=%s p99_x=%.2f base_p99_x=%.2f", w, db, n, s1 / s0, b1 / b0 }')")
         echo "${lines[-1]}" >&2
     done
 }
@@ -418,6 +437,7 @@ for db in $DBS; do
             lines+=("seed db=$db orders=$size leads=$leads seconds=$((SECONDS - t0)) (both databases)")
             warm "$db"
             measure "$db" "$size" "$ROUNDS"
+            growth "$db" "$size"
             if [[ $db == postgres && $size == 1000000 ]]; then export_bench "$db" 1000000 1000000; fi
         done
     fi
