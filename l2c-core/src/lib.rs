@@ -20,7 +20,7 @@
 //! | [`request_id`] | always | `RequestIdLayer`: a request id for logs and error bodies that never invents an idempotency key |
 //!
 //! The `redis` feature adds Redis-backed stores so many replicas enforce one quota. The `openapi`
-//! feature derives utoipa schemas for [`Problem`](problem::Problem) and the [`api`] types, for servers
+//! feature derives utoipa schemas for [`problem::Problem`] and the [`api`] types, for servers
 //! that publish an OpenAPI document (off by default: utoipa is not needed to run the layers).
 //!
 //! [`Layer`]: tower_layer::Layer

@@ -2,7 +2,7 @@
 //!
 //! `--deprecate PREFIX=DEPRECATED,SUNSET[,SUCCESSOR]` (repeatable; `L2C_DEPRECATE` takes several
 //! separated by `;`) wraps every route under `PREFIX` in l2c-core's
-//! [`DeprecationLayer`](l2c_core::deprecation::DeprecationLayer): responses carry
+//! [`l2c_core::deprecation::DeprecationLayer`]: responses carry
 //! `Deprecation: @<epoch>`, `Sunset` and, with a successor, `Link: <…>; rel="successor-version"`;
 //! from the sunset on the routes answer `410 Gone`. Dates are `YYYY-MM-DD` (midnight UTC) or
 //! RFC 3339; a sunset less than six months after the deprecation is refused at startup.

@@ -3,7 +3,7 @@
 //! ([`crate::cli`]) and, where a partner may do it, the API. Nothing is only in the console.
 //!
 //! Every action that changes something takes the [`Actor`] doing it and writes an
-//! [`AuditEntry`](crate::store::audit::AuditEntry) (who, what, which app, from where).
+//! [`crate::store::audit::AuditEntry`] (who, what, which app, from where).
 
 pub mod accounts;
 pub mod clients;

@@ -228,7 +228,7 @@ impl Dispatcher {
 
     /// Removes finished deliveries (with their attempts) and events older than the retention
     /// period ([`WebhookConfig::retention`]); pending deliveries stay. Runs in batches of
-    /// [`PURGE_BATCH`] rows for at most [`PURGE_PASS_TIME`]; a spawned dispatcher runs it a few
+    /// 500 rows for at most a minute per pass; a spawned dispatcher runs it a few
     /// minutes after start and then hourly, in a task of its own.
     ///
     /// # Errors

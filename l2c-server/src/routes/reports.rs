@@ -12,7 +12,7 @@
 //! - CSV chunks reach the body through a small bounded channel, so memory stays flat however
 //!   many orders there are, and a client that hangs up stops the reads (the channel closes);
 //! - a reader that takes nothing for `--export-stall-timeout` is cut: the connection is closed
-//!   ([`crate::stall`]), which drops the body and frees the client's export slot, and the task
+//!   ([`crate::connections`]), which drops the body and frees the client's export slot, and the task
 //!   stops once its chunks have waited that long.
 //!
 //! The body only ends cleanly after the last order: if the task fails or stops early, the body

@@ -19,7 +19,7 @@
 //!
 //! The two answers that show a secret (create, rotate-secret) carry `Cache-Control: no-store`,
 //! and the idempotency layer records them with the `secret` member removed
-//! ([`StoreRedacted`](l2c_core::idempotency::StoreRedacted)): a retry with the same key gets the
+//! ([`l2c_core::idempotency::StoreRedacted`]): a retry with the same key gets the
 //! same status and subscription back with `Idempotent-Replayed: true` but no `secret` — the secret
 //! is shown only once, is never written to the idempotency store, and a retried create does not
 //! create a second subscription.

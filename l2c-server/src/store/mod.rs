@@ -386,7 +386,7 @@ impl Db {
     }
 
     /// Seals personal data and secrets with `keys` (`L2C_DATA_KEY`); call
-    /// [`seal::prepare`](crate::seal::prepare) before serving.
+    /// [`usecases::data_keys::prepare`](crate::usecases::data_keys::prepare) before serving.
     #[must_use]
     pub fn with_data_keys(mut self, keys: crate::seal::DataKeys) -> Self {
         self.data_keys = keys;

@@ -118,7 +118,7 @@ impl TokenVerifierBuilder {
             .fold(self, |builder, key| builder.ed25519_public_key(key))
     }
 
-    /// Accepts the tokens a [`TokenIssuer`](super::TokenIssuer) signs with `key`.
+    /// Accepts the tokens a [`TokenIssuer`](crate::auth::TokenIssuer) signs with `key`.
     pub fn signing_key(mut self, key: &SigningKey) -> Self {
         match key {
             SigningKey::Hmac(secret, None) => self.push_hmac(None, secret),

@@ -67,7 +67,7 @@ pub enum ConfigError {
     /// The issuer or audience is empty.
     #[error("issuer and audience must not be empty")]
     EmptyIssuerOrAudience,
-    /// A leeway above [`MAX_LEEWAY`].
+    /// A leeway above [`MAX_LEEWAY`](crate::auth::verifier::MAX_LEEWAY).
     #[error("leeway must be at most 60 seconds")]
     LeewayTooLarge,
     /// Two keys with the same algorithm and `kid`.

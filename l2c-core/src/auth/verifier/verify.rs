@@ -50,7 +50,7 @@ pub(super) static COMPACT_JWS_BYTES: [bool; 256] = {
 /// and without `crit`; the one key with that `alg` and `kid` (an unknown `kid` is refused at
 /// once, no key is tried in turn, and an HS256 header never selects an Ed25519 key); for EdDSA,
 /// an `R` that is a point of small order is refused (as `verify_strict` does); then
-/// [`jsonwebtoken::decode`] with a [`Validation`] pinned to that key's one algorithm checks the
+/// [`jsonwebtoken::decode`] with a [`Validation`](jsonwebtoken::Validation) pinned to that key's one algorithm checks the
 /// signature (HMAC compared in constant time), `iss` equal to the issuer and the audience in
 /// `aud` (string or array); last, against the verifier's own clock: integer `exp`, `iat` and
 /// optional `nbf` with the leeway, `exp - iat` at most the maximum lifetime, a `sub`, a `jti`,

@@ -6,15 +6,15 @@
 //! Where each part comes from:
 //!
 //! - each handler's `#[utoipa::path]` declares its own answers and, next to them, the answer
-//!   sets of the layers in front of it ([`responses`]: 401/403 from authentication, 429 from the
+//!   sets of the layers in front of it (`responses`: 401/403 from authentication, 429 from the
 //!   rate limit, 503 where the database is used, 400/409/422 from idempotency, 413 from the body
 //!   limit), its idempotency key header ([`headers::IdempotencyKey`]) and its OpenAPI links;
 //! - the request and response types derive their schemas in `l2c-core` (feature `openapi`),
 //!   including [`Problem`](l2c_core::Problem), the body of every error;
 //! - [`headers::StackHeaders`] adds the response headers the layers put on every answer
 //!   (`X-Request-Id`, the `RateLimit` headers, `Idempotent-Replayed`);
-//! - [`CrossFieldRules`] states the request bodies' cross-field rules with `if` / `then`;
-//! - [`webhooks`] is the OpenAPI 3.1 `webhooks` section, added when the document is serialized.
+//! - `CrossFieldRules` states the request bodies' cross-field rules with `if` / `then`;
+//! - `webhooks` is the OpenAPI 3.1 `webhooks` section, added when the document is serialized.
 
 mod headers;
 mod responses;

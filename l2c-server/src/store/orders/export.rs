@@ -63,7 +63,7 @@ pub trait ExportRow {
     fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
 }
 
-/// SQLite's batches are rows of [`EXPORT_BATCH_SQL`]; PostgreSQL's are read in place from a
+/// SQLite's batches are rows of `EXPORT_BATCH_SQL`; PostgreSQL's are read in place from a
 /// binary `COPY` (`pg_copy::CopyRow`).
 impl ExportRow for SqliteRow {
     fn text(&self, i: usize) -> Result<&str, sqlx::Error> {
@@ -79,7 +79,7 @@ impl ExportRow for SqliteRow {
 /// is left as it was when the row is broken.
 ///
 /// Written straight into `out`: no string per field, the time formatted by hand (see
-/// [`push_rfc3339_millis`]).
+/// `push_rfc3339_millis`).
 ///
 /// # Errors
 ///

@@ -43,7 +43,7 @@ pub const PAYMENT_OWNER_SQL: &str = "SELECT order_id FROM payments \
      WHERE client_id = $1 AND method = $2 AND channel_transaction_id = $3";
 
 /// The statement [`lock_for_sync`] runs on `backend`, with
-/// [`planned_each_run`](crate::store::sql::planned_each_run).
+/// [`crate::store::sql::planned_each_run`].
 pub const fn lock_sql(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => SELECT_FOR_SYNC_SQL,
