@@ -38,8 +38,9 @@
 #     the same bodies with reqwest at the dispatcher's concurrency; recorded_ratio against that
 #     loop claiming its bodies from an outbox and recording each attempt with the server's own
 #     store calls: the limit of durable delivery, where the bare loop keeps no record)
-#   growth work=order-new db=sqlite data=1000000 p99_x=1.05 base_p99_x=1.02 (GROWTH=1: p99 at
-#     that size over p99 on the empty tables, server and baseline)
+#   growth work=order-new db=sqlite data=1000000 p99_x=1.05 base_p99_x=1.02 (GROWTH=1: p99 with
+#     that many rows seeded over p99 on the empty tables, server and baseline; both runs also
+#     see what the earlier runs inserted through the API)
 #   work=dispatch-latency db=postgres replicas=2 rate=200 p50_ms=… p99_ms=… (send of the order
 #     sync to receipt of its ORDER_CREATED, at a steady rate, syncs spread over the replicas)
 # ratio = the median over rounds of (server req/s / baseline req/s) of the same round.
@@ -314,20 +315,22 @@ measure() { # db label rounds
             "$(median <<<"${P50[$w]}")" "$(median <<<"${P99[$w]}")" "$(median <<<"${BRPS[$w]}")" \
             "$(median <<<"${BP99[$w]}")")")
         echo "${lines[-1]}" >&2
-        P99_AT[$db/$label/$w]=$(median <<<"${P99[$w]}")
-        BP99_AT[$db/$label/$w]=$(median <<<"${BP99[$w]}")
+        P99_AT[$db/$label/$w]=$(median <<<"${P99[$w]}" || true)
+        BP99_AT[$db/$label/$w]=$(median <<<"${BP99[$w]}" || true)
     done
 }
 
-# How each work's p99 grew from the empty tables to $2 rows, on the server and, as a yardstick
-# for what the same SQL on bigger tables (and the machine's drift between the two runs) costs
-# by itself, on the baseline.
+# How each work's p99 grew from the run on the empty tables to the run with $2 seeded rows (on
+# top of what the earlier runs inserted themselves), on the server and, as a yardstick for what
+# the same SQL on bigger tables (and the machine's drift between the two runs) costs by itself,
+# on the baseline.
 growth() { # db size
     local w
     for w in $WORKS; do
         lines+=("$(awk -v db="$1" -v n="$2" -v w="$w" -v s0="${P99_AT[$1/empty/$w]}" -v s1="${P99_AT[$1/$2/$w]}" \
             -v b0="${BP99_AT[$1/empty/$w]}" -v b1="${BP99_AT[$1/$2/$w]}" 'BEGIN {
-            printf "growth work=%s db=%s data=%s p99_x=%.2f base_p99_x=%.2f", w, db, n, s1 / s0, b1 / b0 }')")
+            x = s0 > 0 ? sprintf("%.2f", s1 / s0) : "nan"; bx = b0 > 0 ? sprintf("%.2f", b1 / b0) : "nan"
+            printf "growth work=%s db=%s data=%s p99_x=%s base_p99_x=%s", w, db, n, x, bx }')")
         echo "${lines[-1]}" >&2
     done
 }

@@ -15,20 +15,23 @@
 //!   With `--recorded-database-url` a third side runs in each round, the **recorded loop**: the
 //!   bare loop once more, on the same core, but reading its bodies from an outbox of its own
 //!   (a database the script made, filled the same way) and recording every attempt with the
-//!   server's own store calls: [`WebhookStore::claim`] in batches of [`CLAIM_BATCH`], the same
-//!   signing, and [`WebhookStore::finish_all`] on what finished meanwhile (two writes at once
-//!   on PostgreSQL, one on SQLite, as the dispatcher does). No leases to watch, no retry
-//!   schedule, no metrics, no log: the physical limit of delivering *and* recording on this
-//!   machine, printed as `recorded_ratio` and `base_recorded_events_per_s`.
-//!
-//! [`WebhookStore::claim`]: l2c_server::store::outbox::WebhookStore::claim
-//! [`WebhookStore::finish_all`]: l2c_server::store::outbox::WebhookStore::finish_all
+//!   server's own store calls: [`WebhookStore::claim`] under the dispatcher's policy (at most
+//!   [`CLAIM_BATCH`] held, in flight or waiting; a claim for the difference once a sender's
+//!   worth is free), the same signing, and [`WebhookStore::finish_all`] on what finished
+//!   meanwhile (two writes at once on PostgreSQL, one on SQLite, as the dispatcher does). No
+//!   leases to watch, no retry schedule, no metrics, no log: the physical limit of delivering
+//!   *and* recording on this machine, printed as `recorded_ratio` and
+//!   `base_recorded_events_per_s`. It runs third in every round, after the server and the bare
+//!   loop.
 //! - **latency**: order syncs (each one `ORDER_CREATED`) at a steady `--rate` per second for
 //!   `--seconds`, spread over the replicas; commit-to-receipt latency is measured from sending
 //!   the sync request to the receiver getting the event (an upper bound: it includes the sync's
 //!   own time).
 //!
 //! It prints `work=dispatch …` and `work=dispatch-latency …` lines on stdout.
+//!
+//! [`WebhookStore::claim`]: l2c_server::store::outbox::WebhookStore::claim
+//! [`WebhookStore::finish_all`]: l2c_server::store::outbox::WebhookStore::finish_all
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -59,8 +62,11 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The dispatcher's concurrency: its default batch size (`WebhookConfig::batch_size`).
 const DISPATCH_CONCURRENCY: usize = 16;
 
-/// Deliveries the recorded loop claims at once: what the dispatcher holds at most (its batch
-/// size times its claim-ahead factor, 8).
+/// The recorded loop's `User-Agent` (the dispatcher sends one too).
+const RECORDED_USER_AGENT: &str = "l2c-hooks-recorded/0.1";
+
+/// Deliveries the recorded loop holds at most, in flight or waiting for a sender: what the
+/// dispatcher holds (its batch size times its claim-ahead factor, 8).
 const CLAIM_BATCH: usize = DISPATCH_CONCURRENCY * 8;
 
 #[derive(Debug, Parser)]
@@ -77,7 +83,8 @@ struct Args {
 enum Command {
     /// Throughput against the bare loop, and latency at a steady rate.
     Run(Run),
-    /// The bare loop: sign and POST `--events` bodies to `--url` at `--concurrency`.
+    /// The bare loop: sign and POST `--events` bodies to `--url` at `--concurrency`; with
+    /// `--database-url`, the recorded loop (bodies from that outbox, each attempt recorded).
     Send(SendArgs),
 }
 
@@ -201,6 +208,23 @@ fn now_millis() -> i64 {
             .as_millis(),
     )
     .unwrap_or(0)
+}
+
+/// Runs this binary with `args` pinned to `cpu` (the bare or the recorded loop), killed if it
+/// has not finished in five minutes.
+async fn child(cpu: &str, args: &[&str], name: &str) -> Result<(), BoxError> {
+    let mut cmd = tokio::process::Command::new("taskset");
+    cmd.args(["-c", cpu])
+        .arg(std::env::current_exe()?)
+        .args(args)
+        .kill_on_drop(true);
+    let status = tokio::time::timeout(Duration::from_secs(300), cmd.status())
+        .await
+        .map_err(|_| format!("the {name} loop did not finish in 5 minutes"))??;
+    if !status.success() {
+        return Err(format!("the {name} loop failed: {status}").into());
+    }
+    Ok(())
 }
 
 /// Waits until the receiver counted `n` (or `limit` passed); returns events per second between
@@ -333,16 +357,14 @@ async fn run(a: Run) -> Result<(), BoxError> {
             let s = drained(&receiver, a.events, Duration::from_secs(300)).await?;
             // The bare loop, on the server's core.
             receiver.reset();
-            let status = tokio::process::Command::new("taskset")
-                .args(["-c", &a.base_cpu])
-                .arg(std::env::current_exe()?)
-                .args(["send", "--url", &hook_url, "--secret", &secret_text])
-                .args(["--events", &a.events.to_string()])
-                .status()
-                .await?;
-            if !status.success() {
-                return Err(format!("the bare loop failed: {status}").into());
-            }
+            let send = ["send", "--url", &hook_url, "--secret", &secret_text];
+            let events = a.events.to_string();
+            child(
+                &a.base_cpu,
+                &[&send[..], &["--events", &events]].concat(),
+                "bare",
+            )
+            .await?;
             let b = drained(&receiver, a.events, Duration::from_secs(10)).await?;
             // The recorded loop, on the server's core, on its own outbox.
             let r = match &recorded {
@@ -358,17 +380,8 @@ async fn run(a: Run) -> Result<(), BoxError> {
                         )
                         .into());
                     }
-                    let status = tokio::process::Command::new("taskset")
-                        .args(["-c", &a.base_cpu])
-                        .arg(std::env::current_exe()?)
-                        .args(["send", "--url", &hook_url, "--secret", &secret_text])
-                        .args(["--events", &a.events.to_string()])
-                        .args(["--database-url", rurl])
-                        .status()
-                        .await?;
-                    if !status.success() {
-                        return Err(format!("the recorded loop failed: {status}").into());
-                    }
+                    let args = [&send[..], &["--events", &events, "--database-url", rurl]].concat();
+                    child(&a.base_cpu, &args, "recorded").await?;
                     Some(drained(&receiver, a.events, Duration::from_secs(10)).await?)
                 }
                 None => None,
@@ -505,8 +518,11 @@ async fn send_recorded(a: SendArgs, db: Db) -> Result<(), BoxError> {
         .build()?;
     let owner: Arc<str> = format!("bench-recorded-{}", std::process::id()).into();
     let deadline = Instant::now() + Duration::from_secs(120);
-    // Claimed jobs wait here for a sender: a full batch ahead, as the dispatcher holds.
-    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Job>(CLAIM_BATCH);
+    // Claimed jobs wait here for a sender. With the senders' jobs in flight, at most
+    // CLAIM_BATCH are held; the claimer asks for the difference once a sender's worth of room
+    // is free, as the dispatcher does (`pipeline.rs`).
+    let concurrency = a.concurrency.clamp(1, CLAIM_BATCH / 2);
+    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Job>(CLAIM_BATCH - concurrency);
     let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Outcome>(MAX_FINISH_BATCH);
     let events = a.events;
@@ -518,8 +534,15 @@ async fn send_recorded(a: SendArgs, db: Db) -> Result<(), BoxError> {
                 if Instant::now() > deadline {
                     return Err(format!("claimed {claimed} of {events} in time"));
                 }
+                // Room for a sender's worth (the permits are only a wait: this task alone sends).
+                drop(
+                    job_tx
+                        .reserve_many(concurrency)
+                        .await
+                        .map_err(|_| "the senders stopped")?,
+                );
                 let now = now_millis();
-                let want = (events - claimed).min(CLAIM_BATCH);
+                let want = (events - claimed).min(job_tx.capacity());
                 let jobs = db
                     .webhooks()
                     .claim(&owner, now, now + 60_000, want as i64)
@@ -537,7 +560,7 @@ async fn send_recorded(a: SendArgs, db: Db) -> Result<(), BoxError> {
         })
     };
     let mut senders = Vec::new();
-    for _ in 0..a.concurrency.max(1) {
+    for _ in 0..concurrency {
         let (http, secret, url, job_rx, done_tx) = (
             http.clone(),
             Arc::clone(&secret),
@@ -561,20 +584,24 @@ async fn send_recorded(a: SendArgs, db: Db) -> Result<(), BoxError> {
                     job.payload.as_bytes(),
                 )
                 .map_err(|e| e.to_string())?;
-                // The request headers go into the attempt's record, as the dispatcher keeps them.
-                let sent: std::collections::BTreeMap<String, String> = headers
+                // The request headers go into the attempt's record, as the dispatcher keeps them
+                // (the signed ones, the content type and the user agent).
+                let mut sent: std::collections::BTreeMap<String, String> = headers
                     .iter()
                     .map(|(n, v)| {
                         let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
                         (n.as_str().to_owned(), v)
                     })
                     .collect();
+                sent.insert("content-type".to_owned(), "application/json".to_owned());
+                sent.insert("user-agent".to_owned(), RECORDED_USER_AGENT.to_owned());
                 let mut req = http.post(&url);
                 for (name, value) in headers {
                     req = req.header(name, value);
                 }
                 let resp = req
                     .header("content-type", "application/json")
+                    .header("user-agent", RECORDED_USER_AGENT)
                     .body(job.payload.clone())
                     .send()
                     .await
@@ -595,6 +622,9 @@ async fn send_recorded(a: SendArgs, db: Db) -> Result<(), BoxError> {
             }
         }));
     }
+    // Only the senders hold the jobs' receiver and the outcomes' sender now: once they are
+    // gone (done, or all failed) the claimer's sends fail and the recorder's receive ends.
+    drop(job_rx);
     drop(done_tx);
     // What finished meanwhile is written as one batch; two at once on PostgreSQL.
     let parallel = match db.backend() {
@@ -628,10 +658,11 @@ async fn send_recorded(a: SendArgs, db: Db) -> Result<(), BoxError> {
     while let Some(joined) = writing.join_next().await {
         recorded += joined??;
     }
-    claimer.await??;
+    // A sender's error first: the claimer then only says the senders stopped.
     for s in senders {
         s.await??;
     }
+    claimer.await??;
     if recorded != events {
         return Err(format!("recorded {recorded} of {events} attempts").into());
     }
