@@ -142,6 +142,9 @@ async fn an_attempt_whose_lease_lapsed_is_not_recorded_against_a_later_claim_by_
         );
         assert_eq!(delivery(&db, id).await.0, "SUCCEEDED", "{backend:?}");
         assert_eq!(attempt_numbers(&db, id).await, [1]);
+
+        db.close().await;
+        test_db.cleanup().await;
     }
 }
 
