@@ -310,13 +310,13 @@ measure() { # db label rounds
         done
     done
     for w in "${works[@]}"; do
-        lines+=("$(printf 'work=%s db=%s data=%s ratio=%.2f rps=%.0f p50_ms=%.2f p99_ms=%.2f base_rps=%.0f base_p99_ms=%.2f' \
-            "$w" "$db" "$label" "$(median <<<"${RATIOS[$w]}")" "$(median <<<"${RPS[$w]}")" \
-            "$(median <<<"${P50[$w]}")" "$(median <<<"${P99[$w]}")" "$(median <<<"${BRPS[$w]}")" \
-            "$(median <<<"${BP99[$w]}")")")
-        echo "${lines[-1]}" >&2
         P99_AT[$db/$label/$w]=$(median <<<"${P99[$w]}" || true)
         BP99_AT[$db/$label/$w]=$(median <<<"${BP99[$w]}" || true)
+        lines+=("$(printf 'work=%s db=%s data=%s ratio=%.2f rps=%.0f p50_ms=%.2f p99_ms=%.2f base_rps=%.0f base_p99_ms=%.2f' \
+            "$w" "$db" "$label" "$(median <<<"${RATIOS[$w]}")" "$(median <<<"${RPS[$w]}")" \
+            "$(median <<<"${P50[$w]}")" "${P99_AT[$db/$label/$w]}" "$(median <<<"${BRPS[$w]}")" \
+            "${BP99_AT[$db/$label/$w]}")")
+        echo "${lines[-1]}" >&2
     done
 }
 

@@ -75,6 +75,11 @@ impl Backend {
 }
 
 /// A fresh, empty database; removed (file) or dropped (PostgreSQL) by [`TestDb::cleanup`].
+///
+/// Its name carries the creating process's id (`l2c_test_p<pid>_<uuid>`), so a database that a
+/// test forgot to clean up (or a panic left behind) is dropped by the next process that creates
+/// one on the same server once its creator is gone ([`sweep_stale_databases`]), instead of
+/// piling up on a shared server run after run.
 #[derive(Debug, Clone)]
 pub struct TestDb {
     pub url: String,
@@ -86,7 +91,7 @@ pub struct TestDb {
 impl TestDb {
     /// Creates the database.
     pub async fn create(backend: Backend) -> TestDb {
-        let name = format!("l2c_test_{}", uuid::Uuid::new_v4().simple());
+        let name = test_db_name();
         match backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("{name}.db"));
@@ -107,11 +112,17 @@ impl TestDb {
     /// Creates a fresh, uniquely named database on the PostgreSQL server `admin_url` points
     /// at (e.g. a throw-away server a fault test stops and restarts).
     pub async fn create_on_postgres(admin_url: &str) -> TestDb {
-        let name = format!("l2c_test_{}", uuid::Uuid::new_v4().simple());
+        let name = test_db_name();
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect(admin_url)
             .await
             .expect("connect to the PostgreSQL admin URL");
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        let mut sweep = false;
+        SWEPT.call_once(|| sweep = true);
+        if sweep {
+            sweep_stale_databases(&mut conn).await;
+        }
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await
@@ -143,6 +154,52 @@ impl TestDb {
             }
         }
     }
+}
+
+/// `l2c_test_p<this process's id>_<uuid>`.
+fn test_db_name() -> String {
+    format!(
+        "l2c_test_p{}_{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// The id of the process that created the test database `name`, if it is one.
+fn creator_pid(name: &str) -> Option<u32> {
+    let (pid, _) = name.strip_prefix("l2c_test_p")?.split_once('_')?;
+    pid.parse().ok()
+}
+
+/// Drops the test databases on `admin`'s server whose creating process has ended (their test
+/// never cleaned up). Linux only (it asks `/proc`); elsewhere nothing is dropped. Returns the
+/// names dropped. It assumes the test processes using that server share this machine's process
+/// ids (one machine, one pid namespace): test runs in separate containers must not share a
+/// PostgreSQL server through this harness.
+pub async fn sweep_stale_databases(admin: &mut sqlx::AnyConnection) -> Vec<String> {
+    if !std::path::Path::new("/proc/self").exists() {
+        return Vec::new();
+    }
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'l2c\\_test\\_p%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    .unwrap_or_default();
+    let mut dropped = Vec::new();
+    for name in names {
+        let Some(pid) = creator_pid(&name) else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        if sqlx::query(&drop).execute(&mut *admin).await.is_ok() {
+            dropped.push(name);
+        }
+    }
+    dropped
 }
 
 fn replace_db_name(url: &str, name: &str) -> String {
@@ -461,7 +518,17 @@ pub async fn demo_client(db: &Db, base_url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::replace_db_name;
+    use super::{creator_pid, replace_db_name, test_db_name};
+
+    #[test]
+    fn a_test_database_names_its_creator() {
+        assert_eq!(creator_pid(&test_db_name()), Some(std::process::id()));
+        assert_eq!(creator_pid("l2c_test_p42_0123abcd"), Some(42));
+        // Names of other shapes are never taken for a test database of a dead process.
+        assert_eq!(creator_pid("l2c_test_0123abcd"), None);
+        assert_eq!(creator_pid("l2c_test_px_0123"), None);
+        assert_eq!(creator_pid("production"), None);
+    }
 
     #[test]
     fn database_name_is_replaced() {

@@ -16,9 +16,10 @@
 //!   bare loop once more, on the same core, but reading its bodies from an outbox of its own
 //!   (a database the script made, filled the same way) and recording every attempt with the
 //!   server's own store calls: [`WebhookStore::claim`] under the dispatcher's policy (at most
-//!   [`CLAIM_BATCH`] held, in flight or waiting; a claim for the difference once a sender's
-//!   worth is free), the same signing, and [`WebhookStore::finish_all`] on what finished
-//!   meanwhile (two writes at once on PostgreSQL, one on SQLite, as the dispatcher does). No
+//!   [`CLAIM_AHEAD`] times the concurrency held, in flight or waiting; a claim for the
+//!   difference once a sender's worth is free), the same signing and `User-Agent`, and
+//!   [`WebhookStore::finish_all`] on what finished meanwhile ([`record_writes_in_flight`]
+//!   writes at once, as the dispatcher does). No
 //!   leases to watch, no retry schedule, no metrics, no log: the physical limit of delivering
 //!   *and* recording on this machine, printed as `recorded_ratio` and
 //!   `base_recorded_events_per_s`. It runs third in every round, after the server and the bare
@@ -50,24 +51,21 @@ use l2c_core::api::events::EventType;
 use l2c_core::api::events::{EventData, OrderAmounts, OrderCreated, WebhookEvent};
 use l2c_core::api::status::{OrderStatus, PaymentStatus};
 use l2c_core::webhook::{Verifier, WebhookSecret, sign_headers};
+use l2c_server::config::webhooks::WebhookConfig;
+use l2c_server::dispatch::{CLAIM_AHEAD, USER_AGENT, record_writes_in_flight};
+use l2c_server::store::Db;
 use l2c_server::store::outbox::{
     AttemptRecord, Job, MAX_FINISH_BATCH, NextStep, Outcome, enqueue_in,
 };
 use l2c_server::store::sql::{begin_write, millis_to_cst};
-use l2c_server::store::{Backend, Db};
 use serde_json::{Value, json};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The dispatcher's concurrency: its default batch size (`WebhookConfig::batch_size`).
-const DISPATCH_CONCURRENCY: usize = 16;
-
-/// The recorded loop's `User-Agent` (the dispatcher sends one too).
-const RECORDED_USER_AGENT: &str = "l2c-hooks-recorded/0.1";
-
-/// Deliveries the recorded loop holds at most, in flight or waiting for a sender: what the
-/// dispatcher holds (its batch size times its claim-ahead factor, 8).
-const CLAIM_BATCH: usize = DISPATCH_CONCURRENCY * 8;
+/// The dispatcher's concurrency: its default batch size ([`WebhookConfig::batch_size`]).
+fn dispatch_concurrency() -> usize {
+    WebhookConfig::default().batch_size as usize
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -136,7 +134,7 @@ struct SendArgs {
     secret: String,
     #[arg(long)]
     events: usize,
-    #[arg(long, default_value_t = DISPATCH_CONCURRENCY)]
+    #[arg(long, default_value_t = dispatch_concurrency())]
     concurrency: usize,
     /// Record as well: take the bodies from this database's outbox and record each attempt
     /// there (the recorded loop).
@@ -412,12 +410,13 @@ async fn run(a: Run) -> Result<(), BoxError> {
             )
         };
         println!(
-            "work=dispatch db={} replicas={replicas} ratio={:.2} events_per_s={:.0} base_events_per_s={:.0}{recorded_part} events={} concurrency={DISPATCH_CONCURRENCY}",
+            "work=dispatch db={} replicas={replicas} ratio={:.2} events_per_s={:.0} base_events_per_s={:.0}{recorded_part} events={} concurrency={}",
             a.db_label,
             median(ratios),
             median(server),
             median(bare),
-            a.events
+            a.events,
+            dispatch_concurrency()
         );
     }
 
@@ -519,10 +518,10 @@ async fn send_recorded(a: SendArgs, db: Db) -> Result<(), BoxError> {
     let owner: Arc<str> = format!("bench-recorded-{}", std::process::id()).into();
     let deadline = Instant::now() + Duration::from_secs(120);
     // Claimed jobs wait here for a sender. With the senders' jobs in flight, at most
-    // CLAIM_BATCH are held; the claimer asks for the difference once a sender's worth of room
-    // is free, as the dispatcher does (`pipeline.rs`).
-    let concurrency = a.concurrency.clamp(1, CLAIM_BATCH / 2);
-    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Job>(CLAIM_BATCH - concurrency);
+    // CLAIM_AHEAD times the concurrency are held; the claimer asks for the difference once a
+    // sender's worth of room is free, as the dispatcher does.
+    let concurrency = a.concurrency.max(1);
+    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Job>((CLAIM_AHEAD - 1) * concurrency);
     let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Outcome>(MAX_FINISH_BATCH);
     let events = a.events;
@@ -594,14 +593,14 @@ async fn send_recorded(a: SendArgs, db: Db) -> Result<(), BoxError> {
                     })
                     .collect();
                 sent.insert("content-type".to_owned(), "application/json".to_owned());
-                sent.insert("user-agent".to_owned(), RECORDED_USER_AGENT.to_owned());
+                sent.insert("user-agent".to_owned(), USER_AGENT.to_owned());
                 let mut req = http.post(&url);
                 for (name, value) in headers {
                     req = req.header(name, value);
                 }
                 let resp = req
                     .header("content-type", "application/json")
-                    .header("user-agent", RECORDED_USER_AGENT)
+                    .header("user-agent", USER_AGENT)
                     .body(job.payload.clone())
                     .send()
                     .await
@@ -626,11 +625,8 @@ async fn send_recorded(a: SendArgs, db: Db) -> Result<(), BoxError> {
     // gone (done, or all failed) the claimer's sends fail and the recorder's receive ends.
     drop(job_rx);
     drop(done_tx);
-    // What finished meanwhile is written as one batch; two at once on PostgreSQL.
-    let parallel = match db.backend() {
-        Backend::Postgres => 2,
-        Backend::Sqlite => 1,
-    };
+    // What finished meanwhile is written as one batch, as many at once as the dispatcher writes.
+    let parallel = record_writes_in_flight(db.backend());
     let mut writing = tokio::task::JoinSet::new();
     let mut batch = Vec::with_capacity(MAX_FINISH_BATCH);
     let mut recorded = 0;

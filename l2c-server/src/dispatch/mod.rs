@@ -47,6 +47,9 @@
 
 mod pipeline;
 mod record;
+
+pub use pipeline::CLAIM_AHEAD;
+pub use record::record_writes_in_flight;
 pub mod retry;
 mod send;
 mod wake;
@@ -78,7 +81,7 @@ pub use retry::MAX_RETRY_AFTER;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// The `User-Agent` of every attempt.
-const USER_AGENT: &str = concat!("l2c-webhooks/", env!("CARGO_PKG_VERSION"));
+pub const USER_AGENT: &str = concat!("l2c-webhooks/", env!("CARGO_PKG_VERSION"));
 
 /// How often a dispatcher removes what the retention period let expire.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);

@@ -35,7 +35,7 @@ use crate::store::outbox::{Job, MAX_FINISH_BATCH};
 /// rest claimed, ready to start. A claim is a write transaction (a commit, a WAL flush on
 /// PostgreSQL), so claiming several slots' worth at once keeps the claims off the path of the
 /// attempts under load; a ready delivery whose lease runs short is not started (above).
-const CLAIM_AHEAD: usize = 8;
+pub const CLAIM_AHEAD: usize = 8;
 
 /// A claim under way: the jobs with the end of their lease, and how many were asked for.
 type Claiming = Pin<

@@ -25,6 +25,16 @@ pub(super) struct Finished {
     pub(super) leased_until: Instant,
 }
 
+/// How many record batches a dispatcher writes at once on `backend`: two on PostgreSQL (their
+/// rows are distinct deliveries, so the next batch's round trips overlap the last one's), one
+/// on SQLite (one writer).
+pub fn record_writes_in_flight(backend: Backend) -> usize {
+    match backend {
+        Backend::Postgres => 2,
+        Backend::Sqlite => 1,
+    }
+}
+
 impl Dispatcher {
     /// Records what arrives on `finished` until every sender is gone: whatever is waiting is
     /// written as one batch (up to [`MAX_FINISH_BATCH`]), so batches grow with the load while a
@@ -32,10 +42,7 @@ impl Dispatcher {
     /// rows are distinct deliveries), so the next batch's round trips overlap the last one's;
     /// SQLite has one writer.
     pub(super) async fn record_loop(self: Arc<Self>, mut finished: mpsc::Receiver<Finished>) {
-        let parallel = match self.db.backend() {
-            Backend::Postgres => 2,
-            Backend::Sqlite => 1,
-        };
+        let parallel = record_writes_in_flight(self.db.backend());
         let mut writing = JoinSet::new();
         let mut batch = Vec::with_capacity(MAX_FINISH_BATCH);
         loop {
