@@ -32,6 +32,7 @@
 #
 # Each measured line:
 #   work=order-new db=sqlite ratio=0.86 rps=2140 p50_ms=6.1 p99_ms=9.1 base_rps=2480 base_p99_ms=8.0
+#     round_ratios=0.81/0.86/0.90 (each round's ratio, sorted: how far the machine moved them)
 #   work=dispatch db=postgres replicas=1 ratio=0.8 events_per_s=… base_events_per_s=…
 #     recorded_ratio=… base_recorded_events_per_s=… (l2c-hooks: the server's dispatchers
 #     draining an outbox filled with its own statement, against a bare loop signing and POSTing
@@ -127,6 +128,8 @@ wait_port() { # port pid name
 }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {
     if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# The values on stdin, sorted, as `0.79/0.84/0.91`: the per-round ratios behind a median.
+spread() { tr ' ' '\n' | grep . | sort -g | awk '{printf "%s%.2f", (NR > 1 ? "/" : ""), $1} END {if (NR == 0) printf "nan"}'; }
 to_ms() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) }
     else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }; printf "%.2f", v }'; }
 
@@ -312,10 +315,10 @@ measure() { # db label rounds
     for w in "${works[@]}"; do
         P99_AT[$db/$label/$w]=$(median <<<"${P99[$w]}" || true)
         BP99_AT[$db/$label/$w]=$(median <<<"${BP99[$w]}" || true)
-        lines+=("$(printf 'work=%s db=%s data=%s ratio=%.2f rps=%.0f p50_ms=%.2f p99_ms=%.2f base_rps=%.0f base_p99_ms=%.2f' \
+        lines+=("$(printf 'work=%s db=%s data=%s ratio=%.2f rps=%.0f p50_ms=%.2f p99_ms=%.2f base_rps=%.0f base_p99_ms=%.2f round_ratios=%s' \
             "$w" "$db" "$label" "$(median <<<"${RATIOS[$w]}")" "$(median <<<"${RPS[$w]}")" \
             "$(median <<<"${P50[$w]}")" "${P99_AT[$db/$label/$w]}" "$(median <<<"${BRPS[$w]}")" \
-            "${BP99_AT[$db/$label/$w]}")")
+            "${BP99_AT[$db/$label/$w]}" "$(spread <<<"${RATIOS[$w]}")")")
         echo "${lines[-1]}" >&2
     done
 }
