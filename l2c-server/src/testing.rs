@@ -117,10 +117,9 @@ impl TestDb {
         let mut conn = sqlx::AnyConnection::connect(admin_url)
             .await
             .expect("connect to the PostgreSQL admin URL");
-        static SWEPT: std::sync::Once = std::sync::Once::new();
-        let mut sweep = false;
-        SWEPT.call_once(|| sweep = true);
-        if sweep {
+        // The first PostgreSQL database a process creates sweeps up what ended processes left.
+        static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !SWEPT.swap(true, std::sync::atomic::Ordering::Relaxed) {
             sweep_stale_databases(&mut conn).await;
         }
         sqlx::query(&format!("CREATE DATABASE {name}"))

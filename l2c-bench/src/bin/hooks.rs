@@ -52,7 +52,9 @@ use l2c_core::api::events::{EventData, OrderAmounts, OrderCreated, WebhookEvent}
 use l2c_core::api::status::{OrderStatus, PaymentStatus};
 use l2c_core::webhook::{Verifier, WebhookSecret, sign_headers};
 use l2c_server::config::webhooks::WebhookConfig;
-use l2c_server::dispatch::{CLAIM_AHEAD, USER_AGENT, record_writes_in_flight};
+use l2c_server::dispatch::{
+    CLAIM_AHEAD, USER_AGENT, record_writes_in_flight, recorded_request_headers,
+};
 use l2c_server::store::Db;
 use l2c_server::store::outbox::{
     AttemptRecord, Job, MAX_FINISH_BATCH, NextStep, Outcome, enqueue_in,
@@ -583,17 +585,8 @@ async fn send_recorded(a: SendArgs, db: Db) -> Result<(), BoxError> {
                     job.payload.as_bytes(),
                 )
                 .map_err(|e| e.to_string())?;
-                // The request headers go into the attempt's record, as the dispatcher keeps them
-                // (the signed ones, the content type and the user agent).
-                let mut sent: std::collections::BTreeMap<String, String> = headers
-                    .iter()
-                    .map(|(n, v)| {
-                        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                        (n.as_str().to_owned(), v)
-                    })
-                    .collect();
-                sent.insert("content-type".to_owned(), "application/json".to_owned());
-                sent.insert("user-agent".to_owned(), USER_AGENT.to_owned());
+                // The request headers go into the attempt's record, as the dispatcher keeps them.
+                let sent = recorded_request_headers(&headers);
                 let mut req = http.post(&url);
                 for (name, value) in headers {
                     req = req.header(name, value);

@@ -47,9 +47,6 @@
 
 mod pipeline;
 mod record;
-
-pub use pipeline::CLAIM_AHEAD;
-pub use record::record_writes_in_flight;
 pub mod retry;
 mod send;
 mod wake;
@@ -73,7 +70,10 @@ use crate::store::outbox::{Job, NextStep, Purged};
 use crate::store::{Db, StoreError, unix_millis};
 use record::Finished;
 
+pub use pipeline::CLAIM_AHEAD;
+pub use record::record_writes_in_flight;
 pub use retry::MAX_RETRY_AFTER;
+pub use send::recorded_request_headers;
 
 /// Largest response body read from a receiver; the first
 /// [`MAX_RECORDED_RESPONSE`](l2c_core::api::webhooks::MAX_RECORDED_RESPONSE) bytes are kept

@@ -38,9 +38,7 @@ pub fn record_writes_in_flight(backend: Backend) -> usize {
 impl Dispatcher {
     /// Records what arrives on `finished` until every sender is gone: whatever is waiting is
     /// written as one batch (up to [`MAX_FINISH_BATCH`]), so batches grow with the load while a
-    /// lone attempt is written at once. On PostgreSQL two batches may be written at once (their
-    /// rows are distinct deliveries), so the next batch's round trips overlap the last one's;
-    /// SQLite has one writer.
+    /// lone attempt is written at once, [`record_writes_in_flight`] batches at a time.
     pub(super) async fn record_loop(self: Arc<Self>, mut finished: mpsc::Receiver<Finished>) {
         let parallel = record_writes_in_flight(self.db.backend());
         let mut writing = JoinSet::new();

@@ -168,22 +168,32 @@ struct Exchange {
 }
 
 impl Exchange {
-    /// Notes the signed headers plus the two the request adds (content type, user agent).
+    /// Notes the headers of the request about to be sent with `signed`.
     fn sent(&mut self, signed: &[(http::HeaderName, http::HeaderValue)]) {
-        let text = |v: &http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
-        self.request_headers = signed
-            .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), text(v)))
-            .collect();
-        self.request_headers.insert(
-            http::header::CONTENT_TYPE.as_str().to_owned(),
-            "application/json".to_owned(),
-        );
-        self.request_headers.insert(
-            http::header::USER_AGENT.as_str().to_owned(),
-            USER_AGENT.to_owned(),
-        );
+        self.request_headers = recorded_request_headers(signed);
     }
+}
+
+/// The request headers an attempt's record keeps (the delivery log shows them): the `signed`
+/// ones ([`sign_headers`]) plus the two every attempt adds, `content-type: application/json` and
+/// `user-agent` ([`USER_AGENT`]).
+pub fn recorded_request_headers(
+    signed: &[(http::HeaderName, http::HeaderValue)],
+) -> BTreeMap<String, String> {
+    let text = |v: &http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let mut headers: BTreeMap<String, String> = signed
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), text(v)))
+        .collect();
+    headers.insert(
+        http::header::CONTENT_TYPE.as_str().to_owned(),
+        "application/json".to_owned(),
+    );
+    headers.insert(
+        http::header::USER_AGENT.as_str().to_owned(),
+        USER_AGENT.to_owned(),
+    );
+    headers
 }
 
 /// The kept start of an answer as text: a character cut by the 4 KiB limit is dropped, other
